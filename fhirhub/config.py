@@ -1,0 +1,39 @@
+"""Settings, declared once. Every value comes from a ``FHIRHUB_*`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FHIRHUB_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / 'fhirhub.sqlite3'}",
+        description="SQLAlchemy URL; an SQLite file under the working directory by default.",
+    )
+    auth: Literal["off"] = Field(
+        default="off", description="Authorisation mode; 'off' until OAuth 2 lands."
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Public base URL of the FHIR endpoint; derived from the request when unset.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, description="Largest request body accepted (413 above)."
+    )
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    db_pool_size: int = 10
+    broker_url: str | None = Field(default=None, description="Celery broker; in-process if unset.")
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

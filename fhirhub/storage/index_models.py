@@ -1,0 +1,112 @@
+"""Search-index tables, filled on every write from the resource's search parameters.
+
+One table per search-parameter type. Each row belongs to the *current* version of a resource
+(``resource_pk``); rows are replaced whenever the resource is. The rows themselves come from
+``fhirhub.search.indexing.index_rows``; this module only says how they are stored.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fhirhub.storage.models import Base
+from fhirhub.storage.types import BigIntPk
+
+
+class _IndexRow:
+    """Columns every index row has."""
+
+    row_pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    resource_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("resources.pk", ondelete="CASCADE")
+    )
+    res_type: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str] = mapped_column(String(100))
+
+
+class SearchString(_IndexRow, Base):
+    __tablename__ = "search_string"
+    __table_args__ = (
+        Index("ix_search_string_lookup", "res_type", "param", "value"),
+        Index("ix_search_string_resource", "resource_pk"),
+    )
+    value: Mapped[str] = mapped_column(Text)  # lower case, accents removed
+    exact: Mapped[str] = mapped_column(Text)  # as written
+
+
+class SearchToken(_IndexRow, Base):
+    __tablename__ = "search_token"
+    __table_args__ = (
+        Index("ix_search_token_lookup", "res_type", "param", "code", "system"),
+        Index("ix_search_token_resource", "resource_pk"),
+    )
+    system: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)  # normalised display/text
+
+
+class SearchDate(_IndexRow, Base):
+    __tablename__ = "search_date"
+    __table_args__ = (
+        Index("ix_search_date_lookup", "res_type", "param", "low", "high"),
+        Index("ix_search_date_resource", "resource_pk"),
+    )
+    low: Mapped[int] = mapped_column(BigInteger)  # µs since epoch, UTC, inclusive
+    high: Mapped[int] = mapped_column(BigInteger)  # µs since epoch, UTC, inclusive
+
+
+class SearchNumber(_IndexRow, Base):
+    __tablename__ = "search_number"
+    __table_args__ = (
+        Index("ix_search_number_lookup", "res_type", "param", "value"),
+        Index("ix_search_number_resource", "resource_pk"),
+    )
+    value: Mapped[float] = mapped_column(Float)
+
+
+class SearchQuantity(_IndexRow, Base):
+    __tablename__ = "search_quantity"
+    __table_args__ = (
+        Index("ix_search_quantity_lookup", "res_type", "param", "code", "value"),
+        Index("ix_search_quantity_resource", "resource_pk"),
+    )
+    value: Mapped[float] = mapped_column(Float)
+    system: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    unit: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SearchReference(_IndexRow, Base):
+    __tablename__ = "search_reference"
+    __table_args__ = (
+        Index("ix_search_reference_lookup", "res_type", "param", "target_id", "target_type"),
+        Index("ix_search_reference_target", "target_type", "target_id"),
+        Index("ix_search_reference_resource", "resource_pk"),
+    )
+    target_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)  # absolute or canonical
+
+
+class SearchUri(_IndexRow, Base):
+    __tablename__ = "search_uri"
+    __table_args__ = (
+        Index("ix_search_uri_lookup", "res_type", "param", "value"),
+        Index("ix_search_uri_resource", "resource_pk"),
+    )
+    value: Mapped[str] = mapped_column(Text)
+
+
+INDEX_TABLES = {
+    cls.__tablename__: cls.__table__
+    for cls in (
+        SearchString,
+        SearchToken,
+        SearchDate,
+        SearchNumber,
+        SearchQuantity,
+        SearchReference,
+        SearchUri,
+    )
+}

@@ -1,0 +1,98 @@
+"""Test fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL is found at ``FHIRHUB_TEST_POSTGRES_URL`` (default: the local server's ``test``
+database). Each test process gets a database of its own, migrated once and emptied between
+tests. Without a reachable server the PostgreSQL half is skipped and the summary says so; with
+``CI=true`` an unreachable server fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from fhirhub.storage.engine import make_engine, migrate
+
+PG_ADMIN_URL = os.environ.get(
+    "FHIRHUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+_pg_state: dict[str, object] = {}
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def postgres_url() -> str:
+    """A migrated PostgreSQL database for this test process (created on first use)."""
+    if "url" in _pg_state:
+        return str(_pg_state["url"])
+    if "error" in _pg_state:
+        _skip_or_fail(str(_pg_state["error"]))
+    try:
+        admin = make_engine(PG_ADMIN_URL)
+        name = f"fhirhub_test_{_worker()}"
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    except Exception as exc:  # the server is down or refuses us
+        _pg_state["error"] = f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc.__class__.__name__}"
+        _skip_or_fail(str(_pg_state["error"]))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    _pg_state["url"] = url
+    return url
+
+
+def _skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(reason + " (CI=true requires PostgreSQL)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+def _empty_postgres(url: str) -> None:
+    engine = make_engine(url, pool_size=1)
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ).scalar_one()
+        if tables:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """The URL of an empty, migrated database: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "fhirhub.sqlite3"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url = postgres_url()
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
