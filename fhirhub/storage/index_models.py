@@ -28,7 +28,15 @@ class _IndexRow:
 class SearchString(_IndexRow, Base):
     __tablename__ = "search_string"
     __table_args__ = (
-        Index("ix_search_string_lookup", "res_type", "param", "value"),
+        # text_pattern_ops: PostgreSQL uses the index for the default starts-with (LIKE 'x%')
+        # whatever the database collation.
+        Index(
+            "ix_search_string_lookup",
+            "res_type",
+            "param",
+            "value",
+            postgresql_ops={"value": "text_pattern_ops"},
+        ),
         Index("ix_search_string_resource", "resource_pk"),
     )
     value: Mapped[str] = mapped_column(Text)  # lower case, accents removed
@@ -59,19 +67,21 @@ class SearchDate(_IndexRow, Base):
 class SearchNumber(_IndexRow, Base):
     __tablename__ = "search_number"
     __table_args__ = (
-        Index("ix_search_number_lookup", "res_type", "param", "value"),
+        Index("ix_search_number_lookup", "res_type", "param", "low"),
         Index("ix_search_number_resource", "resource_pk"),
     )
-    value: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)  # a single value has low == high; a Range its ends
+    high: Mapped[float] = mapped_column(Float)
 
 
 class SearchQuantity(_IndexRow, Base):
     __tablename__ = "search_quantity"
     __table_args__ = (
-        Index("ix_search_quantity_lookup", "res_type", "param", "code", "value"),
+        Index("ix_search_quantity_lookup", "res_type", "param", "code", "low"),
         Index("ix_search_quantity_resource", "resource_pk"),
     )
-    value: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)  # a single value has low == high; a Range its ends
+    high: Mapped[float] = mapped_column(Float)
     system: Mapped[str | None] = mapped_column(Text, nullable=True)
     code: Mapped[str | None] = mapped_column(Text, nullable=True)
     unit: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -98,6 +108,26 @@ class SearchUri(_IndexRow, Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class SearchComposite(_IndexRow, Base):
+    """Two-component composites: the first a token (or reference/string as ``c1_code``), the
+    second a token/string (``c2_system``/``c2_code``), quantity/number (``c2_low``/``c2_high``,
+    unit in ``c2_system``/``c2_code``) or date (``c2_dlow``/``c2_dhigh``)."""
+
+    __tablename__ = "search_composite"
+    __table_args__ = (
+        Index("ix_search_composite_lookup", "res_type", "param", "c1_code", "c2_code"),
+        Index("ix_search_composite_resource", "resource_pk"),
+    )
+    c1_system: Mapped[str | None] = mapped_column(Text, nullable=True)
+    c1_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    c2_system: Mapped[str | None] = mapped_column(Text, nullable=True)
+    c2_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    c2_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    c2_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    c2_dlow: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    c2_dhigh: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 INDEX_TABLES = {
     cls.__tablename__: cls.__table__
     for cls in (
@@ -108,5 +138,6 @@ INDEX_TABLES = {
         SearchQuantity,
         SearchReference,
         SearchUri,
+        SearchComposite,
     )
 }
