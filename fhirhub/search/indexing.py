@@ -450,8 +450,10 @@ def index_rows(resource: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out: Rows = {}
     for extract in extractors(resource["resourceType"]):
         extract(resource, out)
-    for table, rows in out.items():
-        if len(rows) > 1:
+    for table, rows in list(out.items()):
+        if not rows:
+            del out[table]
+        elif len(rows) > 1:
             seen: dict[tuple[Any, ...], Row] = {}
             for r in rows:
                 seen.setdefault(tuple(r.values()), r)
