@@ -51,7 +51,9 @@ class FhirError(Exception):
         return cls(status, [Issue(code, diagnostics, (expression,) if expression else ())])
 
 
-def bad_request(diagnostics: str, expression: str | None = None, code: str = "invalid") -> FhirError:
+def bad_request(
+    diagnostics: str, expression: str | None = None, code: str = "invalid"
+) -> FhirError:
     return FhirError.single(400, code, diagnostics, expression)
 
 

@@ -26,6 +26,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         engine = create_engine(
             url,
             echo=echo,
+            hide_parameters=True,  # parameters hold patient data: never in errors or logs
             connect_args={"check_same_thread": False, "timeout": 60},
         )
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -34,6 +35,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     return create_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         pool_pre_ping=True,

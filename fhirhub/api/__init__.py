@@ -1,0 +1,1 @@
+"""The HTTP API: thin routes that parse, call one service and render."""

@@ -1,0 +1,40 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from fhirhub import __version__
+from fhirhub.api import errors, fhir_routes
+from fhirhub.api.deps import Database
+from fhirhub.config import Settings, get_settings
+from fhirhub.storage.engine import make_engine, migrate
+
+
+def create_app(settings: Settings | None = None, *, run_migrations: bool | None = None) -> FastAPI:
+    """Build the app. The embedded SQLite default migrates itself; PostgreSQL is migrated by
+    ``fhirhub migrate`` (or ``run_migrations=True``)."""
+    settings = settings or get_settings()
+    if run_migrations is None:
+        run_migrations = settings.database_url.startswith("sqlite")
+    if run_migrations:
+        migrate(settings.database_url)
+    app = FastAPI(
+        title="fhirhub",
+        version=__version__,
+        description="FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau",
+        default_response_class=ORJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.database = Database(
+        make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    )
+    errors.install(app)
+    app.include_router(fhir_routes.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,359 @@
+"""The one write path. REST create/update/patch/delete, transaction and batch entries, and
+every adapter end here, so versioning, If-Match, validation and indexing happen once.
+
+http://hl7.org/fhir/R4/http.html#create, #update, #patch, #delete, #cond-update
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import jsonpatch
+
+from fhirhub.errors import FhirError, Issue, bad_request, precondition_failed
+from fhirhub.model.instant import now_us, to_instant
+from fhirhub.model.json import dumps_str, loads
+from fhirhub.model.resource_types import is_resource_type, is_valid_id
+from fhirhub.model.validation import validate_resource
+from fhirhub.search import find_matches
+from fhirhub.search.indexing import index_rows
+from fhirhub.storage.repository import ResourceRepository, StoredVersion, Write
+
+Key = tuple[str, str]
+_ETAG = re.compile(r'^(?:W/)?"?([0-9]+)"?$')
+FLUSH_EVERY = 500
+
+
+@dataclass
+class Result:
+    """What one write did: the HTTP status and the resource version it left current."""
+
+    status: int
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: int
+    resource: dict[str, Any] | None = None  # the stored body; None for a delete
+    content: str | None = None  # the same, as stored JSON text
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def location(self) -> str:
+        return f"{self.res_type}/{self.res_id}/_history/{self.version}"
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+def parse_etag(value: str, header: str = "If-Match") -> int:
+    match = _ETAG.match(value.strip())
+    if not match:
+        raise bad_request(f"{header}: '{value}' is not a version ETag such as W/\"3\"", header)
+    return int(match.group(1))
+
+
+def normalise_query(query: str) -> str:
+    """A canonical form of a conditional query, used as a lock key."""
+    return urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
+
+
+def check_type(res_type: str) -> None:
+    if not is_resource_type(res_type):
+        raise FhirError.single(404, "not-supported", f"Unknown resource type '{res_type}'")
+
+
+class Writer:
+    """Writes of one database transaction, staged and stored in batches."""
+
+    def __init__(self, repo: ResourceRepository, *, now: int | None = None) -> None:
+        self.repo = repo
+        self.now = now if now is not None else now_us()
+        self._pending: list[Write] = []
+        self._heads: dict[Key, StoredVersion | None] = {}
+
+    # --- state -------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self.repo.apply(self._pending)
+        for w in self._pending:  # the staged pks are now known
+            head = self._heads.get((w.res_type, w.res_id))
+            if head is not None and head.pk == 0 and w.pk is not None:
+                self._heads[(w.res_type, w.res_id)] = _as_head(w)
+        self._pending.clear()
+
+    def prefetch(self, keys: list[Key]) -> None:
+        """Read (and lock) the current versions of resources about to be written."""
+        wanted = [k for k in keys if k not in self._heads]
+        found = self.repo.heads(wanted)
+        for key in wanted:
+            self._heads[key] = found.get(key)
+
+    def head(self, res_type: str, res_id: str) -> StoredVersion | None:
+        key = (res_type, res_id)
+        if key not in self._heads:
+            self._heads[key] = self.repo.current(res_type, res_id, for_update=True)
+        return self._heads[key]
+
+    def matches(self, res_type: str, query: str, *, lock: bool) -> list[tuple[int, str]]:
+        """Current resources matching a conditional query, seeing this transaction's writes."""
+        if lock:
+            self.repo.lock(f"{res_type}?{normalise_query(query)}")
+        self.flush()
+        return find_matches(self.repo.conn, res_type, query)
+
+    # --- interactions ------------------------------------------------------------------------
+
+    def create(
+        self, resource: dict[str, Any], *, if_none_exist: str | None = None, validated: bool = False
+    ) -> Result:
+        res_type = _resource_type(resource)
+        if not validated:
+            validate_resource(resource)
+        if if_none_exist:
+            found = self.matches(res_type, if_none_exist, lock=True)
+            if len(found) > 1:
+                raise precondition_failed(
+                    f"If-None-Exist '{if_none_exist}' matches {len(found)} {res_type} resources"
+                )
+            if found:
+                return self.existing(res_type, found[0][1])
+        return self._store(res_type, str(uuid.uuid4()), resource, None, "POST")
+
+    def update(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        validated: bool = False,
+    ) -> Result:
+        check_type(res_type)
+        _check_body(resource, res_type, res_id)
+        if not validated:
+            validate_resource(resource)
+        prev = self.head(res_type, res_id)
+        _check_if_match(prev, if_match, f"{res_type}/{res_id}")
+        if prev is not None and not prev.deleted and _same_content(prev, resource):
+            return self._existing(res_type, res_id, prev)
+        return self._store(res_type, res_id, resource, prev, "PUT")
+
+    def conditional_update(
+        self,
+        res_type: str,
+        query: str,
+        resource: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        validated: bool = False,
+    ) -> Result:
+        check_type(res_type)
+        if not validated:
+            validate_resource(resource)
+        found = self.matches(res_type, query, lock=True)
+        if len(found) > 1:
+            raise precondition_failed(
+                f"Conditional update '{res_type}?{query}' matches {len(found)} resources"
+            )
+        body_id = resource.get("id")
+        if found:
+            res_id = found[0][1]
+            if body_id is not None and body_id != res_id:
+                raise bad_request(
+                    f"The body's id '{body_id}' is not that of the match ({res_id})",
+                    f"{res_type}.id",
+                )
+        else:
+            res_id = body_id if isinstance(body_id, str) else str(uuid.uuid4())
+        resource = {**resource, "id": res_id}
+        return self.update(res_type, res_id, resource, if_match=if_match, validated=True)
+
+    def patch(
+        self, res_type: str, res_id: str, operations: Any, *, if_match: str | None = None
+    ) -> Result:
+        check_type(res_type)
+        prev = self.head(res_type, res_id)
+        _check_exists(prev, res_type, res_id)
+        assert prev is not None and prev.content is not None
+        _check_if_match(prev, if_match, f"{res_type}/{res_id}")
+        try:
+            patched = jsonpatch.apply_patch(loads(prev.content), operations)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise FhirError.single(422, "processing", f"JSON Patch failed: {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise bad_request(f"Not a JSON Patch document: {exc}", code="structure") from None
+        if not isinstance(patched, dict) or patched.get("resourceType") != res_type:
+            raise FhirError.single(422, "processing", "A patch may not change resourceType")
+        if patched.get("id") != res_id:
+            raise FhirError.single(422, "processing", "A patch may not change id")
+        validate_resource(patched)
+        if _same_content(prev, patched):
+            return self._existing(res_type, res_id, prev)
+        return self._store(res_type, res_id, patched, prev, "PATCH")
+
+    def delete(self, res_type: str, res_id: str) -> Result:
+        check_type(res_type)
+        prev = self.head(res_type, res_id)
+        if prev is None or prev.deleted:  # deleting again changes nothing
+            version = prev.version if prev else 0
+            return Result(204, res_type, res_id, version, prev.last_updated if prev else 0)
+        return self._store(res_type, res_id, None, prev, "DELETE")
+
+    def conditional_delete(self, res_type: str, query: str) -> Result:
+        check_type(res_type)
+        found = self.matches(res_type, query, lock=True)
+        if len(found) > 1:
+            raise precondition_failed(
+                f"Conditional delete '{res_type}?{query}' matches {len(found)} resources"
+            )
+        if not found:
+            return Result(204, res_type, "", 0, 0)
+        return self.delete(res_type, found[0][1])
+
+    def store_new(self, resource: dict[str, Any]) -> Result:
+        """Create a validated resource under the id it already carries (assigned by a
+        transaction before its references were rewritten)."""
+        return self._store(resource["resourceType"], resource["id"], resource, None, "POST")
+
+    def existing(self, res_type: str, res_id: str) -> Result:
+        """The current version of a resource, as the result of a write that changed nothing."""
+        return self._existing(res_type, res_id)
+
+    def forget_pending(self) -> None:
+        """Drop staged writes and cached heads after their savepoint was rolled back."""
+        self._pending.clear()
+        self._heads.clear()
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _existing(self, res_type: str, res_id: str, head: StoredVersion | None = None) -> Result:
+        head = head or self.head(res_type, res_id)
+        assert head is not None and head.content is not None
+        body = loads(head.content)
+        return Result(200, res_type, res_id, head.version, head.last_updated, body, head.content)
+
+    def _store(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict[str, Any] | None,
+        prev: StoredVersion | None,
+        method: str,
+    ) -> Result:
+        if prev is not None and prev.pk == 0:  # written earlier in this transaction, unflushed
+            self.flush()
+            prev = self._heads[(res_type, res_id)]
+            assert prev is not None
+        version = prev.version + 1 if prev else 1
+        last_updated = max(self.now, prev.last_updated + 1) if prev else self.now
+        content = None
+        if resource is not None:
+            resource = _with_identity(resource, res_id, version, last_updated)
+            content = dumps_str(resource)
+        write = Write(
+            res_type=res_type,
+            res_id=res_id,
+            version=version,
+            last_updated=last_updated,
+            method=method,
+            content=content,
+            index=index_rows(resource) if resource is not None else None,
+            pk=prev.pk if prev else None,
+        )
+        self._pending.append(write)
+        self._heads[(res_type, res_id)] = _as_head(write)
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
+        created = prev is None or prev.deleted
+        status = 204 if resource is None else 201 if created else 200
+        return Result(status, res_type, res_id, version, last_updated, resource, content)
+
+
+def _as_head(w: Write) -> StoredVersion:
+    # pk 0 marks a staged resource whose row (and so pk) does not exist until the next flush
+    return StoredVersion(
+        w.pk or 0, w.res_type, w.res_id, w.version, w.last_updated, w.deleted, w.content, w.method
+    )
+
+
+def _resource_type(resource: dict[str, Any]) -> str:
+    res_type = resource.get("resourceType")
+    if not isinstance(res_type, str):
+        raise bad_request("resourceType is missing", "resourceType", code="required")
+    check_type(res_type)
+    return res_type
+
+
+def _check_body(resource: dict[str, Any], res_type: str, res_id: str) -> None:
+    if not is_valid_id(res_id):
+        raise bad_request(f"'{res_id}' is not a valid resource id", f"{res_type}.id")
+    if resource.get("resourceType") != res_type:
+        raise bad_request(
+            f"The body is a {resource.get('resourceType')}, not a {res_type}",
+            "resourceType",
+        )
+    if resource.get("id") is None:
+        raise bad_request("An update needs the resource id in the body", f"{res_type}.id")
+    if resource.get("id") != res_id:
+        raise bad_request(
+            f"The body's id '{resource.get('id')}' differs from the URL's '{res_id}'",
+            f"{res_type}.id",
+        )
+
+
+def _check_exists(prev: StoredVersion | None, res_type: str, res_id: str) -> None:
+    if prev is None:
+        raise FhirError.single(404, "not-found", f"{res_type}/{res_id} is not known")
+    if prev.deleted:
+        raise FhirError.single(410, "deleted", f"{res_type}/{res_id} was deleted")
+
+
+def _check_if_match(prev: StoredVersion | None, if_match: str | None, what: str) -> None:
+    if if_match is None:
+        return
+    wanted = parse_etag(if_match)
+    current = prev.version if prev is not None and not prev.deleted else None
+    if current != wanted:
+        raise precondition_failed(
+            f"{what}: If-Match wants version {wanted}, the current version is {current or 'none'}"
+        )
+
+
+def _same_content(prev: StoredVersion, resource: dict[str, Any]) -> bool:
+    """True if ``resource`` says what the stored version says, meta's bookkeeping aside."""
+    if prev.content is None:
+        return False
+    return _without_bookkeeping(loads(prev.content)) == _without_bookkeeping(resource)
+
+
+def _without_bookkeeping(resource: dict[str, Any]) -> dict[str, Any]:
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        return resource
+    meta = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+def _with_identity(
+    resource: dict[str, Any], res_id: str, version: int, last_updated: int
+) -> dict[str, Any]:
+    """The resource with its id and meta.versionId/lastUpdated, the client's key order kept."""
+    meta = resource.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = to_instant(last_updated)
+    out: dict[str, Any] = {"resourceType": resource["resourceType"], "id": res_id}
+    if "meta" not in resource:
+        out["meta"] = meta
+    for key, value in resource.items():
+        if key not in ("resourceType", "id"):
+            out[key] = meta if key == "meta" else value
+    return out

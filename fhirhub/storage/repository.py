@@ -1,0 +1,290 @@
+"""The resource repository: every SQL statement on resources and their versions.
+
+Writes are batched: a caller stages :class:`Write` records and applies them together, so a
+transaction bundle of thousands of entries costs a handful of round trips per table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import tuple_ as sql_tuple
+
+from fhirhub.storage.engine import is_postgres
+from fhirhub.storage.index_models import INDEX_TABLES
+from fhirhub.storage.models import resource_versions as V
+from fhirhub.storage.models import resources as R
+
+IndexRows = dict[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of a resource as stored (``content`` is JSON text, None when deleted)."""
+
+    pk: int
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: int
+    deleted: bool
+    content: str | None
+    method: str = "PUT"
+
+
+@dataclass(slots=True)
+class Write:
+    """A new version to store. ``pk`` is None for a resource that does not exist yet."""
+
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: int
+    method: str
+    content: str | None
+    index: IndexRows | None = None
+    pk: int | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.content is None
+
+
+@dataclass
+class HistoryPage:
+    versions: list[StoredVersion]
+    has_more: bool
+    total: int | None = None
+    cursor: tuple[int, int, int] | None = field(default=None)
+
+
+_CURRENT_COLUMNS = (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.deleted)
+
+
+class ResourceRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.postgres = is_postgres(conn)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def current(
+        self, res_type: str, res_id: str, *, for_update: bool = False
+    ) -> StoredVersion | None:
+        """The current version (possibly a delete marker), or None if it never existed."""
+        stmt = (
+            select(*_CURRENT_COLUMNS, V.c.content)
+            .join(V, and_(V.c.resource_pk == R.c.pk, V.c.version == R.c.version))
+            .where(R.c.res_type == res_type, R.c.res_id == res_id)
+        )
+        if for_update:
+            stmt = stmt.with_for_update(of=R)
+        row = self.conn.execute(stmt).first()
+        return None if row is None else StoredVersion(*row)
+
+    def current_many(self, pks: Sequence[int]) -> dict[int, StoredVersion]:
+        if not pks:
+            return {}
+        stmt = (
+            select(*_CURRENT_COLUMNS, V.c.content)
+            .join(V, and_(V.c.resource_pk == R.c.pk, V.c.version == R.c.version))
+            .where(R.c.pk.in_(list(pks)))
+        )
+        return {row.pk: StoredVersion(*row) for row in self.conn.execute(stmt)}
+
+    def heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
+        """The current version (locked for update, body included) of each (type, id) that
+        exists."""
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for res_type, res_id in keys:
+            by_type[res_type].append(res_id)
+        found: dict[tuple[str, str], StoredVersion] = {}
+        for res_type, ids in by_type.items():
+            for chunk in _chunks(ids, 900):
+                stmt = (
+                    select(*_CURRENT_COLUMNS, V.c.content)
+                    .join(V, and_(V.c.resource_pk == R.c.pk, V.c.version == R.c.version))
+                    .where(R.c.res_type == res_type, R.c.res_id.in_(chunk))
+                    .with_for_update(of=R)
+                )
+                for row in self.conn.execute(stmt):
+                    found[(row.res_type, row.res_id)] = StoredVersion(*row)
+        return found
+
+    def version(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
+        stmt = select(
+            V.c.resource_pk,
+            V.c.res_type,
+            V.c.res_id,
+            V.c.version,
+            V.c.last_updated,
+            V.c.deleted,
+            V.c.content,
+            V.c.method,
+        ).where(V.c.res_type == res_type, V.c.res_id == res_id, V.c.version == version)
+        row = self.conn.execute(stmt).first()
+        return None if row is None else StoredVersion(*row)
+
+    def history(
+        self,
+        *,
+        res_type: str | None,
+        res_id: str | None,
+        since: int | None,
+        before: int | None,
+        count: int,
+        cursor: tuple[int, int, int] | None,
+        with_total: bool,
+    ) -> HistoryPage:
+        """Versions newest first, ``count`` at a time, continuing below ``cursor``."""
+        cols = (
+            V.c.resource_pk,
+            V.c.res_type,
+            V.c.res_id,
+            V.c.version,
+            V.c.last_updated,
+            V.c.deleted,
+            V.c.content,
+            V.c.method,
+        )
+        conds = []
+        if res_type is not None:
+            conds.append(V.c.res_type == res_type)
+        if res_id is not None:
+            conds.append(V.c.res_id == res_id)
+        if since is not None:
+            conds.append(V.c.last_updated >= since)
+        if before is not None:
+            conds.append(V.c.last_updated < before)
+        total = None
+        if with_total:
+            total = self.conn.execute(select(func.count()).select_from(V).where(*conds)).scalar()
+        if cursor is not None:
+            conds.append(sql_tuple(V.c.last_updated, V.c.resource_pk, V.c.version) < cursor)
+        stmt = (
+            select(*cols)
+            .where(*conds)
+            .order_by(V.c.last_updated.desc(), V.c.resource_pk.desc(), V.c.version.desc())
+            .limit(count + 1)
+        )
+        rows = [StoredVersion(*r) for r in self.conn.execute(stmt)]
+        has_more = len(rows) > count
+        rows = rows[:count]
+        last = rows[-1] if rows else None
+        return HistoryPage(
+            rows,
+            has_more,
+            total,
+            (last.last_updated, last.pk, last.version) if has_more and last else None,
+        )
+
+    # --- locks -------------------------------------------------------------------------------
+
+    def lock(self, key: str) -> None:
+        """Serialise writers that share ``key`` until the transaction ends.
+
+        PostgreSQL: a transaction-scoped advisory lock. SQLite: every writer already holds the
+        database's write lock (BEGIN IMMEDIATE), so nothing more is needed.
+        """
+        if self.postgres:
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        """Store every write: new resources, new versions, and their index rows."""
+        if not writes:
+            return
+        new = [w for w in writes if w.pk is None]
+        existing = [w for w in writes if w.pk is not None]
+        if new:
+            stmt = insert(R).returning(R.c.pk, sort_by_parameter_order=True)
+            result = self.conn.execute(
+                stmt,
+                [
+                    {
+                        "res_type": w.res_type,
+                        "res_id": w.res_id,
+                        "version": w.version,
+                        "last_updated": w.last_updated,
+                        "deleted": w.deleted,
+                    }
+                    for w in new
+                ],
+            )
+            for w, pk in zip(new, result.scalars().all(), strict=True):
+                w.pk = pk
+        if existing:
+            self.conn.execute(
+                update(R)
+                .where(R.c.pk == bindparam("b_pk"))
+                .values(
+                    version=bindparam("b_version"),
+                    last_updated=bindparam("b_last_updated"),
+                    deleted=bindparam("b_deleted"),
+                ),
+                [
+                    {
+                        "b_pk": w.pk,
+                        "b_version": w.version,
+                        "b_last_updated": w.last_updated,
+                        "b_deleted": w.deleted,
+                    }
+                    for w in existing
+                ],
+            )
+            self.clear_index([w.pk for w in existing if w.pk is not None])
+        self.conn.execute(
+            insert(V),
+            [
+                {
+                    "resource_pk": w.pk,
+                    "version": w.version,
+                    "res_type": w.res_type,
+                    "res_id": w.res_id,
+                    "last_updated": w.last_updated,
+                    "method": w.method,
+                    "deleted": w.deleted,
+                    "content": w.content,
+                }
+                for w in writes
+            ],
+        )
+        self.write_index([(w.pk, w.res_type, w.index) for w in writes if w.index])
+
+    def clear_index(self, pks: Sequence[int]) -> None:
+        for chunk in _chunks(list(pks), 900):
+            for table in INDEX_TABLES.values():
+                self.conn.execute(delete(table).where(table.c.resource_pk.in_(chunk)))
+
+    def write_index(self, items: Iterable[tuple[int | None, str, IndexRows | None]]) -> None:
+        per_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for pk, res_type, index in items:
+            for table_name, rows in (index or {}).items():
+                target = per_table[table_name]
+                for row in rows:
+                    target.append({**row, "resource_pk": pk, "res_type": res_type})
+        for table_name, rows in per_table.items():
+            if rows:
+                self.conn.execute(insert(INDEX_TABLES[table_name]), rows)
+
+    def ids_exist(self, res_type: str, res_ids: Sequence[str]) -> set[str]:
+        """Which of ``res_ids`` exist (not deleted) as ``res_type``."""
+        found: set[str] = set()
+        for chunk in _chunks(list(res_ids), 900):
+            stmt = select(R.c.res_id).where(
+                R.c.res_type == res_type, R.c.res_id.in_(chunk), R.c.deleted.is_(False)
+            )
+            found.update(self.conn.execute(stmt).scalars())
+        return found
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
