@@ -1,0 +1,316 @@
+"""Running a search: matching, sorting, keyset paging, counting, includes and bodies.
+
+https://hl7.org/fhir/R4/search.html#sort , #count , #include , #revinclude .
+
+Paging is by keyset, not offset. The order is the ``_sort`` keys, then ``resources.pk`` (a
+resource keeps its pk across updates). A page's cursor carries the keys of its last (or, for
+``previous``, its first) row and a *cutoff*: the largest pk when the first page was served.
+Later pages only consider resources with ``pk <= cutoff`` and keys strictly after the cursor, so
+while others write, a page never repeats a resource and never skips one that still matches:
+new resources (higher pk) stay out of a paging session; an updated resource keeps its place as
+long as its sort keys do not change (the default order, by pk, never changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
+
+from fhirhub.search import registry
+from fhirhub.search.tables import TABLE_OF_TYPE, resource_versions, resources, search_reference
+
+NO_STRING = ""
+NO_NUMBER = -1e300
+NO_DATE = -(2**62)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    code: str
+    descending: bool
+    ptype: str  # string, token, date, number, quantity, reference, uri, _id, _lastUpdated
+
+
+@dataclass
+class Hit:
+    pk: int
+    res_type: str
+    res_id: str
+    keys: tuple[Any, ...]
+
+
+def sort_keys(res_type: str | None, spec: str, name: str = "_sort") -> list[SortKey]:
+    """Parse ``_sort=-date,status`` into keys (errors raise 400 naming ``_sort``)."""
+    from fhirhub.errors import bad_request
+
+    out = []
+    for raw in spec.split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        desc = raw.startswith("-")
+        code = raw[1:] if desc else raw
+        if code in ("_id", "_lastUpdated"):
+            out.append(SortKey(code, desc, code))
+            continue
+        p = registry.param(res_type or "Resource", code)
+        if p is None or "unsupported" in p or p["type"] == "composite":
+            raise bad_request(f"cannot sort by '{code}'", name)
+        out.append(SortKey(code, desc, p["type"]))
+    return out
+
+
+def _key_expr(key: SortKey, res_type: str | None) -> ColumnElement[Any]:
+    r = resources
+    if key.ptype == "_id":
+        return r.c.res_id
+    if key.ptype == "_lastUpdated":
+        return r.c.last_updated
+    t = TABLE_OF_TYPE[key.ptype]
+    agg = func.max if key.descending else func.min
+    col, empty = {
+        "string": (t.c.get("value"), NO_STRING),
+        "token": (t.c.get("code"), NO_STRING),
+        "uri": (t.c.get("value"), NO_STRING),
+        "reference": (t.c.get("target_id"), NO_STRING),
+        "date": (t.c.get("high" if key.descending else "low"), NO_DATE),
+        "number": (t.c.get("high" if key.descending else "low"), NO_NUMBER),
+        "quantity": (t.c.get("high" if key.descending else "low"), NO_NUMBER),
+    }[key.ptype]
+    sub = select(agg(col)).where(t.c.resource_pk == r.c.pk, t.c.param == key.code)
+    if res_type:
+        sub = sub.where(t.c.res_type == res_type)
+    return func.coalesce(sub.scalar_subquery(), literal(empty))
+
+
+def _after(exprs: Sequence[ColumnElement[Any]], desc: Sequence[bool], values: Sequence[Any]) -> Any:
+    """Rows strictly after ``values`` in the order (exprs, desc): a lexicographic comparison."""
+    ors = []
+    for i, (e, d, v) in enumerate(zip(exprs, desc, values, strict=True)):
+        eqs = [exprs[j] == values[j] for j in range(i)]
+        ors.append(and_(*eqs, e < v if d else e > v))
+    return or_(*ors)
+
+
+def page(
+    conn: Any,
+    where: Sequence[ColumnElement[bool]],
+    res_type: str | None,
+    keys: list[SortKey],
+    count: int,
+    *,
+    cutoff: int,
+    after: Sequence[Any] | None = None,
+    before: Sequence[Any] | None = None,
+) -> tuple[list[Hit], bool]:
+    """One page of matches; ``after``/``before`` are the cursor's keys (ending with pk)."""
+    r = resources
+    exprs = [_key_expr(k, res_type) for k in keys] + [r.c.pk]
+    desc = [k.descending for k in keys] + [False]
+    q = select(r.c.pk, r.c.res_type, r.c.res_id, *exprs).where(
+        r.c.deleted == false(), r.c.pk <= cutoff, *where
+    )
+    if res_type:
+        q = q.where(r.c.res_type == res_type)
+    if after is not None:
+        q = q.where(_after(exprs, desc, after))
+    if before is not None:
+        q = q.where(_after(exprs, [not d for d in desc], before))
+        desc = [not d for d in desc]
+    q = q.order_by(*[e.desc() if d else e.asc() for e, d in zip(exprs, desc, strict=True)])
+    rows = conn.execute(q.limit(count + 1)).all()
+    more = len(rows) > count
+    rows = rows[:count]
+    hits = [Hit(int(x[0]), x[1], x[2], tuple(x[3:])) for x in rows]
+    if before is not None:
+        hits.reverse()
+    return hits, more
+
+
+def max_pk(conn: Any) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(resources.c.pk), 0))).scalar_one())
+
+
+def count(
+    conn: Any, where: Sequence[ColumnElement[bool]], res_type: str | None, cutoff: int
+) -> int:
+    r = resources
+    q = select(func.count()).select_from(r).where(r.c.deleted == false(), r.c.pk <= cutoff, *where)
+    if res_type:
+        q = q.where(r.c.res_type == res_type)
+    return int(conn.execute(q).scalar_one())
+
+
+def estimate(
+    conn: Any, where: Sequence[ColumnElement[bool]], res_type: str | None, cutoff: int
+) -> int:
+    """The planner's row estimate on PostgreSQL (cheap); an exact count elsewhere."""
+    if conn.dialect.name != "postgresql":
+        return count(conn, where, res_type, cutoff)
+    r = resources
+    q = select(r.c.pk).where(r.c.deleted == false(), r.c.pk <= cutoff, *where)
+    if res_type:
+        q = q.where(r.c.res_type == res_type)
+    sql = q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) {sql}")).scalar_one()
+    if isinstance(plan, str):
+        plan = orjson.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def contents(conn: Any, pks: Iterable[int]) -> dict[int, str]:
+    """The current body (JSON text) of each resource pk."""
+    pks = list(pks)
+    if not pks:
+        return {}
+    r, v = resources, resource_versions
+    body = cast(v.c.content, Text) if conn.dialect.name == "postgresql" else v.c.content
+    out: dict[int, str] = {}
+    for i in range(0, len(pks), 1000):
+        chunk = pks[i : i + 1000]
+        q = (
+            select(r.c.pk, body)
+            .select_from(r.join(v, and_(v.c.resource_pk == r.c.pk, v.c.version == r.c.version)))
+            .where(r.c.pk.in_(chunk))
+        )
+        out.update((int(pk), c) for pk, c in conn.execute(q) if c is not None)
+    return out
+
+
+# --- _include / _revinclude ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncludeSpec:
+    source: str  # resource type, or "*"
+    param: str  # reference parameter, or "*"
+    target: str | None
+    iterate: bool
+
+
+def parse_include(value: str, iterate: bool, name: str) -> IncludeSpec:
+    from fhirhub.errors import bad_request
+
+    if value == "*":
+        return IncludeSpec("*", "*", None, iterate)
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not registry.is_resource_type(parts[0]):
+        raise bad_request(f"'{name}' takes Type:parameter[:targetType], not '{value}'", name)
+    if parts[1] != "*":
+        p = registry.param(parts[0], parts[1])
+        if p is None or p["type"] != "reference":
+            raise bad_request(f"'{parts[1]}' is not a reference parameter of {parts[0]}", name)
+    target = parts[2] if len(parts) == 3 else None
+    if target is not None and not registry.is_resource_type(target):
+        raise bad_request(f"unknown target type '{target}' in '{name}'", name)
+    return IncludeSpec(parts[0], parts[1], target, iterate)
+
+
+def _spec_filter(spec: IncludeSpec, ref: Any) -> list[ColumnElement[bool]]:
+    conds = []
+    if spec.source != "*":
+        conds.append(ref.c.res_type == spec.source)
+    if spec.param != "*":
+        conds.append(ref.c.param == spec.param)
+    if spec.target:
+        conds.append(ref.c.target_type == spec.target)
+    return conds
+
+
+def included(
+    conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool
+) -> list[tuple[int, str, str]]:
+    """(pk, type, id) of resources ``hits`` refer to (or, ``reverse``, that refer to them)."""
+    if not hits or not specs:
+        return []
+    r, ref = resources, search_reference
+    out: dict[int, tuple[int, str, str]] = {}
+    if not reverse:
+        pks = [h.pk for h in hits]
+        for spec in specs:
+            targets = (
+                select(ref.c.target_type, ref.c.target_id)
+                .where(
+                    ref.c.resource_pk.in_(pks),
+                    ref.c.target_id.is_not(None),
+                    *_spec_filter(spec, ref),
+                )
+                .distinct()
+            )
+            pairs = conn.execute(targets).all()
+            by_type: dict[str, list[str]] = {}
+            for t, i in pairs:
+                if t:
+                    by_type.setdefault(t, []).append(i)
+            for t, ids in by_type.items():
+                q = select(r.c.pk, r.c.res_type, r.c.res_id).where(
+                    r.c.res_type == t, r.c.res_id.in_(ids), r.c.deleted == false()
+                )
+                for pk, rt, rid in conn.execute(q):
+                    out[int(pk)] = (int(pk), rt, rid)
+        return list(out.values())
+    by_type2: dict[str, list[str]] = {}
+    for h in hits:
+        by_type2.setdefault(h.res_type, []).append(h.res_id)
+    for spec in specs:
+        for t, ids in by_type2.items():
+            if spec.target and spec.target != t:
+                continue
+            conds = [ref.c.target_type == t, ref.c.target_id.in_(ids)]
+            if spec.source != "*":
+                conds.append(ref.c.res_type == spec.source)
+            if spec.param != "*":
+                conds.append(ref.c.param == spec.param)
+            q = select(r.c.pk, r.c.res_type, r.c.res_id).where(
+                r.c.deleted == false(), r.c.pk.in_(select(ref.c.resource_pk).where(*conds))
+            )
+            for pk, rt, rid in conn.execute(q):
+                out[int(pk)] = (int(pk), rt, rid)
+    return list(out.values())
+
+
+def compartment_clause(comp_type: str, comp_id: str, res_type: str) -> ColumnElement[bool] | None:
+    """Resources of ``res_type`` in compartment ``comp_type/comp_id``; None if none can be."""
+    params = registry.compartment(comp_type).get(res_type)
+    if not params:
+        return None
+    ref = search_reference
+    sub = select(ref.c.resource_pk).where(
+        ref.c.res_type == res_type,
+        ref.c.param.in_(params),
+        ref.c.target_type == comp_type,
+        ref.c.target_id == comp_id,
+    )
+    return resources.c.pk.in_(sub)
+
+
+def type_clause(types: Sequence[str]) -> ColumnElement[bool]:
+    return resources.c.res_type.in_(list(types))
+
+
+def any_of(clauses: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return or_(*clauses) if clauses else false()
+
+
+def all_of(clauses: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return and_(*clauses) if clauses else literal(True) == literal(True)
+
+
+def select_pks(where: Sequence[ColumnElement[bool]]) -> Select:
+    return select(resources.c.pk).where(*where)

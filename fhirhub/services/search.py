@@ -1,0 +1,404 @@
+"""Search: http://hl7.org/fhir/R4/search.html (and compartments, $everything, $reindex).
+
+``search`` turns the decoded query into criteria (``fhirhub.search.query``), runs one keyset
+page of them (``fhirhub.search.engine``) and renders the ``searchset`` Bundle: matches, included
+resources, an OperationOutcome for ignored parameters, ``self``/``next``/``previous`` links and
+``total`` as ``_total`` asks.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from fhirhub.config import get_settings
+from fhirhub.errors import FhirError, bad_request, not_found
+from fhirhub.search import engine, registry
+from fhirhub.search.engine import Hit, IncludeSpec, SortKey
+from fhirhub.search.query import RESULT_PARAMS, Criteria
+from fhirhub.search.reindex import reindex as _reindex
+
+SUMMARY_VALUES = ("true", "false", "text", "data", "count")
+TOTAL_VALUES = ("none", "estimate", "accurate")
+MAX_INCLUDE_ROUNDS = 4
+SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "Resource encoded in summary mode",
+}
+# Parameters we accept but whose only meaning is the default behaviour.
+ACCEPTED = {"_format", "_pretty", "_contained", "_containedType"}
+
+
+def search(
+    conn: Any,
+    *,
+    res_type: str | None,
+    params: list[tuple[str, str]],
+    base_url: str,
+    compartment: tuple[str, str] | None = None,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """A ``searchset`` Bundle of the resources matching ``params``."""
+    if res_type is not None and not registry.is_resource_type(res_type):
+        raise FhirError.single(404, "not-supported", f"unknown resource type '{res_type}'")
+    base_url = base_url.rstrip("/")
+    settings = get_settings()
+    ctl = _controls(res_type, params, settings.default_page_size, settings.max_page_size)
+    crit = Criteria(base_url, strict=strict)
+    types = _types(res_type, ctl, compartment)
+    where = _where(crit, res_type, types, params, compartment)
+    return _run(conn, res_type, params, base_url, ctl, where, crit.unknown, compartment)
+
+
+def everything(
+    conn: Any, *, patient_id: str, params: list[tuple[str, str]], base_url: str
+) -> dict[str, Any]:
+    """Patient/{id}/$everything: the patient and every resource in its compartment.
+
+    http://hl7.org/fhir/R4/patient-operation-everything.html ; ``_type``, ``_since`` and
+    ``_count`` (paging) are honoured.
+    """
+    from fhirhub.search.tables import resources
+
+    base_url = base_url.rstrip("/")
+    exists = conn.execute(
+        engine.select_pks(
+            [
+                resources.c.res_type == "Patient",
+                resources.c.res_id == patient_id,
+                resources.c.deleted.is_(False),
+            ]
+        )
+    ).first()
+    if exists is None:
+        raise not_found(f"Patient/{patient_id} is not known")
+    settings = get_settings()
+    allowed = {"_count", "_type", "_since", "_cursor", "_format", "_pretty", "start", "end"}
+    for name, _ in params:
+        if name not in allowed:
+            raise bad_request(f"parameter '{name}' is not supported by $everything", name)
+    ctl = _controls(None, params, settings.default_page_size, settings.max_page_size)
+    types = ctl.types or sorted(registry.compartment("Patient"))
+    clauses = []
+    for t in types:
+        c = engine.compartment_clause("Patient", patient_id, t)
+        if c is not None:
+            clauses.append(engine.all_of([resources.c.res_type == t, c]))
+    if "Patient" in types or not ctl.types:
+        clauses.append(
+            engine.all_of([resources.c.res_type == "Patient", resources.c.res_id == patient_id])
+        )
+    where = [engine.any_of(clauses)]
+    since = dict(params).get("_since")
+    if since:
+        from fhirhub.search.query import date_clause
+
+        where.append(
+            date_clause(resources.c.last_updated, resources.c.last_updated, "ge" + since, "_since")
+        )
+    return _run(
+        conn, None, params, base_url, ctl, where, [], None, path=f"Patient/{patient_id}/$everything"
+    )
+
+
+def reindex(conn: Any, *, res_type: str | None = None) -> int:
+    """Rebuild the index rows of every current resource (of ``res_type``); returns how many."""
+    if res_type is not None and not registry.is_resource_type(res_type):
+        raise bad_request(f"unknown resource type '{res_type}'", "type")
+    return _reindex(conn, res_type)
+
+
+# --- parsing the result parameters ---------------------------------------------------------
+
+
+class _Controls:
+    def __init__(self) -> None:
+        self.count = 50
+        self.sort: list[SortKey] = []
+        self.includes: list[IncludeSpec] = []
+        self.revincludes: list[IncludeSpec] = []
+        self.total: str | None = None
+        self.summary: str | None = None
+        self.elements: list[str] | None = None
+        self.types: list[str] | None = None
+        self.cursor: dict[str, Any] | None = None
+
+
+def _controls(
+    res_type: str | None, params: list[tuple[str, str]], default: int, maximum: int
+) -> _Controls:
+    c = _Controls()
+    c.count = default
+    for name, value in params:
+        base, _, mod = name.partition(":")
+        if base == "_count":
+            if not value.isdigit():
+                raise bad_request(f"_count must be a whole number, not '{value}'", name)
+            c.count = min(int(value), maximum)
+        elif base == "_sort":
+            c.sort.extend(engine.sort_keys(res_type, value, name))
+        elif base in ("_include", "_revinclude"):
+            if mod not in ("", "iterate", "recurse"):
+                raise bad_request(f"unknown modifier ':{mod}' on '{base}'", name)
+            spec = engine.parse_include(value, mod in ("iterate", "recurse"), name)
+            (c.includes if base == "_include" else c.revincludes).append(spec)
+        elif base == "_total":
+            if value not in TOTAL_VALUES:
+                raise bad_request(f"_total takes none, estimate or accurate, not '{value}'", name)
+            c.total = value
+        elif base == "_summary":
+            if value not in SUMMARY_VALUES:
+                raise bad_request(
+                    f"_summary takes {', '.join(SUMMARY_VALUES)}; not '{value}'", name
+                )
+            c.summary = None if value == "false" else value
+        elif base == "_elements":
+            c.elements = [e.strip() for e in value.split(",") if e.strip()]
+        elif base == "_type":
+            types = [t.strip() for t in value.split(",") if t.strip()]
+            for t in types:
+                if not registry.is_resource_type(t):
+                    raise bad_request(f"unknown resource type '{t}' in _type", name)
+            c.types = (c.types or []) + types
+        elif base == "_cursor":
+            c.cursor = _decode_cursor(value)
+    return c
+
+
+def _types(
+    res_type: str | None, ctl: _Controls, compartment: tuple[str, str] | None
+) -> list[str] | None:
+    if res_type is not None:
+        return [res_type]
+    if compartment is not None:
+        members = sorted(registry.compartment(compartment[0]))
+        return [t for t in members if ctl.types is None or t in ctl.types]
+    return ctl.types
+
+
+def _where(
+    crit: Criteria,
+    res_type: str | None,
+    types: list[str] | None,
+    params: list[tuple[str, str]],
+    compartment: tuple[str, str] | None,
+) -> list[Any]:
+    from fhirhub.search.tables import resources
+
+    filters = [(k, v) for k, v in params if k.split(":")[0] not in RESULT_PARAMS | ACCEPTED]
+    if compartment is not None:
+        comp_type = compartment[0]
+        if not registry.is_resource_type(comp_type) or not registry.compartment(comp_type):
+            raise bad_request(f"'{comp_type}' is not a compartment", "compartment")
+    if res_type is not None or types is None:
+        where = crit.clauses(res_type, filters, resources.c.pk)
+        if compartment is not None and res_type is not None:
+            c = engine.compartment_clause(compartment[0], compartment[1], res_type)
+            where.append(c if c is not None else engine.any_of([]))
+        return where
+    # several types (_type, or a compartment's members): each type with its own criteria
+    per_type = []
+    for t in types:
+        clause = [resources.c.res_type == t, *crit.clauses(t, filters, resources.c.pk)]
+        if compartment is not None:
+            c = engine.compartment_clause(compartment[0], compartment[1], t)
+            if c is None:
+                continue
+            clause.append(c)
+        per_type.append(engine.all_of(clause))
+    crit.unknown = sorted(set(crit.unknown))
+    return [engine.any_of(per_type)]
+
+
+# --- running and rendering -----------------------------------------------------------------
+
+
+def _run(
+    conn: Any,
+    res_type: str | None,
+    params: list[tuple[str, str]],
+    base_url: str,
+    ctl: _Controls,
+    where: list[Any],
+    unknown: list[str],
+    compartment: tuple[str, str] | None,
+    *,
+    path: str | None = None,
+) -> dict[str, Any]:
+    cur = ctl.cursor
+    cutoff = int(cur["cut"]) if cur else engine.max_pk(conn)
+    if cur and cur.get("sort") != _sort_sig(ctl.sort):
+        raise bad_request("_cursor belongs to a search with another _sort", "_cursor")
+    hits: list[Hit] = []
+    more = False
+    if ctl.summary != "count" and ctl.count > 0:
+        after = cur["k"] if cur and cur["d"] == "n" else None
+        before = cur["k"] if cur and cur["d"] == "p" else None
+        hits, more = engine.page(
+            conn, where, res_type, ctl.sort, ctl.count, cutoff=cutoff, after=after, before=before
+        )
+    total: int | None = None
+    first_page = cur is None
+    if ctl.summary == "count" or ctl.total == "accurate" or ctl.count == 0:
+        total = engine.count(conn, where, res_type, cutoff)
+    elif ctl.total == "estimate":
+        total = engine.estimate(conn, where, res_type, cutoff)
+    elif ctl.total is None and first_page and not more:
+        total = len(hits)
+
+    if path is None:
+        path = res_type or ""
+        if compartment is not None:
+            path = f"{compartment[0]}/{compartment[1]}" + (f"/{res_type}" if res_type else "/*")
+    self_base = f"{base_url}/{path}" if path else base_url
+    kept = [(k, v) for k, v in params if k not in unknown and k != "_cursor"]
+    links = [{"relation": "self", "url": _url(self_base, [*kept, *_cursor_param(cur)])}]
+    sig = _sort_sig(ctl.sort)
+    has_next = more if (cur is None or cur["d"] == "n") else True
+    has_prev = cur is not None and (cur["d"] == "n" or more)
+    if hits and has_next:
+        token = _encode_cursor({"d": "n", "k": _keys(hits[-1]), "cut": cutoff, "sort": sig})
+        links.append({"relation": "next", "url": _url(self_base, [*kept, ("_cursor", token)])})
+    if hits and has_prev:
+        token = _encode_cursor({"d": "p", "k": _keys(hits[0]), "cut": cutoff, "sort": sig})
+        links.append({"relation": "previous", "url": _url(self_base, [*kept, ("_cursor", token)])})
+
+    entries: list[dict[str, Any]] = []
+    if unknown:
+        entries.append(_outcome_entry(unknown))
+    extra: list[tuple[int, str, str]] = []
+    if hits and (ctl.includes or ctl.revincludes):
+        extra = _includes(conn, hits, ctl)
+    bodies = engine.contents(conn, [h.pk for h in hits] + [e[0] for e in extra])
+    for h in hits:
+        if h.pk in bodies:
+            entries.append(_entry(base_url, h.res_type, h.res_id, bodies[h.pk], "match", ctl))
+    for pk, t, i in extra:
+        if pk in bodies:
+            entries.append(_entry(base_url, t, i, bodies[pk], "include", ctl))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None and ctl.total != "none":
+        bundle["total"] = total
+    bundle["link"] = links
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def _includes(conn: Any, hits: list[Hit], ctl: _Controls) -> list[tuple[int, str, str]]:
+    seen = {h.pk for h in hits}
+    out: list[tuple[int, str, str]] = []
+    frontier = hits
+    for round_ in range(MAX_INCLUDE_ROUNDS):
+        inc = [s for s in ctl.includes if round_ == 0 or s.iterate]
+        rev = [s for s in ctl.revincludes if round_ == 0 or s.iterate]
+        if not inc and not rev:
+            break
+        found = engine.included(conn, frontier, inc, False) + engine.included(
+            conn, frontier, rev, True
+        )
+        new = []
+        for pk, t, i in found:
+            if pk not in seen:
+                seen.add(pk)
+                out.append((pk, t, i))
+                new.append(Hit(pk, t, i, ()))
+        if not new:
+            break
+        frontier = new
+    return out
+
+
+def _entry(
+    base_url: str, res_type: str, res_id: str, body: str, mode: str, ctl: _Controls
+) -> dict[str, Any]:
+    resource = orjson.loads(body)
+    if ctl.summary or ctl.elements:
+        resource = _subset(resource, ctl)
+    return {
+        "fullUrl": f"{base_url}/{res_type}/{res_id}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def _subset(resource: dict[str, Any], ctl: _Controls) -> dict[str, Any]:
+    """_summary / _elements: http://hl7.org/fhir/R4/search.html#summary , #elements ."""
+    rt = resource.get("resourceType", "")
+    if ctl.summary == "data":
+        out = {k: v for k, v in resource.items() if k != "text"}
+    elif ctl.summary == "text":
+        keep = {"resourceType", "id", "meta", "text", *registry.required_elements(rt)}
+        out = {k: v for k, v in resource.items() if k in keep}
+    elif ctl.summary == "true":
+        keep = {"resourceType", "id", "meta", *registry.summary_elements(rt)}
+        out = {k: v for k, v in resource.items() if _kept(k, keep)}
+    else:
+        keep = {"resourceType", "id", "meta", *(ctl.elements or ())}
+        keep |= set(registry.required_elements(rt))
+        out = {k: v for k, v in resource.items() if _kept(k, keep)}
+    if ctl.summary != "data":
+        meta = dict(out.get("meta") or {})
+        meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+        out["meta"] = meta
+    return out
+
+
+def _kept(key: str, keep: set[str]) -> bool:
+    """Whether JSON ``key`` is one of the elements ``keep`` (``_birthDate`` is birthDate's
+    extension part; ``valueQuantity`` is the choice element ``value``)."""
+    key = key.removeprefix("_")
+    if key in keep:
+        return True
+    return any(key.startswith(n) and key[len(n) : len(n) + 1].isupper() for n in keep)
+
+
+def _outcome_entry(unknown: list[str]) -> dict[str, Any]:
+    issue = {
+        "severity": "warning",
+        "code": "not-supported",
+        "diagnostics": "parameters ignored: " + ", ".join(sorted(set(unknown))),
+        "expression": sorted(set(unknown)),
+    }
+    return {
+        "resource": {"resourceType": "OperationOutcome", "issue": [issue]},
+        "search": {"mode": "outcome"},
+    }
+
+
+def _keys(h: Hit) -> list[Any]:
+    return list(h.keys)
+
+
+def _sort_sig(keys: list[SortKey]) -> str:
+    return ",".join(("-" if k.descending else "") + k.code for k in keys)
+
+
+def _encode_cursor(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
+
+
+def _decode_cursor(value: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        data = orjson.loads(raw)
+        if not isinstance(data, dict) or data.get("d") not in ("n", "p"):
+            raise ValueError
+        int(data["cut"])
+        if not isinstance(data["k"], list):
+            raise ValueError
+        return data
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise bad_request(f"_cursor '{value}' is not a page of this server", "_cursor") from None
+
+
+def _cursor_param(cur: dict[str, Any] | None) -> list[tuple[str, str]]:
+    return [("_cursor", _encode_cursor(cur))] if cur else []
+
+
+def _url(base: str, params: list[tuple[str, str]]) -> str:
+    return f"{base}?{urlencode(params)}" if params else base

@@ -1,0 +1,8 @@
+"""Search tests import their small helper module (``search_helpers``) from this folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
