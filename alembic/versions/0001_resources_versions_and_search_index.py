@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('last_updated', sa.BigInteger(), nullable=False),
     sa.Column('deleted', sa.Boolean(), nullable=False),
+    sa.Column('content', fhirhub.storage.types.JsonText(), nullable=True),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_resources')),
     sa.UniqueConstraint('res_type', 'res_id', name='uq_resources_type_id')
     )
@@ -38,7 +39,7 @@ def upgrade() -> None:
     sa.Column('last_updated', sa.BigInteger(), nullable=False),
     sa.Column('method', sa.String(length=8), nullable=False),
     sa.Column('deleted', sa.Boolean(), nullable=False),
-    sa.Column('content', fhirhub.storage.types.JsonText(), nullable=True),
+    sa.Column('content', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['resource_pk'], ['resources.pk'], name=op.f('fk_resource_versions_resource_pk_resources'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('resource_pk', 'version', name=op.f('pk_resource_versions'))
     )

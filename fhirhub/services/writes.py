@@ -40,6 +40,7 @@ class Result:
     resource: dict[str, Any] | None = None  # the stored body; None for a delete
     content: str | None = None  # the same, as stored JSON text
     issues: list[Issue] = field(default_factory=list)
+    changed: bool = True  # False when the write matched what was already stored
 
     @property
     def location(self) -> str:
@@ -201,7 +202,8 @@ class Writer:
         prev = self.head(res_type, res_id)
         if prev is None or prev.deleted:  # deleting again changes nothing
             version = prev.version if prev else 0
-            return Result(204, res_type, res_id, version, prev.last_updated if prev else 0)
+            last_updated = prev.last_updated if prev else 0
+            return Result(204, res_type, res_id, version, last_updated, changed=False)
         return self._store(res_type, res_id, None, prev, "DELETE")
 
     def conditional_delete(self, res_type: str, query: str) -> Result:
@@ -212,7 +214,7 @@ class Writer:
                 f"Conditional delete '{res_type}?{query}' matches {len(found)} resources"
             )
         if not found:
-            return Result(204, res_type, "", 0, 0)
+            return Result(204, res_type, "", 0, 0, changed=False)
         return self.delete(res_type, found[0][1])
 
     def store_new(self, resource: dict[str, Any]) -> Result:
@@ -235,7 +237,16 @@ class Writer:
         head = head or self.head(res_type, res_id)
         assert head is not None and head.content is not None
         body = loads(head.content)
-        return Result(200, res_type, res_id, head.version, head.last_updated, body, head.content)
+        return Result(
+            200,
+            res_type,
+            res_id,
+            head.version,
+            head.last_updated,
+            body,
+            head.content,
+            changed=False,
+        )
 
     def _store(
         self,

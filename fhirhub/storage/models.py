@@ -6,7 +6,16 @@ same way on PostgreSQL and SQLite, which matters to sync jobs paging by ``_lastU
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, MetaData, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from fhirhub.storage.types import BigIntPk, JsonText
@@ -25,7 +34,7 @@ class Base(DeclarativeBase):
 
 
 class Resource(Base):
-    """One row per logical resource: where its current version is."""
+    """One row per logical resource: its current version."""
 
     __tablename__ = "resources"
     __table_args__ = (
@@ -39,6 +48,9 @@ class Resource(Base):
     version: Mapped[int] = mapped_column()
     last_updated: Mapped[int] = mapped_column(BigInteger)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The current body as JSONB (PostgreSQL) for SQL over resources: views and indicators.
+    # Reads serve the exact text kept in resource_versions.
+    content: Mapped[str | None] = mapped_column(JsonText, nullable=True)
 
 
 class ResourceVersion(Base):
@@ -59,7 +71,7 @@ class ResourceVersion(Base):
     last_updated: Mapped[int] = mapped_column(BigInteger)
     method: Mapped[str] = mapped_column(String(8))  # POST, PUT, PATCH or DELETE
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    content: Mapped[str | None] = mapped_column(JsonText, nullable=True)
+    content: Mapped[str | None] = mapped_column(Text, nullable=True)  # exactly as stored
 
 
 resources = Resource.__table__

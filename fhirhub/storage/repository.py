@@ -214,6 +214,7 @@ class ResourceRepository:
                         "version": w.version,
                         "last_updated": w.last_updated,
                         "deleted": w.deleted,
+                        "content": w.content,
                     }
                     for w in new
                 ],
@@ -228,6 +229,7 @@ class ResourceRepository:
                     version=bindparam("b_version"),
                     last_updated=bindparam("b_last_updated"),
                     deleted=bindparam("b_deleted"),
+                    content=bindparam("b_content", type_=R.c.content.type),
                 ),
                 [
                     {
@@ -235,6 +237,7 @@ class ResourceRepository:
                         "b_version": w.version,
                         "b_last_updated": w.last_updated,
                         "b_deleted": w.deleted,
+                        "b_content": w.content,
                     }
                     for w in existing
                 ],

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""fhirhub's two commands, needing nothing but Python 3.11+:
+
+python3 dev.py run     install everything (locked) into .venv, then run fhirhub with its
+                       embedded defaults (SQLite, in-process jobs, a demo city) on
+                       http://127.0.0.1:8080/fhir
+python3 dev.py test    install, then run the quality gate and the whole test suite
+
+python3 dev.py lock    (maintainers) re-resolve requirements.lock from pyproject.toml
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+LOCK = ROOT / "requirements.lock"
+STAMP = VENV / ".fhirhub-installed"
+
+
+def sh(*args: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    code = subprocess.call([str(a) for a in args], cwd=ROOT, env=env)
+    if code:
+        sys.exit(code)
+
+
+def install() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036  (dev.py may be run by an older python3)
+        sys.exit("fhirhub needs Python 3.11 or newer")
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", LOCK)
+    sh(
+        PY,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--no-build-isolation",
+        "-e",
+        ".",
+    )
+    STAMP.write_text(wanted)
+
+
+def run() -> None:
+    install()
+    args = sys.argv[2:] or ["serve", "--demo", "300"]
+    os.execv(BIN / "fhirhub", [str(BIN / "fhirhub"), *args])
+
+
+def test() -> None:
+    install()
+    sh(BIN / "ruff", "check", ".")
+    sh(BIN / "ruff", "format", "--check", ".")
+    sh(BIN / "lint-imports")
+    sh(BIN / "mypy")
+    workers = os.environ.get("FHIRHUB_TEST_WORKERS", "2")
+    sh(PY, "-m", "pytest", "-n", workers, "--dist", "loadfile", *sys.argv[2:])
+
+
+def lock() -> None:
+    install()
+    sh(PY, "-m", "pip", "install", "--quiet", "uv")
+    sh(
+        BIN / "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--extra",
+        "dev",
+        "--universal",
+        "--python-version",
+        "3.11",
+        "--generate-hashes",
+        "--quiet",
+        "-o",
+        LOCK,
+    )
+
+
+if __name__ == "__main__":
+    commands = {"run": run, "test": test, "lock": lock, "install": install}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    commands[sys.argv[1]]()

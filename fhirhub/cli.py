@@ -1,0 +1,144 @@
+"""The ``fhirhub`` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from fhirhub.config import get_settings
+
+app = typer.Typer(
+    help="fhirhub: the FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    demo: Annotated[
+        int, typer.Option(help="Load a synthetic city of this many persons first (0: none).")
+    ] = 0,
+) -> None:
+    """Run the FHIR server (base URL /fhir)."""
+    import uvicorn
+
+    from fhirhub.storage.engine import migrate
+
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        migrate(settings.database_url)
+    if demo:
+        _load_demo(demo)
+    console.print(f"fhirhub serving FHIR R4 at http://{host}:{port}/fhir")
+    uvicorn.run(
+        "fhirhub.api.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database (FHIRHUB_DATABASE_URL) to the newest schema."""
+    from fhirhub.storage.engine import migrate as run
+
+    run(get_settings().database_url)
+    console.print("database migrated")
+
+
+@app.command()
+def load(
+    paths: Annotated[list[Path], typer.Argument(help="NDJSON or Bundle JSON files.", exists=True)],
+) -> None:
+    """Store the resources of NDJSON files and Bundle JSON files."""
+    from fhirhub.services.load import count_units, load_paths
+    from fhirhub.storage.engine import make_engine, migrate
+
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    files = _expand(paths)
+    with _progress() as bar:
+        task = bar.add_task("loading", total=count_units(files))
+        report = load_paths(engine, files, progress=lambda n: bar.advance(task, n))
+    for line in report.problems[:50]:
+        console.print(f"[red]rejected[/red] {line}")
+    console.print(
+        f"stored {report.stored}, unchanged {report.unchanged}, rejected {report.rejected}"
+    )
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.suffix in (".json", ".ndjson")))
+        else:
+            out.append(path)
+    return out
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _load_demo(persons: int) -> None:
+    import tempfile
+
+    from fhirhub.model.json import dumps
+    from fhirhub.services.load import load_paths
+    from fhirhub.storage.engine import make_engine
+    from fhirhub.synth import demo_bundles
+
+    engine = make_engine(get_settings().database_url)
+    stored = 0
+    with tempfile.TemporaryDirectory() as tmp, _progress() as bar:
+        task = bar.add_task("demo city", total=None)
+        for i, bundle in enumerate(demo_bundles(persons=persons, seed=1)):
+            path = Path(tmp) / f"{i:05}.json"
+            path.write_bytes(dumps(bundle))
+            stored += load_paths(engine, [path]).stored
+            bar.advance(task)
+    console.print(f"demo city loaded: {stored} resources")
+
+
+def _register_optional() -> None:
+    try:
+        from fhirhub.synth.cli import synth
+    except ImportError:  # pragma: no cover - the generator is part of the package
+        return
+    app.command("synth", help="Generate a synthetic Baubau with ground truth.")(synth)
+
+
+_register_optional()
+
+
+def main() -> None:
+    logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()
