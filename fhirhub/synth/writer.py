@@ -1,0 +1,180 @@
+"""Writes a synthetic city to a directory (layout in docs/synth.md). Work is split into tasks
+(one per Puskesmas, the RSUD, BPJS, SATUSEHAT, truth) whose output depends only on the city
+model, so they may run in parallel worker processes and still give the same bytes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from . import generate as g
+from .generate import SynthCity
+
+_CITY: SynthCity | None = None  # set before forking workers
+
+
+def _write(path: Path, data: bytes) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return len(data)
+
+
+def write_csv(path: Path, header: list[str], rows) -> int:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return _write(path, buf.getvalue().encode())
+
+
+def task_reference(sc: SynthCity, out: Path) -> int:
+    return _write(out / "reference" / "city.json", orjson.dumps(g.reference_bundle(sc)))
+
+
+def task_puskesmas(sc: SynthCity, out: Path, code: str) -> int:
+    fac = sc.city.facility(code)
+    size = 0
+    for i, b in enumerate(g.puskesmas_bundles(sc, fac), start=1):
+        size += _write(out / "puskesmas" / code / f"bundle-{i:04d}.json", orjson.dumps(b))
+    return size
+
+
+def task_truth_persons(sc: SynthCity, out: Path) -> int:
+    rows = []
+    for rec in sc.records.values():
+        rows.append(
+            (
+                rec.source,
+                rec.facility,
+                rec.system,
+                rec.value,
+                rec.pid,
+                "newborn" if rec.newborn else "main",
+                "|".join(rec.errors),
+            )
+        )
+    for rec in sc.bpjs_records.values():
+        rows.append((rec.source, rec.facility, rec.system, rec.value, rec.pid, "main", ""))
+    for rec in sc.ss_records.values():
+        rows.append((rec.source, rec.facility, rec.system, rec.value, rec.pid, "main", ""))
+    rows.sort(key=lambda r: (r[4], r[0], r[1], r[3]))
+    size = write_csv(
+        out / "truth" / "persons.csv",
+        ["source", "facility", "system", "value", "person_id", "record", "errors"],
+        rows,
+    )
+    people = []
+    for p in sc.persons:
+        people.append(
+            (
+                p.pid,
+                p.household,
+                p.sex,
+                p.birth.isoformat(),
+                p.kelurahan,
+                sc.city.puskesmas_of(p.kelurahan).code,
+                p.group,
+                p.mother if p.mother is not None else "",
+                p.father if p.father is not None else "",
+                p.multiple_birth,
+                p.moved_in.isoformat() if p.moved_in else "",
+                p.moved_out.isoformat() if p.moved_out else "",
+                p.death.isoformat() if p.death else "",
+            )
+        )
+    size += write_csv(
+        out / "truth" / "people.csv",
+        [
+            "person_id",
+            "household",
+            "sex",
+            "birth_date",
+            "kelurahan",
+            "puskesmas",
+            "group",
+            "mother",
+            "father",
+            "multiple_birth",
+            "moved_in",
+            "moved_out",
+            "death_date",
+        ],
+        people,
+    )
+    return size
+
+
+def _tasks(sc: SynthCity) -> list[tuple[str, tuple]]:
+    tasks: list[tuple[str, tuple]] = [("reference", ())]
+    tasks += [("puskesmas", (f.code,)) for f in sc.city.puskesmas]
+    tasks += [("truth_persons", ())]
+    from . import sources, truth
+
+    tasks += [(name, ()) for name in sources.TASKS]
+    tasks += [(name, ()) for name in truth.TASKS]
+    return tasks
+
+
+def _run(name: str, args: tuple, out: Path) -> tuple[str, int]:
+    sc = _CITY
+    assert sc is not None
+    from . import sources, truth
+
+    fn = {
+        "reference": task_reference,
+        "puskesmas": task_puskesmas,
+        "truth_persons": task_truth_persons,
+        **sources.TASKS,
+        **truth.TASKS,
+    }[name]
+    return name + ("/" + args[0] if args else ""), fn(sc, out, *args)
+
+
+def _run_star(item: tuple[str, tuple, Path]) -> tuple[str, int]:
+    return _run(*item)
+
+
+def write_city(
+    sc: SynthCity,
+    out: Path,
+    workers: int = 2,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, int]:
+    global _CITY
+    _CITY = sc
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = _tasks(sc)
+    sizes: dict[str, int] = {}
+    items = [(n, a, out) for n, a in tasks]
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            for i, (name, size) in enumerate(pool.imap(_run_star, items), start=1):
+                sizes[name] = size
+                if progress:
+                    progress(name, i, len(items))
+    else:
+        for i, item in enumerate(items, start=1):
+            name, size = _run_star(item)
+            sizes[name] = size
+            if progress:
+                progress(name, i, len(items))
+    _CITY = None
+    manifest = {
+        "generator": "fhirhub.synth",
+        "seed": sc.seed,
+        "persons_at_start": sum(
+            1 for p in sc.persons if p.moved_in is None and p.birth < sc.pop.window_start
+        ),
+        "persons_total": len(sc.persons),
+        "window": [sc.pop.window_start.isoformat(), sc.today.isoformat()],
+        "period": [sc.period[0].isoformat(), sc.period[1].isoformat()],
+        "bytes": dict(sorted(sizes.items())),
+    }
+    _write(out / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return sizes
