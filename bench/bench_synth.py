@@ -1,0 +1,50 @@
+"""Benchmark: generate a synthetic Baubau of N persons (default 200,000) to a directory and print
+the wall time and the output size. Acceptance (issue 4): at most 10 minutes on the 2-core
+development machine.
+
+    .venv/bin/python bench/bench_synth.py [--persons 200000] [--seed 1] [--out /tmp/synth-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+from fhirhub.synth.generate import build
+from fhirhub.synth.writer import write_city
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--persons", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/synth-bench"))
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    if a.out.exists():
+        shutil.rmtree(a.out)
+    t0 = time.perf_counter()
+    sc = build(a.persons, a.seed)
+    t1 = time.perf_counter()
+    sizes = write_city(sc, a.out, workers=a.workers)
+    t2 = time.perf_counter()
+    files = sum(len(f) for _, _, f in os.walk(a.out))
+    total = sum(sizes.values())
+    print(
+        f"persons={a.persons} generated={len(sc.persons)} "
+        f"encounters={sum(len(p.events) for p in sc.persons)} cpus={os.cpu_count()}"
+    )
+    print(
+        f"model: {t1 - t0:.1f} s, writing: {t2 - t1:.1f} s, total: {t2 - t0:.1f} s "
+        f"(budget 600 s) -> {'PASS' if t2 - t0 <= 600 else 'FAIL'}"
+    )
+    print(f"output: {files} files, {total / 1e9:.2f} GB")
+    for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:6]:
+        print(f"  {k}: {v / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
