@@ -261,8 +261,11 @@ def _extract(ptype: str, name: str, vtype: str, values: Iterable[Any], out: Rows
     elif ptype == "reference":
         rows = out.setdefault("search_reference", [])
         for v in values:
-            for t, i, url in references_of(vtype, v):
+            refs = references_of(vtype, v)
+            for t, i, url in refs:
                 rows.append({"param": name, "target_type": t, "target_id": i, "url": url})
+            if not refs and type(v) is dict:  # present (identifier only, contained): for :missing
+                rows.append({"param": name, "target_type": None, "target_id": None, "url": None})
             if vtype == "Reference" and type(v) is dict and type(v.get("identifier")) is dict:
                 for system, code, text in tokens_of("Identifier", v["identifier"]):
                     out.setdefault("search_token", []).append(

@@ -231,8 +231,9 @@ class Criteria:
             if modifier == "below":
                 return t.c.value.like(_like_escape(v) + "%", escape="\\")
             if modifier == "above":
-                prefixes = [v[: m.end()] for m in re.finditer(r"/|$", v)]
-                return t.c.value.in_(prefixes)
+                cuts = [m.start() for m in re.finditer("/", v)] + [len(v)]
+                prefixes = {v[:i] for i in cuts if i} | {v[: i + 1] for i in cuts if i < len(v)}
+                return t.c.value.in_(sorted(prefixes))
             return t.c.value == v
         if ptype == "composite":
             return self._composite(p, v, name)
@@ -449,7 +450,8 @@ def date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
         prefix, text = split_prefix(v)
     except ValueError as exc:
         raise bad_request(f"{exc} in date parameter '{name}'", name) from None
-    rng = date_range(text)
+    # an unencoded "+" of a time zone arrives as a space
+    rng = date_range(text.replace(" ", "+"))
     if rng is None:
         raise bad_request(f"malformed date '{text}' in parameter '{name}'", name)
     qlo, qhi = rng
