@@ -57,6 +57,8 @@ def figures(sc: SynthCity) -> dict:
     truth = compute(sc)["indicators"]
 
     def score(iid: str, group: str = "") -> float:
+        if iid not in truth:
+            return 0.0
         c = truth[iid]["city"]["7472"]
         pre = f"{group}/" if group else ""
         den = c.get(pre + "denominator") or c.get("initial-population") or 0
