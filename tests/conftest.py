@@ -26,8 +26,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 _pg_state: dict[str, object] = {}
 
 
-def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+def _database_name() -> str:
+    # One per test process: parallel runs (xdist workers, several developers) never share.
+    return f"fhirhub_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
 
 
 def postgres_url() -> str:
@@ -38,7 +39,7 @@ def postgres_url() -> str:
         _skip_or_fail(str(_pg_state["error"]))
     try:
         admin = make_engine(PG_ADMIN_URL)
-        name = f"fhirhub_test_{_worker()}"
+        name = _database_name()
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -49,7 +50,18 @@ def postgres_url() -> str:
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     migrate(url)
     _pg_state["url"] = url
+    _pg_state["name"] = name
     return url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop this process's PostgreSQL database."""
+    if "name" not in _pg_state:
+        return
+    admin = make_engine(PG_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{_pg_state["name"]}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _skip_or_fail(reason: str) -> None:

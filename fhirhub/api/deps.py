@@ -6,10 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Request
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from fhirhub.config import Settings
+from fhirhub.errors import FhirError
 from fhirhub.services.writes import Writer
 from fhirhub.storage.repository import ResourceRepository
 
@@ -22,10 +25,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
-        with self.engine.begin() as conn:
-            writer = Writer(ResourceRepository(conn))
-            yield writer
-            writer.flush()
+        try:
+            with self.engine.begin() as conn:
+                writer = Writer(ResourceRepository(conn))
+                yield writer
+                writer.flush()
+        except (IntegrityError, psycopg.errors.IntegrityError):
+            # Two writers created the same Type/id at once; the loser's change was rolled back.
+            raise FhirError.single(
+                409, "conflict", "A concurrent request changed the same resource; retry"
+            ) from None
 
     @contextmanager
     def read(self) -> Iterator[ResourceRepository]:

@@ -364,8 +364,8 @@ def _resolve(writer: Writer, reference: str, ids: dict[str, str], path: str) -> 
         raise FhirError.single(
             404, "not-found", f"No entry of this Bundle has fullUrl {reference}", path
         )
-    if "?" in reference and "://" not in reference:
-        res_type, query = reference.split("?", 1)
+    res_type, conditional, query = reference.partition("?")
+    if conditional and "/" not in res_type:
         if not is_resource_type(res_type):
             raise bad_request(f"Unknown resource type in reference '{reference}'", path)
         writer.flush()

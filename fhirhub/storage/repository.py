@@ -204,23 +204,7 @@ class ResourceRepository:
         new = [w for w in writes if w.pk is None]
         existing = [w for w in writes if w.pk is not None]
         if new:
-            stmt = insert(R).returning(R.c.pk, sort_by_parameter_order=True)
-            result = self.conn.execute(
-                stmt,
-                [
-                    {
-                        "res_type": w.res_type,
-                        "res_id": w.res_id,
-                        "version": w.version,
-                        "last_updated": w.last_updated,
-                        "deleted": w.deleted,
-                        "content": w.content,
-                    }
-                    for w in new
-                ],
-            )
-            for w, pk in zip(new, result.scalars().all(), strict=True):
-                w.pk = pk
+            self._insert_resources(new)
         if existing:
             self.conn.execute(
                 update(R)
@@ -243,8 +227,8 @@ class ResourceRepository:
                 ],
             )
             self.clear_index([w.pk for w in existing if w.pk is not None])
-        self.conn.execute(
-            insert(V),
+        self._bulk_insert(
+            V,
             [
                 {
                     "resource_pk": w.pk,
@@ -261,6 +245,49 @@ class ResourceRepository:
         )
         self.write_index([(w.pk, w.res_type, w.index) for w in writes if w.index])
 
+    def _insert_resources(self, new: list[Write]) -> None:
+        rows = [
+            {
+                "res_type": w.res_type,
+                "res_id": w.res_id,
+                "version": w.version,
+                "last_updated": w.last_updated,
+                "deleted": w.deleted,
+                "content": w.content,
+            }
+            for w in new
+        ]
+        if self.postgres:  # keys from the sequence in one round trip, then COPY
+            pks = self.conn.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('resources', 'pk')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": len(new)},
+            ).scalars()
+            for w, row, pk in zip(new, rows, pks, strict=True):
+                w.pk = row["pk"] = pk
+            self._bulk_insert(R, rows)
+            return
+        result = self.conn.execute(insert(R).returning(R.c.pk, sort_by_parameter_order=True), rows)
+        for w, pk in zip(new, result.scalars().all(), strict=True):
+            w.pk = pk
+
+    def _bulk_insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Insert rows: PostgreSQL's COPY, else one executemany."""
+        if not rows:
+            return
+        if not self.postgres:
+            self.conn.execute(insert(table), rows)
+            return
+        names = [c.name for c in table.columns if c.name in rows[0] or not c.primary_key]
+        columns = ", ".join(f'"{n}"' for n in names)
+        raw = self.conn.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row.get(n) for n in names])
+
     def clear_index(self, pks: Sequence[int]) -> None:
         for chunk in _chunks(list(pks), 900):
             for table in INDEX_TABLES.values():
@@ -274,8 +301,7 @@ class ResourceRepository:
                 for row in rows:
                     target.append({**row, "resource_pk": pk, "res_type": res_type})
         for table_name, rows in per_table.items():
-            if rows:
-                self.conn.execute(insert(INDEX_TABLES[table_name]), rows)
+            self._bulk_insert(INDEX_TABLES[table_name], rows)
 
     def ids_exist(self, res_type: str, res_ids: Sequence[str]) -> set[str]:
         """Which of ``res_ids`` exist (not deleted) as ``res_type``."""

@@ -1,0 +1,90 @@
+"""Every bad input gets its 4xx OperationOutcome, and the server keeps serving."""
+
+from __future__ import annotations
+
+import pytest
+from factories import patient
+from fastapi.testclient import TestClient
+
+H = {"content-type": "application/fhir+json"}
+
+
+def _outcome(r, status: int) -> dict:  # type: ignore[no-untyped-def]
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"] and all(i["severity"] == "error" for i in body["issue"])
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b'{"resourceType": "Patient", ', 400, "structure"),
+        (b"[1, 2", 400, "structure"),
+        (b"\xff\xfe", 400, "structure"),
+        (b'{"resourceType": "Patient", "x": NaN}', 400, "structure"),
+        (b"", 400, "required"),
+        (b"   ", 400, "required"),
+        (b"[]", 400, "structure"),
+    ],
+)
+def test_malformed_or_missing_body(client: TestClient, body: bytes, status: int, code: str) -> None:
+    out = _outcome(client.post("/fhir/Patient", content=body, headers=H), status)
+    assert out["issue"][0]["code"] == code
+
+
+def test_unknown_resource_type(client: TestClient) -> None:
+    _outcome(client.post("/fhir/Spaceship", json={"resourceType": "Spaceship"}, headers=H), 404)
+    # an R4B-only type is not R4
+    _outcome(client.post("/fhir/Citation", json={"resourceType": "Citation"}, headers=H), 404)
+    out = _outcome(client.post("/fhir/Patient", json={"resourceType": "Spaceship"}, headers=H), 400)
+    assert out["issue"][0]["expression"] == ["resourceType"]
+
+
+def test_wrong_data_types_name_every_element(client: TestClient) -> None:
+    body = {**patient(), "gender": 3, "birthDate": "05-01-1990", "deceasedBoolean": [], "x": 1}
+    out = _outcome(client.post("/fhir/Patient", json=body, headers=H), 400)
+    paths = {i["expression"][0] for i in out["issue"]}
+    assert paths == {"Patient.gender", "Patient.birthDate", "Patient.deceasedBoolean", "Patient.x"}
+
+
+def test_nested_paths(client: TestClient) -> None:
+    body = {**patient(), "name": [{"family": "A"}, {"given": "B"}]}
+    out = _outcome(client.post("/fhir/Patient", json=body, headers=H), 400)
+    assert out["issue"][0]["expression"] == ["Patient.name[1].given"]
+
+
+def test_id_mismatch(client: TestClient) -> None:
+    out = _outcome(client.put("/fhir/Patient/a", json={**patient(), "id": "b"}, headers=H), 400)
+    assert out["issue"][0]["expression"] == ["Patient.id"]
+    _outcome(client.put("/fhir/Patient/a b", json={**patient(), "id": "a b"}, headers=H), 400)
+
+
+def test_body_too_large(client: TestClient) -> None:
+    huge = {
+        **patient(),
+        "text": {"status": "generated", "div": "<div>" + "x" * 8_100_000 + "</div>"},
+    }
+    out = _outcome(client.post("/fhir/Patient", json=huge, headers=H), 413)
+    assert out["issue"][0]["code"] == "too-costly"
+
+
+def test_unsupported_media_type(client: TestClient) -> None:
+    r = client.post(
+        "/fhir/Patient", content=b"<Patient/>", headers={"content-type": "application/fhir+xml"}
+    )
+    _outcome(r, 415)
+    _outcome(client.post("/fhir/Patient", content=b"{}", headers={}), 415)
+
+
+def test_unknown_route_and_method(client: TestClient) -> None:
+    _outcome(client.get("/fhir/Patient/1/_history/1/extra"), 404)
+    _outcome(client.put("/fhir", json={}, headers=H), 405)
+
+
+def test_server_keeps_serving_after_bad_input(client: TestClient) -> None:
+    for body in (b"{", b"[]", b'{"resourceType":"Patient","gender":1}'):
+        client.post("/fhir/Patient", content=body, headers=H)
+    assert client.post("/fhir/Patient", json=patient(), headers=H).status_code == 201
+    assert client.get("/fhir/metadata").status_code == 200
