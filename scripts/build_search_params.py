@@ -42,6 +42,34 @@ UNSUPPORTED_BY_CODE = {
 }
 
 
+# The FHIR types fhirhub's indexer turns into values of each parameter type. A path reaching any
+# other type (SampledData for a quantity, Age for a date...) is dropped and named in the table.
+INDEXABLE = {
+    "token": {"CodeableConcept", "Coding", "Identifier", "ContactPoint", "code", "string", "id",
+              "uri", "url", "canonical", "oid", "uuid", "boolean", "deceased",
+              "http://hl7.org/fhirpath/System.String"},
+    "date": {"date", "dateTime", "instant", "Period", "Timing", "string"},
+    "string": {"string", "markdown", "HumanName", "Address", "code", "id", "uri", "url",
+               "canonical", "CodeableConcept"},
+    "number": {"decimal", "integer", "positiveInt", "unsignedInt", "Range"},
+    "quantity": {"Quantity", "Age", "Duration", "Count", "Distance", "Money", "Range",
+                 "SimpleQuantity", "MoneyQuantity", "decimal", "integer"},
+    "reference": {"Reference", "canonical", "uri", "url", "Resource"},
+    "uri": {"uri", "url", "canonical", "oid", "uuid", "string"},
+}  # fmt: skip
+
+
+def keep_indexable(
+    ptype: str, paths: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(paths the indexer can read, types of the dropped ones)."""
+    ok = INDEXABLE.get(ptype)
+    if ok is None:
+        return paths, []
+    kept = [x for x in paths if x["type"] in ok]
+    return kept, sorted({x["type"] for x in paths if x["type"] not in ok})
+
+
 class Elements:
     """Element types of every resource and data type, from the StructureDefinitions."""
 
@@ -295,12 +323,26 @@ def main() -> None:
                         if not ok and not reason:
                             reason = f"component expression {cexpr!r} is not supported"
                     unique = {json.dumps(c, sort_keys=True): c for c in cpaths}
-                    comps.append({"type": csp["type"], "paths": list(unique.values())})
+                    kept, dropped = keep_indexable(csp["type"], list(unique.values()))
+                    if not kept and not reason:
+                        reason = (
+                            f"component '{cexpr}' reaches {', '.join(dropped) or 'nothing'}, "
+                            f"which is not a {csp['type']} (an error in the definition)"
+                        )
+                    comps.append({"type": csp["type"], "paths": kept})
                 if len(comps) != 2 and not reason:
                     reason = "composites of more than two components are not supported"
                 entry["components"] = comps
             if base in compiled:
-                entry["paths"] = compiled[base]
+                if sp["type"] == "composite":
+                    entry["paths"] = compiled[base]
+                else:
+                    kept, dropped = keep_indexable(sp["type"], compiled[base])
+                    entry["paths"] = kept
+                    if dropped:
+                        entry["unindexed"] = dropped
+                    if not kept and not reason:
+                        reason = f"its expression reaches only {', '.join(dropped)}"
             if base in fallback:
                 entry["fhirpath"] = fallback[base]
             if base != "Resource" and expr and base not in compiled and base not in fallback:

@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Every parameter type, modifier and prefix of https://hl7.org/fhir/R4/search.html .
 
 Expected results are worked out by hand from the specification's rules (comments say which),
