@@ -61,9 +61,13 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def dumps(obj: Any, *, pretty: bool = False) -> bytes:
-    option = orjson.OPT_INDENT_2 if pretty else 0
-    return orjson.dumps(obj, default=_default, option=option | orjson.OPT_PASSTHROUGH_SUBCLASS)
+def dumps(obj: Any, *, pretty: bool = False, sort_keys: bool = False) -> bytes:
+    option = orjson.OPT_PASSTHROUGH_SUBCLASS
+    if pretty:
+        option |= orjson.OPT_INDENT_2
+    if sort_keys:
+        option |= orjson.OPT_SORT_KEYS
+    return orjson.dumps(obj, default=_default, option=option)
 
 
 def dumps_str(obj: Any) -> str:
