@@ -6,6 +6,8 @@ same way on PostgreSQL and SQLite, which matters to sync jobs paging by ``_lastU
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -13,6 +15,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -74,5 +77,5 @@ class ResourceVersion(Base):
     content: Mapped[str | None] = mapped_column(Text, nullable=True)  # exactly as stored
 
 
-resources = Resource.__table__
-resource_versions = ResourceVersion.__table__
+resources = cast(Table, Resource.__table__)
+resource_versions = cast(Table, ResourceVersion.__table__)

@@ -9,9 +9,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import tuple_ as sql_tuple
 
 from fhirhub.storage.engine import is_postgres
@@ -282,8 +293,7 @@ class ResourceRepository:
             return
         names = [c.name for c in table.columns if c.name in rows[0] or not c.primary_key]
         columns = ", ".join(f'"{n}"' for n in names)
-        raw = self.conn.connection.dbapi_connection
-        assert raw is not None
+        raw: Any = self.conn.connection.dbapi_connection  # a psycopg Connection
         with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
             for row in rows:
                 copy.write_row([row.get(n) for n in names])
@@ -291,7 +301,8 @@ class ResourceRepository:
     def clear_index(self, pks: Sequence[int]) -> None:
         for chunk in _chunks(list(pks), 900):
             for table in INDEX_TABLES.values():
-                self.conn.execute(delete(table).where(table.c.resource_pk.in_(chunk)))
+                index_table = cast(Table, table)
+                self.conn.execute(delete(index_table).where(index_table.c.resource_pk.in_(chunk)))
 
     def write_index(self, items: Iterable[tuple[int | None, str, IndexRows | None]]) -> None:
         per_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
