@@ -3,7 +3,7 @@ facilities with the identifiers each source uses for them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,7 +27,7 @@ def mrn_system(code: str) -> str:
     return f"{SYNTH_BASE}/sid/mrn/{code.lower()}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class Facility:
     code: str  # PKM01..PKM17, RSUD01
     name: str
@@ -43,7 +43,7 @@ class Facility:
     name_known: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class City:
     province: tuple[str, str]
     city: tuple[str, str]
@@ -51,6 +51,17 @@ class City:
     kelurahan: tuple[tuple[str, str, str], ...]  # (code, name, kecamatan code)
     facilities: tuple[Facility, ...]
     source: str
+    # lookup tables, filled in by __post_init__ (plain dicts: looked up millions of times)
+    by_code: dict[str, Facility] = field(default_factory=dict)
+    by_area: dict[str, Facility] = field(default_factory=dict)
+    kel_names: dict[str, str] = field(default_factory=dict)
+    kec_names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_code = {f.code: f for f in self.facilities}
+        self.by_area = {k: f for f in self.facilities if f.kind == "puskesmas" for k in f.kelurahan}
+        self.kel_names = {k[0]: k[1] for k in self.kelurahan}
+        self.kec_names = {k[0]: k[1] for k in self.kecamatan}
 
     @property
     def puskesmas(self) -> tuple[Facility, ...]:
@@ -61,31 +72,16 @@ class City:
         return next(f for f in self.facilities if f.kind == "rsud")
 
     def facility(self, code: str) -> Facility:
-        return _facility_index(self)[code]
+        return self.by_code[code]
 
     def puskesmas_of(self, kelurahan: str) -> Facility:
-        return _area_index(self)[kelurahan]
+        return self.by_area[kelurahan]
 
     def kelurahan_name(self, code: str) -> str:
-        return _kel_names(self)[code]
+        return self.kel_names[code]
 
     def kecamatan_name(self, code: str) -> str:
-        return {k[0]: k[1] for k in self.kecamatan}[code]
-
-
-@lru_cache(maxsize=4)
-def _facility_index(city: City) -> dict[str, Facility]:
-    return {f.code: f for f in city.facilities}
-
-
-@lru_cache(maxsize=4)
-def _area_index(city: City) -> dict[str, Facility]:
-    return {k: f for f in city.puskesmas for k in f.kelurahan}
-
-
-@lru_cache(maxsize=4)
-def _kel_names(city: City) -> dict[str, str]:
-    return {k[0]: k[1] for k in city.kelurahan}
+        return self.kec_names[code]
 
 
 # Medical-record-number styles seen in Indonesian clinic systems: plain zero-padded numbers,

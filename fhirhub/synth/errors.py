@@ -236,6 +236,8 @@ def make_record(
         nik = p.nik if (p.nik_issued is None or p.nik_issued <= today) else None
         if p.nik_issued is None and p.birth >= date(today.year - 3, 1, 1):
             nik = None
+        # a child without a NIK is known to SATUSEHAT by the mother's NIK (nik-ibu)
+        nik_ibu = mother.nik if nik is None and mother is not None else None
         return Record(
             source,
             facility,
@@ -246,7 +248,7 @@ def make_record(
             p.birth,
             p.sex,
             nik,
-            None,
+            nik_ibu,
             p.phone,
             True,
             False,

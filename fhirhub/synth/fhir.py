@@ -320,6 +320,82 @@ def patient_resource(
     return res
 
 
+# Constant parts of the clinical resources, shared between resources (never mutated).
+_CLINICAL_ACTIVE = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+    ]
+}
+_CAT_ENC_DX = [
+    {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                "code": "encounter-diagnosis",
+            }
+        ]
+    }
+]
+_DX_USE = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/diagnosis-role",
+            "code": "DD",
+            "display": "Discharge diagnosis",
+        }
+    ]
+}
+_ATND = [
+    {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                "code": "ATND",
+                "display": "attender",
+            }
+        ]
+    }
+]
+_CAT = {
+    k: [
+        {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": k}
+            ]
+        }
+    ]
+    for k in ("laboratory", "vital-signs")
+}
+_EXPIRED = {
+    "dischargeDisposition": {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+                "code": "exp",
+                "display": "Expired",
+            }
+        ]
+    }
+}
+_AP = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v2-0443",
+            "code": "AP",
+            "display": "Administering Provider",
+        }
+    ]
+}
+_CLASS = {k: {"system": ACT_CODE, "code": k, "display": v} for k, v in CLASS_DISPLAY.items()}
+_POS = {"coding": [{"system": SNOMED, "code": "10828004", "display": "Positive"}]}
+_NEG = {"coding": [{"system": SNOMED, "code": "260385009", "display": "Negative"}]}
+_BP_CODES = {
+    c: {"coding": [{"system": LOINC, "code": c, "display": LOINC_DISPLAY[c]}]}
+    for c in ("8480-6", "8462-4")
+}
+_REASON_KINDS = frozenset(("anc", "kn", "school", "growth", "screening"))
+
+
 def encounter_resources(
     e: Encounter,
     fac: Facility,
@@ -331,10 +407,11 @@ def encounter_resources(
     local_codes: bool,
 ) -> list[tuple[str, dict]]:
     """The Encounter with its Conditions, Observations and Immunizations: (fullUrl, resource)
-    pairs. `full_url()` gives a fresh urn:uuid, `ts` renders a datetime."""
+    pairs. `full_url()` gives a fresh id, `ts` renders a datetime."""
     enc_url = full_url()
-    org = {"reference": f"Organization/{org_id(fac)}", "display": fac.name}
-    out: list[tuple[str, dict]] = []
+    subj = {"reference": subject}
+    enc_ref = {"reference": enc_url}
+    out: list[tuple[str, dict]] = [("", {})]
     diagnoses = []
     start, end = ts(e.start), ts(e.end)
     dx_system = LOCAL_DX if local_codes else ICD10
@@ -346,79 +423,36 @@ def encounter_resources(
                 c_url,
                 {
                     "resourceType": "Condition",
-                    "clinicalStatus": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                "code": "active",
-                            }
-                        ]
-                    },
-                    "category": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                    "code": "encounter-diagnosis",
-                                }
-                            ]
-                        }
-                    ],
+                    "clinicalStatus": _CLINICAL_ACTIVE,
+                    "category": _CAT_ENC_DX,
                     "code": {"coding": [coding]},
-                    "subject": {"reference": subject},
-                    "encounter": {"reference": enc_url},
+                    "subject": subj,
+                    "encounter": enc_ref,
                     "recordedDate": start,
                 },
             )
         )
-        diagnoses.append(
-            {
-                "condition": {"reference": c_url},
-                "use": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/diagnosis-role",
-                            "code": "DD",
-                            "display": "Discharge diagnosis",
-                        }
-                    ]
-                },
-                "rank": rank,
-            }
-        )
+        diagnoses.append({"condition": {"reference": c_url}, "use": _DX_USE, "rank": rank})
+    loc = {"reference": f"Location/{loc_id(fac)}", "display": fac.name}
+    perf_ref = {"reference": f"Practitioner/{practitioner}"}
     enc: dict = {
         "resourceType": "Encounter",
         "identifier": [
             {"system": f"http://sys-ids.kemkes.go.id/encounter/{fac.org_id}", "value": enc_value}
         ],
         "status": "finished",
-        "class": {"system": ACT_CODE, "code": e.klass, "display": CLASS_DISPLAY[e.klass]},
-        "subject": {"reference": subject},
-        "participant": [
-            {
-                "type": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                "code": "ATND",
-                                "display": "attender",
-                            }
-                        ]
-                    }
-                ],
-                "individual": {"reference": f"Practitioner/{practitioner}"},
-            }
-        ],
+        "class": _CLASS[e.klass],
+        "subject": subj,
+        "participant": [{"type": _ATND, "individual": perf_ref}],
         "period": {"start": start, "end": end},
         "statusHistory": [
             {"status": "arrived", "period": {"start": start, "end": start}},
             {"status": "finished", "period": {"start": start, "end": end}},
         ],
-        "location": [{"location": {"reference": f"Location/{loc_id(fac)}", "display": fac.name}}],
-        "serviceProvider": org,
+        "location": [{"location": loc}],
+        "serviceProvider": {"reference": f"Organization/{org_id(fac)}", "display": fac.name},
     }
-    if e.kind in ("anc", "kn", "school", "growth", "screening"):
+    if e.kind in _REASON_KINDS:
         enc["reasonCode"] = [
             {
                 "coding": [
@@ -429,19 +463,9 @@ def encounter_resources(
     if diagnoses:
         enc["diagnosis"] = diagnoses
     if e.died:
-        enc["hospitalization"] = {
-            "dischargeDisposition": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
-                        "code": "exp",
-                        "display": "Expired",
-                    }
-                ]
-            }
-        }
-    out.insert(0, (enc_url, enc))
-    perf = [{"reference": f"Practitioner/{practitioner}"}]
+        enc["hospitalization"] = _EXPIRED
+    out[0] = (enc_url, enc)
+    perf = [perf_ref]
     i = 0
     obs = e.obs
     while i < len(obs):
@@ -450,19 +474,10 @@ def encounter_resources(
         o: dict = {
             "resourceType": "Observation",
             "status": "final",
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                            "code": "laboratory" if code in LAB else "vital-signs",
-                        }
-                    ]
-                }
-            ],
+            "category": _CAT["laboratory" if code in LAB else "vital-signs"],
             "code": {"coding": [_obs_coding(code, local_codes)]},
-            "subject": {"reference": subject},
-            "encounter": {"reference": enc_url},
+            "subject": subj,
+            "encounter": enc_ref,
             "effectiveDateTime": start,
             "issued": end,
             "performer": perf,
@@ -471,73 +486,40 @@ def encounter_resources(
             dia = obs[i][1]
             i += 1
             o["component"] = [
-                {
-                    "code": {
-                        "coding": [
-                            {"system": LOINC, "code": "8480-6", "display": LOINC_DISPLAY["8480-6"]}
-                        ]
-                    },
-                    "valueQuantity": _qty(value, unit),
-                },
-                {
-                    "code": {
-                        "coding": [
-                            {"system": LOINC, "code": "8462-4", "display": LOINC_DISPLAY["8462-4"]}
-                        ]
-                    },
-                    "valueQuantity": _qty(dia, unit),
-                },
+                {"code": _BP_CODES["8480-6"], "valueQuantity": _qty(value, unit)},
+                {"code": _BP_CODES["8462-4"], "valueQuantity": _qty(dia, unit)},
             ]
         elif unit == "":
-            pos = value >= 0.5
-            o["valueCodeableConcept"] = {
-                "coding": [
-                    {
-                        "system": SNOMED,
-                        "code": "10828004" if pos else "260385009",
-                        "display": "Positive" if pos else "Negative",
-                    }
-                ]
-            }
+            o["valueCodeableConcept"] = _POS if value >= 0.5 else _NEG
         else:
             o["valueQuantity"] = _qty(value, unit)
         out.append((full_url(), o))
-    for cvx, dose in e.imm:
+    if e.imm:
         occurred = e.start.date()
-        out.append(
-            (
-                full_url(),
-                {
-                    "resourceType": "Immunization",
-                    "status": "completed",
-                    "vaccineCode": {
-                        "coding": [{"system": CVX, "code": cvx, "display": VACCINE[cvx]}]
+        loc_ref = {"reference": f"Location/{loc_id(fac)}"}
+        expiry = date(occurred.year + 2, 1, 31).isoformat()
+        for cvx, dose in e.imm:
+            out.append(
+                (
+                    full_url(),
+                    {
+                        "resourceType": "Immunization",
+                        "status": "completed",
+                        "vaccineCode": {
+                            "coding": [{"system": CVX, "code": cvx, "display": VACCINE[cvx]}]
+                        },
+                        "patient": subj,
+                        "encounter": enc_ref,
+                        "occurrenceDateTime": start,
+                        "primarySource": True,
+                        "location": loc_ref,
+                        "lotNumber": f"{VACCINE[cvx][:3].upper()}{occurred:%y%m}{dose}",
+                        "expirationDate": expiry,
+                        "performer": [{"function": _AP, "actor": perf_ref}],
+                        "protocolApplied": [{"doseNumberPositiveInt": dose}],
                     },
-                    "patient": {"reference": subject},
-                    "encounter": {"reference": enc_url},
-                    "occurrenceDateTime": start,
-                    "primarySource": True,
-                    "location": {"reference": f"Location/{loc_id(fac)}"},
-                    "lotNumber": f"{VACCINE[cvx][:3].upper()}{occurred:%y%m}{dose}",
-                    "expirationDate": date(occurred.year + 2, 1, 31).isoformat(),
-                    "performer": [
-                        {
-                            "function": {
-                                "coding": [
-                                    {
-                                        "system": "http://terminology.hl7.org/CodeSystem/v2-0443",
-                                        "code": "AP",
-                                        "display": "Administering Provider",
-                                    }
-                                ]
-                            },
-                            "actor": perf[0],
-                        }
-                    ],
-                    "protocolApplied": [{"doseNumberPositiveInt": dose}],
-                },
+                )
             )
-        )
     return out
 
 
@@ -557,6 +539,8 @@ def satusehat_patient(rec: Record, p: Person, city: City, deceased: date | None)
     ident = [{"use": "official", "system": IHS, "value": rec.value}]
     if rec.nik:
         ident.append({"use": "official", "system": NIK, "value": rec.nik})
+    if rec.nik_ibu:
+        ident.append({"use": "official", "system": NIK_IBU, "value": rec.nik_ibu})
     res = {
         "resourceType": "Patient",
         "id": rec.value,

@@ -3,6 +3,7 @@ person. Everything written to disk, and the demo bundles, are rendered from this
 
 from __future__ import annotations
 
+import gc
 import random
 import zlib
 from collections.abc import Callable, Iterator
@@ -66,6 +67,27 @@ def build(
     today: date = DEFAULT_TODAY,
     period_year: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+) -> SynthCity:
+    # The model is millions of small objects that all live until the end: the cyclic garbage
+    # collector would rescan them again and again (it tripled the run time), so it is paused
+    # while building and the finished model is frozen out of its sight.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        sc = _build(persons, seed, today, period_year, progress)
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+    return sc
+
+
+def _build(
+    persons: int,
+    seed: int,
+    today: date,
+    period_year: int | None,
+    progress: Callable[[str, int, int], None] | None,
 ) -> SynthCity:
     city = load_city()
     w0 = date(today.year - 2, 1, 1)

@@ -618,12 +618,12 @@ def task_bpjs(sc: SynthCity, out: Path) -> int:
 
 
 # --- SATUSEHAT --------------------------------------------------------------------------------
-def task_satusehat(sc: SynthCity, out: Path) -> int:
+def task_satusehat_patients(sc: SynthCity, out: Path) -> int:
     from .writer import _write
 
-    files: dict[str, list[bytes]] = defaultdict(list)
+    lines = []
     for f in sc.city.facilities:
-        files["Organization"].append(
+        lines.append(
             orjson.dumps(
                 {
                     "resourceType": "Organization",
@@ -640,83 +640,76 @@ def task_satusehat(sc: SynthCity, out: Path) -> int:
                 }
             )
         )
-    n = 0
-
-    def next_id(kind: str) -> str:
-        nonlocal n
-        n += 1
-        h = zlib.crc32(f"{sc.seed}/{kind}".encode())
-        return (
-            f"{h:08x}-{n >> 32 & 0xFFFF:04x}-4{n >> 20 & 0xFFF:03x}-a{n >> 8 & 0xFFF:03x}-{n:012x}"
-        )
-
+    size = _write(out / "satusehat" / "Organization.ndjson", b"".join(x + b"\n" for x in lines))
+    lines = []
     for p in sc.persons:
         rec = sc.ss_records.get(p.pid)
         if rec is None:
             continue
-        files["Patient"].append(
-            orjson.dumps(fhir.satusehat_patient(rec, p, sc.city, sc.deceased_at(p, "RSUD01")))
+        died = p.death if any(e.died for e in p.events) else None
+        lines.append(orjson.dumps(fhir.satusehat_patient(rec, p, sc.city, died)))
+    return size + _write(out / "satusehat" / "Patient.ndjson", b"".join(x + b"\n" for x in lines))
+
+
+def task_satusehat(sc: SynthCity, out: Path, code: str) -> int:
+    """The synced encounters of one facility, as SATUSEHAT holds them."""
+    from .writer import _write
+
+    fac = sc.city.facility(code)
+    files: dict[str, list[bytes]] = defaultdict(list)
+    prefix = f"{zlib.crc32(f'{sc.seed}/satusehat/{code}'.encode()):08x}"
+    n = 0
+
+    def new_id() -> str:
+        nonlocal n
+        n += 1
+        return (
+            f"{prefix}-{n >> 32 & 0xFFFF:04x}-4{n >> 20 & 0xFFF:03x}-a{n >> 8 & 0xFFF:03x}-{n:012x}"
         )
+
+    org = {"reference": f"Organization/{fac.org_id}", "display": fac.name}
+    meta = {"source": f"Organization/{fac.org_id}"}
+    pract = fhir.practitioner_ids(fac)[0]
+    for p in sc.persons:
+        rec = sc.ss_records.get(p.pid)
+        if rec is None:
+            continue
+        subject = f"Patient/{rec.value}"
         for idx, e in enumerate(p.events):
-            if (p.pid, idx) not in sc.synced:
+            if e.facility != code or (p.pid, idx) not in sc.synced:
                 continue
-            fac = sc.city.facility(e.facility)
-            ids: list[str] = []
-
-            def url(ids: list[str] = ids) -> str:
-                ids.append(next_id("r"))
-                return ids[-1]
-
             res = fhir.encounter_resources(
-                e,
-                fac,
-                sc.encounter_value(p, idx, e, fac),
-                f"Patient/{rec.value}",
-                url,
-                fhir.utc,
-                fhir.practitioner_ids(fac)[0],
-                False,
+                e, fac, sc.encounter_value(p, idx, e, fac), subject, new_id, fhir.utc, pract, False
             )
-            by_url = {u: r["resourceType"] for u, r in res}
-            for u, r in res:
-                r["id"] = u
-                _relink(r, by_url)
-                r["meta"] = {"source": f"Organization/{fac.org_id}"}
-                files[r["resourceType"]].append(orjson.dumps(r))
+            enc_id = res[0][0]
+            for rid, r in res:
+                r["id"] = rid
+                r["meta"] = meta
+                rtype = r["resourceType"]
+                if rtype == "Encounter":
+                    r["serviceProvider"] = org
+                    for d in r.get("diagnosis", ()):
+                        d["condition"] = {"reference": f"Condition/{d['condition']['reference']}"}
+                else:
+                    r["encounter"] = {"reference": f"Encounter/{enc_id}"}
+                files[rtype].append(orjson.dumps(r))
     size = 0
     for rtype in sorted(files):
         size += _write(
-            out / "satusehat" / f"{rtype}.ndjson", b"".join(x + b"\n" for x in files[rtype])
+            out / "satusehat" / code / f"{rtype}.ndjson", b"".join(x + b"\n" for x in files[rtype])
         )
     return size
 
 
-def _relink(obj, by_url: dict[str, str]) -> None:
-    """Bundle-internal references become ResourceType/id references."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k == "reference" and isinstance(v, str) and v in by_url:
-                obj[k] = f"{by_url[v]}/{v}"
-            elif k == "reference" and isinstance(v, str) and v.startswith("Organization/org-"):
-                code = v.split("org-", 1)[1].upper()
-                obj[k] = f"Organization/{_org_id(code)}"
-            else:
-                _relink(v, by_url)
-    elif isinstance(obj, list):
-        for x in obj:
-            _relink(x, by_url)
+def tasks(sc: SynthCity) -> list[tuple[str, tuple]]:
+    out: list[tuple[str, tuple]] = [("satusehat", (f.code,)) for f in sc.city.facilities]
+    return [*out, ("rsud", ()), ("bpjs", ()), ("satusehat_patients", ())]
 
 
-_ORG_IDS: dict[str, str] = {}
-
-
-def _org_id(code: str) -> str:
-    if not _ORG_IDS:
-        from .city import load_city
-
-        _ORG_IDS.update({f.code: f.org_id for f in load_city().facilities})
-    return _ORG_IDS[code]
-
-
-TASKS = {"rsud": task_rsud, "bpjs": task_bpjs, "satusehat": task_satusehat}
-__all__ = ["IHS", "NIK", "TASKS"]
+TASKS = {
+    "rsud": task_rsud,
+    "bpjs": task_bpjs,
+    "satusehat": task_satusehat,
+    "satusehat_patients": task_satusehat_patients,
+}
+__all__ = ["IHS", "NIK", "TASKS", "tasks"]

@@ -5,6 +5,7 @@ model, so they may run in parallel worker processes and still give the same byte
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import multiprocessing
 from collections.abc import Callable
@@ -110,14 +111,25 @@ def task_truth_persons(sc: SynthCity, out: Path) -> int:
 
 
 def _tasks(sc: SynthCity) -> list[tuple[str, tuple]]:
-    tasks: list[tuple[str, tuple]] = [("reference", ())]
-    tasks += [("puskesmas", (f.code,)) for f in sc.city.puskesmas]
-    tasks += [("truth_persons", ())]
+    """Every task, the largest first so that the workers finish together."""
     from . import sources, truth
 
-    tasks += [(name, ()) for name in sources.TASKS]
-    tasks += [(name, ()) for name in truth.TASKS]
-    return tasks
+    load: dict[str, int] = {}
+    for p in sc.persons:
+        for e in p.events:
+            load[e.facility] = load.get(e.facility, 0) + 1
+    sized: list[tuple[float, str, tuple]] = []
+    for name, args in sources.tasks(sc):
+        weight = load.get(args[0], 0) * 0.7 if args else len(sc.persons) * 0.5
+        sized.append((weight, name, args))
+    for f in sc.city.puskesmas:
+        sized.append((load.get(f.code, 0), "puskesmas", (f.code,)))
+    sized.append((len(sc.persons) * 2.0, "truth_indicators", ()))
+    sized.append((len(sc.persons) * 0.2, "truth_persons", ()))
+    sized.append((0, "reference", ()))
+    sized.sort(key=lambda t: (-t[0], t[1], t[2]))
+    assert set(truth.TASKS) <= {n for _, n, _ in sized}
+    return [(n, a) for _, n, a in sized]
 
 
 def _run(name: str, args: tuple, out: Path) -> tuple[str, int]:
@@ -136,7 +148,14 @@ def _run(name: str, args: tuple, out: Path) -> tuple[str, int]:
 
 
 def _run_star(item: tuple[str, tuple, Path]) -> tuple[str, int]:
-    return _run(*item)
+    # rendering allocates many short-lived, acyclic dicts: reference counting frees them
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(*item)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def write_city(

@@ -7,7 +7,7 @@ import pytest
 from fhirhub.synth.generate import SynthCity, build
 from fhirhub.synth.writer import write_city
 
-SMALL = 400
+SMALL = 300
 SEED = 7
 
 

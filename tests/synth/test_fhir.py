@@ -22,16 +22,14 @@ def test_every_bundle_and_resource_parses(small_city_dir: Path) -> None:
     for f in files:
         bundle = orjson.loads(f.read_bytes())
         assert bundle["type"] == "transaction"
-        _parse(bundle)
-        for entry in bundle["entry"]:
-            _parse(entry["resource"])
-            n += 1
+        _parse(bundle)  # validates every entry's resource with its own model
+        n += len(bundle["entry"])
     assert n > 1000
 
 
 def test_every_satusehat_resource_parses(small_city_dir: Path) -> None:
     n = 0
-    for f in sorted(small_city_dir.glob("satusehat/*.ndjson")):
+    for f in sorted(small_city_dir.glob("satusehat/**/*.ndjson")):
         for line in f.read_bytes().splitlines():
             r = orjson.loads(line)
             assert r["resourceType"] == f.stem
