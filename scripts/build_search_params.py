@@ -350,6 +350,9 @@ def main() -> None:
             if reason:
                 entry["unsupported"] = reason
             params.setdefault(key, {})[sp["code"]] = entry
+    for rtype, ps in params.items():
+        if rtype != "Resource":
+            find_aliases(ps)
     compartments: dict[str, dict[str, list[str]]] = {}
     for s in sds:
         if s["resourceType"] == "CompartmentDefinition":
@@ -374,6 +377,60 @@ def main() -> None:
     uns = sum(1 for v in params.values() for p in v.values() if "unsupported" in p)
     fb = sum(1 for v in params.values() for p in v.values() if "fhirpath" in p)
     print(f"wrote {OUT.relative_to(ROOT)}: {n} parameters, {uns} unsupported, {fb} via fhirpathpy")
+
+
+def _sig(p: dict[str, Any]) -> tuple[str, frozenset[str], str]:
+    """(type, its paths, its components) in comparable form."""
+    paths = frozenset(json.dumps(x, sort_keys=True) for x in p.get("paths", []))
+    return p["type"], paths, json.dumps(p.get("components"), sort_keys=True)
+
+
+def find_aliases(ps: dict[str, dict[str, Any]]) -> None:
+    """Mark parameters whose index rows another parameter's rows already hold.
+
+    ``phonetic`` has exactly the paths of ``name``; ``combo-code`` those of ``code`` and
+    ``component-code`` together; ``patient`` is ``subject`` restricted to Patient targets. Such
+    a parameter gets ``"alias": {"params": [...], "target": type or None}`` and no rows of its
+    own: fewer rows to write, the same answers.
+    """
+    live = {
+        c: p
+        for c, p in ps.items()
+        if "unsupported" not in p and p.get("paths") and not p.get("fhirpath")
+    }
+    for code, p in sorted(live.items()):
+        ptype, paths, comps = _sig(p)
+        others = {
+            c: q
+            for c, q in live.items()
+            if c != code and "alias" not in q and q["type"] == ptype and _sig(q)[2] == comps
+        }
+        # exactly the same rows
+        same = sorted(c for c, q in others.items() if _sig(q)[1] == paths)
+        if same and same[0] < code:
+            p["alias"] = {"params": [same[0]], "target": None}
+            continue
+        # the union of other parameters' rows, each wholly inside this one's
+        parts = [c for c, q in others.items() if _sig(q)[1] and _sig(q)[1] < paths]
+        covered: set[str] = set()
+        chosen = []
+        for c in sorted(parts, key=lambda c: -len(_sig(others[c])[1])):
+            if not _sig(others[c])[1] <= covered:
+                chosen.append(c)
+                covered |= _sig(others[c])[1]
+        if covered == paths and len(chosen) > 1:
+            p["alias"] = {"params": sorted(chosen), "target": None}
+            continue
+        # a reference parameter restricted by where(resolve() is T) of another's single path
+        if ptype == "reference" and len(p["paths"]) == 1:
+            steps = p["paths"][0]["steps"]
+            last = steps[-1] if steps else None
+            if last and last[1] and last[1][0] == "reftype":
+                plain = [*steps[:-1], [last[0], None]]
+                want = json.dumps({"steps": plain, "type": p["paths"][0]["type"]}, sort_keys=True)
+                base = sorted(c for c, q in others.items() if _sig(q)[1] == frozenset([want]))
+                if base:
+                    p["alias"] = {"params": [base[0]], "target": last[1][1]}
 
 
 def _root_types(paths: list[dict[str, Any]]) -> list[str]:

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from fhirhub.search import registry
+from fhirhub.search.query import param_scope
 from fhirhub.search.tables import TABLE_OF_TYPE, resource_versions, resources, search_reference
 
 NO_STRING = ""
@@ -93,9 +94,7 @@ def _key_expr(key: SortKey, res_type: str | None) -> ColumnElement[Any]:
         "number": (t.c.get("high" if key.descending else "low"), NO_NUMBER),
         "quantity": (t.c.get("high" if key.descending else "low"), NO_NUMBER),
     }[key.ptype]
-    sub = select(agg(col)).where(t.c.resource_pk == r.c.pk, t.c.param == key.code)
-    if res_type:
-        sub = sub.where(t.c.res_type == res_type)
+    sub = select(agg(col)).where(t.c.resource_pk == r.c.pk, *param_scope(t, res_type, key.code))
     return func.coalesce(sub.scalar_subquery(), literal(empty))
 
 
@@ -223,11 +222,11 @@ def parse_include(value: str, iterate: bool, name: str) -> IncludeSpec:
 
 
 def _spec_filter(spec: IncludeSpec, ref: Any) -> list[ColumnElement[bool]]:
-    conds = []
-    if spec.source != "*":
-        conds.append(ref.c.res_type == spec.source)
+    conds: list[ColumnElement[bool]] = []
     if spec.param != "*":
-        conds.append(ref.c.param == spec.param)
+        conds.extend(param_scope(ref, spec.source if spec.source != "*" else None, spec.param))
+    elif spec.source != "*":
+        conds.append(ref.c.res_type == spec.source)
     if spec.target:
         conds.append(ref.c.target_type == spec.target)
     return conds
@@ -272,11 +271,7 @@ def included(
         for t, ids in by_type2.items():
             if spec.target and spec.target != t:
                 continue
-            conds = [ref.c.target_type == t, ref.c.target_id.in_(ids)]
-            if spec.source != "*":
-                conds.append(ref.c.res_type == spec.source)
-            if spec.param != "*":
-                conds.append(ref.c.param == spec.param)
+            conds = [ref.c.target_type == t, ref.c.target_id.in_(ids), *_spec_filter(spec, ref)]
             q = select(r.c.pk, r.c.res_type, r.c.res_id).where(
                 r.c.deleted == false(), r.c.pk.in_(select(ref.c.resource_pk).where(*conds))
             )
@@ -291,9 +286,10 @@ def compartment_clause(comp_type: str, comp_id: str, res_type: str) -> ColumnEle
     if not params:
         return None
     ref = search_reference
+    names = sorted({n for p in params for n in registry.stored_as(res_type, p)[0]})
     sub = select(ref.c.resource_pk).where(
         ref.c.res_type == res_type,
-        ref.c.param.in_(params),
+        ref.c.param.in_(names),
         ref.c.target_type == comp_type,
         ref.c.target_id == comp_id,
     )

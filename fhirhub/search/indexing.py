@@ -432,27 +432,52 @@ def guess_type(ptype: str, v: Any) -> str:
     return "Quantity"
 
 
+Extractor = Callable[[dict[str, Any], Rows], None]
+
+
 @cache
-def extractors(res_type: str) -> tuple[Callable[[dict[str, Any], Rows], None], ...]:
-    out = []
+def extractors(res_type: str) -> tuple[tuple[Extractor, ...], dict[str, tuple[Extractor, ...]]]:
+    """(extractors to run on every resource, extractors by the top-level key they read).
+
+    Each compiled path gets an extractor of its own, filed under its first key, so a resource
+    only pays for the elements it has.
+    """
+    always: list[Extractor] = []
+    by_key: dict[str, list[Extractor]] = {}
+
+    def file(steps: list[list[Any]], ex: Extractor) -> None:
+        if steps:
+            by_key.setdefault(steps[0][0], []).append(ex)
+        else:
+            always.append(ex)
+
     for name, p in registry.params_of(res_type).items():
-        if "unsupported" in p or name in registry.COLUMN_PARAMS:
+        if "unsupported" in p or "alias" in p or name in registry.COLUMN_PARAMS:
             continue
         if p["type"] == "composite":
-            out.append(_composite_extractor(name, p))
+            for root in p.get("paths", []):
+                file(root["steps"], _composite_extractor(name, {**p, "paths": [root]}))
             continue
-        if p.get("paths"):
-            out.append(_path_extractor(name, p["type"], p["paths"]))
+        for path in p.get("paths", []):
+            ex = _path_extractor(name, p["type"], [path])
+            if path["type"] == "deceased":
+                always.append(ex)
+            else:
+                file(path["steps"], ex)
         if p.get("fhirpath"):
-            out.append(_fhirpath_extractor(name, p["type"], p["fhirpath"]))
-    return tuple(out)
+            always.append(_fhirpath_extractor(name, p["type"], p["fhirpath"]))
+    return tuple(always), {k: tuple(v) for k, v in by_key.items()}
 
 
 def index_rows(resource: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Per index table, the rows (``param`` and value columns) for ``resource``."""
     out: Rows = {}
-    for extract in extractors(resource["resourceType"]):
+    always, by_key = extractors(resource["resourceType"])
+    for extract in always:
         extract(resource, out)
+    for key in resource:
+        for extract in by_key.get(key, ()):
+            extract(resource, out)
     for table, rows in list(out.items()):
         if not rows:
             del out[table]

@@ -161,9 +161,7 @@ class Criteria:
             else:
                 raise bad_request(f"unknown modifier ':{modifier}' on parameter '{code}'", name)
         table = TABLE_OF_TYPE[ptype]
-        scope = [table.c.param == code]
-        if res_type:
-            scope.append(table.c.res_type == res_type)
+        scope = param_scope(table, res_type, code)
         if modifier == "missing":
             if value not in ("true", "false"):
                 raise bad_request(f"':missing' takes true or false, not '{value}'", name)
@@ -176,9 +174,7 @@ class Criteria:
             return pk_col.in_(self._of_type(res_type, code, value, name))
         if ptype == "reference" and modifier == "identifier":
             t = search_token
-            scope_t = [t.c.param == code + ":identifier"]
-            if res_type:
-                scope_t.append(t.c.res_type == res_type)
+            scope_t = param_scope(t, res_type, code, ":identifier")
             sub = self._token_or(t, code, split_values(value), name)
             return pk_col.in_(select(t.c.resource_pk).where(*scope_t, sub))
         alternatives = []
@@ -262,8 +258,9 @@ class Criteria:
             if len(parts) != 3 or not parts[1] or not parts[2]:
                 raise bad_request(f"':of-type' takes system|code|value, not '{v}'", name)
             alts.append(and_(t.c.system == f"{parts[0]}|{parts[1]}", t.c.code == parts[2]))
-        q = select(t.c.resource_pk).where(t.c.param == code + ":of-type", or_(*alts))
-        return q.where(t.c.res_type == res_type) if res_type else q
+        return select(t.c.resource_pk).where(
+            *param_scope(t, res_type, code, ":of-type"), or_(*alts)
+        )
 
     def _reference(
         self, t: Any, p: dict[str, Any], modifier: str, v: str, name: str
@@ -389,7 +386,7 @@ class Criteria:
             target_pks = inner.pks(t, [(rest, value)], depth + 1)
             target_ids = select(resources.c.res_id).where(resources.c.pk.in_(target_pks))
             alts.append(and_(ref.c.target_type == t, ref.c.target_id.in_(target_ids)))
-        q = select(ref.c.resource_pk).where(ref.c.res_type == res_type, ref.c.param == code)
+        q = select(ref.c.resource_pk).where(*param_scope(ref, res_type, code))
         return pk_col.in_(q.where(or_(*alts)))
 
     def _has(
@@ -410,14 +407,30 @@ class Criteria:
         src_pks = inner.pks(src_type, [(rest, value)], depth + 1)
         ref = search_reference
         target_ids = select(ref.c.target_id).where(
-            ref.c.res_type == src_type,
-            ref.c.param == ref_code,
+            *param_scope(ref, src_type, ref_code),
             ref.c.target_type == res_type,
             ref.c.resource_pk.in_(src_pks),
         )
         r = resources
         q = select(r.c.pk).where(r.c.res_type == res_type, r.c.res_id.in_(target_ids))
         return pk_col.in_(q)
+
+
+def param_scope(
+    t: Any, res_type: str | None, code: str, suffix: str = ""
+) -> list[ColumnElement[bool]]:
+    """Index rows of parameter ``code`` of ``res_type`` (through its alias, if it is one)."""
+    names, target = registry.stored_as(res_type, code)
+    out: list[ColumnElement[bool]] = []
+    if res_type:
+        out.append(t.c.res_type == res_type)
+    if len(names) == 1:
+        out.append(t.c.param == names[0] + suffix)
+    else:
+        out.append(t.c.param.in_([n + suffix for n in names]))
+    if target and "target_type" in t.c:
+        out.append(t.c.target_type == target)
+    return out
 
 
 class _Cols:

@@ -50,6 +50,19 @@ def param(res_type: str, code: str) -> dict[str, Any] | None:
     return params_of(res_type).get(code)
 
 
+def stored_as(res_type: str | None, code: str) -> tuple[tuple[str, ...], str | None]:
+    """The ``param`` names whose index rows answer ``code``, and a target type they must have.
+
+    Usually ``((code,), None)``; an alias (``Observation.patient`` is ``subject`` restricted to
+    Patient targets, ``combo-code`` is ``code`` with ``component-code``) has no rows of its own.
+    """
+    p = param(res_type or "Resource", code)
+    alias = p.get("alias") if p else None
+    if alias:
+        return tuple(alias["params"]), alias["target"]
+    return (code,), None
+
+
 def compartment(comp_type: str) -> dict[str, list[str]]:
     """For compartment ``comp_type`` (e.g. Patient): resource type -> parameters linking it."""
     return dict(table()["compartments"].get(comp_type, {}))
