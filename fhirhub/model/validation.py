@@ -1,4 +1,5 @@
-"""Structural validation of a resource with fhir.resources (R4B models; see docs/adr/0002).
+"""Structural validation of a resource with fhir.resources (R4B models; see docs/adr/0002),
+and of its primitives' JSON kinds against the R4 definitions (``primitives``).
 
 Every problem is reported, each with the FHIRPath of the offending element.
 """
@@ -13,6 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from fhirhub.errors import FhirError, Issue
+from fhirhub.model.primitives import primitive_issues
 from fhirhub.model.resource_types import is_resource_type, is_valid_id
 
 # R4 resource types that fhir.resources' R4B models no longer have. They are accepted with the
@@ -69,14 +71,19 @@ def resource_issues(resource: Any, path: str = "") -> list[Issue]:
     rid = resource.get("id")
     if rid is not None and not (isinstance(rid, str) and is_valid_id(rid)):
         issues.append(Issue("value", "id must be 1-64 of A-Z a-z 0-9 - .", (_join(where, "id"),)))
-    if rtype in R4_ONLY_TYPES:
-        return issues
-    try:
-        _model(rtype).model_validate(resource)
-    except ValidationError as exc:
-        issues.extend(_issue_of(err, where or rtype) for err in exc.errors())
-    except (ValueError, TypeError) as exc:  # raised by some model validators directly
-        issues.append(Issue("structure", str(exc), (where or rtype,)))
+    if rtype not in R4_ONLY_TYPES:
+        try:
+            _model(rtype).model_validate(resource)
+        except ValidationError as exc:
+            issues.extend(_issue_of(err, where or rtype) for err in exc.errors())
+        except (ValueError, TypeError) as exc:  # raised by some model validators directly
+            issues.append(Issue("structure", str(exc), (where or rtype,)))
+    reported = {e for issue in issues for e in issue.expression}
+    issues.extend(
+        issue
+        for issue in primitive_issues(resource, where or rtype)
+        if issue.expression[0] not in reported
+    )
     return issues
 
 

@@ -88,3 +88,29 @@ def test_server_keeps_serving_after_bad_input(client: TestClient) -> None:
         client.post("/fhir/Patient", content=body, headers=H)
     assert client.post("/fhir/Patient", json=patient(), headers=H).status_code == 201
     assert client.get("/fhir/metadata").status_code == 200
+
+
+def test_primitives_must_have_their_json_kind(client: TestClient) -> None:
+    body = {
+        **patient(),
+        "active": "yes",
+        "multipleBirthInteger": "2",
+        "extension": [{"url": "https://example.org/x", "valueBoolean": "true"}],
+        "contact": [{"name": {"family": "   "}}],
+    }
+    out = _outcome(client.post("/fhir/Patient", json=body, headers=H), 400)
+    paths = {i["expression"][0] for i in out["issue"]}
+    assert paths == {
+        "Patient.active",
+        "Patient.multipleBirthInteger",
+        "Patient.extension[0].valueBoolean",
+        "Patient.contact[0].name.family",
+    }
+
+
+def test_r4_only_types_are_accepted_and_checked(client: TestClient) -> None:
+    good = {"resourceType": "MedicinalProduct", "identifier": [{"value": "MP-1"}]}
+    assert client.post("/fhir/MedicinalProduct", json=good, headers=H).status_code == 201
+    bad = {"resourceType": "MedicinalProduct", "identifier": [{"value": 1}]}
+    out = _outcome(client.post("/fhir/MedicinalProduct", json=bad, headers=H), 400)
+    assert out["issue"][0]["expression"] == ["MedicinalProduct.identifier[0].value"]
