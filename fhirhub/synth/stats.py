@@ -29,6 +29,12 @@ RANGES = {
     "prevalence.hypertension_15+": (0.06, 0.20),
     "prevalence.diabetes_15+": (0.015, 0.07),
     "records_per_person": (1.5, 4.5),
+    # observed shares of all Puskesmas/RSUD records (a rate applies only where it can)
+    "errors.typo": (0.02, 0.06),
+    "errors.nik_missing": (0.03, 0.12),
+    "errors.ode_joined": (0.002, 0.04),
+    "errors.day_month_swapped": (0.002, 0.015),
+    "errors.phone_missing": (0.10, 0.25),
 }
 
 
@@ -140,6 +146,8 @@ def flat(fig: dict) -> dict[str, float]:
                     out[f"{k}.{k2}"] = v2
         elif isinstance(v, int | float):
             out[k] = v
+    for k, v in fig["errors"]["observed"].items():
+        out[f"errors.{k}"] = v
     out["records_per_person"] = fig["duplicates"]["records_per_person"]
     return out
 
