@@ -264,7 +264,8 @@ def queries(patients: int) -> list[tuple[str, Callable[[random.Random], Any], st
         " inc AS (SELECT p.pk FROM search_reference f JOIN resources p ON p.res_type = 'Patient'"
         " AND p.res_id = f.target_id WHERE f.resource_pk IN (SELECT pk FROM m)"
         " AND f.param = 'subject' AND f.target_type = 'Patient')"
-        f" SELECT v.content::text FROM {res} WHERE r.pk IN (SELECT pk FROM m UNION SELECT pk FROM inc)"
+        f" SELECT v.content::text FROM {res}"
+        " WHERE r.pk IN (SELECT pk FROM m UNION SELECT pk FROM inc)"
     )
 
     def e(rng: random.Random) -> tuple[str, list[tuple[str, str]], dict[str, Any]]:
@@ -304,7 +305,7 @@ def _day(d: str) -> tuple[int, int]:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def run_queries(patients: int, runs: int) -> None:

@@ -54,6 +54,7 @@ class Hit:
     res_type: str
     res_id: str
     keys: tuple[Any, ...]
+    body: str | None = None
 
 
 def sort_keys(res_type: str | None, spec: str, name: str = "_sort") -> list[SortKey]:
@@ -114,17 +115,31 @@ def page(
     keys: list[SortKey],
     count: int,
     *,
-    cutoff: int,
+    cutoff: int | None,
     after: Sequence[Any] | None = None,
     before: Sequence[Any] | None = None,
-) -> tuple[list[Hit], bool]:
-    """One page of matches; ``after``/``before`` are the cursor's keys (ending with pk)."""
-    r = resources
+) -> tuple[list[Hit], bool, int]:
+    """One page of matches with their bodies, whether more follow, and the cutoff.
+
+    ``after``/``before`` are a cursor's keys (ending with pk). Without a ``cutoff`` (a first
+    page) the current largest pk is read in the same statement and returned.
+    """
+    r, v = resources, resource_versions
     exprs = [_key_expr(k, res_type) for k in keys] + [r.c.pk]
     desc = [k.descending for k in keys] + [False]
-    q = select(r.c.pk, r.c.res_type, r.c.res_id, *exprs).where(
-        r.c.deleted == false(), r.c.pk <= cutoff, *where
+    body = cast(v.c.content, Text) if conn.dialect.name == "postgresql" else v.c.content
+    cut_col = (
+        literal(cutoff)
+        if cutoff is not None
+        else select(func.coalesce(func.max(resources.c.pk), 0)).scalar_subquery()
     )
+    q = (
+        select(r.c.pk, r.c.res_type, r.c.res_id, body, cut_col, *exprs)
+        .select_from(r.join(v, and_(v.c.resource_pk == r.c.pk, v.c.version == r.c.version)))
+        .where(r.c.deleted == false(), *where)
+    )
+    if cutoff is not None:
+        q = q.where(r.c.pk <= cutoff)
     if res_type:
         q = q.where(r.c.res_type == res_type)
     if after is not None:
@@ -134,12 +149,14 @@ def page(
         desc = [not d for d in desc]
     q = q.order_by(*[e.desc() if d else e.asc() for e, d in zip(exprs, desc, strict=True)])
     rows = conn.execute(q.limit(count + 1)).all()
+    if cutoff is None:
+        cutoff = int(rows[0][4]) if rows else max_pk(conn)
     more = len(rows) > count
     rows = rows[:count]
-    hits = [Hit(int(x[0]), x[1], x[2], tuple(x[3:])) for x in rows]
+    hits = [Hit(int(x[0]), x[1], x[2], tuple(x[5:]), x[3]) for x in rows]
     if before is not None:
         hits.reverse()
-    return hits, more
+    return hits, more, cutoff
 
 
 def max_pk(conn: Any) -> int:

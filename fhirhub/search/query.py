@@ -86,8 +86,13 @@ def split_values(value: str) -> list[str]:
     return out
 
 
+_SEPARATORS = {sep: re.compile(r"(?<!\\)" + re.escape(sep)) for sep in "|$"}
+
+
 def _split_unescaped(value: str, sep: str) -> list[str]:
-    parts = re.split(r"(?<!\\)" + re.escape(sep), value)
+    if "\\" not in value:
+        return value.split(sep)
+    parts = _SEPARATORS[sep].split(value)
     return [p.replace("\\" + sep, sep) for p in parts]
 
 

@@ -230,7 +230,7 @@ def _run(
     path: str | None = None,
 ) -> dict[str, Any]:
     cur = ctl.cursor
-    cutoff = int(cur["cut"]) if cur else engine.max_pk(conn)
+    cutoff: int | None = int(cur["cut"]) if cur else None
     if cur and cur.get("sort") != _sort_sig(ctl.sort):
         raise bad_request("_cursor belongs to a search with another _sort", "_cursor")
     hits: list[Hit] = []
@@ -238,9 +238,11 @@ def _run(
     if ctl.summary != "count" and ctl.count > 0:
         after = cur["k"] if cur and cur["d"] == "n" else None
         before = cur["k"] if cur and cur["d"] == "p" else None
-        hits, more = engine.page(
+        hits, more, cutoff = engine.page(
             conn, where, res_type, ctl.sort, ctl.count, cutoff=cutoff, after=after, before=before
         )
+    if cutoff is None:
+        cutoff = engine.max_pk(conn)
     total: int | None = None
     first_page = cur is None
     if ctl.summary == "count" or ctl.total == "accurate" or ctl.count == 0:
@@ -273,10 +275,10 @@ def _run(
     extra: list[tuple[int, str, str]] = []
     if hits and (ctl.includes or ctl.revincludes):
         extra = _includes(conn, hits, ctl)
-    bodies = engine.contents(conn, [h.pk for h in hits] + [e[0] for e in extra])
+    bodies = engine.contents(conn, [e[0] for e in extra])
     for h in hits:
-        if h.pk in bodies:
-            entries.append(_entry(base_url, h.res_type, h.res_id, bodies[h.pk], "match", ctl))
+        if h.body is not None:
+            entries.append(_entry(base_url, h.res_type, h.res_id, h.body, "match", ctl))
     for pk, t, i in extra:
         if pk in bodies:
             entries.append(_entry(base_url, t, i, bodies[pk], "include", ctl))
