@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -26,12 +27,20 @@ def main() -> None:
     a = ap.parse_args()
     if a.out.exists():
         shutil.rmtree(a.out)
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     sc = build(a.persons, a.seed)
     t1 = time.perf_counter()
     sizes = write_city(sc, a.out, workers=a.workers)
     t2 = time.perf_counter()
     files = sum(len(f) for _, _, f in os.walk(a.out))
+    cpu = sum(
+        r.ru_utime + r.ru_stime
+        for r in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
     total = sum(sizes.values())
     print(
         f"persons={a.persons} generated={len(sc.persons)} "
@@ -40,6 +49,10 @@ def main() -> None:
     print(
         f"model: {t1 - t0:.1f} s, writing: {t2 - t1:.1f} s, total: {t2 - t0:.1f} s "
         f"(budget 600 s) -> {'PASS' if t2 - t0 <= 600 else 'FAIL'}"
+    )
+    print(
+        f"cpu time (all processes): {cpu:.1f} s; load average at start {load0:.1f}, "
+        f"at end {os.getloadavg()[0]:.1f} (other work on the machine slows the wall time)"
     )
     print(f"output: {files} files, {total / 1e9:.2f} GB")
     for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:6]:

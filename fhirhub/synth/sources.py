@@ -79,23 +79,16 @@ def _pid(rec: Record, p: Person, sc: SynthCity) -> str:
         addr,
         "",
         rec.phone or "",
+    ]
+    fields += [""] * (24 - len(fields))  # PID-14 .. PID-23 unused
+    fields += [
+        "Y" if p.multiple_birth else "",  # PID-24 multiple birth indicator
+        str(p.multiple_birth or ""),  # PID-25 birth order
         "",
         "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        (p.multiple_birth and "Y") or "",
-        str(p.multiple_birth or ""),
-        "",
-        "",
-        death.strftime("%Y%m%d") if death else "",
-        "Y" if death else "N",
+        "",  # PID-26 .. PID-28
+        death.strftime("%Y%m%d") if death else "",  # PID-29 death date
+        "Y" if death else "N",  # PID-30 death indicator
     ]
     return "|".join(fields)
 

@@ -17,8 +17,10 @@ def test_every_hl7_message_parses(small_city_dir: Path) -> None:
                 continue
             m = parse_message(raw)
             kinds.add(m.msh.msh_9.to_er7())
-            mrn = raw.split("\rPID|", 1)[1].split("|")[2]
+            pid = raw.split("\rPID|", 1)[1].split("\r")[0].split("|")
+            mrn = pid[2]  # PID-3
             assert mrn and mrn in m.to_er7()
+            assert pid[29] in ("Y", "N") and len(pid) == 30  # PID-30 death indicator last
             n += 1
     assert n > 20
     assert {"ADT^A04^ADT_A01", "ORU^R01^ORU_R01"} <= kinds
