@@ -50,7 +50,6 @@ def install() -> None:
         "--quiet",
         "--disable-pip-version-check",
         "--no-deps",
-        "--no-build-isolation",
         "-e",
         ".",
     )
