@@ -394,12 +394,17 @@ def _path_extractor(
 def _fhirpath_extractor(
     name: str, ptype: str, expression: str
 ) -> Callable[[dict[str, Any], Rows], None]:
-    import fhirpathpy  # only for the rare expressions the compiler leaves
+    import fhirpathpy  # only for custom parameters and expressions the compiler leaves
+    from fhirpathpy.models import models
 
-    compiled = fhirpathpy.compile(expression)
+    compiled = fhirpathpy.compile(expression, models["r4"])
 
     def extract(resource: dict[str, Any], out: Rows) -> None:
         for v in compiled(resource):
+            if type(v).__name__ == "Decimal":
+                v = float(v)
+            elif type(v).__name__.startswith("FP_"):
+                v = str(v)
             _extract(ptype, name, guess_type(ptype, v), [v], out)
 
     return extract

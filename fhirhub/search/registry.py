@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).parent / "data" / "search_parameters.json"
+# fhirhub's own SearchParameters (content, not code): every *.json SearchParameter here is
+# searchable, its expression evaluated with fhirpathpy. Reindex after adding one.
+CUSTOM_DIR = Path(__file__).resolve().parents[2] / "conformance" / "search-parameters"
 
 # Parameters answered from the ``resources`` table rather than from index rows.
 COLUMN_PARAMS = {"_id": "token", "_lastUpdated": "date"}
@@ -43,6 +46,35 @@ def params_of(res_type: str) -> dict[str, dict[str, Any]]:
     t = table()["params"]
     out = dict(t.get("Resource", {}))
     out.update(t.get(res_type, {}))
+    out.update(custom_params().get(res_type, {}))
+    return out
+
+
+@cache
+def custom_params() -> dict[str, dict[str, dict[str, Any]]]:
+    """SearchParameters from ``CUSTOM_DIR``: per base type, code -> entry (like the table's)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    if not CUSTOM_DIR.is_dir():
+        return out
+    for f in sorted(CUSTOM_DIR.glob("*.json")):
+        sp = json.loads(f.read_text(encoding="utf-8"))
+        if sp.get("resourceType") != "SearchParameter" or sp.get("status") == "retired":
+            continue
+        for base in sp.get("base", []):
+            entry: dict[str, Any] = {
+                "url": sp["url"],
+                "type": sp["type"],
+                "custom": True,
+                "expression": sp.get("expression", ""),
+            }
+            if sp.get("target"):
+                entry["target"] = sp["target"]
+            if sp["type"] in ("composite", "special") or not sp.get("expression"):
+                entry["unsupported"] = "custom composite/special parameters are not supported"
+            else:
+                entry["fhirpath"] = sp["expression"]
+            out.setdefault(base, {})[sp["code"]] = entry
+            table()["documentation"].setdefault(sp["url"], sp.get("description", ""))
     return out
 
 

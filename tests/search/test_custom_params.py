@@ -1,0 +1,81 @@
+"""Custom SearchParameters from conformance/search-parameters/: indexed, searched, reindexed."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from search_helpers import store
+from sqlalchemy import Engine
+
+from fhirhub.search import find_matches, indexing, registry
+from fhirhub.search.indexing import index_rows
+from fhirhub.services.search import reindex
+
+ADMIN = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
+
+
+@pytest.fixture
+def village_param(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    shutil.copy(Path(__file__).parent / "data" / "Patient-address-village.json", tmp_path)
+    monkeypatch.setattr(registry, "CUSTOM_DIR", tmp_path)
+    _clear()
+    yield
+    monkeypatch.undo()
+    _clear()
+
+
+def _clear() -> None:
+    registry.custom_params.cache_clear()
+    registry.params_of.cache_clear()
+    indexing.extractors.cache_clear()
+
+
+def _patient(pid: str, village: str) -> dict:
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "address": [
+            {
+                "city": "Kota Baubau",
+                "extension": [
+                    {
+                        "url": ADMIN,
+                        "extension": [
+                            {"url": "city", "valueCode": "7472"},
+                            {"url": "village", "valueCode": village},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_index_rows_of_custom_parameter(village_param: None) -> None:
+    rows = index_rows(_patient("p1", "7472011001"))["search_token"]
+    assert {"param": "address-village", "system": None, "code": "7472011001", "text": None} in rows
+    assert "address-village" in {p["name"] for p in registry.supported_params("Patient")}
+
+
+def test_search_and_reindex(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:  # stored before the parameter exists
+        store(conn, _patient("p1", "7472011001"))
+        store(conn, _patient("p2", "7472021003"))
+    shutil.copy(Path(__file__).parent / "data" / "Patient-address-village.json", tmp_path)
+    monkeypatch.setattr(registry, "CUSTOM_DIR", tmp_path)
+    _clear()
+    try:
+        with engine.begin() as conn:
+            assert find_matches(conn, "Patient", "address-village=7472011001") == []
+            assert reindex(conn, res_type="Patient") == 2
+            assert [m[1] for m in find_matches(conn, "Patient", "address-village=7472011001")] == [
+                "p1"
+            ]
+    finally:
+        monkeypatch.undo()
+        _clear()
