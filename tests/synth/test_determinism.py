@@ -27,3 +27,19 @@ def test_another_seed_gives_another_city(tmp_path: Path) -> None:
     write_city(build(250, 11), tmp_path / "a", workers=1)
     write_city(build(250, 12), tmp_path / "b", workers=1)
     assert tree_hash(tmp_path / "a") != tree_hash(tmp_path / "b")
+
+
+def test_bytes_do_not_depend_on_the_string_hash_seed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from fhirhub.synth.generate import build; "
+        "from fhirhub.synth.writer import write_city; "
+        "write_city(build(150, 4), Path(sys.argv[1]), workers=1)"
+    )
+    for name, hash_seed in (("a", "1"), ("b", "2")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True, env=env)
+    assert tree_hash(tmp_path / "a") == tree_hash(tmp_path / "b")
