@@ -72,9 +72,12 @@ def load(
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     files = _expand(paths)
-    with _progress() as bar:
-        task = bar.add_task("loading", total=count_units(files))
-        report = load_paths(engine, files, progress=lambda n: bar.advance(task, n))
+    try:
+        with _progress() as bar:
+            task = bar.add_task("loading", total=count_units(files))
+            report = load_paths(engine, files, progress=lambda n: bar.advance(task, n))
+    finally:
+        engine.dispose()
     for line in report.problems[:50]:
         console.print(f"[red]rejected[/red] {line}")
     console.print(
@@ -105,23 +108,17 @@ def _progress() -> Progress:
 
 
 def _load_demo(persons: int) -> None:
-    import tempfile
-
-    from fhirhub.model.json import dumps
-    from fhirhub.services.load import load_paths
+    from fhirhub.services.load import load_bundles
     from fhirhub.storage.engine import make_engine
     from fhirhub.synth import demo_bundles
 
     engine = make_engine(get_settings().database_url)
-    stored = 0
-    with tempfile.TemporaryDirectory() as tmp, _progress() as bar:
-        task = bar.add_task("demo city", total=None)
-        for i, bundle in enumerate(demo_bundles(persons=persons, seed=1)):
-            path = Path(tmp) / f"{i:05}.json"
-            path.write_bytes(dumps(bundle))
-            stored += load_paths(engine, [path]).stored
-            bar.advance(task)
-    console.print(f"demo city loaded: {stored} resources")
+    try:
+        with console.status("loading the demo city"):
+            report = load_bundles(engine, demo_bundles(persons=persons, seed=1))
+    finally:
+        engine.dispose()
+    console.print(f"demo city loaded: {report.stored} resources, {report.rejected} rejected")
 
 
 def _register_optional() -> None:
@@ -135,8 +132,20 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _register_jobs() -> None:
+    from fhirhub.jobs.cli import beat, inbox, worker
+
+    app.add_typer(inbox, name="inbox")
+    app.command("worker")(worker)
+    app.command("beat")(beat)
+
+
+_register_jobs()
+
+
 def main() -> None:
     logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     app()
 
 

@@ -8,7 +8,7 @@ entries of a collection or searchset Bundle are stored as updates (with their id
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,16 @@ def load_paths(
                 count = len(payload)
             if progress:
                 progress(count)
+    return report
+
+
+def load_bundles(
+    engine: Engine, bundles: Iterable[Any], *, base_url: str = "urn:fhirhub"
+) -> LoadReport:
+    """Process transaction or batch Bundles given as dicts, each in its own transaction."""
+    report = LoadReport()
+    for i, bundle in enumerate(bundles):
+        _load_bundle(engine, bundle, f"bundle {i}", base_url, report)
     return report
 
 
