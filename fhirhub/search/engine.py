@@ -21,9 +21,7 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Text,
     and_,
-    cast,
     false,
     func,
     literal,
@@ -127,7 +125,7 @@ def page(
     r, v = resources, resource_versions
     exprs = [_key_expr(k, res_type) for k in keys] + [r.c.pk]
     desc = [k.descending for k in keys] + [False]
-    body = cast(v.c.content, Text) if conn.dialect.name == "postgresql" else v.c.content
+    body = v.c.content  # the exact text as stored
     cut_col = (
         literal(cutoff)
         if cutoff is not None
@@ -196,7 +194,7 @@ def contents(conn: Any, pks: Iterable[int]) -> dict[int, str]:
     if not pks:
         return {}
     r, v = resources, resource_versions
-    body = cast(v.c.content, Text) if conn.dialect.name == "postgresql" else v.c.content
+    body = v.c.content
     out: dict[int, str] = {}
     for i in range(0, len(pks), 1000):
         chunk = pks[i : i + 1000]
