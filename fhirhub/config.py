@@ -9,6 +9,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The content folders at the top of the project, as DESIGN.md lays them out.
+_ROOT = Path(__file__).resolve().parents[1]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FHIRHUB_", env_file=None, extra="ignore")
@@ -32,6 +35,24 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     broker_url: str | None = Field(default=None, description="Celery broker; in-process if unset.")
     log_level: str = "INFO"
+    # Ingest and jobs (fhirhub.ingest, fhirhub.jobs)
+    mappings_dir: Path = Field(
+        default=_ROOT / "mappings", description="Per-source mapping tables (mappings/)."
+    )
+    terminology_dir: Path = Field(
+        default=_ROOT / "terminology", description="ConceptMaps, region codes (terminology/)."
+    )
+    broker_visibility_timeout: int = Field(
+        default=3600,
+        description="Redis: seconds before an unacknowledged task is delivered again.",
+    )
+    ingest_max_attempts: int = Field(
+        default=5, description="Attempts at one inbox message before it stays failed."
+    )
+    ingest_sweep_after: int = Field(
+        default=300,
+        description="Seconds after which beat re-enqueues a message still waiting.",
+    )
 
 
 @lru_cache

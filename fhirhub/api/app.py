@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from fhirhub import __version__
-from fhirhub.api import errors, fhir_routes
+from fhirhub.api import admin_routes, errors, fhir_routes, ingest_routes, ops_routes
 from fhirhub.api.deps import Database
 from fhirhub.config import Settings, get_settings
 from fhirhub.storage.engine import make_engine, migrate
@@ -32,9 +32,24 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     )
     errors.install(app)
     app.include_router(fhir_routes.router)
+    _install_ingest(app, settings)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _install_ingest(app: FastAPI, settings: Settings) -> None:
+    """The ingest pipeline, the inbox admin API and the operations endpoints."""
+    from fhirhub.ingest.service import IngestService
+
+    service = IngestService.from_settings(app.state.database.engine, settings, background=True)
+    app.state.ingest = service
+    app.state.metrics_registry = ops_routes.metrics_registry(
+        service, settings.broker_url, settings.broker_visibility_timeout
+    )
+    app.include_router(ingest_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(ops_routes.router)

@@ -1,0 +1,212 @@
+"""A Puskesmas Bundle in, the canonical transaction Bundle out.
+
+- The sender is the Puskesmas whose record-number system the Patients use (or the one named by
+  the ``sender`` the message came with; the two must agree).
+- Every Patient carries the Puskesmas's record number, in its style.
+- Local codes are translated with the Puskesmas's ConceptMaps (and its table's own additions);
+  the standard coding comes first, the local one is kept. A local code without a translation
+  rejects the message, so it waits in the inbox until the mapping is fixed.
+- Re-sent visits do not duplicate: an Encounter is created only if its SATUSEHAT identifier is
+  new, and its Conditions, Observations and Immunizations get ids derived from that identifier.
+
+Identifiers, phones, kelurahan codes, ICD-10 and times are made canonical by the pipeline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import orjson
+
+from adapters.puskesmas.mapping import FacilityMapping, Mappings, load_mappings
+from fhirhub.errors import FhirError, Issue
+from fhirhub.ingest import Context, Mapped, Message
+
+LOCAL_SYSTEMS = "https://fhirhub.baubaukota.go.id/CodeSystem/"
+ENCOUNTER_SYSTEM = "http://sys-ids.kemkes.go.id/encounter/"
+_IDS = uuid.UUID("6a1b7c52-3f0e-4c1f-9d6e-2b8f0c5e7a11")  # namespace of derived ids
+_CHILDREN = ("Condition", "Observation", "Immunization")
+_CODED = {"Condition": "code", "Observation": "code", "Immunization": "vaccineCode"}
+
+
+class PuskesmasAdapter:
+    name = "puskesmas"
+
+    def map(self, message: Message, context: Context) -> Mapped:
+        bundle = _parse(message.payload)
+        mappings = load_mappings(context.mappings_dir / "puskesmas")
+        entries = bundle["entry"]
+        facility = _facility(entries, message.sender, mappings)
+        issues: list[Issue] = []
+        maps = context.concept_maps
+        for i, entry in enumerate(entries):
+            where = f"Bundle.entry[{i}].resource"
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue  # the transaction reports it
+            rtype = resource.get("resourceType")
+            if rtype == "Patient":
+                issues.extend(_check_mrn(resource, facility, where))
+            if rtype in _CODED:
+                issues.extend(_translate(resource, _CODED[rtype], facility, maps, where))
+            if rtype == "Observation":
+                for k, component in enumerate(resource.get("component") or []):
+                    if isinstance(component, dict):
+                        issues.extend(
+                            _translate(component, "code", facility, maps, f"{where}.component[{k}]")
+                        )
+        if issues:
+            raise FhirError(422, issues)
+        _idempotent_requests(entries)
+        return Mapped(bundle=bundle, sender=facility.code, organization=facility.organization)
+
+
+def _parse(payload: bytes) -> dict[str, Any]:
+    try:
+        bundle = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise FhirError.single(400, "structure", "The payload is not JSON") from None
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise FhirError.single(400, "structure", "A Puskesmas sends a Bundle", "Bundle")
+    if bundle.get("type") != "transaction":
+        raise FhirError.single(
+            400, "invalid", "A Puskesmas Bundle must be a transaction", "Bundle.type"
+        )
+    if not isinstance(bundle.get("entry"), list) or not bundle["entry"]:
+        raise FhirError.single(400, "required", "The Bundle has no entries", "Bundle.entry")
+    return bundle
+
+
+def _facility(entries: list[Any], sender: str | None, mappings: Mappings) -> FacilityMapping:
+    systems: set[str] = set()
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            for ident in resource.get("identifier") or []:
+                if isinstance(ident, dict) and ident.get("system") in mappings.by_mrn_system:
+                    systems.add(ident["system"])
+    found = {mappings.by_mrn_system[s].code for s in systems}
+    if sender:
+        named = mappings.by_code.get(sender.upper())
+        if named is None:
+            raise FhirError.single(422, "not-found", f"No mapping table for Puskesmas '{sender}'")
+        if found and found != {named.code}:
+            raise FhirError.single(
+                422,
+                "business-rule",
+                f"Records of another Puskesmas in a Bundle sent by {named.code}",
+                "Bundle.entry.resource.identifier",
+            )
+        return named
+    if len(found) != 1:
+        what = "no" if not found else "more than one"
+        raise FhirError.single(
+            422,
+            "business-rule",
+            f"The Bundle's Patients use {what} known Puskesmas record-number system",
+            "Bundle.entry.resource.identifier",
+        )
+    return mappings.by_code[found.pop()]
+
+
+def _check_mrn(patient: dict[str, Any], facility: FacilityMapping, where: str) -> list[Issue]:
+    for k, ident in enumerate(patient.get("identifier") or []):
+        if isinstance(ident, dict) and ident.get("system") == facility.mrn_system:
+            value = ident.get("value")
+            if facility.mrn_pattern and not (
+                isinstance(value, str) and facility.mrn_pattern.match(value)
+            ):
+                return [
+                    Issue(
+                        "value",
+                        f"{facility.code} record numbers look like {facility.mrn_pattern.pattern}",
+                        (f"{where}.identifier[{k}].value",),
+                    )
+                ]
+            return []
+    return [
+        Issue(
+            "required",
+            f"A Patient from {facility.code} carries its record number ({facility.mrn_system})",
+            (f"{where}.identifier",),
+        )
+    ]
+
+
+def _translate(
+    element: dict[str, Any], key: str, facility: FacilityMapping, maps: Any, where: str
+) -> list[Issue]:
+    concept = element.get(key)
+    if not isinstance(concept, dict) or not isinstance(concept.get("coding"), list):
+        return []
+    out: list[dict[str, Any]] = []
+    issues: list[Issue] = []
+    for k, coding in enumerate(concept["coding"]):
+        system = coding.get("system") if isinstance(coding, dict) else None
+        code = coding.get("code") if isinstance(coding, dict) else None
+        if not (isinstance(system, str) and system.startswith(LOCAL_SYSTEMS)):
+            out.append(coding)
+            continue
+        target = None
+        extra = facility.local_codes.get((system, str(code)))
+        if extra:
+            target = (extra.target_system, extra.target_code, extra.target_display)
+        else:
+            target = maps.translate(list(facility.concept_maps), system, str(code))
+        if target is None:
+            issues.append(
+                Issue(
+                    "code-invalid",
+                    f"Local code '{code}' of {system} has no translation in the mapping of "
+                    f"{facility.code}",
+                    (f"{where}.{key}.coding[{k}]",),
+                )
+            )
+            continue
+        standard: dict[str, Any] = {"system": target[0], "code": target[1]}
+        if target[2]:
+            standard["display"] = target[2]
+        out.extend([standard, coding])
+    if not issues:
+        concept["coding"] = out
+    return issues
+
+
+def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
+    """Encounters by identifier; their children by ids derived from it."""
+    encounter_keys: dict[str, str] = {}  # fullUrl -> "system|value"
+    for entry in entries:
+        resource = entry.get("resource")
+        request = entry.get("request")
+        if not isinstance(resource, dict) or not isinstance(request, dict):
+            continue
+        if resource.get("resourceType") != "Encounter" or request.get("method") != "POST":
+            continue
+        for ident in resource.get("identifier") or []:
+            system, value = ident.get("system"), ident.get("value")
+            if isinstance(system, str) and system.startswith(ENCOUNTER_SYSTEM) and value:
+                request["ifNoneExist"] = f"identifier={system}|{value}"
+                if isinstance(entry.get("fullUrl"), str):
+                    encounter_keys[entry["fullUrl"]] = f"{system}|{value}"
+                break
+    ordinal: dict[tuple[str, str], int] = defaultdict(int)
+    for entry in entries:
+        resource = entry.get("resource")
+        request = entry.get("request")
+        if not isinstance(resource, dict) or not isinstance(request, dict):
+            continue
+        rtype = resource.get("resourceType")
+        if rtype not in _CHILDREN or request.get("method") != "POST":
+            continue
+        encounter = resource.get("encounter")
+        ref = encounter.get("reference") if isinstance(encounter, dict) else None
+        key = encounter_keys.get(ref) if isinstance(ref, str) else None
+        if key is None:
+            continue
+        n = ordinal[(key, rtype)]
+        ordinal[(key, rtype)] += 1
+        res_id = str(uuid.uuid5(_IDS, f"{key}|{rtype}|{n}"))
+        resource["id"] = res_id
+        entry["request"] = {"method": "PUT", "url": f"{rtype}/{res_id}"}

@@ -1,0 +1,64 @@
+"""The inbox as JSON for administrators: list, show (with the payload on request), replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from fhirhub.api.ingest_routes import ingest_service
+from fhirhub.ingest.service import describe
+
+router = APIRouter(prefix="/admin/inbox", tags=["admin"])
+Status = Literal["received", "processed", "rejected", "failed"]
+
+
+@router.get("")
+async def list_messages(
+    request: Request,
+    status: Status | None = None,
+    source: str | None = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    rows = await run_in_threadpool(
+        ingest_service(request).list, status=status, source=source, after_id=after, limit=limit
+    )
+    body: dict[str, object] = {"messages": [describe(r) for r in rows]}
+    if len(rows) == limit:
+        body["next"] = str(request.url.include_query_params(after=rows[-1].id))
+    return ORJSONResponse(body)
+
+
+@router.get("/counts")
+async def counts(request: Request) -> Response:
+    rows = await run_in_threadpool(ingest_service(request).counts)
+    out: dict[str, dict[str, int]] = {}
+    for source, status, n in rows:
+        out.setdefault(source, {})[status] = n
+    return ORJSONResponse(out)
+
+
+@router.get("/{message_id}")
+async def show(request: Request, message_id: int) -> Response:
+    row = await run_in_threadpool(ingest_service(request).get, message_id)
+    return ORJSONResponse(describe(row))
+
+
+@router.get("/{message_id}/payload")
+async def payload(request: Request, message_id: int) -> Response:
+    service = ingest_service(request)
+    row = await run_in_threadpool(service.get, message_id)
+    raw = await run_in_threadpool(service.payload, message_id)
+    return Response(raw, media_type=row.content_type or "application/octet-stream")
+
+
+@router.post("/{message_id}/replay", status_code=202)
+async def replay(request: Request, message_id: int) -> Response:
+    service = ingest_service(request)
+    await run_in_threadpool(service.replay, [message_id])
+    row = await run_in_threadpool(service.get, message_id)
+    return ORJSONResponse(describe(row), status_code=202)

@@ -1,0 +1,92 @@
+"""Ingest endpoints: ``POST /ingest/{source}`` and ``GET /ingest/status/{id}``.
+
+The payload is kept in the inbox (committed) before anything else; the answer is ``202
+Accepted`` with the status URL, and a worker (or, with no broker, this process) maps and stores
+it. ``?mode=sync`` processes it within the request through the same pipeline and answers with
+the outcome: 200 when stored, the OperationOutcome (422) when rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from fhirhub.api.deps import SettingsDep
+from fhirhub.errors import FhirError, bad_request
+from fhirhub.ingest.service import IngestService, describe
+
+router = APIRouter(prefix="/ingest", tags=["ingest"])
+
+
+def ingest_service(request: Request) -> IngestService:
+    service: IngestService = request.app.state.ingest
+    return service
+
+
+async def _payload(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise FhirError.single(413, "too-costly", f"The payload is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise FhirError.single(413, "too-costly", f"The payload is larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise bad_request("The request has no body", code="required")
+    return raw
+
+
+@router.post("/{source}", status_code=202)
+async def ingest(
+    request: Request,
+    settings: SettingsDep,
+    source: str,
+    sender: Annotated[str | None, Query(max_length=128)] = None,
+    mode: Annotated[Literal["async", "sync"], Query()] = "async",
+) -> Response:
+    service = ingest_service(request)
+    payload = await _payload(request, settings.max_body_bytes)
+    ctype = request.headers.get("content-type")
+    status_url = str(request.url_for("ingest_status", message_id=0)).rsplit("/", 1)[0]
+    if mode == "sync":
+        row = await run_in_threadpool(
+            service.submit_and_process, source, payload, sender=sender, content_type=ctype
+        )
+        body = describe(row)
+        headers = {"Location": f"{status_url}/{row.id}"}
+        if row.status == "rejected" and row.outcome:
+            return Response(
+                row.outcome.encode(),
+                status_code=422,
+                headers=headers,
+                media_type="application/fhir+json",
+            )
+        code = 200 if row.status == "processed" else 500
+        return ORJSONResponse(body, status_code=code, headers=headers)
+    receipt = await run_in_threadpool(
+        service.submit, source, payload, sender=sender, content_type=ctype
+    )
+    location = f"{status_url}/{receipt.id}"
+    return ORJSONResponse(
+        {
+            "id": receipt.id,
+            "status": receipt.status,
+            "duplicate": receipt.duplicate,
+            "statusUrl": location,
+        },
+        status_code=202,
+        headers={"Location": location, "Content-Location": location},
+    )
+
+
+@router.get("/status/{message_id}", name="ingest_status")
+async def ingest_status(request: Request, message_id: int) -> Response:
+    row = await run_in_threadpool(ingest_service(request).get, message_id)
+    return ORJSONResponse(describe(row))

@@ -1,0 +1,98 @@
+"""The adapter protocol and the registry that finds adapters through entry points.
+
+An adapter turns one source's payload into a canonical FHIR transaction Bundle. It is a package
+in ``adapters/`` registered under the ``fhirhub.adapters`` entry-point group; the engine never
+imports one by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from fhirhub.errors import FhirError
+from fhirhub.ingest.regions import Regions, load_regions
+from fhirhub.ingest.terminology import ConceptMaps, load_terminology
+
+GROUP = "fhirhub.adapters"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One inbox message as an adapter sees it."""
+
+    id: int
+    source: str
+    sender: str | None
+    content_type: str | None
+    received_at: int  # microseconds since the epoch, UTC
+    payload: bytes
+
+
+@dataclass
+class Mapped:
+    """An adapter's result: the canonical transaction Bundle and who sent it."""
+
+    bundle: dict[str, Any]
+    sender: str | None = None  # the facility code, e.g. PKM05
+    organization: str | None = None  # reference to the sender's Organization, for Provenance
+
+
+@dataclass
+class Context:
+    """What the engine lends an adapter: its content folders, read once and cached."""
+
+    mappings_dir: Path
+    terminology_dir: Path
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def regions(self) -> Regions:
+        return load_regions(self.terminology_dir / "regions")
+
+    @property
+    def concept_maps(self) -> ConceptMaps:
+        return load_terminology(self.terminology_dir)  # reloaded when a file changes
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A source: its name (the inbox's ``source``) and its mapping to canonical FHIR."""
+
+    name: str
+
+    def map(self, message: Message, context: Context) -> Mapped:
+        """The canonical transaction Bundle for ``message``; FhirError if it cannot be one."""
+        ...
+
+
+_registered: dict[str, Adapter] = {}
+
+
+def register(adapter: Adapter) -> None:
+    """Add an adapter by hand (tests); entry points are found without this."""
+    _registered[adapter.name] = adapter
+
+
+def _discover() -> None:
+    for ep in entry_points(group=GROUP):
+        if ep.name not in _registered:
+            adapter = ep.load()
+            _registered[ep.name] = adapter() if isinstance(adapter, type) else adapter
+
+
+def names() -> list[str]:
+    _discover()
+    return sorted(_registered)
+
+
+def get(name: str) -> Adapter:
+    if name not in _registered:
+        _discover()
+    try:
+        return _registered[name]
+    except KeyError:
+        raise FhirError.single(404, "not-supported", f"No adapter for source '{name}'") from None

@@ -1,0 +1,236 @@
+"""The ingest pipeline, one for every source.
+
+1. ``receive``: the raw payload is stored in the inbox (compressed, with its sha256) in a
+   transaction of its own, committed before anything else happens. The same payload from the
+   same source is the same message.
+2. ``process``: in a second transaction the source's adapter maps the payload to a canonical
+   transaction Bundle, the canonical pass and provenance are applied, and the Bundle is stored
+   through the one write path; the message is marked ``processed`` in that same transaction, so
+   its data and its status commit together. A FhirError rolls the data back (savepoint) and
+   marks it ``rejected`` with its OperationOutcome; any other error leaves it ``failed``.
+
+Processing is idempotent: a message that is processed or rejected is not processed again unless
+replayed, and a worker killed mid-way leaves nothing but a counted attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
+from fhirhub.ingest import adapters, metrics, provenance
+from fhirhub.ingest.adapters import Context, Message
+from fhirhub.ingest.normalise import canonicalise_bundle
+from fhirhub.model.instant import now_us
+from fhirhub.services import transaction
+from fhirhub.services.writes import Writer
+from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
+from fhirhub.storage.repository import ResourceRepository
+
+log = logging.getLogger("fhirhub.ingest")
+
+# Errors worth another attempt: the database went away or a concurrent writer won a race.
+TRANSIENT = (OperationalError, IntegrityError, psycopg.OperationalError, psycopg.IntegrityError)
+FINAL = ("processed", "rejected")
+
+
+class TransientError(Exception):
+    """Processing failed for a reason that may pass; the message is ``failed`` and retryable."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    id: int
+    status: str
+    duplicate: bool
+
+
+@dataclass
+class Pipeline:
+    engine: Engine
+    context: Context
+    base_url: str = "urn:fhirhub"
+    max_attempts: int = 5
+
+    # --- 1. receive --------------------------------------------------------------------------
+
+    def receive(
+        self,
+        source: str,
+        payload: bytes,
+        *,
+        sender: str | None = None,
+        content_type: str | None = None,
+    ) -> Receipt:
+        adapters.get(source)  # an unknown source is the client's mistake: 404, nothing stored
+        checksum = hashlib.sha256(payload).hexdigest()
+        with self.engine.begin() as conn:
+            repo = InboxRepository(conn)
+            message_id, new = repo.add(
+                source=source,
+                sender=sender,
+                content_type=content_type,
+                received_at=now_us(),
+                checksum=checksum,
+                payload=payload,
+            )
+            row = repo.get(message_id)
+        assert row is not None
+        metrics.RECEIVED.labels(source, str(not new).lower()).inc()
+        log.info(
+            "received message=%s source=%s bytes=%s duplicate=%s",
+            message_id,
+            source,
+            len(payload),
+            not new,
+        )
+        return Receipt(message_id, row.status, not new)
+
+    # --- 2. process --------------------------------------------------------------------------
+
+    def process(self, message_id: int) -> InboxRow:
+        """Process a received (or failed) message; return its row as left.
+
+        Raises TransientError when it failed for a reason worth retrying.
+        """
+        with self.engine.begin() as conn:  # the attempt counts even if the worker then dies
+            repo = InboxRepository(conn)
+            row = repo.get(message_id, for_update=True)
+            if row is None:
+                raise not_found(f"No inbox message {message_id}")
+            if row.status in FINAL:
+                return row
+            if row.attempts >= self.max_attempts:
+                repo.finish(
+                    message_id,
+                    status="failed",
+                    at=now_us(),
+                    error=f"gave up after {row.attempts} attempts",
+                )
+                return repo.get(message_id) or row
+            repo.count_attempt(message_id)
+        started = time.perf_counter()
+        outcome = "failed"
+        source = row.source
+        try:
+            outcome = self._process(message_id)
+        except TRANSIENT as exc:
+            self._fail(message_id, exc)
+            raise TransientError(type(exc).__name__) from exc
+        except DBAPIError as exc:
+            self._fail(message_id, exc)
+            raise TransientError(type(exc).__name__) from exc
+        except Exception as exc:  # a bug or a broken adapter: keep the message, say why
+            self._fail(message_id, exc)
+            log.exception("failed message=%s source=%s", message_id, source)
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.LATENCY.labels(source, outcome).observe(elapsed)
+            metrics.FINISHED.labels(source, outcome).inc()
+        with self.engine.connect() as conn:
+            done = InboxRepository(conn).get(message_id)
+        assert done is not None
+        log.info(
+            "finished message=%s source=%s outcome=%s resources=%s seconds=%.3f",
+            message_id,
+            source,
+            done.status,
+            done.resources,
+            elapsed,
+        )
+        return done
+
+    def _process(self, message_id: int) -> str:
+        with self.engine.begin() as conn:
+            repo = InboxRepository(conn)
+            row = repo.get(message_id, for_update=True)
+            if row is None or row.status in FINAL:  # another worker finished it meanwhile
+                return row.status if row else "failed"
+            payload = repo.payload(message_id)
+            assert payload is not None
+            message = Message(
+                row.id, row.source, row.sender, row.content_type, row.received_at, payload
+            )
+            try:
+                with conn.begin_nested():
+                    stored = self._store(conn, message, row.checksum)
+            except FhirError as err:
+                repo.finish(
+                    message_id,
+                    status="rejected",
+                    at=now_us(),
+                    outcome=orjson.dumps(operation_outcome(err.issues)).decode(),
+                )
+                return "rejected"
+            repo.finish(message_id, status="processed", at=now_us(), resources=stored)
+            return "processed"
+
+    def _store(self, conn: Any, message: Message, checksum: str) -> int:
+        adapter = adapters.get(message.source)
+        mapped = adapter.map(message, self.context)
+        bundle = mapped.bundle
+        if bundle.get("type") != "transaction":
+            raise FhirError.single(
+                500, "exception", f"adapter '{message.source}' did not make a transaction Bundle"
+            )
+        canonicalise_bundle(bundle, self.context.regions, self.context.concept_maps)
+        provenance.stamp(
+            bundle,
+            message_id=message.id,
+            source=message.source,
+            sender=mapped.sender or message.sender,
+            organization=mapped.organization,
+            checksum=checksum,
+            now=now_us(),
+        )
+        writer = Writer(ResourceRepository(conn))
+        response = transaction.process(
+            writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
+        )
+        writer.flush()
+        return sum(
+            1
+            for e in response.get("entry", [])
+            if str(e.get("response", {}).get("status", "")).startswith("20")
+        )
+
+    def _fail(self, message_id: int, exc: BaseException) -> None:
+        # The class name only: messages of database errors can quote patient data.
+        try:
+            with self.engine.begin() as conn:
+                InboxRepository(conn).finish(
+                    message_id, status="failed", at=now_us(), error=type(exc).__name__
+                )
+        except Exception:  # the database itself is down; the message stays as it was
+            log.warning("could not mark message=%s failed", message_id)
+
+    # --- replay ------------------------------------------------------------------------------
+
+    def reopen(self, message_id: int) -> InboxRow:
+        """Make a message processable again (after its mapping was fixed)."""
+        with self.engine.begin() as conn:
+            repo = InboxRepository(conn)
+            row = repo.get(message_id, for_update=True)
+            if row is None:
+                raise not_found(f"No inbox message {message_id}")
+            if row.status == "processed":
+                raise FhirError(
+                    409,
+                    [Issue("conflict", f"Inbox message {message_id} is already processed")],
+                )
+            repo.reopen(message_id)
+            return repo.get(message_id) or row
+
+
+def default_context(mappings_dir: Path, terminology_dir: Path) -> Context:
+    return Context(mappings_dir=mappings_dir, terminology_dir=terminology_dir)

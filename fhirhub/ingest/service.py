@@ -1,0 +1,150 @@
+"""The ingest service the edges call: receive, process, replay, and read the inbox.
+
+Built once per process from the settings (``IngestService.from_settings``); the API, the CLI
+and the Celery tasks are thin wrappers around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from fhirhub.config import Settings
+from fhirhub.errors import not_found
+from fhirhub.ingest.adapters import Context
+from fhirhub.ingest.pipeline import Pipeline, Receipt
+from fhirhub.ingest.queue import Dispatcher
+from fhirhub.model.instant import now_us, to_instant
+from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
+
+
+@dataclass
+class IngestService:
+    pipeline: Pipeline
+    dispatcher: Dispatcher
+
+    @classmethod
+    def from_settings(
+        cls, engine: Engine, settings: Settings, *, background: bool = False
+    ) -> IngestService:
+        context = Context(settings.mappings_dir, settings.terminology_dir)
+        pipeline = Pipeline(
+            engine,
+            context,
+            base_url=settings.base_url or "urn:fhirhub",
+            max_attempts=settings.ingest_max_attempts,
+        )
+        dispatcher = Dispatcher(
+            settings.broker_url,
+            pipeline.process,
+            visibility_timeout=settings.broker_visibility_timeout,
+            background=background,
+        )
+        return cls(pipeline, dispatcher)
+
+    @property
+    def engine(self) -> Engine:
+        return self.pipeline.engine
+
+    def submit(
+        self,
+        source: str,
+        payload: bytes,
+        *,
+        sender: str | None = None,
+        content_type: str | None = None,
+    ) -> Receipt:
+        """Keep the payload (committed), then hand it to the workers."""
+        receipt = self.pipeline.receive(source, payload, sender=sender, content_type=content_type)
+        if receipt.status in ("received", "failed"):
+            self.dispatcher.submit([receipt.id])
+        return receipt
+
+    def submit_and_process(
+        self,
+        source: str,
+        payload: bytes,
+        *,
+        sender: str | None = None,
+        content_type: str | None = None,
+    ) -> InboxRow:
+        """The synchronous path: keep, then process here, through the same pipeline."""
+        receipt = self.pipeline.receive(source, payload, sender=sender, content_type=content_type)
+        return self.pipeline.process(receipt.id)
+
+    def replay(self, message_ids: list[int]) -> list[int]:
+        """Reopen rejected or failed messages and hand them out again."""
+        reopened = [self.pipeline.reopen(i).id for i in message_ids]
+        self.dispatcher.submit(reopened)
+        return reopened
+
+    def sweep(self, older_than_seconds: int) -> list[int]:
+        """Hand out again what waits too long: lost enqueues, retryable failures."""
+        cutoff = now_us() - older_than_seconds * 1_000_000
+        with self.engine.connect() as conn:
+            repo = InboxRepository(conn)
+            ids = repo.ids(statuses=["received"], received_before=cutoff) + repo.ids(
+                statuses=["failed"], max_attempts=self.pipeline.max_attempts
+            )
+        self.dispatcher.submit(sorted(set(ids)))
+        return ids
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        source: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[InboxRow]:
+        with self.engine.connect() as conn:
+            return InboxRepository(conn).list(
+                status=status, source=source, after_id=after_id, limit=limit
+            )
+
+    def get(self, message_id: int) -> InboxRow:
+        with self.engine.connect() as conn:
+            row = InboxRepository(conn).get(message_id)
+        if row is None:
+            raise not_found(f"No inbox message {message_id}")
+        return row
+
+    def payload(self, message_id: int) -> bytes:
+        with self.engine.connect() as conn:
+            raw = InboxRepository(conn).payload(message_id)
+        if raw is None:
+            raise not_found(f"No inbox message {message_id}")
+        return raw
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        with self.engine.connect() as conn:
+            return InboxRepository(conn).counts()
+
+
+def describe(row: InboxRow) -> dict[str, Any]:
+    """An inbox message as JSON, without its payload."""
+    out: dict[str, Any] = {
+        "id": row.id,
+        "source": row.source,
+        "sender": row.sender,
+        "contentType": row.content_type,
+        "received": to_instant(row.received_at),
+        "sha256": row.checksum,
+        "bytes": row.size,
+        "status": row.status,
+        "attempts": row.attempts,
+    }
+    if row.processed_at is not None:
+        out["processed"] = to_instant(row.processed_at)
+    if row.resources is not None:
+        out["resources"] = row.resources
+    if row.outcome:
+        out["outcome"] = orjson.loads(row.outcome)
+    if row.error:
+        out["error"] = row.error
+    return out

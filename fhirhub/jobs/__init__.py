@@ -1,0 +1,1 @@
+"""Background jobs on Celery (``celery_app``), thin wrappers around the services."""

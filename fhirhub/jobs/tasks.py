@@ -1,0 +1,59 @@
+"""Named, idempotent tasks; each takes ids and calls one service function.
+
+``fhirhub.ingest.process_message`` acknowledges late: a worker that dies mid-task leaves the
+message on the broker to be delivered again, which is safe because processing is idempotent
+(the inbox row's status commits with the data). Retries, with backoff, only on the listed
+transient errors.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kombu.exceptions import OperationalError as BrokerOperationalError
+
+from fhirhub.config import get_settings
+from fhirhub.ingest.pipeline import TransientError
+from fhirhub.ingest.queue import TASK_PROCESS, TASK_SWEEP
+from fhirhub.ingest.service import IngestService
+from fhirhub.jobs.celery_app import celery_app
+from fhirhub.storage.engine import make_engine
+
+TRANSIENT = (TransientError, BrokerOperationalError, ConnectionError)
+
+_service: tuple[int, IngestService] | None = None
+
+
+def service() -> IngestService:
+    """One service (engine and pool) per worker process."""
+    global _service
+    if _service is None or _service[0] != os.getpid():
+        settings = get_settings()
+        engine = make_engine(settings.database_url, pool_size=2)
+        _service = (os.getpid(), IngestService.from_settings(engine, settings))
+    return _service[1]
+
+
+def reset() -> None:
+    global _service
+    _service = None
+
+
+@celery_app.task(
+    name=TASK_PROCESS,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def process_message(message_id: int) -> str:
+    return service().pipeline.process(message_id).status
+
+
+@celery_app.task(name=TASK_SWEEP, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3)
+def sweep() -> int:
+    settings = get_settings()
+    return len(service().sweep(settings.ingest_sweep_after))

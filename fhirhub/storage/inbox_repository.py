@@ -1,0 +1,157 @@
+"""Every SQL statement on the inbox."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from fhirhub.storage.engine import is_postgres
+from fhirhub.storage.inbox_models import inbox_messages as M
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    id: int
+    source: str
+    sender: str | None
+    content_type: str | None
+    received_at: int
+    checksum: str
+    size: int
+    status: str
+    attempts: int
+    outcome: str | None
+    error: str | None
+    resources: int | None
+    processed_at: int | None
+
+
+_COLUMNS = [c for c in M.columns if c.name != "payload"]
+
+
+def _row(r: object) -> InboxRow:
+    return InboxRow(**{c.name: getattr(r, c.name) for c in _COLUMNS})
+
+
+class InboxRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.postgres = is_postgres(conn)
+
+    def add(
+        self,
+        *,
+        source: str,
+        sender: str | None,
+        content_type: str | None,
+        received_at: int,
+        checksum: str,
+        payload: bytes,
+    ) -> tuple[int, bool]:
+        """Store a payload unless ``(source, checksum)`` is stored; return (id, newly added)."""
+        values = {
+            "source": source,
+            "sender": sender,
+            "content_type": content_type,
+            "received_at": received_at,
+            "checksum": checksum,
+            "size": len(payload),
+            "payload": zlib.compress(payload, 6),
+            "status": "received",
+            "attempts": 0,
+        }
+        dialect_insert = pg_insert if self.postgres else sqlite_insert
+        stmt = (
+            dialect_insert(M)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "checksum"])
+            .returning(M.c.id)
+        )
+        new_id = self.conn.execute(stmt).scalar()
+        if new_id is not None:
+            return int(new_id), True
+        found = self.conn.execute(
+            select(M.c.id).where(M.c.source == source, M.c.checksum == checksum)
+        ).scalar_one()
+        return int(found), False
+
+    def get(self, message_id: int, *, for_update: bool = False) -> InboxRow | None:
+        stmt = select(*_COLUMNS).where(M.c.id == message_id)
+        if for_update and self.postgres:
+            stmt = stmt.with_for_update()
+        r = self.conn.execute(stmt).first()
+        return _row(r) if r is not None else None
+
+    def payload(self, message_id: int) -> bytes | None:
+        raw = self.conn.execute(select(M.c.payload).where(M.c.id == message_id)).scalar()
+        return zlib.decompress(raw) if raw is not None else None
+
+    def count_attempt(self, message_id: int) -> None:
+        self.conn.execute(update(M).where(M.c.id == message_id).values(attempts=M.c.attempts + 1))
+
+    def finish(
+        self,
+        message_id: int,
+        *,
+        status: str,
+        at: int,
+        outcome: str | None = None,
+        error: str | None = None,
+        resources: int | None = None,
+    ) -> None:
+        self.conn.execute(
+            update(M)
+            .where(M.c.id == message_id)
+            .values(
+                status=status, processed_at=at, outcome=outcome, error=error, resources=resources
+            )
+        )
+
+    def reopen(self, message_id: int) -> None:
+        """Back to ``received`` for a replay; the old outcome stays until the new one."""
+        self.conn.execute(
+            update(M).where(M.c.id == message_id).values(status="received", attempts=0)
+        )
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        source: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[InboxRow]:
+        stmt = select(*_COLUMNS).where(M.c.id > after_id).order_by(M.c.id).limit(limit)
+        if status:
+            stmt = stmt.where(M.c.status == status)
+        if source:
+            stmt = stmt.where(M.c.source == source)
+        return [_row(r) for r in self.conn.execute(stmt)]
+
+    def ids(
+        self,
+        *,
+        statuses: Sequence[str],
+        source: str | None = None,
+        max_attempts: int | None = None,
+        received_before: int | None = None,
+        limit: int = 10_000,
+    ) -> list[int]:
+        stmt = select(M.c.id).where(M.c.status.in_(statuses)).order_by(M.c.id).limit(limit)
+        if source:
+            stmt = stmt.where(M.c.source == source)
+        if max_attempts is not None:
+            stmt = stmt.where(M.c.attempts < max_attempts)
+        if received_before is not None:
+            stmt = stmt.where(M.c.received_at < received_before)
+        return [int(i) for i in self.conn.execute(stmt).scalars()]
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(source, status, messages) for every pair present."""
+        stmt = select(M.c.source, M.c.status, func.count()).group_by(M.c.source, M.c.status)
+        return [(s, st, int(n)) for s, st, n in self.conn.execute(stmt)]

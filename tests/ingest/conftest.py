@@ -1,0 +1,53 @@
+"""Ingest fixtures: a migrated database with the city's reference data, an ingest service whose
+mapping tables are a copy the test may edit."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ingest_factories import city
+from sqlalchemy import Engine
+
+from fhirhub.config import Settings
+from fhirhub.ingest.service import IngestService
+from fhirhub.services import transaction
+from fhirhub.services.writes import Writer
+from fhirhub.storage.repository import ResourceRepository
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_reference(engine: Engine) -> None:
+    reference, _ = city()
+    with engine.begin() as conn:
+        writer = Writer(ResourceRepository(conn))
+        transaction.process(writer, reference, base_url="urn:test", get=lambda u: (400, None))
+        writer.flush()
+
+
+@pytest.fixture
+def mappings_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", target)
+    return target
+
+
+@pytest.fixture
+def settings(db_url: str, mappings_dir: Path) -> Settings:
+    return Settings(
+        database_url=db_url,
+        mappings_dir=mappings_dir,
+        terminology_dir=ROOT / "terminology",
+        broker_url=None,
+    )
+
+
+@pytest.fixture
+def service(engine: Engine, settings: Settings) -> Iterator[IngestService]:
+    load_reference(engine)
+    svc = IngestService.from_settings(engine, settings)
+    yield svc
+    svc.dispatcher.close()
