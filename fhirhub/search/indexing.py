@@ -221,10 +221,10 @@ def references_of(vtype: str, v: Any) -> list[tuple[str | None, str | None, str 
     ref = v.get("reference")
     if not isinstance(ref, str) or not ref or ref.startswith("#"):
         return []
-    t, i, url = parse_reference(ref)
-    if t is None and isinstance(v.get("type"), str) and "/" not in ref and ":" not in ref:
-        t, i, url = v["type"], ref, None
-    return [(t, i[:64] if i else None, url[:MAX_TEXT] if url else None)]
+    rt, rid, rurl = parse_reference(ref)
+    if rt is None and isinstance(v.get("type"), str) and "/" not in ref and ":" not in ref:
+        rt, rid, rurl = v["type"], ref, None
+    return [(rt, rid[:64] if rid else None, rurl[:MAX_TEXT] if rurl else None)]
 
 
 # --- per parameter type: rows for one value ---------------------------------------------------
@@ -279,12 +279,12 @@ def _extract(ptype: str, name: str, vtype: str, values: Iterable[Any], out: Rows
     elif ptype == "quantity":
         rows = out.setdefault("search_quantity", [])
         for v in values:
-            for lo, hi, system, code, unit in quantities_of(vtype, v):
+            for qlo, qhi, system, code, unit in quantities_of(vtype, v):
                 rows.append(
                     {
                         "param": name,
-                        "low": lo,
-                        "high": hi,
+                        "low": qlo,
+                        "high": qhi,
                         "system": system,
                         "code": code,
                         "unit": unit,
@@ -293,8 +293,8 @@ def _extract(ptype: str, name: str, vtype: str, values: Iterable[Any], out: Rows
     elif ptype == "number":
         rows = out.setdefault("search_number", [])
         for v in values:
-            for lo, hi, *_ in quantities_of(vtype, v):
-                rows.append({"param": name, "low": lo, "high": hi})
+            for nlo, nhi, *_ in quantities_of(vtype, v):
+                rows.append({"param": name, "low": nlo, "high": nhi})
     elif ptype == "uri":
         rows = out.setdefault("search_uri", [])
         for v in values:
@@ -400,7 +400,7 @@ def _fhirpath_extractor(
     compiled = fhirpathpy.compile(expression, models["r4"])
 
     def extract(resource: dict[str, Any], out: Rows) -> None:
-        for v in compiled(resource):
+        for v in compiled(resource, None):
             if type(v).__name__ == "Decimal":
                 v = float(v)
             elif type(v).__name__.startswith("FP_"):

@@ -24,7 +24,8 @@ COLUMN_PARAMS = {"_id": "token", "_lastUpdated": "date"}
 
 @cache
 def table() -> dict[str, Any]:
-    return json.loads(DATA.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads(DATA.read_text(encoding="utf-8"))
+    return data
 
 
 def resource_types() -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import Table
 
 from fhirhub.storage.index_models import INDEX_TABLES as _INDEX_TABLES
 from fhirhub.storage.models import resource_versions, resources
 
-INDEX_TABLES: dict[str, Table] = dict(_INDEX_TABLES)
+INDEX_TABLES: dict[str, Table] = {name: cast(Table, t) for name, t in _INDEX_TABLES.items()}
 search_string = INDEX_TABLES["search_string"]
 search_token = INDEX_TABLES["search_token"]
 search_date = INDEX_TABLES["search_date"]
