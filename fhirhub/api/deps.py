@@ -22,6 +22,13 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # A single SELECT sees one snapshot without a transaction around it; on PostgreSQL,
+        # autocommit saves the BEGIN and ROLLBACK round trips of a read by id.
+        self._one_statement = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
@@ -37,18 +44,22 @@ class Database:
             ) from None
 
     @contextmanager
-    def read(self) -> Iterator[ResourceRepository]:
-        with self.engine.connect() as conn:
+    def read(self, *, one_statement: bool = False) -> Iterator[ResourceRepository]:
+        """A read-only unit of work; ``one_statement`` when the reader runs a single SELECT."""
+        engine = self._one_statement if one_statement else self.engine
+        with engine.connect() as conn:
             conn.execution_options(readonly=True)
             yield ResourceRepository(conn)
 
 
-def _settings(request: Request) -> Settings:
+# Both are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off
+# that costs more than the attribute lookup itself, on every request.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _database(request: Request) -> Database:
+async def _database(request: Request) -> Database:
     db: Database = request.app.state.database
     return db
 

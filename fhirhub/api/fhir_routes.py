@@ -115,9 +115,9 @@ async def _in_write(db: DatabaseDep, fn: Any, *args: Any) -> Any:
     return await run_in_threadpool(run)
 
 
-async def _in_read(db: DatabaseDep, fn: Any, *args: Any) -> Any:
+async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = False) -> Any:
     def run() -> Any:
-        with db.read() as repo:
+        with db.read(one_statement=one_statement) as repo:
             return fn(repo, *args)
 
     return await run_in_threadpool(run)
@@ -246,7 +246,7 @@ async def history_type(
 @router.get("/{res_type}/{res_id}")
 async def read_instance(request: Request, db: DatabaseDep, res_type: str, res_id: str) -> Response:
     negotiate(request)
-    found = await _in_read(db, read.read, res_type, res_id)
+    found = await _in_read(db, read.read, res_type, res_id, one_statement=True)
     headers = version_headers(found.version, found.last_updated)
     if _not_modified(request, found.version, found.last_updated):
         return Response(status_code=304, headers=headers)
@@ -304,7 +304,7 @@ async def vread(
     request: Request, db: DatabaseDep, res_type: str, res_id: str, version: str
 ) -> Response:
     negotiate(request)
-    found = await _in_read(db, read.vread, res_type, res_id, version)
+    found = await _in_read(db, read.vread, res_type, res_id, version, one_statement=True)
     assert found.content is not None
     headers = version_headers(found.version, found.last_updated)
     return content_response(found.content, request, 200, headers)

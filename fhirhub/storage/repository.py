@@ -75,6 +75,15 @@ class HistoryPage:
 
 _CURRENT_COLUMNS = (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.deleted)
 
+# Read by id is the hottest statement: built once, so that a read skips building the
+# expression and its cache key (about a tenth of a read's CPU when it was built per call).
+_CURRENT = (
+    select(*_CURRENT_COLUMNS, V.c.content)
+    .join(V, and_(V.c.resource_pk == R.c.pk, V.c.version == R.c.version))
+    .where(R.c.res_type == bindparam("res_type"), R.c.res_id == bindparam("res_id"))
+)
+_CURRENT_FOR_UPDATE = _CURRENT.with_for_update(of=R)
+
 
 class ResourceRepository:
     def __init__(self, conn: Connection) -> None:
@@ -87,14 +96,8 @@ class ResourceRepository:
         self, res_type: str, res_id: str, *, for_update: bool = False
     ) -> StoredVersion | None:
         """The current version (possibly a delete marker), or None if it never existed."""
-        stmt = (
-            select(*_CURRENT_COLUMNS, V.c.content)
-            .join(V, and_(V.c.resource_pk == R.c.pk, V.c.version == R.c.version))
-            .where(R.c.res_type == res_type, R.c.res_id == res_id)
-        )
-        if for_update:
-            stmt = stmt.with_for_update(of=R)
-        row = self.conn.execute(stmt).first()
+        stmt = _CURRENT_FOR_UPDATE if for_update else _CURRENT
+        row = self.conn.execute(stmt, {"res_type": res_type, "res_id": res_id}).first()
         return None if row is None else StoredVersion(*row)
 
     def current_many(self, pks: Sequence[int]) -> dict[int, StoredVersion]:
