@@ -111,17 +111,20 @@ def main() -> None:
     )
     before = common.count_resources(url)
     http_rates, copy_rates = [], []
-    with common.server(url, args.port, args.workers, args.profile):
+    with common.server(url, args.port, args.workers, args.profile) as srv:
         post_bundles(args.port, warmup, args.clients)
+        meter = common.CpuMeter(srv)
         print(f"\n{'round':>5} {'HTTP res/s':>12} {'COPY res/s':>12} {'HTTP/COPY':>10}")
         for i, (bodies, rows) in enumerate(rounds, 1):
             n = len(rows)
-            http_rate = n / post_bundles(args.port, bodies, args.clients)
+            with meter:
+                http_rate = n / post_bundles(args.port, bodies, args.clients)
             copy_rate = n / copy_baseline(url, rows)
             http_rates.append(http_rate)
             copy_rates.append(copy_rate)
             share = common.ratio(http_rate, copy_rate)
             print(f"{i:>5} {http_rate:>12,.0f} {copy_rate:>12,.0f} {share:>10}")
+        print("      " + meter.line(n, "resources (last round)"))
     stored = common.count_resources(url) - before
     expected = (len(warmup) + sum(len(b) for b, _ in rounds)) * per_bundle
     med_http, med_copy = common.median(http_rates), common.median(copy_rates)

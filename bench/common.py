@@ -198,6 +198,8 @@ def _start_profilers(srv: Server, profile_dir: str) -> list[subprocess.Popen[byt
                     "--output",
                     str(out),
                     "--nonblocking",
+                    # only samples holding the GIL: where the Python CPU goes, waits left out
+                    *(["--gil"] if os.environ.get("FHIRHUB_BENCH_PROFILE_GIL") else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
