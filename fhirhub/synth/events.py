@@ -15,6 +15,12 @@ from .growth import z_to_length, z_to_weight_for_length
 from .model import Encounter, Obs, Person, Pregnancy
 from .population import Population, age_on
 
+
+def _ri(rng: random.Random, a: int, b: int) -> int:
+    """A uniform integer in [a, b]: `randint` without its layers of checks (hot path)."""
+    return a + int(rng.random() * (b - a + 1))
+
+
 # --- rates -----------------------------------------------------------------------------------
 VISITS_PER_YEAR = ((5, 1.3), (15, 0.45), (45, 0.5), (65, 0.8), (200, 1.2))  # (age below, rate)
 OTHER_PUSKESMAS = 0.05  # share of primary-care visits at another Puskesmas than the home one
@@ -134,7 +140,7 @@ class EventContext:
         rng = random.Random(seed * 7 + 1)
         self.outages: dict[str, tuple[date, date]] = {}
         for code in rng.sample(self.pkm_codes, 2):
-            s = date(period_year, 1, 1) + timedelta(days=rng.randint(20, 300))
+            s = date(period_year, 1, 1) + timedelta(days=_ri(rng, 20, 300))
             self.outages[code] = (s, s + timedelta(days=rng.choice((14, 21))))
 
     def season(self, d: date, disease: str) -> float:
@@ -171,7 +177,7 @@ class _PersonEvents:
 
     def at(self, d: date, hour_lo: int = 8, hour_hi: int = 13) -> datetime:
         r = self.rng
-        return datetime.combine(d, time(r.randint(hour_lo, hour_hi - 1), r.randint(0, 59)))
+        return datetime.combine(d, time(_ri(r, hour_lo, hour_hi - 1), _ri(r, 0, 59)))
 
     def add(
         self,
@@ -189,9 +195,9 @@ class _PersonEvents:
             return None
         start = self.at(d) if fac != self.ctx.rsud or klass == "AMB" else self.at(d, 0, 24)
         if days:
-            end = start + timedelta(days=days, hours=self.rng.randint(0, 6))
+            end = start + timedelta(days=days, hours=_ri(self.rng, 0, 6))
         else:
-            end = start + timedelta(minutes=self.rng.randint(10, 90))
+            end = start + timedelta(minutes=_ri(self.rng, 10, 90))
         e = Encounter(start, end, fac, klass, kind, dx, obs or [], imm or [], died)
         self.events.append(e)
         return e
@@ -283,19 +289,19 @@ class _PersonEvents:
                             (code,),
                             temp,
                             klass="IMP",
-                            days=r.randint(3, 6),
+                            days=_ri(r, 3, 6),
                         )
 
     def screening(self) -> None:
         r = self.rng
         for year in range(self.start.year, self.end.year + 1):
-            d = date(year, r.randint(1, 12), r.randint(1, 28))
+            d = date(year, _ri(r, 1, 12), _ri(r, 1, 28))
             a = self.age(d)
             if a >= 15 and r.random() < (SCREENING_15_59 if a < 60 else SCREENING_60):
                 obs = self.vitals(d, bp=True, weight=True, glucose=True)
                 self.add(d, self.home, "screening", ("Z13.6",), obs)
             elif 7 <= a <= 15 and r.random() < SCHOOL_SCREENING:
-                d = date(year, r.randint(8, 10), r.randint(1, 28))
+                d = date(year, _ri(r, 8, 10), _ri(r, 1, 28))
                 a = self.age(d)
                 if 7 <= a <= 15:
                     h = round(r.gauss(100 + 6 * a, 6), 1)
@@ -318,7 +324,7 @@ class _PersonEvents:
             if a0 < 15:
                 continue
             if r.random() < _rate(prev, a0):
-                p.chronic[code] = self.start - timedelta(days=r.randint(60, 3650))
+                p.chronic[code] = self.start - timedelta(days=_ri(r, 60, 3650))
             elif a0 >= 30:
                 ds = self.poisson_dates(inc, self.start, self.end)
                 if ds:
@@ -350,7 +356,7 @@ class _PersonEvents:
                     self.add(d, fac, "ncd", dx, obs)
         if a0 >= 15 and r.random() < SMI:
             code = r.choice(("F20.0", "F20.9", "F25.9", "F23.9"))
-            p.chronic[code] = self.start - timedelta(days=r.randint(100, 5000))
+            p.chronic[code] = self.start - timedelta(days=_ri(r, 100, 5000))
             for year in range(self.start.year, self.end.year + 1):
                 if r.random() >= SMI_ACTIVE_YEAR:
                     continue
@@ -376,7 +382,7 @@ class _PersonEvents:
                     [(code, 1.0 if pos else 0.0, "")],
                 )
                 if e is not None and pos:
-                    self.add(d + timedelta(days=lag + r.randint(1, 7)), self.home, "tb", ("A15.0",))
+                    self.add(d + timedelta(days=lag + _ri(r, 1, 7)), self.home, "tb", ("A15.0",))
         if 15 <= a0 <= 49:
             for d in self.poisson_dates(HIV_TEST_ADULT, self.start, self.end):
                 self.add(d, self.home, "lab", ("Z11.4",), [("75622-1", 0.0, "")])
@@ -389,7 +395,7 @@ class _PersonEvents:
                 assert pr.end is not None
                 if r.random() < 0.5:
                     self.add(
-                        pr.lmp + timedelta(days=r.randint(42, 55)),
+                        pr.lmp + timedelta(days=_ri(r, 42, 55)),
                         self.home,
                         "anc",
                         ("Z34.0",),
@@ -410,14 +416,14 @@ class _PersonEvents:
             risk = r.random() < 0.1
             weeks: list[int] = []
             if comp == "full":
-                weeks = [r.randint(6, 11)] + ([r.randint(5, 11)] if r.random() < 0.3 else [])
+                weeks = [_ri(r, 6, 11)] + ([_ri(r, 5, 11)] if r.random() < 0.3 else [])
                 weeks += sorted(r.sample(range(14, 26), 2))
                 weeks += sorted(r.sample(range(29, 37), r.choice((3, 3, 4))))
             elif comp == "partial":
-                weeks = sorted(r.sample(range(8, 38), r.randint(1, 5)))
+                weeks = sorted(r.sample(range(8, 38), _ri(r, 1, 5)))
             hiv_done = False
             for i, w in enumerate(sorted(weeks)):
-                d = pr.lmp + timedelta(days=7 * w + r.randint(0, 6))
+                d = pr.lmp + timedelta(days=7 * w + _ri(r, 0, 6))
                 if d >= stop:
                     break
                 fac = self.home if not (risk and r.random() < 0.4) else ctx.rsud
@@ -433,7 +439,7 @@ class _PersonEvents:
             if pr.place == "home":
                 if r.random() < 0.75:
                     self.add(
-                        pr.end + timedelta(days=r.randint(1, 7)),
+                        pr.end + timedelta(days=_ri(r, 1, 7)),
                         self.home,
                         "postnatal",
                         ("Z39.2",),
@@ -449,7 +455,7 @@ class _PersonEvents:
                 "delivery",
                 (dx, "Z37.1" if pr.outcome == "twins" else "Z37.0"),
                 klass=klass,
-                days=r.randint(1, 3),
+                days=_ri(r, 1, 3),
             )
             if died and p.death is not None:
                 # maternal deaths are recorded by the RSUD
@@ -470,7 +476,7 @@ class _PersonEvents:
             hb0_day = None
             imm_comp = _choice(r, IMM_COMPLIANCE)
             if imm_comp != "none" and r.random() < 0.92:
-                hb0_day = 0 if facility_birth else r.randint(1, 7)
+                hb0_day = 0 if facility_birth else _ri(r, 1, 7)
             bw = round(max(1.6, r.gauss(3.05, 0.45)), 2)
             bl = round(r.gauss(48.5, 2.0), 1)
             if birth_fac is not None:
@@ -486,9 +492,9 @@ class _PersonEvents:
                 )
             kn_days = []
             if comp == "full":
-                kn_days = [r.randint(0, 2), r.randint(3, 7), r.randint(8, 28)]
+                kn_days = [_ri(r, 0, 2), _ri(r, 3, 7), _ri(r, 8, 28)]
             elif comp == "partial":
-                kn_days = [r.choice((r.randint(0, 2), r.randint(3, 7), r.randint(8, 28)))]
+                kn_days = [r.choice((_ri(r, 0, 2), _ri(r, 3, 7), _ri(r, 8, 28)))]
             for i, k in enumerate(kn_days):
                 fac = birth_fac if (i == 0 and birth_fac) else self.home
                 imm = [("08", 1)] if hb0_day is not None and hb0_day > 0 and i == 1 else []
@@ -527,7 +533,7 @@ class _PersonEvents:
             slip = max(slip, int(r.triangular(0, 40 if comp == "full" else 120, 7)))
             day = target + slip
             if comp == "full" and day >= 360:
-                day = 330 + r.randint(0, 25)
+                day = 330 + _ri(r, 0, 25)
             visits.setdefault(day, []).append((cvx, dose))
         for day in sorted(visits):
             self.add(
@@ -550,7 +556,7 @@ class _PersonEvents:
             return
         m = date(first.year, first.month, 1)
         while m <= last:
-            d = date(m.year, m.month, r.randint(5, 25))
+            d = date(m.year, m.month, _ri(r, 5, 25))
             if first <= d <= last and r.random() < attend:
                 age = (d - p.birth).days
                 zl_now = zl + r.gauss(0, 0.18) - 0.1 * min(age, 730) / 730

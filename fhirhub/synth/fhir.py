@@ -77,11 +77,11 @@ def local_dx(code: str) -> str:
 
 
 def utc(dt: datetime) -> str:
-    return (dt - WITA).strftime("%Y-%m-%dT%H:%M:%S") + "+00:00"
+    return (dt - WITA).isoformat(timespec="seconds") + "+00:00"
 
 
 def wita(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + "+08:00"
+    return dt.isoformat(timespec="seconds") + "+08:00"
 
 
 def org_id(fac: Facility) -> str:
@@ -498,7 +498,9 @@ def encounter_resources(
         occurred = e.start.date()
         loc_ref = {"reference": f"Location/{loc_id(fac)}"}
         expiry = date(occurred.year + 2, 1, 31).isoformat()
+        yymm = f"{occurred.year % 100:02d}{occurred.month:02d}"
         for cvx, dose in e.imm:
+            lot = VACCINE[cvx][:3].upper() + yymm
             out.append(
                 (
                     full_url(),
@@ -513,7 +515,7 @@ def encounter_resources(
                         "occurrenceDateTime": start,
                         "primarySource": True,
                         "location": loc_ref,
-                        "lotNumber": f"{VACCINE[cvx][:3].upper()}{occurred:%y%m}{dose}",
+                        "lotNumber": lot + str(dose),
                         "expirationDate": expiry,
                         "performer": [{"function": _AP, "actor": perf_ref}],
                         "protocolApplied": [{"doseNumberPositiveInt": dose}],

@@ -35,6 +35,8 @@ class SynthCity:
     bpjs_records: dict[int, Record] = field(default_factory=dict)
     ss_records: dict[int, Record] = field(default_factory=dict)
     synced: set[tuple[int, int]] = field(default_factory=set)  # (pid, event index)
+    # facility code -> ids of the persons with events there, in person order
+    visitors: dict[str, list[int]] = field(default_factory=dict)
     ss_org_ids: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -49,9 +51,10 @@ class SynthCity:
 
     def encounter_value(self, p: Person, idx: int, e: Encounter, fac: Facility) -> str:
         n = ((p.pid * 1000 + idx) * 2_654_435_761 + self.seed) % 10**9
+        d = e.start
         if fac.kind == "rsud":
-            return f"{e.start:%Y/%m/%d}/{n % 10**6:06d}"
-        return f"{e.start:%y%m%d}{n:09d}"
+            return f"{d.year:04d}/{d.month:02d}/{d.day:02d}/{n % 10**6:06d}"
+        return f"{d.year % 100:02d}{d.month:02d}{d.day:02d}{n:09d}"
 
     def deceased_at(self, p: Person, fac: str) -> date | None:
         if p.death is None or p.death > self.today:
@@ -113,9 +116,10 @@ def _assign_records(sc: SynthCity) -> None:
     city, persons = sc.city, sc.persons
     counters = {f.code: 0 for f in city.facilities}
     first_on: dict[RecKey, date] = {}
+    rng = random.Random(sc.seed * 31 + 11)  # one stream, drawn in person order
+    rec_rng = random.Random(sc.seed * 37 + 5)
     for p in persons:
         keys: list[RecKey] = []
-        rng = random.Random(sc.seed * 31 + p.pid * 2_000_003 + 11)
         synced_any = False
         for idx, e in enumerate(p.events):
             k = sc.record_key(p, e)
@@ -125,6 +129,8 @@ def _assign_records(sc: SynthCity) -> None:
             if rng.random() < city.facility(e.facility).sync_rate:
                 sc.synced.add((p.pid, idx))
                 synced_any = True
+        for code in dict.fromkeys(k[1] for k in keys):
+            sc.visitors.setdefault(code, []).append(p.pid)
         for k in keys:
             fac = city.facility(k[1])
             counters[fac.code] += 1
@@ -140,6 +146,7 @@ def _assign_records(sc: SynthCity) -> None:
                 on=first_on[k],
                 newborn=k[2],
                 today=sc.today,
+                rng=rec_rng,
             )
         if p.events and p.bpjs:
             sc.bpjs_records[p.pid] = make_record(
@@ -195,10 +202,9 @@ def puskesmas_bundles(sc: SynthCity, fac: Facility) -> Iterator[dict]:
     practs = fhir.practitioner_ids(fac)
     entries: list[dict] = []
     n_pat = 0
-    for p in sc.persons:
+    for pid in sc.visitors.get(fac.code, ()):
+        p = sc.persons[pid]
         mine = [(i, e) for i, e in enumerate(p.events) if e.facility == fac.code]
-        if not mine:
-            continue
         for newborn in (True, False):
             rec = sc.records.get((p.pid, fac.code, newborn))
             if rec is None:

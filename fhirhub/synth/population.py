@@ -12,6 +12,12 @@ from . import names
 from .city import City
 from .model import Person, Pregnancy
 
+
+def _ri(rng: random.Random, a: int, b: int) -> int:
+    """A uniform integer in [a, b]: `randint` without its layers of checks (hot path)."""
+    return a + int(rng.random() * (b - a + 1))
+
+
 # Age-specific fertility per year (Indonesia-like, TFR about 2.4), by 5-year band from 15.
 ASFR = {15: 0.030, 20: 0.105, 25: 0.125, 30: 0.105, 35: 0.065, 40: 0.025, 45: 0.005}
 # ASFR is per woman; births are drawn for married women only, hence the factor.
@@ -44,12 +50,12 @@ def _age_on(birth: date, on: date) -> int:
 
 def _rand_date(rng: random.Random, start: date, end: date) -> date:
     span = (end - start).days
-    return start + timedelta(days=rng.randint(0, max(span, 0)))
+    return start + timedelta(days=_ri(rng, 0, max(span, 0)))
 
 
 def _birth_for_age(rng: random.Random, age: int, on: date) -> date:
     last = date(on.year - age, on.month, min(on.day, 28)) - timedelta(days=1)
-    return last - timedelta(days=rng.randint(0, 364))
+    return last - timedelta(days=_ri(rng, 0, 364))
 
 
 class _Builder:
@@ -90,7 +96,7 @@ class _Builder:
     def phone(self) -> str:
         rng = self.rng
         prefix = rng.choice(("0812", "0813", "0821", "0822", "0852", "0853", "0811", "0878"))
-        return prefix + "".join(str(rng.randint(0, 9)) for _ in range(rng.choice((7, 8))))
+        return prefix + "".join(str(_ri(rng, 0, 9)) for _ in range(rng.choice((7, 8))))
 
     def region_of_first_registration(self, kelurahan: str, group: str, born_here: bool) -> str:
         rng = self.rng
@@ -161,8 +167,8 @@ class _Builder:
         noble = rng.random() < (names.NOBLE_SHARE if group == "buton" else 0.03)
         family = names.family_name(rng, group)
         kel = self.pick_kelurahan()
-        street = f"{names.pick(rng, names.STREETS)} No. {rng.randint(1, 120)}"
-        rt, rw = f"{rng.randint(1, 12):03d}", f"{rng.randint(1, 6):03d}"
+        street = f"{names.pick(rng, names.STREETS)} No. {_ri(rng, 1, 120)}"
+        rt, rw = f"{_ri(rng, 1, 12):03d}", f"{_ri(rng, 1, 6):03d}"
         phone = self.phone() if rng.random() < 0.9 else None
         common = dict(
             hh=hh, group=group, noble=noble, family=family, kel=kel, street=street, rt=rt, rw=rw
@@ -218,7 +224,7 @@ class _Builder:
                 )
                 members.append(child)
             if rng.random() < 0.10 and wife_age < 50:
-                g_age = min(92, wife_age + rng.randint(22, 35))
+                g_age = min(92, wife_age + _ri(rng, 22, 35))
                 members.append(
                     self.add_person(
                         sex="female" if rng.random() < 0.7 else "male",
@@ -244,7 +250,7 @@ class _Builder:
             )
             if rng.random() < 0.55:
                 other = "female" if sex == "male" else "male"
-                a2 = max(50, age + rng.randint(-6, 4))
+                a2 = max(50, age + _ri(rng, -6, 4))
                 members.append(
                     self.add_person(
                         sex=other,
@@ -313,7 +319,7 @@ class _Builder:
                     break
                 x = rng.random()
                 if x < ABORTION_RATE:
-                    end: date | None = lmp + timedelta(days=rng.randint(56, 112))
+                    end: date | None = lmp + timedelta(days=_ri(rng, 56, 112))
                     outcome = "abortion"
                 else:
                     gest = int(min(294, max(245, rng.gauss(276, 9))))
@@ -334,8 +340,8 @@ class _Builder:
                 if outcome in ("live", "twins"):
                     self._newborns(w, preg, spouse.get(w.household))
                     if rng.random() < MATERNAL_DEATH:
-                        w.death = end + timedelta(days=rng.randint(0, 42))
-                t = end + timedelta(days=rng.randint(150, 400))
+                        w.death = end + timedelta(days=_ri(rng, 0, 42))
+                t = end + timedelta(days=_ri(rng, 150, 400))
 
     def _delivery_place(self) -> str:
         x = self.rng.random()
@@ -380,7 +386,7 @@ class _Builder:
             if rng.random() < NEONATAL_DEATH:
                 child.death = preg.end + timedelta(days=int(rng.triangular(0, 27, 1)))
             elif rng.random() < POSTNEONATAL_DEATH:
-                child.death = preg.end + timedelta(days=rng.randint(28, 364))
+                child.death = preg.end + timedelta(days=_ri(rng, 28, 364))
             if child.death is not None and child.death > self.today:
                 child.death = None
 

@@ -217,7 +217,8 @@ def task_rsud(sc: SynthCity, out: Path) -> int:
     seen_pen: set[str] = set()
     kel_index = {k[0]: i + 1 for i, k in enumerate(sc.city.kelurahan)}
     kec_index = {k[0]: i + 1 for i, k in enumerate(sc.city.kecamatan)}
-    for p in sc.persons:
+    for pid in sc.visitors.get(fac.code, ()):
+        p = sc.persons[pid]
         for newborn in (True, False):
             rec = sc.records.get((p.pid, fac.code, newborn))
             if rec is None:
@@ -663,8 +664,9 @@ def task_satusehat(sc: SynthCity, out: Path, code: str) -> int:
     org = {"reference": f"Organization/{fac.org_id}", "display": fac.name}
     meta = {"source": f"Organization/{fac.org_id}"}
     pract = fhir.practitioner_ids(fac)[0]
-    for p in sc.persons:
-        rec = sc.ss_records.get(p.pid)
+    for pid in sc.visitors.get(code, ()):
+        p = sc.persons[pid]
+        rec = sc.ss_records.get(pid)
         if rec is None:
             continue
         subject = f"Patient/{rec.value}"
