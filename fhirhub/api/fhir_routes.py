@@ -166,7 +166,21 @@ async def history_system(request: Request, db: DatabaseDep, settings: SettingsDe
     return await _history(request, db, settings, None, None)
 
 
+@router.post("/$reindex")
+async def reindex_all(request: Request, db: DatabaseDep) -> Response:
+    """Rebuild the search index of every current resource (after definitions change)."""
+    negotiate(request)
+    return await _reindex(request, db, None)
+
+
 # --- type level ----------------------------------------------------------------------------
+
+
+@router.post("/{res_type}/$reindex")
+async def reindex_type(request: Request, db: DatabaseDep, res_type: str) -> Response:
+    negotiate(request)
+    check_type(res_type)
+    return await _reindex(request, db, res_type)
 
 
 @router.get("/{res_type}")
@@ -383,6 +397,17 @@ async def _history(
         ),
     )
     return fhir_response(bundle, request)
+
+
+async def _reindex(request: Request, db: DatabaseDep, res_type: str | None) -> Response:
+    from fhirhub.services import search
+
+    count = await _in_write(db, lambda writer: search.reindex(writer.repo.conn, res_type=res_type))
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "reindexed", "valueInteger": count}],
+    }
+    return fhir_response(parameters, request)
 
 
 def _delete_response(result: Result) -> Response:

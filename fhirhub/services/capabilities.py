@@ -24,6 +24,11 @@ TYPE_INTERACTIONS = (
     "search-type",
 )
 SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
+OPERATIONS = (
+    ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
+    # not an R4 core operation: fhirhub's own, as HAPI FHIR has one
+    ("reindex", "https://fhirhub.baubaukota.go.id/fhir/OperationDefinition/reindex"),
+)
 
 
 @cache
@@ -82,6 +87,13 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
                 "mode": "server",
                 "resource": _resources(),
                 "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+                "operation": [
+                    {
+                        "name": name,
+                        "definition": definition,
+                    }
+                    for name, definition in OPERATIONS
+                ],
             }
         ],
     }

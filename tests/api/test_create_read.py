@@ -136,3 +136,14 @@ def test_observation_can_reference_a_created_patient(client: TestClient) -> None
     pid = client.post("/fhir/Patient", json=patient(), headers=H).json()["id"]
     r = client.post("/fhir/Observation", json=observation(f"Patient/{pid}"), headers=H)
     assert r.status_code == 201
+
+
+def test_reindex_operation(client: TestClient) -> None:
+    client.post("/fhir/Patient", json=patient(), headers=H)
+    client.post("/fhir/Organization", json={"resourceType": "Organization", "name": "X"}, headers=H)
+    r = client.post("/fhir/Patient/$reindex")
+    assert r.status_code == 200
+    assert r.json()["parameter"][0] == {"name": "reindexed", "valueInteger": 1}
+    assert client.post("/fhir/$reindex").json()["parameter"][0]["valueInteger"] == 2
+    found = client.get("/fhir/Patient", params={"identifier": patient()["identifier"][0]["value"]})
+    assert len(found.json()["entry"]) == 1
