@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     terminology_dir: Path = Field(
         default=_ROOT / "terminology", description="ConceptMaps, region codes (terminology/)."
     )
+    broker_queue: str = Field(default="fhirhub", description="The queue of the ingest tasks.")
     broker_visibility_timeout: int = Field(
         default=3600,
         description="Redis: seconds before an unacknowledged task is delivered again.",

@@ -53,6 +53,7 @@ class InboxCollector(Collector):
 
     def __init__(self, service: IngestService, broker_url: str | None, visibility: int) -> None:
         self.service = service
+        self.queue = service.dispatcher.queue
         self.broker_url = broker_url
         self.visibility = visibility
 
@@ -68,7 +69,7 @@ class InboxCollector(Collector):
         except Exception:
             pass
         yield messages
-        depth = queue_depth(self.broker_url, self.visibility)
+        depth = queue_depth(self.broker_url, self.visibility, self.queue)
         queue = GaugeMetricFamily("fhirhub_ingest_queue_depth", "Tasks waiting on the broker")
         queue.add_metric([], depth if depth is not None else 0)
         yield queue

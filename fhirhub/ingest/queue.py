@@ -23,13 +23,15 @@ TASK_SWEEP = "fhirhub.ingest.sweep"
 QUEUE = "fhirhub"
 
 
-def celery_config(broker_url: str | None, visibility_timeout: int) -> dict[str, Any]:
+def celery_config(
+    broker_url: str | None, visibility_timeout: int, queue: str = QUEUE
+) -> dict[str, Any]:
     """The Celery settings shared by producers (the API) and consumers (the workers)."""
     return {
         "broker_url": broker_url or "memory://",
         "result_backend": None,
         "task_ignore_result": True,
-        "task_default_queue": QUEUE,
+        "task_default_queue": queue,
         "task_serializer": "json",
         "accept_content": ["json"],
         # One task at a time per worker process: a long Bundle never holds others hostage.
@@ -37,6 +39,13 @@ def celery_config(broker_url: str | None, visibility_timeout: int) -> dict[str, 
         "task_acks_late": False,  # per task; the ingest task opts in
         "task_reject_on_worker_lost": True,
         "broker_connection_retry_on_startup": True,
+        # A producer whose broker is down gives up quickly; the message waits in the inbox.
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
         "broker_transport_options": {"visibility_timeout": visibility_timeout},
         "worker_hijack_root_logger": False,
         "timezone": "Asia/Makassar",
@@ -44,9 +53,9 @@ def celery_config(broker_url: str | None, visibility_timeout: int) -> dict[str, 
 
 
 @lru_cache(maxsize=4)
-def producer(broker_url: str, visibility_timeout: int) -> Celery:
+def producer(broker_url: str, visibility_timeout: int, queue: str = QUEUE) -> Celery:
     app = Celery("fhirhub-producer")
-    app.conf.update(celery_config(broker_url, visibility_timeout))
+    app.conf.update(celery_config(broker_url, visibility_timeout, queue))
     return app
 
 
@@ -59,9 +68,11 @@ class Dispatcher:
         run_here: Callable[[int], Any],
         *,
         visibility_timeout: int = 3600,
+        queue: str = QUEUE,
         background: bool = False,
     ) -> None:
         self.broker_url = broker_url
+        self.queue = queue
         self.visibility_timeout = visibility_timeout
         self.run_here = run_here
         self._pool = (
@@ -78,10 +89,10 @@ class Dispatcher:
         """Call after the commit. A broker that is down leaves the messages ``received``; beat's
         sweep hands them out again, so none is lost."""
         if self.broker_url:
-            app = producer(self.broker_url, self.visibility_timeout)
+            app = producer(self.broker_url, self.visibility_timeout, self.queue)
             for message_id in message_ids:
                 try:
-                    app.send_task(TASK_PROCESS, args=[message_id], queue=QUEUE)
+                    app.send_task(TASK_PROCESS, args=[message_id], queue=self.queue)
                 except Exception as exc:  # kombu's OperationalError and friends
                     log.warning(
                         "enqueue failed message=%s error=%s", message_id, type(exc).__name__
@@ -104,7 +115,9 @@ class Dispatcher:
             self._pool.shutdown(wait=True)
 
 
-def queue_depth(broker_url: str | None, visibility_timeout: int = 3600) -> int | None:
+def queue_depth(
+    broker_url: str | None, visibility_timeout: int = 3600, queue: str = QUEUE
+) -> int | None:
     """Messages waiting in the ingest queue (None when there is no broker or it is down)."""
     if not broker_url:
         return None
@@ -114,8 +127,8 @@ def queue_depth(broker_url: str | None, visibility_timeout: int = 3600) -> int |
             conn.ensure_connection(max_retries=1, timeout=2)
             if conn.transport.driver_type == "redis":
                 client = conn.default_channel.client
-                return int(client.llen(QUEUE))
-            declared = conn.default_channel.queue_declare(queue=QUEUE, passive=True)
+                return int(client.llen(queue))
+            declared = conn.default_channel.queue_declare(queue=queue, passive=True)
             return int(declared.message_count)
     except Exception:
         return None

@@ -41,6 +41,7 @@ class IngestService:
             settings.broker_url,
             pipeline.process,
             visibility_timeout=settings.broker_visibility_timeout,
+            queue=settings.broker_queue,
             background=background,
         )
         return cls(pipeline, dispatcher)
@@ -59,7 +60,7 @@ class IngestService:
     ) -> Receipt:
         """Keep the payload (committed), then hand it to the workers."""
         receipt = self.pipeline.receive(source, payload, sender=sender, content_type=content_type)
-        if receipt.status in ("received", "failed"):
+        if not receipt.duplicate or receipt.status == "failed":  # a waiting one is queued
             self.dispatcher.submit([receipt.id])
         return receipt
 

@@ -8,24 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ingest_factories import city
+from ingest_factories import load_reference
 from sqlalchemy import Engine
 
 from fhirhub.config import Settings
 from fhirhub.ingest.service import IngestService
-from fhirhub.services import transaction
-from fhirhub.services.writes import Writer
-from fhirhub.storage.repository import ResourceRepository
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_reference(engine: Engine) -> None:
-    reference, _ = city()
-    with engine.begin() as conn:
-        writer = Writer(ResourceRepository(conn))
-        transaction.process(writer, reference, base_url="urn:test", get=lambda u: (400, None))
-        writer.flush()
 
 
 @pytest.fixture

@@ -6,6 +6,11 @@ import copy
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import Engine
+
+from fhirhub.services import transaction
+from fhirhub.services.writes import Writer
+from fhirhub.storage.repository import ResourceRepository
 from fhirhub.synth import demo_bundles
 
 
@@ -66,3 +71,12 @@ def facility_of(bundle: dict[str, Any]) -> str:
             if "/sid/mrn/" in ident.get("system", ""):
                 return ident["system"].rsplit("/", 1)[1].upper()
     raise ValueError("no Puskesmas record number")
+
+
+def load_reference(engine: Engine) -> None:
+    """Store the city's Organizations, Locations, Practitioners and ConceptMaps."""
+    reference, _ = city()
+    with engine.begin() as conn:
+        writer = Writer(ResourceRepository(conn))
+        transaction.process(writer, reference, base_url="urn:test", get=lambda u: (400, None))
+        writer.flush()
