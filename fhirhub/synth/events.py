@@ -581,11 +581,12 @@ class _PersonEvents:
             dx = r.choice(("J18.9", "A09", "P07.3"))
         else:
             dx = r.choice(("I64", "I21.9", "J18.9", "C34.9", "N18.9", "R99", "E14.9"))
+        if not self.present(p.death):
+            return  # died after moving away: not recorded in Baubau
         if r.random() < DEATH_AT_RSUD:
-            e = self.add(p.death, ctx.rsud, "death", (dx,), klass="EMER", died=True)
+            self.add(p.death, ctx.rsud, "death", (dx,), klass="EMER", died=True)
         else:
-            e = self.add(p.death, self.home, "death", ("R99",), klass="HH", died=True)
-        assert e is not None
+            self.add(p.death, self.home, "death", ("R99",), klass="HH", died=True)
 
 
 def generate_events(ctx: EventContext, p: Person) -> list[Encounter]:

@@ -317,6 +317,8 @@ class _Builder:
                 lmp = t
                 if w.death is not None and lmp > w.death:
                     break
+                if w.moved_out is not None and lmp >= w.moved_out:
+                    break  # later pregnancies happen outside Baubau
                 x = rng.random()
                 if x < ABORTION_RATE:
                     end: date | None = lmp + timedelta(days=_ri(rng, 56, 112))
@@ -330,6 +332,10 @@ class _Builder:
                     place = "rsud" if rng.random() < 0.4 else "puskesmas"
                 if end is not None and end > today:
                     end, outcome = None, "ongoing"
+                if end is not None and w.death is not None and end >= w.death:
+                    end, outcome = None, "died_pregnant"  # she died before the pregnancy ended
+                if end is not None and w.moved_out is not None and end >= w.moved_out:
+                    end, outcome = None, "moved_pregnant"  # it ends outside Baubau
                 preg = Pregnancy(mother=w.pid, lmp=lmp, end=end, outcome=outcome, place=place)
                 if end is not None and end < w0:
                     t = end + timedelta(days=200)
