@@ -37,6 +37,8 @@ class SynthCity:
     synced: set[tuple[int, int]] = field(default_factory=set)  # (pid, event index)
     # facility code -> ids of the persons with events there, in person order
     visitors: dict[str, list[int]] = field(default_factory=dict)
+    # RSUD registrations are numbered per day (no_rawat YYYY/MM/DD/NNNNNN): (pid, idx) -> n
+    rsud_seq: dict[tuple[int, int], int] = field(default_factory=dict)
     ss_org_ids: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -53,7 +55,7 @@ class SynthCity:
         n = ((p.pid * 1000 + idx) * 2_654_435_761 + self.seed) % 10**9
         d = e.start
         if fac.kind == "rsud":
-            return f"{d.year:04d}/{d.month:02d}/{d.day:02d}/{n % 10**6:06d}"
+            return f"{d.year:04d}/{d.month:02d}/{d.day:02d}/{self.rsud_seq[(p.pid, idx)]:06d}"
         return f"{d.year % 100:02d}{d.month:02d}{d.day:02d}{n:09d}"
 
     def deceased_at(self, p: Person, fac: str) -> date | None:
@@ -117,11 +119,17 @@ def _assign_records(sc: SynthCity) -> None:
     counters = {f.code: 0 for f in city.facilities}
     first_on: dict[RecKey, date] = {}
     rng = random.Random(sc.seed * 31 + 11)  # one stream, drawn in person order
+    per_day: dict[date, int] = {}
+    rsud = city.rsud.code
     rec_rng = random.Random(sc.seed * 37 + 5)
     for p in persons:
         keys: list[RecKey] = []
         synced_any = False
         for idx, e in enumerate(p.events):
+            if e.facility == rsud:
+                day = e.start.date()
+                per_day[day] = per_day.get(day, 0) + 1
+                sc.rsud_seq[(p.pid, idx)] = per_day[day]
             k = sc.record_key(p, e)
             if k not in first_on:
                 first_on[k] = e.start.date()

@@ -79,3 +79,16 @@ def test_patients_carry_baubau_village_codes(small_city_dir: Path) -> None:
                 assert village.startswith("7472") and len(village) == 10
                 coded += 1
     assert coded / total > 0.9
+
+
+def test_business_identifiers_are_unique(small_city_dir: Path) -> None:
+    seen: set[tuple[str, str]] = set()
+    for f in sorted(small_city_dir.glob("puskesmas/*/*.json")):
+        for e in orjson.loads(f.read_bytes())["entry"]:
+            r = e["resource"]
+            if r["resourceType"] in ("Patient", "Encounter"):
+                ident = r["identifier"][0]
+                key = (ident["system"], ident["value"])
+                assert key not in seen, key
+                seen.add(key)
+    assert len(seen) > 100

@@ -42,3 +42,9 @@ def test_khanza_tables_link_up(small_city_dir: Path) -> None:
     kel = {r["kd_kel"] for r in rows("kelurahan")}
     assert all(r["kd_kel"] in kel for r in rows("pasien"))
     assert len(kel) == 43
+
+
+def test_registration_numbers_are_unique(small_city_dir: Path) -> None:
+    with (small_city_dir / "rsud" / "khanza" / "reg_periksa.csv").open() as fh:
+        no_rawat = [r["no_rawat"] for r in csv.DictReader(fh)]
+    assert len(no_rawat) == len(set(no_rawat))
