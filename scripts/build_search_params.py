@@ -75,6 +75,7 @@ class Elements:
 
     def __init__(self, sds: list[dict[str, Any]]) -> None:
         self.types: dict[str, list[str]] = {}  # "Observation.value[x]" -> ["Quantity", ...]
+        self.maxes: dict[str, str] = {}  # element path -> max cardinality
         self.content_ref: dict[str, str] = {}
         self.summary: dict[str, list[str]] = {}
         self.required: dict[str, list[str]] = {}
@@ -87,6 +88,7 @@ class Elements:
             for el in sd["snapshot"]["element"]:
                 path = el["path"]
                 self.types[path] = [t["code"] for t in el.get("type", [])]
+                self.maxes[path] = el.get("max", "*")
                 if "contentReference" in el:
                     self.content_ref[path] = el["contentReference"].lstrip("#")
                 if path.count(".") == 1 and sd["kind"] == "resource":
@@ -195,7 +197,7 @@ def compile_part(
                             key = name + t[0].upper() + t[1:]
                             new.append(
                                 (
-                                    [*steps, [key, None]],
+                                    [*steps, [key, None, el.maxes.get(epath, "*")]],
                                     epath if t in ("BackboneElement", "Element") else t,
                                     [t],
                                 )
@@ -203,17 +205,21 @@ def compile_part(
                     else:
                         nt = etypes or ["BackboneElement"]
                         owner2 = epath if nt[0] in ("BackboneElement", "Element") else nt[0]
-                        new.append(([*steps, [name, None]], owner2, nt))
+                        new.append(([*steps, [name, None, el.maxes.get(epath, "*")]], owner2, nt))
             if sm.group("index") is not None:
                 for steps, _o, _t in new:
-                    steps[-1] = [steps[-1][0], ["index", int(sm.group("index"))]]
+                    steps[-1] = [steps[-1][0], ["index", int(sm.group("index"))], "1"]
         elif sm.group("rtype"):
             for steps, owner, types in paths:
-                steps[-1] = [steps[-1][0], ["reftype", sm.group("rtype")]]
+                steps[-1] = [steps[-1][0], ["reftype", sm.group("rtype")], *steps[-1][2:]]
                 new.append((steps, owner, types))
         elif sm.group("fkey"):
             for steps, owner, types in paths:
-                steps[-1] = [steps[-1][0], ["eq", sm.group("fkey"), sm.group("fval")]]
+                steps[-1] = [
+                    steps[-1][0],
+                    ["eq", sm.group("fkey"), sm.group("fval")],
+                    *steps[-1][2:],
+                ]
                 new.append((steps, owner, types))
         else:
             cast = sm.group("cast") or sm.group("cast2")
@@ -235,7 +241,8 @@ def compile_part(
                 return None
         if t in ("BackboneElement", "Element"):
             t = owner
-        out.append({"steps": steps, "type": t})
+        single = all(len(st) > 2 and st[2] == "1" for st in steps)
+        out.append({"steps": [st[:2] for st in steps], "type": t, "single": single})
     return rtype, out
 
 
@@ -333,6 +340,15 @@ def main() -> None:
                 if len(comps) != 2 and not reason:
                     reason = "composites of more than two components are not supported"
                 entry["components"] = comps
+            if compiled.get(base):
+                # one value at most per resource: every path singular, and several paths only as
+                # the expansions of one choice element (effectiveDateTime | effectivePeriod)
+                cps = compiled[base]
+                roots = {p["steps"][0][0] if p["steps"] else "" for p in cps}
+                stems = {re.sub(r"[A-Z].*$", "", r) for r in roots}
+                entry["single"] = all(p.get("single") for p in cps) and (
+                    len(cps) == 1 or (len(stems) == 1 and all(len(p["steps"]) == 1 for p in cps))
+                )
             if base in compiled:
                 if sp["type"] == "composite":
                     entry["paths"] = compiled[base]

@@ -125,28 +125,37 @@ def page(
     r, v = resources, resource_versions
     exprs = [_key_expr(k, res_type) for k in keys] + [r.c.pk]
     desc = [k.descending for k in keys] + [False]
-    body = v.c.content  # the exact text as stored
+    # Match, order and limit on the index tables first; only the page's rows fetch bodies.
+    inner = select(
+        r.c.pk,
+        r.c.res_type,
+        r.c.res_id,
+        r.c.version,
+        *[e.label(f"k{i}") for i, e in enumerate(exprs)],
+    ).where(r.c.deleted == false(), *where)
+    if cutoff is not None:
+        inner = inner.where(r.c.pk <= cutoff)
+    if res_type:
+        inner = inner.where(r.c.res_type == res_type)
+    if after is not None:
+        inner = inner.where(_after(exprs, desc, after))
+    if before is not None:
+        inner = inner.where(_after(exprs, [not d for d in desc], before))
+        desc = [not d for d in desc]
+    order = [e.desc() if d else e.asc() for e, d in zip(exprs, desc, strict=True)]
+    sub = inner.order_by(*order).limit(count + 1).subquery("page")
+    keys_cols = [sub.c[f"k{i}"] for i in range(len(exprs))]
     cut_col = (
         literal(cutoff)
         if cutoff is not None
         else select(func.coalesce(func.max(resources.c.pk), 0)).scalar_subquery()
     )
     q = (
-        select(r.c.pk, r.c.res_type, r.c.res_id, body, cut_col, *exprs)
-        .select_from(r.join(v, and_(v.c.resource_pk == r.c.pk, v.c.version == r.c.version)))
-        .where(r.c.deleted == false(), *where)
+        select(sub.c.pk, sub.c.res_type, sub.c.res_id, v.c.content, cut_col, *keys_cols)
+        .select_from(sub.join(v, and_(v.c.resource_pk == sub.c.pk, v.c.version == sub.c.version)))
+        .order_by(*[c.desc() if d else c.asc() for c, d in zip(keys_cols, desc, strict=True)])
     )
-    if cutoff is not None:
-        q = q.where(r.c.pk <= cutoff)
-    if res_type:
-        q = q.where(r.c.res_type == res_type)
-    if after is not None:
-        q = q.where(_after(exprs, desc, after))
-    if before is not None:
-        q = q.where(_after(exprs, [not d for d in desc], before))
-        desc = [not d for d in desc]
-    q = q.order_by(*[e.desc() if d else e.asc() for e, d in zip(exprs, desc, strict=True)])
-    rows = conn.execute(q.limit(count + 1)).all()
+    rows = conn.execute(q).all()
     if cutoff is None:
         cutoff = int(rows[0][4]) if rows else max_pk(conn)
     more = len(rows) > count

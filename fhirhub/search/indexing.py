@@ -257,7 +257,8 @@ def _extract(ptype: str, name: str, vtype: str, values: Iterable[Any], out: Rows
         rows = out.setdefault("search_date", [])
         for v in values:
             for lo, hi in dates_of(vtype, v):
-                rows.append({"param": name, "low": lo, "high": hi})
+                span = hi - lo if lo != MIN_US and hi != MAX_US else None
+                rows.append({"param": name, "low": lo, "high": hi, "span": span})
     elif ptype == "reference":
         rows = out.setdefault("search_reference", [])
         for v in values:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
 
 from fhirhub.errors import bad_request
 from fhirhub.search import registry
@@ -128,13 +128,54 @@ class Criteria:
         depth: int = 0,
     ) -> list[ColumnElement[bool]]:
         out = []
+        merged: dict[str, list[str]] = {}
         for name, value in params:
             if name in RESULT_PARAMS or name.split(":")[0] in RESULT_PARAMS:
+                continue
+            if self._mergeable(res_type, name):
+                merged.setdefault(name, []).append(value)
                 continue
             clause = self.criterion(res_type, name, value, pk_col, depth)
             if clause is not None:
                 out.append(clause)
+        for name, values in merged.items():
+            if len(values) == 1:
+                clause = self.criterion(res_type, name, values[0], pk_col, depth)
+            else:
+                clause = self._merged(res_type, name, values, pk_col)
+            if clause is not None:
+                out.append(clause)
         return out
+
+    def _mergeable(self, res_type: str | None, name: str) -> bool:
+        """A date, number or quantity parameter with at most one value per resource: its
+        criteria (``date=ge2024-01-01&date=lt2024-02-01``) can test the same index row, which
+        lets one index range scan answer both."""
+        if not res_type or ":" in name or "." in name or name.startswith("_"):
+            return False
+        p = registry.param(res_type, name)
+        return bool(
+            p and p.get("single") and "alias" not in p and "unsupported" not in p
+            and p["type"] in ("date", "number", "quantity")
+        )  # fmt: skip
+
+    def _merged(
+        self, res_type: str, code: str, values: list[str], pk_col: Any
+    ) -> ColumnElement[bool]:
+        p = registry.param(res_type, code)
+        assert p is not None
+        table = TABLE_OF_TYPE[p["type"]]
+        conds = [
+            or_(
+                *(
+                    self._value(p["type"], table, p, code, "", v, code, res_type)
+                    for v in split_values(val)
+                )
+            )
+            for val in values
+        ]
+        scope = param_scope(table, res_type, code)
+        return pk_col.in_(select(table.c.resource_pk).where(*scope, *conds))
 
     # --- one parameter ------------------------------------------------------------------
 
@@ -184,7 +225,7 @@ class Criteria:
             return pk_col.in_(select(t.c.resource_pk).where(*scope_t, sub))
         alternatives = []
         for v in split_values(value):
-            alternatives.append(self._value(ptype, table, p, code, modifier, v, name))
+            alternatives.append(self._value(ptype, table, p, code, modifier, v, name, res_type))
         return pk_col.in_(select(table.c.resource_pk).where(*scope, or_(*alternatives)))
 
     def _param(self, res_type: str | None, code: str, name: str) -> dict[str, Any] | None:
@@ -204,7 +245,15 @@ class Criteria:
     # --- values per type ----------------------------------------------------------------
 
     def _value(
-        self, ptype: str, t: Any, p: dict[str, Any], code: str, modifier: str, v: str, name: str
+        self,
+        ptype: str,
+        t: Any,
+        p: dict[str, Any],
+        code: str,
+        modifier: str,
+        v: str,
+        name: str,
+        res_type: str | None = None,
     ) -> ColumnElement[bool]:
         if ptype == "string":
             if modifier == "exact":
@@ -221,7 +270,7 @@ class Criteria:
                 )
             return self._token(t, v, name)
         if ptype == "date":
-            return date_clause(t.c.low, t.c.high, v, name)
+            return date_clause(t.c.low, t.c.high, v, name, span=_max_span(t, res_type, code))
         if ptype == "number":
             return number_clause(t.c.low, t.c.high, v, name)
         if ptype == "quantity":
@@ -462,8 +511,37 @@ def split_prefix(v: str) -> tuple[str, str]:
     return "eq", v
 
 
-def date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
-    """Stored range [low, high] against the search value's range, per the prefix."""
+def _max_span(t: Any, res_type: str | None, code: str) -> tuple[Any, Any]:
+    """(largest finite span of the parameter's rows, as a scalar subquery; the span column)."""
+    sub = select(func.coalesce(func.max(t.c.span), 0)).where(*param_scope(t, res_type, code))
+    return sub.scalar_subquery(), t.c.span
+
+
+def date_clause(
+    low: Any, high: Any, v: str, name: str, span: tuple[Any, Any] | None = None
+) -> ColumnElement[bool]:
+    """Stored range [low, high] against the search value's range, per the prefix.
+
+    With ``span`` (index rows), conditions that only bound ``high`` from below (gt, ge, ap) also
+    bound ``low``: a row with ``high >= x`` has ``low >= x - max(span)``, or an open end.
+    """
+    clause = _date_clause(low, high, v, name)
+    prefix = split_prefix(v)[0]
+    if span is None or prefix not in ("gt", "ge", "ap"):
+        return clause
+    max_span, span_col = span
+    qlo, qhi = date_range(split_prefix(v)[1].replace(" ", "+")) or (0, 0)
+    floor = {"gt": qhi, "ge": qlo, "ap": qlo - _ap_delta(qlo)}[prefix]
+    return and_(clause, or_(low >= floor - max_span, span_col.is_(None)))
+
+
+def _ap_delta(qlo: int) -> int:
+    """ap: within 10% of the distance between the value and now (at least a day)."""
+    now = int(time.time() * 1_000_000)
+    return max(abs(now - qlo) // 10, 86_400_000_000)
+
+
+def _date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
     try:
         prefix, text = split_prefix(v)
     except ValueError as exc:
@@ -490,9 +568,7 @@ def date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
         return low > qhi
     if prefix == "eb":
         return high < qlo
-    # ap: within 10% of the distance between the value and now (at least a day)
-    now = int(time.time() * 1_000_000)
-    delta = max(abs(now - qlo) // 10, 86_400_000_000)
+    delta = _ap_delta(qlo)
     return and_(low <= qhi + delta, high >= qlo - delta)
 
 

@@ -35,6 +35,7 @@ class SearchString(_IndexRow, Base):
             "res_type",
             "param",
             "value",
+            "resource_pk",
             postgresql_ops={"value": "text_pattern_ops"},
         ),
         Index("ix_search_string_resource", "resource_pk"),
@@ -46,7 +47,7 @@ class SearchString(_IndexRow, Base):
 class SearchToken(_IndexRow, Base):
     __tablename__ = "search_token"
     __table_args__ = (
-        Index("ix_search_token_lookup", "res_type", "param", "code", "system"),
+        Index("ix_search_token_lookup", "res_type", "param", "code", "system", "resource_pk"),
         Index("ix_search_token_resource", "resource_pk"),
     )
     system: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -57,17 +58,21 @@ class SearchToken(_IndexRow, Base):
 class SearchDate(_IndexRow, Base):
     __tablename__ = "search_date"
     __table_args__ = (
-        Index("ix_search_date_lookup", "res_type", "param", "low", "high"),
+        Index("ix_search_date_lookup", "res_type", "param", "low", "high", "resource_pk"),
+        Index("ix_search_date_span", "res_type", "param", "span"),
         Index("ix_search_date_resource", "resource_pk"),
     )
     low: Mapped[int] = mapped_column(BigInteger)  # µs since epoch, UTC, inclusive
     high: Mapped[int] = mapped_column(BigInteger)  # µs since epoch, UTC, inclusive
+    # high - low; NULL when either end is open. The largest span of a parameter bounds ``low``
+    # for "after" queries (gt, ge, ap), so they scan an index range instead of all earlier rows.
+    span: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class SearchNumber(_IndexRow, Base):
     __tablename__ = "search_number"
     __table_args__ = (
-        Index("ix_search_number_lookup", "res_type", "param", "low"),
+        Index("ix_search_number_lookup", "res_type", "param", "low", "resource_pk"),
         Index("ix_search_number_resource", "resource_pk"),
     )
     low: Mapped[float] = mapped_column(Float)  # a single value has low == high; a Range its ends
@@ -77,7 +82,7 @@ class SearchNumber(_IndexRow, Base):
 class SearchQuantity(_IndexRow, Base):
     __tablename__ = "search_quantity"
     __table_args__ = (
-        Index("ix_search_quantity_lookup", "res_type", "param", "code", "low"),
+        Index("ix_search_quantity_lookup", "res_type", "param", "code", "low", "resource_pk"),
         Index("ix_search_quantity_resource", "resource_pk"),
     )
     low: Mapped[float] = mapped_column(Float)  # a single value has low == high; a Range its ends
@@ -90,7 +95,14 @@ class SearchQuantity(_IndexRow, Base):
 class SearchReference(_IndexRow, Base):
     __tablename__ = "search_reference"
     __table_args__ = (
-        Index("ix_search_reference_lookup", "res_type", "param", "target_id", "target_type"),
+        Index(
+            "ix_search_reference_lookup",
+            "res_type",
+            "param",
+            "target_id",
+            "target_type",
+            "resource_pk",
+        ),
         Index("ix_search_reference_target", "target_type", "target_id"),
         Index("ix_search_reference_resource", "resource_pk"),
     )
@@ -102,7 +114,7 @@ class SearchReference(_IndexRow, Base):
 class SearchUri(_IndexRow, Base):
     __tablename__ = "search_uri"
     __table_args__ = (
-        Index("ix_search_uri_lookup", "res_type", "param", "value"),
+        Index("ix_search_uri_lookup", "res_type", "param", "value", "resource_pk"),
         Index("ix_search_uri_resource", "resource_pk"),
     )
     value: Mapped[str] = mapped_column(Text)

@@ -386,3 +386,19 @@ def test_bad_input(engine: Engine, res_type: str, query: str, param: str) -> Non
         find_matches(conn, res_type, query)
     assert err.value.status == 400
     assert err.value.issues[0].expression == (param,)
+
+
+def test_open_and_long_periods_are_found_by_after_queries(engine: Engine) -> None:
+    """gt/ge/ap bound ``low`` by the parameter's largest span; open periods have none."""
+    with engine.begin() as conn:
+        store(conn, _obs("open", effectivePeriod={"start": "2010-01-01"}))
+        store(conn, _obs("long", effectivePeriod={"start": "2000-01-01", "end": "2030-01-01"}))
+        store(conn, _obs("point", effectiveDateTime="2024-05-01"))
+        store(conn, _obs("old", effectiveDateTime="2001-05-01"))
+    with engine.connect() as conn:
+        ids = lambda q: sorted(m[1] for m in find_matches(conn, "Observation", q))  # noqa: E731
+        assert ids("date=gt2024-01-01") == ["long", "open", "point"]
+        assert ids("date=ge2024-05-01") == ["long", "open", "point"]
+        assert ids("date=ge2024-01-01&date=lt2024-06-01") == ["long", "open", "point"]
+        assert ids("date=ap2024-05-01") == ["long", "open", "point"]
+        assert ids("date=sa2023-12-31") == ["point"]
