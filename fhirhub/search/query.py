@@ -142,7 +142,7 @@ class Criteria:
             if len(values) == 1:
                 clause = self.criterion(res_type, name, values[0], pk_col, depth)
             else:
-                clause = self._merged(res_type, name, values, pk_col)
+                clause = self._merged(res_type or "", name, values, pk_col)
             if clause is not None:
                 out.append(clause)
         return out
