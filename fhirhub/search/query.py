@@ -460,14 +460,21 @@ class Criteria:
         inner = Criteria(self.base_url, strict=True)
         src_pks = inner.pks(src_type, [(rest, value)], depth + 1)
         ref = search_reference
-        target_ids = select(ref.c.target_id).where(
-            *param_scope(ref, src_type, ref_code),
-            ref.c.target_type == res_type,
-            ref.c.resource_pk.in_(src_pks),
+        # EXISTS correlated on the outer resource's id: the planner may probe candidates one by
+        # one (cheap when another criterion or the page limit keeps them few) or hash-join.
+        outer = pk_col.table
+        f = ref.alias(f"has_{depth}")
+        probe = (
+            select(f.c.resource_pk)
+            .where(
+                *param_scope(f, src_type, ref_code),
+                f.c.target_type == res_type,
+                f.c.target_id == outer.c.res_id,
+                f.c.resource_pk.in_(src_pks),
+            )
+            .correlate(outer)
         )
-        r = resources
-        q = select(r.c.pk).where(r.c.res_type == res_type, r.c.res_id.in_(target_ids))
-        return pk_col.in_(q)
+        return probe.exists()
 
 
 def param_scope(
