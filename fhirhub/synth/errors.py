@@ -271,7 +271,7 @@ def make_record(
     if rng.random() < RATES["sex_wrong"]:
         sex = "female" if sex == "male" else "male"
         errs.append("sex_wrong")
-    nik: str | None = p.nik
+    nik = p.nik
     if p.nik_issued is None or p.nik_issued > on:
         nik = None
     x = rng.random()

@@ -209,7 +209,7 @@ class _PersonEvents:
         return self.home
 
     def poisson_dates(self, rate_per_year: float, start: date, end: date) -> list[date]:
-        out = []
+        out: list[date] = []
         if rate_per_year <= 0 or end < start:
             return out
         t = 0.0
@@ -605,7 +605,7 @@ def generate_events(ctx: EventContext, p: Person) -> list[Encounter]:
     )
     for step in steps:
         step()
-    out = []
+    out: list[Encounter] = []
     for e in g.events:
         o = ctx.outages.get(e.facility)
         if o is not None and o[0] <= e.start.date() < o[1] and not e.died:
@@ -617,13 +617,13 @@ def generate_events(ctx: EventContext, p: Person) -> list[Encounter]:
 
 
 def link_births(ctx: EventContext) -> None:
-    by_mother_end = {}
-    for pr in ctx.preg_by_mother.values():
-        for x in pr:
+    by_mother_end: dict[tuple[int, date], Pregnancy] = {}
+    for pregnancies in ctx.preg_by_mother.values():
+        for x in pregnancies:
             if x.end is not None:
                 by_mother_end[(x.mother, x.end)] = x
     for p in ctx.persons:
         if p.mother is not None:
-            x = by_mother_end.get((p.mother, p.birth))
-            if x is not None:
-                ctx.birth_preg[p.pid] = x
+            found = by_mother_end.get((p.mother, p.birth))
+            if found is not None:
+                ctx.birth_preg[p.pid] = found

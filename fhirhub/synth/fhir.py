@@ -105,7 +105,7 @@ def admin_code(city: City, kelurahan: str, rt: str | None = None, rw: str | None
         {"url": "village", "valueCode": kelurahan},
     ]
     if rt:
-        ext += [{"url": "rt", "valueCode": rt}, {"url": "rw", "valueCode": rw}]
+        ext += [{"url": "rt", "valueCode": rt}, {"url": "rw", "valueCode": rw or "0"}]
     return {"url": ADMIN_CODE, "extension": ext}
 
 

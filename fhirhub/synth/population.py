@@ -7,6 +7,7 @@ import bisect
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from . import names
 from .city import City
@@ -170,7 +171,7 @@ class _Builder:
         street = f"{names.pick(rng, names.STREETS)} No. {_ri(rng, 1, 120)}"
         rt, rw = f"{_ri(rng, 1, 12):03d}", f"{_ri(rng, 1, 6):03d}"
         phone = self.phone() if rng.random() < 0.9 else None
-        common = dict(
+        common: dict[str, Any] = dict(
             hh=hh, group=group, noble=noble, family=family, kel=kel, street=street, rt=rt, rw=rw
         )
         members: list[Person] = []
@@ -300,7 +301,7 @@ class _Builder:
             for p in self.persons
             if p.sex == "female" and p.marital == "M" and 15 <= _age_on(p.birth, w0) <= 49
         ]
-        spouse = {}
+        spouse: dict[int, int] = {}
         for p in self.persons:
             if p.sex == "male" and p.marital == "M":
                 spouse.setdefault(p.household, p.pid)

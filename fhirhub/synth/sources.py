@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -701,7 +702,7 @@ def tasks(sc: SynthCity) -> list[tuple[str, tuple]]:
     return [*out, ("rsud", ()), ("bpjs", ()), ("satusehat_patients", ())]
 
 
-TASKS = {
+TASKS: dict[str, Callable[..., int]] = {
     "rsud": task_rsud,
     "bpjs": task_bpjs,
     "satusehat": task_satusehat,

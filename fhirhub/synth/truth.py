@@ -72,7 +72,7 @@ def epi_week(d: date) -> tuple[int, int]:
 
 
 def epi_weeks(ps: date, pe: date) -> list[tuple[int, int]]:
-    out = []
+    out: list[tuple[int, int]] = []
     d = ps
     while d <= pe:
         w = epi_week(d)
@@ -86,7 +86,7 @@ class _Counts:
     """numerator / denominator / initial population per stratum."""
 
     def __init__(self) -> None:
-        self.n: Counter[tuple[str, str]] = Counter()
+        self.n: Counter[tuple[str, str, str]] = Counter()
 
     def add(self, p: Person, pkm: str, pop: str, yes: bool = True) -> None:
         if not yes:
@@ -265,10 +265,10 @@ def compute(sc: SynthCity) -> dict:
                 )
                 if preg or post:
                     add("mor-01", "numerator")
-            days = (d - p.birth).days
-            if days < 28:
+            age_at_death = (d - p.birth).days
+            if age_at_death < 28:
                 add("mor-02", "neonatal/numerator")
-            if days < 365:
+            if age_at_death < 365:
                 add("mor-02", "infant/numerator")
     result: dict = {}
     for iid in sorted(ind):
@@ -282,9 +282,9 @@ def compute(sc: SynthCity) -> dict:
 
 
 def _nutrition(p: Person, in_period: list[Encounter], add: Callable[..., None]) -> None:
-    latest_h = None
-    latest_w = None
-    latest_pair = None
+    latest_h: tuple[date, tuple[float, str]] | None = None
+    latest_w: tuple[date, float] | None = None
+    latest_pair: tuple[date, float, tuple[float, str]] | None = None
     for e in in_period:
         d = e.start.date()
         w = next((o[1] for o in e.obs if o[0] == WEIGHT), None)
@@ -296,19 +296,21 @@ def _nutrition(p: Person, in_period: list[Encounter], add: Callable[..., None]) 
         if h is not None and w is not None:
             latest_pair = (d, w, h)
     if latest_h is not None:
-        d, (h, code) = latest_h
-        z, _, _ = zscores(p.sex, (d - p.birth).days, None, h, "L" if code == "8306-3" else "H")
+        d, (length, code) = latest_h
+        z, _, _ = zscores(p.sex, (d - p.birth).days, None, length, "L" if code == "8306-3" else "H")
         add("nut-01", "denominator")
         add("nut-01", "initial-population")
         add("nut-01", "numerator", z is not None and z < -2)
     if latest_pair is not None:
-        d, w, (h, code) = latest_pair
-        _, _, z = zscores(p.sex, (d - p.birth).days, w, h, "L" if code == "8306-3" else "H")
+        d, weight, (length, code) = latest_pair
+        _, _, z = zscores(
+            p.sex, (d - p.birth).days, weight, length, "L" if code == "8306-3" else "H"
+        )
         add("nut-02", "wasting/denominator")
         add("nut-02", "wasting/numerator", z is not None and z < -2)
     if latest_w is not None:
-        d, w = latest_w
-        _, z, _ = zscores(p.sex, (d - p.birth).days, w, None, "L")
+        d, weight = latest_w
+        _, z, _ = zscores(p.sex, (d - p.birth).days, weight, None, "L")
         add("nut-02", "underweight/denominator")
         add("nut-02", "underweight/numerator", z is not None and z < -2)
 
@@ -334,7 +336,10 @@ def _facility_indicators(sc: SynthCity) -> dict:
     ps, pe = sc.period
     weeks = epi_weeks(ps, pe)
     morb: dict[str, Counter[str]] = defaultdict(Counter)
-    surv = {"surv-01": defaultdict(Counter), "surv-02": defaultdict(Counter)}
+    surv: dict[str, dict[str, Counter[tuple[int, int]]]] = {
+        "surv-01": defaultdict(Counter),
+        "surv-02": defaultdict(Counter),
+    }
     seen: dict[str, set[tuple[int, int]]] = defaultdict(set)
     for p in sc.persons:
         for e in p.events:
@@ -416,4 +421,4 @@ def task_indicators(sc: SynthCity, out: Path) -> int:
     return size
 
 
-TASKS = {"truth_indicators": task_indicators}
+TASKS: dict[str, Callable[..., int]] = {"truth_indicators": task_indicators}

@@ -137,13 +137,14 @@ def _run(name: str, args: tuple, out: Path) -> tuple[str, int]:
     assert sc is not None
     from . import sources, truth
 
-    fn = {
+    table: dict[str, Callable[..., int]] = {
         "reference": task_reference,
         "puskesmas": task_puskesmas,
         "truth_persons": task_truth_persons,
         **sources.TASKS,
         **truth.TASKS,
-    }[name]
+    }
+    fn = table[name]
     return name + ("/" + args[0] if args else ""), fn(sc, out, *args)
 
 
