@@ -17,11 +17,10 @@ from typing import Any
 import orjson
 
 from fhirhub.errors import FhirError, Issue, bad_request, operation_outcome
-from fhirhub.model.instant import to_instant
 from fhirhub.model.resource_types import is_resource_type
 from fhirhub.model.validation import resource_issues
 from fhirhub.search import find_matches
-from fhirhub.services.writes import Result, Writer
+from fhirhub.services.writes import Result, Writer, instant
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 REASONS = {
@@ -165,7 +164,11 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
             entry.resource = {**entry.resource, "id": new_id}
             entry.if_none_exist = None if existing is None else entry.if_none_exist
             _remember(ids, entry, f"{res_type}/{new_id}", base_url)
-        elif entry.method == "PUT" and entry.resource is not None and entry.query is None:
+        elif entry.method == "PUT" and entry.resource is not None:
+            if entry.query is not None:  # resolve the condition now, so others can refer to it
+                res_id = writer.conditional_target(entry.path, entry.query, entry.resource)
+                entry.resource = {**entry.resource, "id": res_id}
+                entry.url = f"{entry.path}/{res_id}"
             _remember(ids, entry, entry.path, base_url)
     return ids
 
@@ -185,7 +188,7 @@ def _write(writer: Writer, entry: Entry, ids: dict[str, str]) -> Result:
         return writer.store_new(entry.resource)
     if entry.method == "PUT":
         assert entry.resource is not None
-        if entry.query is not None:
+        if entry.query is not None:  # a batch entry (a transaction resolved it in _assign_ids)
             return writer.conditional_update(
                 entry.path, entry.query, entry.resource, if_match=entry.if_match, validated=True
             )
@@ -389,7 +392,7 @@ def _response(result: Result, return_resources: bool, base_url: str) -> dict[str
     if result.version:
         response["location"] = result.location
         response["etag"] = result.etag
-        response["lastModified"] = to_instant(result.last_updated)
+        response["lastModified"] = instant(result.last_updated)
     out: dict[str, Any] = {}
     if result.content is not None and result.status != 204:
         out["fullUrl"] = f"{base_url}/{result.res_type}/{result.res_id}"

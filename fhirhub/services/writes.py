@@ -6,6 +6,7 @@ http://hl7.org/fhir/R4/http.html#create, #update, #patch, #delete, #cond-update
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from fhirhub.search.indexing import index_rows
 from fhirhub.storage.repository import ResourceRepository, StoredVersion, Write
 
 Key = tuple[str, str]
+
+# Every resource a transaction stores has the same lastUpdated: format it once, not per entry.
+instant = functools.lru_cache(maxsize=64)(to_instant)
 _ETAG = re.compile(r'^(?:W/)?"?([0-9]+)"?$')
 FLUSH_EVERY = 500
 
@@ -156,6 +160,13 @@ class Writer:
         check_type(res_type)
         if not validated:
             validate_resource(resource)
+        res_id = self.conditional_target(res_type, query, resource)
+        resource = {**resource, "id": res_id}
+        return self.update(res_type, res_id, resource, if_match=if_match, validated=True)
+
+    def conditional_target(self, res_type: str, query: str, resource: dict[str, Any]) -> str:
+        """The id a conditional update writes to: the one match, else the body's id (if no
+        other resource has it), else a new id. http://hl7.org/fhir/R4/http.html#cond-update"""
         found = self.matches(res_type, query, lock=True)
         if len(found) > 1:
             raise precondition_failed(
@@ -169,10 +180,18 @@ class Writer:
                     f"The body's id '{body_id}' is not that of the match ({res_id})",
                     f"{res_type}.id",
                 )
-        else:
-            res_id = body_id if isinstance(body_id, str) else str(uuid.uuid4())
-        resource = {**resource, "id": res_id}
-        return self.update(res_type, res_id, resource, if_match=if_match, validated=True)
+            return res_id
+        if not isinstance(body_id, str):
+            return str(uuid.uuid4())
+        existing = self.head(res_type, body_id)
+        if existing is not None and not existing.deleted:
+            raise FhirError.single(
+                409,
+                "conflict",
+                f"No {res_type} matches '{query}', but {res_type}/{body_id} exists",
+                f"{res_type}.id",
+            )
+        return body_id
 
     def patch(
         self, res_type: str, res_id: str, operations: Any, *, if_match: str | None = None
@@ -360,7 +379,7 @@ def _with_identity(
     meta = resource.get("meta")
     meta = dict(meta) if isinstance(meta, dict) else {}
     meta["versionId"] = str(version)
-    meta["lastUpdated"] = to_instant(last_updated)
+    meta["lastUpdated"] = instant(last_updated)
     out: dict[str, Any] = {"resourceType": resource["resourceType"], "id": res_id}
     if "meta" not in resource:
         out["meta"] = meta

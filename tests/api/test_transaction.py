@@ -204,3 +204,21 @@ def test_a_transaction_of_ten_thousand_entries(client: TestClient) -> None:
     assert len(r.json()["entry"]) == 10_000
     assert _total(client, "Observation") == 8000
     assert _total(client, "Patient") == 2000
+
+
+def test_conditional_update_entry_can_be_referenced(client: TestClient) -> None:
+    condition = f"Patient?identifier={NIK}|7472010000000031"
+    bundle = _bundle(
+        "transaction",
+        _entry(patient(nik="7472010000000031"), "PUT", condition, "urn:uuid:cp"),
+        _entry(observation("urn:uuid:cp"), "POST", "Observation"),
+    )
+    first = client.post("/fhir", json=bundle, headers=H).json()
+    pid = first["entry"][0]["response"]["location"].split("/")[1]
+    assert first["entry"][0]["response"]["status"] == "201 Created"
+    again = client.post("/fhir", json=bundle, headers=H).json()  # now it matches
+    assert again["entry"][0]["response"]["location"].startswith(f"Patient/{pid}/")
+    for resp in (first, again):
+        obs_url = resp["entry"][1]["response"]["location"].split("/_history")[0]
+        assert client.get(f"/fhir/{obs_url}").json()["subject"]["reference"] == f"Patient/{pid}"
+    assert _total(client, "Patient") == 1

@@ -151,3 +151,16 @@ def test_conditional_create(client: TestClient) -> None:
         "/fhir/Patient", json=patient(), headers={**H, "if-none-exist": "family=Empat"}
     )
     assert many.status_code == 412
+
+
+def test_conditional_update_without_match_may_not_take_another_resources_id(
+    client: TestClient,
+) -> None:
+    taken = _create(client)
+    body = {**patient(nik="7472010404040004"), "id": taken["id"]}
+    r = client.put(f"/fhir/Patient?identifier={NIK}|7472010404040004", json=body, headers=H)
+    assert r.status_code == 409
+    assert client.get(f"/fhir/Patient/{taken['id']}").json()["meta"]["versionId"] == "1"
+    free = {**patient(nik="7472010404040004"), "id": "pasien-baru"}
+    r = client.put(f"/fhir/Patient?identifier={NIK}|7472010404040004", json=free, headers=H)
+    assert r.status_code == 201 and r.json()["id"] == "pasien-baru"
