@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhirhub.errors import Issue
 from fhirhub.ingest import canonical as c
 from fhirhub.ingest.regions import Regions, administrative_code
 from fhirhub.ingest.terminology import ConceptMaps
@@ -91,3 +92,29 @@ def _icd10(node: Any, terminal: frozenset[str]) -> None:
         for value in node:
             if isinstance(value, dict | list):
                 _icd10(value, terminal)
+
+
+def unresolved_references(bundle: dict[str, Any]) -> list[Issue]:
+    """``urn:uuid:`` references that name no entry of the Bundle (they would dangle)."""
+    entries = bundle.get("entry", []) or []
+    full_urls = {e.get("fullUrl") for e in entries if isinstance(e, dict)}
+    issues: list[Issue] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and ref.startswith("urn:") and ref not in full_urls:
+                issues.append(
+                    Issue("not-found", "The reference names no entry of the Bundle", (path,))
+                )
+            for key, value in node.items():
+                if isinstance(value, dict | list):
+                    walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+            walk(entry["resource"], f"Bundle.entry[{i}].resource")
+    return issues

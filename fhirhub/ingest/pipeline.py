@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
 from fhirhub.ingest import adapters, metrics, provenance
 from fhirhub.ingest.adapters import Context, Message
-from fhirhub.ingest.normalise import canonicalise_bundle
+from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
 from fhirhub.services import transaction
 from fhirhub.services.writes import Writer
@@ -183,6 +183,9 @@ class Pipeline:
             raise FhirError.single(
                 500, "exception", f"adapter '{message.source}' did not make a transaction Bundle"
             )
+        dangling = unresolved_references(bundle)
+        if dangling:
+            raise FhirError(422, dangling)
         canonicalise_bundle(bundle, self.context.regions, self.context.concept_maps)
         provenance.stamp(
             bundle,
