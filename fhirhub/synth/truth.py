@@ -88,11 +88,23 @@ class _Counts:
     def __init__(self) -> None:
         self.n: Counter[tuple[str, str, str]] = Counter()
 
-    def add(self, p: Person, pkm: str, pop: str, yes: bool = True) -> None:
+    def add(self, p: Person, pkm: str, band: str, pop: str, yes: bool = True) -> None:
         if not yes:
             return
-        for key in (("city", "7472"), ("puskesmas", pkm), ("kelurahan", p.kelurahan)):
+        for key in (
+            ("city", "7472"),
+            ("puskesmas", pkm),
+            ("kelurahan", p.kelurahan),
+            ("sex", p.sex),
+            ("age-group", band),
+        ):
             self.n[(pop, *key)] += 1
+
+
+def age_band(age: int) -> str:
+    """Five-year band of completed years at the period end (75+ open)."""
+    b = min(age // 5 * 5, 75)
+    return f"{b}-{b + 4}" if b < 75 else "75+"
 
 
 def compute(sc: SynthCity) -> dict:
@@ -122,8 +134,12 @@ def compute(sc: SynthCity) -> dict:
             for o in e.obs:
                 obs_codes[o[0]] += 1
 
-        def add(iid: str, pop: str, yes: bool = True, person: Person = p, k: str = pkm) -> None:
-            ind[iid].add(person, k, pop, yes)
+        band = age_band(age)
+
+        def add(
+            iid: str, pop: str, yes: bool = True, person: Person = p, k: str = pkm, b: str = band
+        ) -> None:
+            ind[iid].add(person, k, b, pop, yes)
 
         # spm-01 / spm-02: pregnancies ending in the period
         if p.sex == "female":

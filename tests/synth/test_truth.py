@@ -64,7 +64,7 @@ def test_indicator_strata_add_up(small_city_dir: Path) -> None:
     assert {"spm-01", "spm-06", "spm-12", "imm-01", "nut-01", "morb-01", "dq-01"} <= set(ind)
     for iid in ("spm-05", "spm-06", "spm-12"):
         city = ind[iid]["city"]["7472"]
-        for level in ("puskesmas", "kelurahan"):
+        for level in ("puskesmas", "kelurahan", "sex", "age-group"):
             for pop in ("numerator", "initial-population"):
                 assert sum(s.get(pop, 0) for s in ind[iid][level].values()) == city[pop]
         assert city["numerator"] <= city["initial-population"]
