@@ -13,7 +13,7 @@ long as its sort keys do not change (the default order, by pk, never changes).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,9 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from fhirhub.search import registry
 from fhirhub.search.query import param_scope
@@ -116,13 +119,23 @@ def page(
     cutoff: int | None,
     after: Sequence[Any] | None = None,
     before: Sequence[Any] | None = None,
+    rebuild: Callable[[Any], list[ColumnElement[bool]]] | None = None,
 ) -> tuple[list[Hit], bool, int]:
     """One page of matches with their bodies, whether more follow, and the cutoff.
+
+    ``rebuild(pk_col)`` builds the same criteria over another pk column; with it, a page in pk
+    order is driven from the index rows of its first criterion (see ``_driven_page``).
 
     ``after``/``before`` are a cursor's keys (ending with pk). Without a ``cutoff`` (a first
     page) the current largest pk is read in the same statement and returned.
     """
     r, v = resources, resource_versions
+    if rebuild is not None and not keys:
+        driver = _driver(where)
+        if driver is not None:
+            return _driven_page(
+                conn, driver, rebuild, res_type, count, cutoff=cutoff, after=after, before=before
+            )
     exprs = [_key_expr(k, res_type) for k in keys] + [r.c.pk]
     desc = [k.descending for k in keys] + [False]
     # Match, order and limit on the index tables first; only the page's rows fetch bodies.
@@ -161,6 +174,79 @@ def page(
     more = len(rows) > count
     rows = rows[:count]
     hits = [Hit(int(x[0]), x[1], x[2], tuple(x[5:]), x[3]) for x in rows]
+    if before is not None:
+        hits.reverse()
+    return hits, more, cutoff
+
+
+def _driver(where: Sequence[ColumnElement[bool]]) -> tuple[int, Select] | None:
+    """The first criterion of the form ``resources.pk IN (SELECT ...)``, and its SELECT."""
+    for i, clause in enumerate(where):
+        if (
+            isinstance(clause, BinaryExpression)
+            and clause.operator is operators.in_op
+            and clause.left is resources.c.pk
+            and isinstance(clause.right, ScalarSelect)
+            and isinstance(clause.right.element, Select)
+        ):
+            return i, clause.right.element
+    return None
+
+
+def _driven_page(
+    conn: Any,
+    driver: tuple[int, Select],
+    rebuild: Callable[[Any], list[ColumnElement[bool]]],
+    res_type: str | None,
+    count: int,
+    *,
+    cutoff: int | None,
+    after: Sequence[Any] | None,
+    before: Sequence[Any] | None,
+) -> tuple[list[Hit], bool, int]:
+    """A page in pk order found among index rows before any ``resources`` row is read.
+
+    Index rows exist only for current, non-deleted resources (the write path replaces them on
+    every write and removes them on delete), so candidates can be intersected, ordered and
+    limited on the index tables alone; only the page's rows join ``resources`` and bodies.
+    """
+    r, v = resources, resource_versions
+    index, sel = driver
+    d = sel.subquery("drv")
+    col = next(iter(d.c))
+    others = [c for i, c in enumerate(rebuild(col)) if i != index]
+    cand = select(col.label("pk")).where(*others).distinct()
+    if cutoff is not None:
+        cand = cand.where(col <= cutoff)
+    if after is not None:
+        cand = cand.where(col > after[-1])
+    if before is not None:
+        cand = cand.where(col < before[-1])
+    cand = cand.order_by(col.desc() if before is not None else col.asc())
+    c = cand.limit(count + 1).subquery("cand")
+    cut_col = (
+        literal(cutoff)
+        if cutoff is not None
+        else select(func.coalesce(func.max(resources.c.pk), 0)).scalar_subquery()
+    )
+    q = (
+        select(r.c.pk, r.c.res_type, r.c.res_id, v.c.content, cut_col, r.c.pk)
+        .select_from(
+            c.join(r, r.c.pk == c.c.pk).join(
+                v, and_(v.c.resource_pk == r.c.pk, v.c.version == r.c.version)
+            )
+        )
+        .where(r.c.deleted == false())
+        .order_by(r.c.pk.desc() if before is not None else r.c.pk.asc())
+    )
+    if res_type:
+        q = q.where(r.c.res_type == res_type)
+    rows = conn.execute(q).all()
+    if cutoff is None:
+        cutoff = int(rows[0][4]) if rows else max_pk(conn)
+    more = len(rows) > count
+    rows = rows[:count]
+    hits = [Hit(int(x[0]), x[1], x[2], (x[5],), x[3]) for x in rows]
     if before is not None:
         hits.reverse()
     return hits, more, cutoff
@@ -304,7 +390,9 @@ def included(
     return list(out.values())
 
 
-def compartment_clause(comp_type: str, comp_id: str, res_type: str) -> ColumnElement[bool] | None:
+def compartment_clause(
+    comp_type: str, comp_id: str, res_type: str, pk_col: Any = None
+) -> ColumnElement[bool] | None:
     """Resources of ``res_type`` in compartment ``comp_type/comp_id``; None if none can be."""
     params = registry.compartment(comp_type).get(res_type)
     if not params:
@@ -317,7 +405,7 @@ def compartment_clause(comp_type: str, comp_id: str, res_type: str) -> ColumnEle
         ref.c.target_type == comp_type,
         ref.c.target_id == comp_id,
     )
-    return resources.c.pk.in_(sub)
+    return (resources.c.pk if pk_col is None else pk_col).in_(sub)
 
 
 def type_clause(types: Sequence[str]) -> ColumnElement[bool]:

@@ -103,10 +103,30 @@ def _like_escape(s: str) -> str:
 class Criteria:
     """Builds the WHERE clauses of a search on ``res_type`` (None: all types)."""
 
-    def __init__(self, base_url: str | None = None, *, strict: bool = True) -> None:
+    def __init__(
+        self, base_url: str | None = None, *, strict: bool = True, conn: Any = None
+    ) -> None:
         self.base_url = (base_url or "").rstrip("/")
         self.strict = strict
         self.unknown: list[str] = []
+        self.conn = conn  # when given, date criteria read the parameter's span bounds
+        self._spans: dict[tuple[str | None, str], tuple[int, bool] | None] = {}
+
+    def span_bound(self, res_type: str | None, code: str) -> tuple[int, bool] | None:
+        """(largest finite span, whether some row has an open end) of a date parameter."""
+        key = (res_type, code)
+        if key not in self._spans:
+            if self.conn is None:
+                self._spans[key] = None
+            else:
+                t = TABLE_OF_TYPE["date"]
+                scope = param_scope(t, res_type, code)
+                biggest = self.conn.execute(select(func.max(t.c.span)).where(*scope)).scalar_one()
+                open_end = self.conn.execute(
+                    select(t.c.resource_pk).where(*scope, t.c.span.is_(None)).limit(1)
+                ).first()
+                self._spans[key] = (int(biggest or 0), open_end is not None)
+        return self._spans[key]
 
     # --- entry points -------------------------------------------------------------------
 
@@ -270,7 +290,8 @@ class Criteria:
                 )
             return self._token(t, v, name)
         if ptype == "date":
-            return date_clause(t.c.low, t.c.high, v, name, span=_max_span(t, res_type, code))
+            bound = self.span_bound(res_type, code)
+            return date_clause(t.c.low, t.c.high, v, name, span=bound, span_col=t.c.span)
         if ptype == "number":
             return number_clause(t.c.low, t.c.high, v, name)
         if ptype == "quantity":
@@ -436,7 +457,7 @@ class Criteria:
         ref = search_reference
         alts = []
         for t in usable:
-            inner = Criteria(self.base_url, strict=True)
+            inner = Criteria(self.base_url, strict=True, conn=self.conn)
             target_pks = inner.pks(t, [(rest, value)], depth + 1)
             target_ids = select(resources.c.res_id).where(resources.c.pk.in_(target_pks))
             alts.append(and_(ref.c.target_type == t, ref.c.target_id.in_(target_ids)))
@@ -457,12 +478,16 @@ class Criteria:
             raise bad_request(f"'{ref_code}' is not a reference parameter of {src_type}", name)
         if res_type is None:
             raise bad_request(f"'{name}' needs a resource type", name)
-        inner = Criteria(self.base_url, strict=True)
+        inner = Criteria(self.base_url, strict=True, conn=self.conn)
         src_pks = inner.pks(src_type, [(rest, value)], depth + 1)
         ref = search_reference
         # EXISTS correlated on the outer resource's id: the planner may probe candidates one by
         # one (cheap when another criterion or the page limit keeps them few) or hash-join.
         outer = pk_col.table
+        via = None
+        if "res_id" not in outer.c:  # pk_col is not resources.pk: reach the id through an alias
+            via = resources.alias(f"has_r{depth}")
+            outer = via
         f = ref.alias(f"has_{depth}")
         probe = (
             select(f.c.resource_pk)
@@ -474,7 +499,9 @@ class Criteria:
             )
             .correlate(outer)
         )
-        return probe.exists()
+        if via is None:
+            return probe.exists()
+        return pk_col.in_(select(via.c.pk).where(via.c.res_type == res_type, probe.exists()))
 
 
 def param_scope(
@@ -518,28 +545,29 @@ def split_prefix(v: str) -> tuple[str, str]:
     return "eq", v
 
 
-def _max_span(t: Any, res_type: str | None, code: str) -> tuple[Any, Any]:
-    """(largest finite span of the parameter's rows, as a scalar subquery; the span column)."""
-    sub = select(func.coalesce(func.max(t.c.span), 0)).where(*param_scope(t, res_type, code))
-    return sub.scalar_subquery(), t.c.span
-
-
 def date_clause(
-    low: Any, high: Any, v: str, name: str, span: tuple[Any, Any] | None = None
+    low: Any,
+    high: Any,
+    v: str,
+    name: str,
+    span: tuple[int, bool] | None = None,
+    span_col: Any = None,
 ) -> ColumnElement[bool]:
     """Stored range [low, high] against the search value's range, per the prefix.
 
-    With ``span`` (index rows), conditions that only bound ``high`` from below (gt, ge, ap) also
-    bound ``low``: a row with ``high >= x`` has ``low >= x - max(span)``, or an open end.
+    With ``span`` (the parameter's largest finite ``high - low`` and whether any row has an open
+    end), conditions that only bound ``high`` from below (gt, ge, ap) also bound ``low``: a row
+    with ``high >= x`` has ``low >= x - span``, so an index range scan answers them.
     """
     clause = _date_clause(low, high, v, name)
     prefix = split_prefix(v)[0]
-    if span is None or prefix not in ("gt", "ge", "ap"):
+    if span is None or span_col is None or prefix not in ("gt", "ge", "ap"):
         return clause
-    max_span, span_col = span
+    max_span, open_end = span
     qlo, qhi = date_range(split_prefix(v)[1].replace(" ", "+")) or (0, 0)
-    floor = {"gt": qhi, "ge": qlo, "ap": qlo - _ap_delta(qlo)}[prefix]
-    return and_(clause, or_(low >= floor - max_span, span_col.is_(None)))
+    floor = {"gt": qhi, "ge": qlo, "ap": qlo - _ap_delta(qlo)}[prefix] - max_span
+    bounded = low >= floor
+    return and_(clause, or_(bounded, span_col.is_(None)) if open_end else bounded)
 
 
 def _ap_delta(qlo: int) -> int:
@@ -634,7 +662,7 @@ def find_matches(conn: Any, res_type: str, query: str) -> list[tuple[int, str]]:
     if not registry.is_resource_type(res_type):
         raise bad_request(f"unknown resource type '{res_type}'")
     params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
-    crit = Criteria(strict=True)
+    crit = Criteria(strict=True, conn=conn)
     pks = crit.pks(res_type, [(k, v) for k, v in params if k not in RESULT_PARAMS])
     r = resources
     q = select(r.c.pk, r.c.res_id).where(r.c.pk.in_(pks)).order_by(r.c.pk)

@@ -48,10 +48,18 @@ def search(
     base_url = base_url.rstrip("/")
     settings = get_settings()
     ctl = _controls(res_type, params, settings.default_page_size, settings.max_page_size)
-    crit = Criteria(base_url, strict=strict)
+    crit = Criteria(base_url, strict=strict, conn=conn)
     types = _types(res_type, ctl, compartment)
     where = _where(crit, res_type, types, params, compartment)
-    return _run(conn, res_type, params, base_url, ctl, where, crit.unknown, compartment)
+
+    def rebuild(pk_col: Any) -> list[Any]:
+        again = Criteria(base_url, strict=strict, conn=conn)
+        again._spans = crit._spans
+        return _where(again, res_type, types, params, compartment, pk_col=pk_col)
+
+    return _run(
+        conn, res_type, params, base_url, ctl, where, crit.unknown, compartment, rebuild=rebuild
+    )
 
 
 def everything(
@@ -186,8 +194,11 @@ def _where(
     types: list[str] | None,
     params: list[tuple[str, str]],
     compartment: tuple[str, str] | None,
+    pk_col: Any = None,
 ) -> list[Any]:
     from fhirhub.search.tables import resources
+
+    pk = resources.c.pk if pk_col is None else pk_col
 
     filters = [(k, v) for k, v in params if k.split(":")[0] not in RESULT_PARAMS | ACCEPTED]
     if compartment is not None:
@@ -195,17 +206,17 @@ def _where(
         if not registry.is_resource_type(comp_type) or not registry.compartment(comp_type):
             raise bad_request(f"'{comp_type}' is not a compartment", "compartment")
     if res_type is not None or types is None:
-        where = crit.clauses(res_type, filters, resources.c.pk)
+        where = crit.clauses(res_type, filters, pk)
         if compartment is not None and res_type is not None:
-            c = engine.compartment_clause(compartment[0], compartment[1], res_type)
+            c = engine.compartment_clause(compartment[0], compartment[1], res_type, pk)
             where.append(c if c is not None else engine.any_of([]))
         return where
     # several types (_type, or a compartment's members): each type with its own criteria
     per_type = []
     for t in types:
-        clause = [resources.c.res_type == t, *crit.clauses(t, filters, resources.c.pk)]
+        clause = [resources.c.res_type == t, *crit.clauses(t, filters, pk)]
         if compartment is not None:
-            c = engine.compartment_clause(compartment[0], compartment[1], t)
+            c = engine.compartment_clause(compartment[0], compartment[1], t, pk)
             if c is None:
                 continue
             clause.append(c)
@@ -228,6 +239,7 @@ def _run(
     compartment: tuple[str, str] | None,
     *,
     path: str | None = None,
+    rebuild: Any = None,
 ) -> dict[str, Any]:
     cur = ctl.cursor
     cutoff: int | None = int(cur["cut"]) if cur else None
@@ -239,7 +251,15 @@ def _run(
         after = cur["k"] if cur and cur["d"] == "n" else None
         before = cur["k"] if cur and cur["d"] == "p" else None
         hits, more, cutoff = engine.page(
-            conn, where, res_type, ctl.sort, ctl.count, cutoff=cutoff, after=after, before=before
+            conn,
+            where,
+            res_type,
+            ctl.sort,
+            ctl.count,
+            cutoff=cutoff,
+            after=after,
+            before=before,
+            rebuild=rebuild,
         )
     if cutoff is None:
         cutoff = engine.max_pk(conn)

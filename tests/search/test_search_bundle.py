@@ -242,3 +242,54 @@ def test_reindex(engine: Engine) -> None:
         assert _ids(
             search(conn, res_type="Patient", params=[("family", "sitti")], base_url=BASE)
         ) == ["p0"]
+
+
+@pytest.mark.parametrize(
+    "res_type,params",
+    [
+        ("Observation", [("code", "8302-2"), ("subject", "Patient/p1")]),
+        ("Observation", [("date", "ge2024-01-01"), ("date", "lt2024-03-01"), ("code", "8302-2")]),
+        ("Patient", [("_has:Observation:subject:code", "8302-2"), ("birthdate", "lt1995")]),
+        (
+            "Patient",
+            [("organization", "Organization/pkm1"), ("_has:Observation:subject:code", "8302-2")],
+        ),
+        ("Observation", [("subject.family", "sitti"), ("status", "final")]),
+        ("Patient", [("family", "s,h,a"), ("_id", "p0,p2")]),
+    ],
+)
+def test_driven_pages_agree_with_find_matches(engine: Engine, res_type: str, params: list) -> None:
+    """Pages driven from index rows return exactly what the plain criteria match."""
+    from urllib.parse import urlencode
+
+    from fhirhub.search import find_matches
+
+    with engine.begin() as conn:
+        _city(conn)
+        expected = sorted(rid for _, rid in find_matches(conn, res_type, urlencode(params)))
+        got: list[str] = []
+        page = [*params, ("_count", "1")]
+        while True:
+            b = search(conn, res_type=res_type, params=page, base_url=BASE)
+            got.extend(_ids(b))
+            nxt = _link(b, "next")
+            if nxt is None:
+                break
+            page = nxt
+        assert sorted(got) == expected and len(got) == len(set(got))
+        if len(got) > 1:  # and back again
+            back = search(conn, res_type=res_type, params=_link(b, "previous"), base_url=BASE)
+            assert _ids(back) == [got[-2]]
+
+
+def test_compartment_with_criteria(engine: Engine) -> None:
+    with engine.begin() as conn:
+        _city(conn)
+        b = search(
+            conn,
+            res_type="Observation",
+            params=[("code", "8302-2")],
+            base_url=BASE,
+            compartment=("Patient", "p2"),
+        )
+        assert _ids(b) == ["o2"]
