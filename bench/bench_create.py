@@ -78,7 +78,7 @@ def main() -> None:
         sent = 0
         for clients in CONCURRENCY:
             rates, p50s, p99s, errors, healthz, pg = [], [], [], 0, [], []
-            meter = common.CpuMeter(srv)
+            meter = common.CpuMeter(srv, args.db)
             for _ in range(args.rounds):
                 with meter:
                     r = common.wrk(

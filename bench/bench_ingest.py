@@ -113,7 +113,7 @@ def main() -> None:
     http_rates, copy_rates = [], []
     with common.server(url, args.port, args.workers, args.profile) as srv:
         post_bundles(args.port, warmup, args.clients)
-        meter = common.CpuMeter(srv)
+        meter = common.CpuMeter(srv, args.db)
         print(f"\n{'round':>5} {'HTTP res/s':>12} {'COPY res/s':>12} {'HTTP/COPY':>10}")
         for i, (bodies, rows) in enumerate(rounds, 1):
             n = len(rows)

@@ -77,7 +77,7 @@ def main() -> None:
             print("(profiling: figures are lowered by py-spy)")
         for clients in CONCURRENCY:
             reads, p50s, p99s, errors, healthz, pg = [], [], [], 0, [], []
-            meter = common.CpuMeter(srv)
+            meter = common.CpuMeter(srv, args.db)
             for _ in range(args.rounds):
                 with meter:
                     r = common.wrk(

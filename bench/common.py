@@ -620,47 +620,61 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
 
 
-def postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 class CpuMeter:
-    """CPU seconds used by the server's workers and by PostgreSQL between start and stop
-    (Linux /proc; zeros elsewhere). PostgreSQL backends that come and go are missed, so its
-    figure is a lower bound; the server keeps its connections pooled."""
+    """CPU seconds used between start and stop (Linux /proc; zeros elsewhere) by the server's
+    workers, by the PostgreSQL backends connected to the bench database, and by the whole
+    machine (what else ran: the load generator, other users' work)."""
 
-    def __init__(self, srv: Server) -> None:
+    def __init__(self, srv: Server, dbname: str = BENCH_DB) -> None:
         self.srv = srv
+        self.dbname = dbname
+
+    def _backends(self) -> list[int]:
+        try:
+            with connect(db_url(self.dbname)) as conn:
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                    "AND pid <> pg_backend_pid()",
+                    (self.dbname,),
+                ).fetchall()
+        except Exception:
+            return []
+        return [int(r[0]) for r in rows]
 
     def __enter__(self) -> CpuMeter:
         self.workers = self.srv.worker_pids()
-        self.pg = postgres_pids()
         self._w0 = sum(_cpu_of(p) for p in self.workers)
-        self._p0 = {p: _cpu_of(p) for p in self.pg}
+        self._p0 = {p: _cpu_of(p) for p in self._backends()}
+        self._m0 = _machine_busy()
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._t0
+        self.machine = _machine_busy() - self._m0
         self.server = sum(_cpu_of(p) for p in self.workers) - self._w0
-        now = {p: _cpu_of(p) for p in postgres_pids()}
+        now = {p: _cpu_of(p) for p in self._backends()}
         self.postgres = sum(now[p] - self._p0.get(p, 0.0) for p in now)
 
     def line(self, units: float, unit: str) -> str:
         per = 1000 / units if units else 0.0
+        rest = max(0.0, self.machine - self.server - self.postgres)
         return (
-            f"CPU per 1,000 {unit}: server {self.server * per:.2f} s, PostgreSQL "
-            f"{self.postgres * per:.2f} s (wall {self.wall * per:.2f} s; "
-            f"{os.cpu_count()} CPUs)"
+            f"CPU per 1,000 {unit}: server {self.server * per:.2f} s, PostgreSQL backends "
+            f"{self.postgres * per:.2f} s, everything else {rest * per:.2f} s "
+            f"(wall {self.wall * per:.2f} s on {os.cpu_count()} CPUs)"
         )
+
+
+def _machine_busy() -> float:
+    """Busy CPU seconds of the whole machine since boot (all CPUs)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(f) for f in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / _TICK
 
 
 # --- the PostgreSQL baseline: pgbench running the server's statement ------------------------
