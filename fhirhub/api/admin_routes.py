@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from fhirhub.api.ingest_routes import ingest_service
+from fhirhub.api.ingest_routes import ingest_service, json_response
 from fhirhub.ingest.service import describe
 
 router = APIRouter(prefix="/admin/inbox", tags=["admin"])
@@ -30,7 +29,7 @@ async def list_messages(
     body: dict[str, object] = {"messages": [describe(r) for r in rows]}
     if len(rows) == limit:
         body["next"] = str(request.url.include_query_params(after=rows[-1].id))
-    return ORJSONResponse(body)
+    return json_response(body)
 
 
 @router.get("/counts")
@@ -39,13 +38,13 @@ async def counts(request: Request) -> Response:
     out: dict[str, dict[str, int]] = {}
     for source, status, n in rows:
         out.setdefault(source, {})[status] = n
-    return ORJSONResponse(out)
+    return json_response(out)
 
 
 @router.get("/{message_id}")
 async def show(request: Request, message_id: int) -> Response:
     row = await run_in_threadpool(ingest_service(request).get, message_id)
-    return ORJSONResponse(describe(row))
+    return json_response(describe(row))
 
 
 @router.get("/{message_id}/payload")
@@ -61,4 +60,4 @@ async def replay(request: Request, message_id: int) -> Response:
     service = ingest_service(request)
     await run_in_threadpool(service.replay, [message_id])
     row = await run_in_threadpool(service.get, message_id)
-    return ORJSONResponse(describe(row), status_code=202)
+    return json_response(describe(row), status_code=202)

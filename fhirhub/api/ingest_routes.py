@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,6 +20,14 @@ from fhirhub.errors import FhirError, bad_request
 from fhirhub.ingest.service import IngestService, describe
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
+
+
+def json_response(
+    body: object, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status_code, headers=headers, media_type="application/json"
+    )
 
 
 def ingest_service(request: Request) -> IngestService:
@@ -69,12 +77,12 @@ async def ingest(
                 media_type="application/fhir+json",
             )
         code = 200 if row.status == "processed" else 500
-        return ORJSONResponse(body, status_code=code, headers=headers)
+        return json_response(body, status_code=code, headers=headers)
     receipt = await run_in_threadpool(
         service.submit, source, payload, sender=sender, content_type=ctype
     )
     location = f"{status_url}/{receipt.id}"
-    return ORJSONResponse(
+    return json_response(
         {
             "id": receipt.id,
             "status": receipt.status,
@@ -89,4 +97,4 @@ async def ingest(
 @router.get("/status/{message_id}", name="ingest_status")
 async def ingest_status(request: Request, message_id: int) -> Response:
     row = await run_in_threadpool(ingest_service(request).get, message_id)
-    return ORJSONResponse(describe(row))
+    return json_response(describe(row))

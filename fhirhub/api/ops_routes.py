@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -13,7 +12,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from fhirhub.api.ingest_routes import ingest_service
+from fhirhub.api.ingest_routes import ingest_service, json_response
 from fhirhub.ingest.queue import broker_ready, queue_depth
 from fhirhub.ingest.service import IngestService
 
@@ -42,7 +41,7 @@ async def readyz(request: Request) -> Response:
     else:
         checks["broker"] = "in-process"
     ready = "down" not in checks.values()
-    return ORJSONResponse(
+    return json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
     )

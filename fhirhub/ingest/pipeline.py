@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
 from fhirhub.ingest import adapters, metrics, provenance
-from fhirhub.ingest.adapters import Context, Message
+from fhirhub.ingest.adapters import Context, Mapped, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
 from fhirhub.services import transaction
@@ -175,7 +175,8 @@ class Pipeline:
             repo.finish(message_id, status="processed", at=now_us(), resources=stored)
             return "processed"
 
-    def _store(self, conn: Any, message: Message, checksum: str) -> int:
+    def canonical(self, message: Message) -> Mapped:
+        """The message as a canonical transaction Bundle (before provenance is added)."""
         adapter = adapters.get(message.source)
         mapped = adapter.map(message, self.context)
         bundle = mapped.bundle
@@ -187,6 +188,11 @@ class Pipeline:
         if dangling:
             raise FhirError(422, dangling)
         canonicalise_bundle(bundle, self.context.regions, self.context.concept_maps)
+        return mapped
+
+    def _store(self, conn: Any, message: Message, checksum: str) -> int:
+        mapped = self.canonical(message)
+        bundle = mapped.bundle
         provenance.stamp(
             bundle,
             message_id=message.id,

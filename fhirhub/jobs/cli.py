@@ -6,26 +6,38 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from fhirhub.config import get_settings
 
+if TYPE_CHECKING:
+    from fhirhub.ingest.service import IngestService
+
 inbox = typer.Typer(
     help="The inbox of received messages: list, inspect, replay.", no_args_is_help=True
 )
 
 
-def _service():  # type: ignore[no-untyped-def]
+@contextmanager
+def _service() -> Iterator[IngestService]:
     from fhirhub.ingest.service import IngestService
     from fhirhub.storage.engine import make_engine, migrate
 
     settings = get_settings()
     if settings.database_url.startswith("sqlite"):
         migrate(settings.database_url)
-    return IngestService.from_settings(make_engine(settings.database_url), settings)
+    engine = make_engine(settings.database_url, pool_size=1)
+    service = IngestService.from_settings(engine, settings)
+    try:
+        yield service
+    finally:
+        service.dispatcher.close()
+        engine.dispose()
 
 
 @inbox.command("list")
@@ -40,7 +52,9 @@ def list_(
     """One line per message: id, source, sender, status, attempts, received, first issue."""
     from fhirhub.model.instant import to_instant
 
-    for row in _service().list(status=status, source=source, after_id=after, limit=limit):
+    with _service() as service:
+        rows = service.list(status=status, source=source, after_id=after, limit=limit)
+    for row in rows:
         first = ""
         if row.outcome:
             issue = orjson.loads(row.outcome)["issue"][0]
@@ -61,11 +75,12 @@ def show(
     """A message's record (and OperationOutcome) as JSON; the payload with --payload."""
     from fhirhub.ingest.service import describe
 
-    service = _service()
-    out = describe(service.get(message_id))
+    with _service() as service:
+        out = describe(service.get(message_id))
+        raw = service.payload(message_id) if payload else None
     typer.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
-    if payload:
-        sys.stdout.buffer.write(service.payload(message_id) + b"\n")
+    if raw is not None:
+        sys.stdout.buffer.write(raw + b"\n")
 
 
 @inbox.command()
@@ -77,8 +92,11 @@ def replay(
     source: Annotated[str | None, typer.Option(help="With --status: only this source.")] = None,
 ) -> None:
     """Process rejected or failed messages again (after their mapping was fixed)."""
-    service = _service()
-    ids = list(message_ids or [])
+    with _service() as service:
+        _replay(service, list(message_ids or []), status, source)
+
+
+def _replay(service: IngestService, ids: list[int], status: str | None, source: str | None) -> None:
     if status:
         after = 0
         while batch := service.list(status=status, source=source, after_id=after, limit=1000):

@@ -1,0 +1,154 @@
+"""The ingest and inbox HTTP API, /readyz and /metrics, and the ``fhirhub inbox`` commands."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import orjson
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from ingest_factories import city, facility_of, load_reference, per_patient
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from fhirhub.api.app import create_app
+from fhirhub.config import Settings, get_settings
+
+
+def payload(facility: str = "PKM01", k: int = 0) -> bytes:
+    _, bundles = city()
+    bundle = next(b for b in bundles if facility_of(b) == facility)
+    return orjson.dumps(per_patient(bundle, 1)[k])
+
+
+def with_unknown_code() -> bytes:
+    b = orjson.loads(payload("PKM05"))
+    for e in b["entry"]:
+        if e["resource"]["resourceType"] == "Condition":
+            e["resource"]["code"]["coding"][0]["code"] = "BARU"
+    return orjson.dumps(b)
+
+
+@pytest.fixture
+def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    load_reference(engine)
+    app = create_app(settings, run_migrations=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+    app.state.ingest.dispatcher.close()
+    app.state.database.engine.dispose()
+
+
+def wait_status(client: TestClient, url: str, status: str) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        body = client.get(url).json()
+        if body["status"] == status:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never became {status}")
+
+
+def test_async_ingest_answers_202_with_a_status_url(client: TestClient):
+    r = client.post(
+        "/ingest/puskesmas", content=payload(), headers={"content-type": "application/fhir+json"}
+    )
+    assert r.status_code == 202
+    body = r.json()
+    assert r.headers["location"] == body["statusUrl"]
+    assert body["statusUrl"].endswith(f"/ingest/status/{body['id']}")
+    done = wait_status(client, body["statusUrl"], "processed")
+    assert done["resources"] > 1 and len(done["sha256"]) == 64
+    again = client.post("/ingest/puskesmas", content=payload()).json()
+    assert again["duplicate"] is True and again["id"] == body["id"]
+
+
+def test_sync_ingest_answers_with_the_outcome(client: TestClient):
+    ok = client.post("/ingest/puskesmas?mode=sync", content=payload(k=1))
+    assert ok.status_code == 200 and ok.json()["status"] == "processed"
+    bad = client.post("/ingest/puskesmas?mode=sync", content=with_unknown_code())
+    assert bad.status_code == 422
+    assert bad.json()["resourceType"] == "OperationOutcome"
+    assert bad.json()["issue"][0]["code"] == "code-invalid"
+    assert bad.headers["location"].rsplit("/", 1)[1].isdigit()
+
+
+def test_unknown_sources_and_empty_bodies_are_refused(client: TestClient):
+    r = client.post("/ingest/nowhere", content=payload())
+    assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
+    assert client.post("/ingest/puskesmas", content=b"").status_code == 400
+    assert client.get("/ingest/status/999999").status_code == 404
+
+
+def test_the_admin_api_lists_shows_and_replays(client: TestClient, mappings_dir):
+    bad = client.post("/ingest/puskesmas?mode=sync", content=with_unknown_code())
+    message_id = int(bad.headers["location"].rsplit("/", 1)[1])
+    listed = client.get("/admin/inbox", params={"status": "rejected"}).json()["messages"]
+    assert [m["id"] for m in listed] == [message_id]
+    shown = client.get(f"/admin/inbox/{message_id}").json()
+    assert shown["outcome"]["issue"][0]["code"] == "code-invalid"
+    assert client.get(f"/admin/inbox/{message_id}/payload").content == with_unknown_code()
+    assert client.get("/admin/inbox/counts").json() == {"puskesmas": {"rejected": 1}}
+
+    table = mappings_dir / "puskesmas" / "pkm05.yaml"
+    mapping = yaml.safe_load(table.read_text())
+    mapping["local_codes"] = [
+        {
+            "system": "https://fhirhub.baubaukota.go.id/CodeSystem/diagnosa-lokal",
+            "code": "BARU",
+            "target_system": "http://hl7.org/fhir/sid/icd-10",
+            "target_code": "R50.9",
+        }
+    ]
+    table.write_text(yaml.safe_dump(mapping))
+    r = client.post(f"/admin/inbox/{message_id}/replay")
+    assert r.status_code == 202
+    wait_status(client, f"/ingest/status/{message_id}", "processed")
+    found = client.get("/fhir/Condition", params={"code": "http://hl7.org/fhir/sid/icd-10|R50.9"})
+    assert found.json()["entry"]
+
+
+def test_readyz_and_metrics(client: TestClient):
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "in-process"},
+    }
+    client.post("/ingest/puskesmas?mode=sync", content=payload(k=2))
+    text = client.get("/metrics").text
+    assert 'fhirhub_inbox_messages{source="puskesmas",status="processed"} 1.0' in text
+    assert "fhirhub_ingest_processing_seconds_bucket" in text
+    assert "fhirhub_ingest_queue_depth" in text
+
+
+def test_readyz_says_when_the_broker_is_down(engine: Engine, settings: Settings):
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    app = create_app(down, run_migrations=False)
+    with TestClient(app) as c:
+        r = c.get("/readyz")
+    app.state.database.engine.dispose()
+    assert r.status_code == 503 and r.json()["checks"]["broker"] == "down"
+
+
+def test_the_inbox_commands(service, settings: Settings, monkeypatch):
+    from fhirhub.cli import app
+
+    rejected = service.submit("puskesmas", with_unknown_code()).id
+    processed = service.submit("puskesmas", payload(k=3)).id
+    monkeypatch.setenv("FHIRHUB_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("FHIRHUB_MAPPINGS_DIR", str(settings.mappings_dir))
+    monkeypatch.delenv("FHIRHUB_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        listed = runner.invoke(app, ["inbox", "list", "--status", "rejected"])
+        assert listed.exit_code == 0, listed.output
+        assert listed.output.startswith(f"{rejected}\tpuskesmas\t")
+        assert "code-invalid" in listed.output and f"{processed}\t" not in listed.output
+        shown = runner.invoke(app, ["inbox", "show", str(rejected)])
+        assert orjson.loads(shown.output)["status"] == "rejected"
+        replayed = runner.invoke(app, ["inbox", "replay", "--status", "rejected"])
+        assert replayed.exit_code == 0 and replayed.output.strip() == "rejected 1"
+    finally:
+        get_settings.cache_clear()
