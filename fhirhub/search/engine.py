@@ -342,14 +342,14 @@ def _spec_filter(spec: IncludeSpec, ref: Any) -> list[ColumnElement[bool]]:
     return conds
 
 
-def included(
-    conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool
-) -> list[tuple[int, str, str]]:
-    """(pk, type, id) of resources ``hits`` refer to (or, ``reverse``, that refer to them)."""
+def included(conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool) -> list[Hit]:
+    """Resources ``hits`` refer to (or, ``reverse``, that refer to them), with their bodies:
+    one statement per include parameter."""
     if not hits or not specs:
         return []
-    r, ref = resources, search_reference
-    out: dict[int, tuple[int, str, str]] = {}
+    r, v, ref = resources, resource_versions, search_reference
+    out: dict[int, Hit] = {}
+    with_body = and_(v.c.resource_pk == r.c.pk, v.c.version == r.c.version)
     if not reverse:
         pks = [h.pk for h in hits]
         for spec in specs:
@@ -361,32 +361,38 @@ def included(
                     *_spec_filter(spec, ref),
                 )
                 .distinct()
+                .subquery("targets")
             )
-            pairs = conn.execute(targets).all()
-            by_type: dict[str, list[str]] = {}
-            for t, i in pairs:
-                if t:
-                    by_type.setdefault(t, []).append(i)
-            for t, ids in by_type.items():
-                q = select(r.c.pk, r.c.res_type, r.c.res_id).where(
-                    r.c.res_type == t, r.c.res_id.in_(ids), r.c.deleted == false()
+            q = (
+                select(r.c.pk, r.c.res_type, r.c.res_id, v.c.content)
+                .select_from(
+                    targets.join(
+                        r,
+                        and_(
+                            r.c.res_type == targets.c.target_type, r.c.res_id == targets.c.target_id
+                        ),
+                    ).join(v, with_body)
                 )
-                for pk, rt, rid in conn.execute(q):
-                    out[int(pk)] = (int(pk), rt, rid)
+                .where(r.c.deleted == false())
+            )
+            for pk, rt, rid, body in conn.execute(q):
+                out[int(pk)] = Hit(int(pk), rt, rid, (), body)
         return list(out.values())
-    by_type2: dict[str, list[str]] = {}
+    by_type: dict[str, list[str]] = {}
     for h in hits:
-        by_type2.setdefault(h.res_type, []).append(h.res_id)
+        by_type.setdefault(h.res_type, []).append(h.res_id)
     for spec in specs:
-        for t, ids in by_type2.items():
+        for t, ids in by_type.items():
             if spec.target and spec.target != t:
                 continue
             conds = [ref.c.target_type == t, ref.c.target_id.in_(ids), *_spec_filter(spec, ref)]
-            q = select(r.c.pk, r.c.res_type, r.c.res_id).where(
-                r.c.deleted == false(), r.c.pk.in_(select(ref.c.resource_pk).where(*conds))
+            q = (
+                select(r.c.pk, r.c.res_type, r.c.res_id, v.c.content)
+                .select_from(r.join(v, with_body))
+                .where(r.c.deleted == false(), r.c.pk.in_(select(ref.c.resource_pk).where(*conds)))
             )
-            for pk, rt, rid in conn.execute(q):
-                out[int(pk)] = (int(pk), rt, rid)
+            for pk, rt, rid, body in conn.execute(q):
+                out[int(pk)] = Hit(int(pk), rt, rid, (), body)
     return list(out.values())
 
 

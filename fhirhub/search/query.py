@@ -121,11 +121,12 @@ class Criteria:
             else:
                 t = TABLE_OF_TYPE["date"]
                 scope = param_scope(t, res_type, code)
-                biggest = self.conn.execute(select(func.max(t.c.span)).where(*scope)).scalar_one()
-                open_end = self.conn.execute(
-                    select(t.c.resource_pk).where(*scope, t.c.span.is_(None)).limit(1)
-                ).first()
-                self._spans[key] = (int(biggest or 0), open_end is not None)
+                biggest = select(func.max(t.c.span)).where(*scope).scalar_subquery()
+                some_open = (
+                    select(t.c.resource_pk).where(*scope, t.c.span.is_(None)).limit(1).exists()
+                )
+                row = self.conn.execute(select(biggest, some_open)).one()
+                self._spans[key] = (int(row[0] or 0), bool(row[1]))
         return self._spans[key]
 
     # --- entry points -------------------------------------------------------------------
@@ -290,7 +291,8 @@ class Criteria:
                 )
             return self._token(t, v, name)
         if ptype == "date":
-            bound = self.span_bound(res_type, code)
+            needs_span = v[:2] in ("gt", "ge", "ap")
+            bound = self.span_bound(res_type, code) if needs_span else None
             return date_clause(t.c.low, t.c.high, v, name, span=bound, span_col=t.c.span)
         if ptype == "number":
             return number_clause(t.c.low, t.c.high, v, name)
@@ -586,7 +588,8 @@ def _date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
     if rng is None:
         raise bad_request(f"malformed date '{text}' in parameter '{name}'", name)
     qlo, qhi = rng
-    contained = and_(low >= qlo, high <= qhi)
+    # low <= qhi follows from the other two; it bounds the index range scan on low
+    contained = and_(low >= qlo, low <= qhi, high <= qhi)
     if prefix == "eq":
         return contained
     if prefix == "ne":

@@ -292,16 +292,13 @@ def _run(
     entries: list[dict[str, Any]] = []
     if unknown:
         entries.append(_outcome_entry(unknown))
-    extra: list[tuple[int, str, str]] = []
+    extra: list[Hit] = []
     if hits and (ctl.includes or ctl.revincludes):
         extra = _includes(conn, hits, ctl)
-    bodies = engine.contents(conn, [e[0] for e in extra])
-    for h in hits:
-        if h.body is not None:
-            entries.append(_entry(base_url, h.res_type, h.res_id, h.body, "match", ctl))
-    for pk, t, i in extra:
-        if pk in bodies:
-            entries.append(_entry(base_url, t, i, bodies[pk], "include", ctl))
+    for group, mode in ((hits, "match"), (extra, "include")):
+        for h in group:
+            if h.body is not None:
+                entries.append(_entry(base_url, h.res_type, h.res_id, h.body, mode, ctl))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None and ctl.total != "none":
         bundle["total"] = total
@@ -311,9 +308,9 @@ def _run(
     return bundle
 
 
-def _includes(conn: Any, hits: list[Hit], ctl: _Controls) -> list[tuple[int, str, str]]:
+def _includes(conn: Any, hits: list[Hit], ctl: _Controls) -> list[Hit]:
     seen = {h.pk for h in hits}
-    out: list[tuple[int, str, str]] = []
+    out: list[Hit] = []
     frontier = hits
     for round_ in range(MAX_INCLUDE_ROUNDS):
         inc = [s for s in ctl.includes if round_ == 0 or s.iterate]
@@ -324,11 +321,11 @@ def _includes(conn: Any, hits: list[Hit], ctl: _Controls) -> list[tuple[int, str
             conn, frontier, rev, True
         )
         new = []
-        for pk, t, i in found:
-            if pk not in seen:
-                seen.add(pk)
-                out.append((pk, t, i))
-                new.append(Hit(pk, t, i, ()))
+        for h in found:
+            if h.pk not in seen:
+                seen.add(h.pk)
+                out.append(h)
+                new.append(h)
         if not new:
             break
         frontier = new
