@@ -44,7 +44,7 @@ LOINC = "http://loinc.org"
 COLUMNS = {
     "search_string": ("value", "exact"),
     "search_token": ("system", "code", "text"),
-    "search_date": ("low", "high"),
+    "search_date": ("low", "high", "span"),
     "search_number": ("low", "high"),
     "search_quantity": ("low", "high", "system", "code", "unit"),
     "search_reference": ("target_type", "target_id", "url"),
