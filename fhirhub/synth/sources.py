@@ -40,6 +40,22 @@ JNS_PESERTA = (
     ("14", "PEKERJA MANDIRI"),
 )
 OK = {"code": "200", "message": "OK"}
+KELUHAN = {
+    "visit": "Keluhan umum",
+    "ncd": "Kontrol rutin",
+    "anc": "Pemeriksaan kehamilan",
+    "growth": "Penimbangan balita",
+    "imm": "Imunisasi",
+    "screening": "Skrining PTM",
+    "school": "Penjaringan anak sekolah",
+    "tb": "Batuk lebih dari 2 minggu",
+    "lab": "Pemeriksaan laboratorium",
+    "kn": "Kunjungan neonatal",
+    "postnatal": "Kunjungan nifas",
+    "delivery": "Persalinan",
+    "birth": "Bayi baru lahir",
+    "abortion": "Perdarahan kehamilan",
+}
 
 
 def _hl7_escape(s: str) -> str:
@@ -552,7 +568,7 @@ def pcare_kunjungan(p: Person, e: Encounter, fac: Facility) -> dict:
         "noKartu": p.bpjs,
         "tglDaftar": d.strftime("%d-%m-%Y"),
         "kdPoli": "003" if e.kind in ("anc", "kn", "imm", "growth") else "001",
-        "keluhan": e.kind,
+        "keluhan": KELUHAN.get(e.kind, "Keluhan umum"),
         "kdSadar": "01",
         "sistole": int(vals.get("85354-9", 0)),
         "diastole": int(dias),

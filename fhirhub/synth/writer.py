@@ -8,6 +8,7 @@ import csv
 import gc
 import io
 import multiprocessing
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,6 +160,23 @@ def _run_star(item: tuple[str, tuple, Path]) -> tuple[str, int]:
             gc.enable()
 
 
+OWN_DIRS = ("reference", "puskesmas", "rsud", "bpjs", "satusehat", "truth")
+
+
+def _prepare(out: Path) -> None:
+    """An empty directory, or one a previous run wrote (its files are replaced, so that no
+    stale bundle of a larger city survives); anything else is refused."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / "manifest.json").exists():
+            raise FileExistsError(f"{out} is not empty and was not written by fhirhub synth")
+        for name in OWN_DIRS:
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+        for name in ("manifest.json", "stats.json"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def write_city(
     sc: SynthCity,
     out: Path,
@@ -166,8 +184,8 @@ def write_city(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, int]:
     global _CITY
+    _prepare(out)
     _CITY = sc
-    out.mkdir(parents=True, exist_ok=True)
     tasks = _tasks(sc)
     sizes: dict[str, int] = {}
     items = [(n, a, out) for n, a in tasks]

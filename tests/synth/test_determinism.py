@@ -43,3 +43,19 @@ def test_bytes_do_not_depend_on_the_string_hash_seed(tmp_path: Path) -> None:
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True, env=env)
     assert tree_hash(tmp_path / "a") == tree_hash(tmp_path / "b")
+
+
+def test_rewriting_a_city_leaves_no_stale_files(tmp_path: Path) -> None:
+    write_city(build(400, 11), tmp_path / "a", workers=1)
+    write_city(build(150, 11), tmp_path / "a", workers=1)  # a smaller city over a larger one
+    write_city(build(150, 11), tmp_path / "b", workers=1)
+    assert tree_hash(tmp_path / "a") == tree_hash(tmp_path / "b")
+
+
+def test_refuses_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    import pytest
+
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(FileExistsError):
+        write_city(build(50, 1), tmp_path, workers=1)
+    assert (tmp_path / "mine.txt").read_text() == "keep"
