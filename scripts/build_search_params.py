@@ -397,7 +397,10 @@ def main() -> None:
 
 def _sig(p: dict[str, Any]) -> tuple[str, frozenset[str], str]:
     """(type, its paths, its components) in comparable form."""
-    paths = frozenset(json.dumps(x, sort_keys=True) for x in p.get("paths", []))
+    paths = frozenset(
+        json.dumps({"steps": x["steps"], "type": x["type"]}, sort_keys=True)
+        for x in p.get("paths", [])
+    )
     return p["type"], paths, json.dumps(p.get("components"), sort_keys=True)
 
 

@@ -197,3 +197,10 @@ def test_parameter_indexes_like_fhirpath(res_type: str, code: str) -> None:
         ours = _make_walker(path["steps"])(resource)
         theirs = fhirpathpy.evaluate(copy.deepcopy(resource), expression, {}, R4)
         assert _plain(ours) == _plain(theirs), (res_type, code, expression, resource)
+
+
+def test_aliases_share_rows() -> None:
+    assert registry.stored_as("Observation", "patient") == (("subject",), "Patient")
+    assert registry.stored_as("Observation", "combo-code") == (("code", "component-code"), None)
+    assert registry.stored_as("Patient", "phonetic") == (("name",), None)
+    assert registry.stored_as("Patient", "name") == (("name",), None)
