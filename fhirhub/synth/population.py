@@ -176,7 +176,7 @@ class _Builder:
         )
         members: list[Person] = []
         kind = rng.random()
-        if kind < 0.76:  # couple (or single parent) with children
+        if kind < 0.82:  # couple (or single parent) with children
             wife_age = int(rng.triangular(19, 62, 34))
             wife_birth = _birth_for_age(rng, wife_age, on)
             single_parent = rng.random() < 0.09
@@ -210,7 +210,7 @@ class _Builder:
                 if last_birth is not None and y - last_birth < 2:
                     continue
                 last_birth = y
-                stays = 1.0 if y < 18 else (0.6 if y < 25 else 0.2)
+                stays = 1.0 if y < 18 else (0.75 if y < 25 else 0.35)
                 if rng.random() >= stays:
                     continue
                 child_birth = _birth_for_age(rng, y, on)
@@ -224,7 +224,7 @@ class _Builder:
                     **common,
                 )
                 members.append(child)
-            if rng.random() < 0.10 and wife_age < 50:
+            if rng.random() < 0.18 and wife_age < 50:
                 g_age = min(92, wife_age + _ri(rng, 22, 35))
                 members.append(
                     self.add_person(
@@ -236,7 +236,7 @@ class _Builder:
                         **common,
                     )
                 )
-        elif kind < 0.88:  # elderly couple or widow(er)
+        elif kind < 0.93:  # elderly couple or widow(er)
             age = int(rng.triangular(55, 90, 62))
             sex = "male" if rng.random() < 0.45 else "female"
             members.append(
