@@ -190,7 +190,7 @@ def queries(patients: int) -> list[tuple[str, Callable[[random.Random], Any], st
         )
 
     sql_a = (
-        f"SELECT v.content::text FROM {res} WHERE r.pk IN (SELECT resource_pk FROM search_token t"
+        f"SELECT v.content FROM {res} WHERE r.pk IN (SELECT resource_pk FROM search_token t"
         " WHERE t.res_type = 'Patient' AND t.param = 'identifier' AND t.code = %(nik)s"
         f" AND t.system = '{NIK}') AND NOT r.deleted LIMIT 51"
     )
@@ -206,7 +206,7 @@ def queries(patients: int) -> list[tuple[str, Callable[[random.Random], Any], st
         )
 
     sql_b = (
-        f"SELECT v.content::text FROM {res} WHERE r.pk IN (SELECT resource_pk FROM search_string s"
+        f"SELECT v.content FROM {res} WHERE r.pk IN (SELECT resource_pk FROM search_string s"
         " WHERE s.res_type = 'Patient' AND s.param = 'name' AND s.value LIKE %(name)s)"
         " AND r.pk IN (SELECT resource_pk FROM search_date d WHERE d.res_type = 'Patient'"
         " AND d.param = 'birthdate' AND d.low >= %(lo)s AND d.high <= %(hi)s)"
@@ -227,7 +227,7 @@ def queries(patients: int) -> list[tuple[str, Callable[[random.Random], Any], st
         )
 
     sql_c = (
-        f"SELECT v.content::text FROM {res} WHERE r.pk IN (SELECT resource_pk FROM"
+        f"SELECT v.content FROM {res} WHERE r.pk IN (SELECT resource_pk FROM"
         " search_reference f WHERE f.res_type = 'Observation' AND f.param = 'patient'"
         " AND f.target_type = 'Patient' AND f.target_id = %(pid)s)"
         " AND r.pk IN (SELECT resource_pk FROM search_token t WHERE t.res_type = 'Observation'"
@@ -254,17 +254,18 @@ def queries(patients: int) -> list[tuple[str, Callable[[random.Random], Any], st
             {"lo": _day(s)[0], "hi": _day(e)[0], "pkm": pkm},
         )
 
+    # the floor knows encounters last under a day: their date range scan is bounded on both sides
     sql_d = (
-        "WITH m AS (SELECT r.pk FROM resources r WHERE r.res_type = 'Encounter' AND NOT r.deleted"
-        " AND r.pk IN (SELECT resource_pk FROM search_date d WHERE d.res_type = 'Encounter'"
-        " AND d.param = 'date' AND d.high >= %(lo)s AND d.low < %(hi)s)"
-        " AND r.pk IN (SELECT resource_pk FROM search_reference f WHERE f.res_type = 'Encounter'"
-        " AND f.param = 'service-provider' AND f.target_type = 'Organization'"
-        " AND f.target_id = %(pkm)s) ORDER BY r.pk LIMIT 51),"
+        "WITH m AS (SELECT d.resource_pk AS pk FROM search_date d WHERE d.res_type = 'Encounter'"
+        " AND d.param = 'date' AND d.low >= %(lo)s - 86400000000 AND d.low < %(hi)s"
+        " AND d.high >= %(lo)s AND d.resource_pk IN (SELECT resource_pk FROM search_reference f"
+        " WHERE f.res_type = 'Encounter' AND f.param = 'service-provider'"
+        " AND f.target_type = 'Organization' AND f.target_id = %(pkm)s)"
+        " ORDER BY d.resource_pk LIMIT 51),"
         " inc AS (SELECT p.pk FROM search_reference f JOIN resources p ON p.res_type = 'Patient'"
         " AND p.res_id = f.target_id WHERE f.resource_pk IN (SELECT pk FROM m)"
-        " AND f.param = 'subject' AND f.target_type = 'Patient')"
-        f" SELECT v.content::text FROM {res}"
+        " AND f.res_type = 'Encounter' AND f.param = 'subject' AND f.target_type = 'Patient')"
+        f" SELECT v.content FROM {res}"
         " WHERE r.pk IN (SELECT pk FROM m UNION SELECT pk FROM inc)"
     )
 
@@ -277,14 +278,14 @@ def queries(patients: int) -> list[tuple[str, Callable[[random.Random], Any], st
         )
 
     sql_e = (
-        f"SELECT v.content::text FROM {res} WHERE r.res_type = 'Patient' AND NOT r.deleted"
-        " AND r.pk IN (SELECT resource_pk FROM search_reference o WHERE o.res_type = 'Patient'"
-        " AND o.param = 'organization' AND o.target_type = 'Organization'"
-        " AND o.target_id = %(pkm)s)"
-        " AND r.res_id IN (SELECT f.target_id FROM search_reference f JOIN search_token t"
-        " ON t.resource_pk = f.resource_pk WHERE f.res_type = 'Condition' AND f.param = 'subject'"
-        " AND f.target_type = 'Patient' AND t.res_type = 'Condition' AND t.param = 'code'"
-        " AND t.code = 'A90') ORDER BY r.pk LIMIT 51"
+        f"SELECT v.content FROM {res} WHERE r.pk IN (SELECT o.resource_pk"
+        " FROM search_reference o WHERE o.res_type = 'Patient' AND o.param = 'organization'"
+        " AND o.target_type = 'Organization' AND o.target_id = %(pkm)s AND EXISTS (SELECT 1"
+        " FROM resources p JOIN search_reference f ON f.target_id = p.res_id"
+        " AND f.res_type = 'Condition' AND f.param = 'subject' AND f.target_type = 'Patient'"
+        " JOIN search_token t ON t.resource_pk = f.resource_pk AND t.res_type = 'Condition'"
+        " AND t.param = 'code' AND t.code = 'A90' WHERE p.pk = o.resource_pk)"
+        " ORDER BY o.resource_pk LIMIT 51) ORDER BY r.pk"
     )
     return [
         ("(a) Patient by NIK", a, sql_a, None),

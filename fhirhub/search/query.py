@@ -665,11 +665,14 @@ def find_matches(conn: Any, res_type: str, query: str) -> list[tuple[int, str]]:
     if not registry.is_resource_type(res_type):
         raise bad_request(f"unknown resource type '{res_type}'")
     params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
-    crit = Criteria(strict=True, conn=conn)
-    pks = crit.pks(res_type, [(k, v) for k, v in params if k not in RESULT_PARAMS])
-    r = resources
-    q = select(r.c.pk, r.c.res_id).where(r.c.pk.in_(pks)).order_by(r.c.pk)
-    return [(int(pk), str(rid)) for pk, rid in conn.execute(q)]
+    from fhirhub.search.engine import custom_plans
+
+    with custom_plans(conn):
+        crit = Criteria(strict=True, conn=conn)
+        pks = crit.pks(res_type, [(k, v) for k, v in params if k not in RESULT_PARAMS])
+        r = resources
+        q = select(r.c.pk, r.c.res_id).where(r.c.pk.in_(pks)).order_by(r.c.pk)
+        return [(int(pk), str(rid)) for pk, rid in conn.execute(q)]
 
 
 __all__ = ["Criteria", "find_matches"]

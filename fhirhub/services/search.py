@@ -50,16 +50,17 @@ def search(
     ctl = _controls(res_type, params, settings.default_page_size, settings.max_page_size)
     crit = Criteria(base_url, strict=strict, conn=conn)
     types = _types(res_type, ctl, compartment)
-    where = _where(crit, res_type, types, params, compartment)
 
     def rebuild(pk_col: Any) -> list[Any]:
         again = Criteria(base_url, strict=strict, conn=conn)
         again._spans = crit._spans
         return _where(again, res_type, types, params, compartment, pk_col=pk_col)
 
-    return _run(
-        conn, res_type, params, base_url, ctl, where, crit.unknown, compartment, rebuild=rebuild
-    )
+    with engine.custom_plans(conn):
+        where = _where(crit, res_type, types, params, compartment)
+        return _run(
+            conn, res_type, params, base_url, ctl, where, crit.unknown, compartment, rebuild=rebuild
+        )
 
 
 def everything(
@@ -108,9 +109,18 @@ def everything(
         where.append(
             date_clause(resources.c.last_updated, resources.c.last_updated, "ge" + since, "_since")
         )
-    return _run(
-        conn, None, params, base_url, ctl, where, [], None, path=f"Patient/{patient_id}/$everything"
-    )
+    with engine.custom_plans(conn):
+        return _run(
+            conn,
+            None,
+            params,
+            base_url,
+            ctl,
+            where,
+            [],
+            None,
+            path=f"Patient/{patient_id}/$everything",
+        )
 
 
 def reindex(conn: Any, *, res_type: str | None = None) -> int:
