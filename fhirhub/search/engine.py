@@ -155,7 +155,15 @@ def page(
         driver = _driver(where)
         if driver is not None:
             return _driven_page(
-                conn, driver, rebuild, res_type, count, cutoff=cutoff, after=after, before=before
+                conn,
+                driver,
+                list(where),
+                rebuild,
+                res_type,
+                count,
+                cutoff=cutoff,
+                after=after,
+                before=before,
             )
     exprs = [_key_expr(k, res_type) for k in keys] + [r.c.pk]
     desc = [k.descending for k in keys] + [False]
@@ -214,9 +222,33 @@ def _driver(where: Sequence[ColumnElement[bool]]) -> tuple[int, Select] | None:
     return None
 
 
+def _over(
+    col: Any,
+    clauses: list[ColumnElement[bool]],
+    rebuild: Callable[[Any], list[ColumnElement[bool]]],
+    skip: int,
+) -> list[ColumnElement[bool]]:
+    """``clauses`` (over resources.pk) restated over ``col``: ``pk [NOT] IN (...)`` directly,
+    anything else (EXISTS correlated on resources, OR of several) by building them again."""
+    out = []
+    for c in clauses:
+        if (
+            isinstance(c, BinaryExpression)
+            and c.left is resources.c.pk
+            and c.operator in (operators.in_op, operators.not_in_op)
+            and isinstance(c.right, ScalarSelect)
+        ):
+            inner = c.right.element
+            out.append(col.in_(inner) if c.operator is operators.in_op else col.not_in(inner))
+        else:
+            return [x for i, x in enumerate(rebuild(col)) if i != skip]
+    return out
+
+
 def _driven_page(
     conn: Any,
     driver: tuple[int, Select],
+    where: list[ColumnElement[bool]],
     rebuild: Callable[[Any], list[ColumnElement[bool]]],
     res_type: str | None,
     count: int,
@@ -235,7 +267,7 @@ def _driven_page(
     index, sel = driver
     d = sel.subquery("drv")
     col = next(iter(d.c))
-    others = [c for i, c in enumerate(rebuild(col)) if i != index]
+    others = _over(col, [c for i, c in enumerate(where) if i != index], rebuild, index)
     cand = select(col.label("pk")).where(*others).distinct()
     if cutoff is not None:
         cand = cand.where(col <= cutoff)
