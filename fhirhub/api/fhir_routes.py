@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
@@ -112,7 +111,7 @@ async def _in_write(db: DatabaseDep, fn: Any, *args: Any) -> Any:
         with db.write() as writer:
             return fn(writer, *args)
 
-    return await run_in_threadpool(run)
+    return await db.run(run)
 
 
 async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = False) -> Any:
@@ -120,7 +119,7 @@ async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = F
         with db.read(one_statement=one_statement) as repo:
             return fn(repo, *args)
 
-    return await run_in_threadpool(run)
+    return await db.run(run)
 
 
 # --- system level --------------------------------------------------------------------------
