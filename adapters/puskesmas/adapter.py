@@ -6,8 +6,10 @@
 - Local codes are translated with the Puskesmas's ConceptMaps (and its table's own additions);
   the standard coding comes first, the local one is kept. A local code without a translation
   rejects the message, so it waits in the inbox until the mapping is fixed.
-- Re-sent visits do not duplicate: an Encounter is created only if its SATUSEHAT identifier is
-  new, and its Conditions, Observations and Immunizations get ids derived from that identifier.
+- Re-sent visits do not duplicate: an Encounter's id is derived from its SATUSEHAT identifier
+  (``sys-ids``), and its Conditions, Observations and Immunizations get ids derived from that
+  identifier too; all are PUTs, so an identical resource makes no new version. (Ids, not
+  conditional creates: a search per visit would cost more than the visit's storing.)
 
 Identifiers, phones, kelurahan codes, ICD-10 and times are made canonical by the pipeline.
 """
@@ -175,7 +177,7 @@ def _translate(
 
 
 def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
-    """Encounters by identifier; their children by ids derived from it."""
+    """Encounters and their children by ids derived from the encounter's identifier."""
     encounter_keys: dict[str, str] = {}  # fullUrl -> "system|value"
     for entry in entries:
         resource = entry.get("resource")
@@ -187,9 +189,12 @@ def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
         for ident in resource.get("identifier") or []:
             system, value = ident.get("system"), ident.get("value")
             if isinstance(system, str) and system.startswith(ENCOUNTER_SYSTEM) and value:
-                request["ifNoneExist"] = f"identifier={system}|{value}"
+                key = f"{system}|{value}"
+                res_id = str(uuid.uuid5(_IDS, f"{key}|Encounter"))
+                resource["id"] = res_id
+                entry["request"] = {"method": "PUT", "url": f"Encounter/{res_id}"}
                 if isinstance(entry.get("fullUrl"), str):
-                    encounter_keys[entry["fullUrl"]] = f"{system}|{value}"
+                    encounter_keys[entry["fullUrl"]] = key
                 break
     ordinal: dict[tuple[str, str], int] = defaultdict(int)
     for entry in entries:

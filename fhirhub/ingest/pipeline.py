@@ -140,11 +140,17 @@ class Pipeline:
         with self.engine.connect() as conn:
             done = InboxRepository(conn).get(message_id)
         assert done is not None
+        codes = (
+            ",".join(sorted({i["code"] for i in orjson.loads(done.outcome)["issue"]}))
+            if done.outcome
+            else "-"
+        )
         log.info(
-            "finished message=%s source=%s outcome=%s resources=%s seconds=%.3f",
+            "finished message=%s source=%s outcome=%s issues=%s resources=%s seconds=%.3f",
             message_id,
             source,
             done.status,
+            codes,
             done.resources,
             elapsed,
         )

@@ -15,7 +15,11 @@ from rapidfuzz import fuzz, process
 
 from fhirhub.ingest.canonical import ADMINISTRATIVE_CODE
 
-MIN_SCORE = 85.0  # one typo in a six-letter name scores about 91; a different name far lower
+# fuzz.ratio scores: one typo in an eight-letter name scores about 88, a different name far
+# lower. A wrong code is worse than none, so a match must be close and unambiguous.
+MIN_SCORE = 85.0
+SURE = 92.0
+MARGIN = 10.0
 _PREFIX = re.compile(r"^(kel(urahan)?|desa|ds)\.?\s+", re.IGNORECASE)
 
 
@@ -45,8 +49,18 @@ class Regions:
         key = _key(name)
         if not key:
             return None
-        best = process.extractOne(key, self._names, scorer=fuzz.ratio, score_cutoff=MIN_SCORE)
-        return self.villages[best[2]] if best else None
+        found = process.extract(
+            key, self._names, scorer=fuzz.ratio, score_cutoff=MIN_SCORE - MARGIN, limit=2
+        )
+        if not found or found[0][1] < MIN_SCORE:
+            return None
+        best_score, code = found[0][1], found[0][2]
+        runner_up = found[1][1] if len(found) > 1 else 0.0
+        # A typo can bring a short name nearer another one ("Waleo": Wale or Wameo?): below
+        # SURE, the best must also stand clear of the next, or no code is given at all.
+        if best_score < SURE and best_score - runner_up < MARGIN:
+            return None
+        return self.villages[code]
 
     def from_text(self, text: str) -> Village | None:
         """The kelurahan named in an address text (``…, Kel. Waborobo, Kota Baubau``)."""

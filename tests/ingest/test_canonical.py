@@ -7,9 +7,10 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
+from rapidfuzz.distance import Levenshtein
 
 from fhirhub.ingest import canonical as c
-from fhirhub.ingest.regions import load_regions
+from fhirhub.ingest.regions import Village, load_regions
 
 ROOT = Path(__file__).resolve().parents[2]
 REGIONS = load_regions(ROOT / "terminology" / "regions")
@@ -109,13 +110,38 @@ def typo(draw: st.DrawFn) -> tuple[str, str]:
     return village.code, name
 
 
+def nearest_other(code: str, name: str) -> int:
+    return min(
+        Levenshtein.distance(name.lower(), v.name.lower()) for v in VILLAGES if v.code != code
+    )
+
+
+def check_typo(code: str, name: str, found: Village | None) -> None:
+    """A typo nearer its own kelurahan than any other never gets another's code; a long name
+    far from every other survives it."""
+    own = next(v for v in VILLAGES if v.code == code)
+    mine = Levenshtein.distance(name.lower(), own.name.lower())
+    other = nearest_other(code, name)
+    if other > mine:
+        assert found is None or found.code == code, (name, found)
+    if len(own.name) >= 8 and other >= 5:
+        assert found is not None and found.code == code, name
+
+
 @given(typo(), st.sampled_from(["{}", "Kel. {}", "Jl. Anoa No. 5, Kel. {}, Kota Baubau"]))
 def test_a_misspelt_kelurahan_is_never_taken_for_another(case, template: str) -> None:
     code, name = case
-    found = REGIONS.from_text(template.format(name))
-    assert found is None or found.code == code
-    if len(name) >= 8:
-        assert found is not None  # long names survive one typo
+    check_typo(code, name, REGIONS.from_text(template.format(name)))
+
+
+def test_every_single_letter_typo_of_every_kelurahan() -> None:
+    for village in VILLAGES:
+        n = village.name
+        variants = {n[:i] + n[i + 1 :] for i in range(len(n))}
+        variants |= {n[:i] + n[i + 1] + n[i] + n[i + 2 :] for i in range(len(n) - 1)}
+        variants |= {n[:i] + ch + n[i + 1 :] for i in range(len(n)) for ch in "aeikmnorsuwy"}
+        for name in variants:
+            check_typo(village.code, name, REGIONS.by_name(name))
 
 
 def test_every_kelurahan_is_found_by_its_own_name() -> None:

@@ -1,0 +1,163 @@
+"""Asynchronous ingest through broker and Celery workers, beside synchronous ``POST /fhir``.
+
+The synthetic city's Puskesmas transaction Bundles (100 patients each) are sent twice, each
+time to a fresh PostgreSQL database:
+
+- synchronous: ``POST /fhir`` to ``fhirhub serve`` by ``--clients`` threads (the baseline);
+- asynchronous: ``POST /ingest/puskesmas`` (kept in the inbox, 202) to a server whose jobs go
+  through the broker (Redis by default) to ``--concurrency`` Celery worker processes, which map,
+  normalise and store them; the clock stops when the last inbox message is processed.
+
+Both print resources stored per second over the same Bundles.
+
+    .venv/bin/python bench/bench_async_ingest.py [--quick] [--persons 2000] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+
+from fhirhub.synth import demo_bundles
+
+
+def post_all(port: int, path: str, bodies: list[bytes], clients: int) -> tuple[float, list[int]]:
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    statuses: list[int] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            with lock:
+                statuses.append(resp.status)
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, statuses
+
+
+def inbox_left(url: str) -> tuple[int, int]:
+    with common.connect(url) as conn:
+        rows = dict(
+            conn.execute("SELECT status, count(*) FROM inbox_messages GROUP BY status").fetchall()
+        )
+    return rows.get("received", 0) + rows.get("failed", 0), sum(rows.values())
+
+
+def entries(bundles: list[bytes]) -> int:
+    return sum(len(orjson.loads(b)["entry"]) for b in bundles)
+
+
+def main() -> None:
+    args = common.arguments(
+        __doc__.splitlines()[0],
+        persons=(int, 2000, "persons in the synthetic city"),
+        concurrency=(int, 2, "Celery worker processes"),
+        clients=(int, 2, "client threads"),
+        broker=(str, "redis://127.0.0.1:6379/13", "broker URL (redis:// or amqp://)"),
+    )
+    persons = 400 if args.quick else args.persons
+    city = list(demo_bundles(persons=persons, seed=1))
+    reference = orjson.dumps(city[0])
+    bodies = [orjson.dumps(b) for b in city[1:]]
+    print(f"city of {persons} persons: {len(bodies)} Puskesmas Bundles, {entries(bodies)} entries")
+
+    # Synchronous POST /fhir.
+    sync_url = common.fresh_database(args.db + "_sync")
+    with common.server(sync_url, args.port, workers=args.workers):
+        post_all(args.port, "/fhir", [reference], 1)
+        base = common.count_resources(sync_url)
+        elapsed, statuses = post_all(args.port, "/fhir", bodies, args.clients)
+    stored = common.count_resources(sync_url) - base
+    bad = [s for s in statuses if s != 200]
+    sync_rate = stored / elapsed
+    print(
+        f"sync  POST /fhir            {stored:>7} resources in {elapsed:6.1f} s = "
+        f"{sync_rate:7.0f} resources/s ({args.clients} clients, {args.workers} server workers"
+        f"{', ' + str(len(bad)) + ' failed' if bad else ''})"
+    )
+
+    # Asynchronous POST /ingest/puskesmas -> broker -> Celery workers.
+    async_url = common.fresh_database(args.db + "_async")
+    queue = f"fhirhub-bench-{os.getpid()}"
+    env = {
+        **os.environ,
+        "FHIRHUB_DATABASE_URL": async_url,
+        "FHIRHUB_BROKER_URL": args.broker,
+        "FHIRHUB_BROKER_QUEUE": queue,
+        "FHIRHUB_LOG_LEVEL": "WARNING",
+    }
+    os.environ.update({k: env[k] for k in ("FHIRHUB_BROKER_URL", "FHIRHUB_BROKER_QUEUE")})
+    celery = str(Path(sys.executable).with_name("celery"))
+    with tempfile.TemporaryFile() as log:
+        workers = subprocess.Popen(
+            [celery, "-A", "fhirhub.jobs.celery_app", "worker", "-Q", queue, "--concurrency",
+             str(args.concurrency), "--loglevel", "WARNING", "--without-gossip",
+             "--without-mingle"],
+            env=env, cwd=common.ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            with common.server(async_url, args.port, workers=args.workers):
+                post_all(args.port, "/fhir", [reference], 1)
+                base = common.count_resources(async_url)
+                started = time.perf_counter()
+                accepted, statuses = post_all(args.port, "/ingest/puskesmas", bodies, args.clients)
+                while True:
+                    left, total = inbox_left(async_url)
+                    if left == 0 and total == len(bodies):
+                        break
+                    if workers.poll() is not None:
+                        log.seek(0)
+                        raise RuntimeError(log.read().decode(errors="replace")[-3000:])
+                    time.sleep(0.2)
+                elapsed = time.perf_counter() - started
+        finally:
+            os.killpg(workers.pid, signal.SIGTERM)
+            workers.wait(60)
+    with common.connect(async_url) as conn:
+        rows = conn.execute(
+            "SELECT status, count(*) FROM inbox_messages GROUP BY status"
+        ).fetchall()
+        provenance = conn.execute(
+            "SELECT count(*) FROM resources WHERE res_type = 'Provenance'"
+        ).fetchone()[0]
+    stored = common.count_resources(async_url) - base - provenance
+    async_rate = stored / elapsed
+    print(
+        f"async POST /ingest + worker {stored:>7} resources in {elapsed:6.1f} s = "
+        f"{async_rate:7.0f} resources/s (202s sent in {accepted:.1f} s; {args.concurrency} "
+        f"worker processes; inbox {dict(rows)}; + {provenance} Provenance)"
+    )
+    print(f"async / sync = {async_rate / sync_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
