@@ -71,13 +71,13 @@ def main() -> None:
         create_url = srv.base + "/fhir/Patient"
         common.wrk(create_url, connections=8, seconds=2, script=script)  # warm up
         print(
-            f"\n{'clients':>7} {'create/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+            f"\n{'clients':>7} {'create/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'bad/sock':>8} "
             f"{'healthz req/s':>14} {'create/healthz':>14} {'pg insert tps':>13} {'create/pg':>9}"
         )
         before = common.count_resources(url)
         sent = 0
         for clients in CONCURRENCY:
-            rates, p50s, p99s, errors, healthz, pg = [], [], [], 0, [], []
+            rates, p50s, p99s, errors, healthz, pg = [], [], [], [0, 0], [], []
             meter = common.CpuMeter(srv, args.db)
             for _ in range(args.rounds):
                 with meter:
@@ -88,7 +88,7 @@ def main() -> None:
                 rates.append(r.rps)
                 p50s.append(r.p50_ms)
                 p99s.append(r.p99_ms)
-                errors += r.errors
+                errors = [errors[0] + r.errors, errors[1] + r.socket_errors]
                 healthz.append(
                     common.wrk(srv.base + "/healthz", connections=clients, seconds=args.seconds).rps
                 )
@@ -98,7 +98,7 @@ def main() -> None:
             rps, base_h, base_pg = common.median(rates), common.median(healthz), common.median(pg)
             print(
                 f"{clients:>7} {rps:>9,.0f} {common.median(p50s):>7.2f} "
-                f"{common.median(p99s):>7.2f} {errors:>6} {base_h:>14,.0f} "
+                f"{common.median(p99s):>7.2f} {f'{errors[0]}/{errors[1]}':>8} {base_h:>14,.0f} "
                 f"{common.ratio(rps, base_h):>14} {base_pg:>13,.0f} {common.ratio(rps, base_pg):>9}"
             )
             print("        " + meter.line(r.requests, "creates (last round)"))

@@ -69,14 +69,14 @@ def main() -> None:
         read_url = srv.base + "/fhir/Patient/x"
         common.wrk(read_url, connections=8, seconds=2, script=script)  # warm up
         print(
-            f"\n{'clients':>7} {'read req/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+            f"\n{'clients':>7} {'read req/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'bad/sock':>8} "
             f"{'healthz req/s':>14} {'read/healthz':>12} {'pgbench tps':>12} {'read/pg':>8}"
         )
         summary = {}
         if args.profile:
             print("(profiling: figures are lowered by py-spy)")
         for clients in CONCURRENCY:
-            reads, p50s, p99s, errors, healthz, pg = [], [], [], 0, [], []
+            reads, p50s, p99s, errors, healthz, pg = [], [], [], [0, 0], [], []
             meter = common.CpuMeter(srv, args.db)
             for _ in range(args.rounds):
                 with meter:
@@ -86,7 +86,7 @@ def main() -> None:
                 reads.append(r.rps)
                 p50s.append(r.p50_ms)
                 p99s.append(r.p99_ms)
-                errors += r.errors
+                errors = [errors[0] + r.errors, errors[1] + r.socket_errors]
                 h = common.wrk(srv.base + "/healthz", connections=clients, seconds=args.seconds)
                 healthz.append(h.rps)
                 pg.append(
@@ -98,7 +98,7 @@ def main() -> None:
             summary[clients] = rps
             print(
                 f"{clients:>7} {rps:>11,.0f} {common.median(p50s):>7.2f} "
-                f"{common.median(p99s):>7.2f} {errors:>6} {base_h:>14,.0f} "
+                f"{common.median(p99s):>7.2f} {f'{errors[0]}/{errors[1]}':>8} {base_h:>14,.0f} "
                 f"{common.ratio(rps, base_h):>12} {base_pg:>12,.0f} {common.ratio(rps, base_pg):>8}"
             )
             print("        " + meter.line(r.requests, "reads (last round)"))

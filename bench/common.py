@@ -521,16 +521,17 @@ class WrkResult:
     rps: float
     p50_ms: float
     p99_ms: float
-    errors: int  # socket errors plus non-2xx/3xx responses
+    errors: int  # responses other than 2xx/3xx
+    socket_errors: int  # connect, read, write errors and timeouts (10 s)
 
 
 _WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("JSON {\\"requests\\": %d, \\"duration_us\\": %d, \\"p50_us\\": %d,"
-    .. " \\"p99_us\\": %d, \\"errors\\": %d}\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout + e.status))
+    .. " \\"p99_us\\": %d, \\"errors\\": %d, \\"socket\\": %d}\\n", summary.requests,
+    summary.duration, latency:percentile(50), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
 end
 """
 
@@ -554,6 +555,8 @@ def wrk(
                 "-d",
                 f"{max(1, round(seconds))}s",
                 "--latency",
+                "--timeout",
+                "10s",
                 "-s",
                 lua.name,
                 url,
@@ -574,6 +577,7 @@ def wrk(
         data["p50_us"] / 1000,
         data["p99_us"] / 1000,
         data["errors"],
+        data["socket"],
     )
 
 
