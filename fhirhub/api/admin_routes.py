@@ -24,7 +24,7 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     rows = await run_in_threadpool(
-        ingest_service(request).list, status=status, source=source, after_id=after, limit=limit
+        ingest_service(request).messages, status=status, source=source, after_id=after, limit=limit
     )
     body: dict[str, object] = {"messages": [describe(r) for r in rows]}
     if len(rows) == limit:

@@ -33,7 +33,7 @@ class Village:
 
 
 class Regions:
-    def __init__(self, table: dict) -> None:  # type: ignore[type-arg]
+    def __init__(self, table: dict) -> None:
         province = table["province"]["code"]
         city = table["city"]["code"]
         self.villages: dict[str, Village] = {}
@@ -77,7 +77,7 @@ def _key(name: str) -> str:
     return re.sub(r"\s+", " ", _PREFIX.sub("", name.strip())).lower()
 
 
-def administrative_code(village: Village, rt: str | None = None, rw: str | None = None) -> dict:  # type: ignore[type-arg]
+def administrative_code(village: Village, rt: str | None = None, rw: str | None = None) -> dict:
     parts = [
         ("province", village.province),
         ("city", village.city),

@@ -95,7 +95,7 @@ class IngestService:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def list(
+    def messages(
         self,
         *,
         status: str | None = None,
@@ -104,7 +104,7 @@ class IngestService:
         limit: int = 100,
     ) -> list[InboxRow]:
         with self.engine.connect() as conn:
-            return InboxRepository(conn).list(
+            return InboxRepository(conn).messages(
                 status=status, source=source, after_id=after_id, limit=limit
             )
 

@@ -29,7 +29,7 @@ class ConceptMaps:
         return {s for url in urls for (s, _c) in self.maps.get(url, {})}
 
 
-def _read_map(resource: dict) -> dict[tuple[str, str], Target]:  # type: ignore[type-arg]
+def _read_map(resource: dict) -> dict[tuple[str, str], Target]:
     out: dict[tuple[str, str], Target] = {}
     for group in resource.get("group", []):
         for element in group.get("element", []):

@@ -14,7 +14,9 @@ from fhirhub.ingest.queue import TASK_SWEEP, celery_config
 
 _settings = get_settings()
 celery_app = Celery("fhirhub", include=["fhirhub.jobs.tasks"])
-celery_app.conf.update(celery_config(_settings.broker_url, _settings.broker_visibility_timeout))
+celery_app.conf.update(
+    celery_config(_settings.broker_url, _settings.broker_visibility_timeout, _settings.broker_queue)
+)
 celery_app.conf.beat_schedule = {
     "sweep-inbox": {"task": TASK_SWEEP, "schedule": 60.0},
 }

@@ -53,7 +53,7 @@ def list_(
     from fhirhub.model.instant import to_instant
 
     with _service() as service:
-        rows = service.list(status=status, source=source, after_id=after, limit=limit)
+        rows = service.messages(status=status, source=source, after_id=after, limit=limit)
     for row in rows:
         first = ""
         if row.outcome:
@@ -99,7 +99,7 @@ def replay(
 def _replay(service: IngestService, ids: list[int], status: str | None, source: str | None) -> None:
     if status:
         after = 0
-        while batch := service.list(status=status, source=source, after_id=after, limit=1000):
+        while batch := service.messages(status=status, source=source, after_id=after, limit=1000):
             ids.extend(r.id for r in batch)
             after = batch[-1].id
     if not ids:

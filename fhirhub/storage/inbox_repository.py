@@ -118,7 +118,7 @@ class InboxRepository:
             update(M).where(M.c.id == message_id).values(status="received", attempts=0)
         )
 
-    def list(
+    def messages(
         self,
         *,
         status: str | None = None,

@@ -114,7 +114,7 @@ def test_a_thousand_bundles_none_lost_and_the_fixed_ones_replayed(
     ids = [service.submit("puskesmas", p).id for p in payloads]
     assert len(set(ids)) == TOTAL
 
-    rows = {r.id: r for r in service.list(limit=2 * TOTAL)}
+    rows = {r.id: r for r in service.messages(limit=2 * TOTAL)}
     assert len(rows) == TOTAL  # none lost
     statuses = Counter(r.status for r in rows.values())
     assert statuses == {"processed": TOTAL - len(broken), "rejected": len(broken)}
@@ -148,10 +148,10 @@ def test_a_thousand_bundles_none_lost_and_the_fixed_ones_replayed(
         }
     ]
     table.write_text(yaml.safe_dump(mapping))
-    rejected = [r.id for r in service.list(status="rejected", limit=TOTAL)]
+    rejected = [r.id for r in service.messages(status="rejected", limit=TOTAL)]
     service.replay(rejected)
     fixed = {ids[k] for k, (how, _) in broken.items() if how == "unknown_local_code"}
-    after = {r.id: r.status for r in service.list(limit=2 * TOTAL)}
+    after = {r.id: r.status for r in service.messages(limit=2 * TOTAL)}
     assert {i for i in rejected if after[i] == "processed"} == fixed
     assert sum(1 for s in after.values() if s == "rejected") == len(broken) - len(fixed)
     with engine.connect() as conn:

@@ -140,7 +140,7 @@ def test_garbage_is_rejected_not_lost(service: IngestService):
         row = service.get(service.submit("puskesmas", payload).id)
         assert row.status == "rejected"
         assert orjson.loads(row.outcome)["issue"][0]["code"] == code
-    assert len(service.list(status="rejected")) == 3
+    assert len(service.messages(status="rejected")) == 3
 
 
 def test_the_sweep_hands_out_what_waits(service: IngestService):

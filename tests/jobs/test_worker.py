@@ -26,6 +26,7 @@ from fhirhub.ingest.service import IngestService
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).parent / "celery")
+FHIRHUB = str(Path(sys.executable).parent / "fhirhub")
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
@@ -45,18 +46,22 @@ class Workers:
         self.env, self.queue, self.log_dir = env, queue, log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, via_cli: bool = False) -> subprocess.Popen[bytes]:
         with (self.log_dir / f"worker-{len(self.procs)}.log").open("wb") as log:
-            proc = self._popen(log)
+            proc = self._popen(log, via_cli)
         self.procs.append(proc)
         return proc
 
-    def _popen(self, log: object) -> subprocess.Popen[bytes]:
+    def _popen(self, log: object, via_cli: bool) -> subprocess.Popen[bytes]:
+        name = f"{self.queue}-{len(self.procs)}@%h"
+        if via_cli:  # ``fhirhub worker``: the queue comes from FHIRHUB_BROKER_QUEUE
+            cmd = [FHIRHUB, "worker", "--pool", "solo", "--concurrency", "1"]
+        else:
+            cmd = [CELERY, "-A", "fhirhub.jobs.celery_app", "worker", "--pool", "solo",
+                   "--loglevel", "INFO", "-Q", self.queue, "--without-gossip",
+                   "--without-mingle", "--without-heartbeat", "-n", name]  # fmt: skip
         return subprocess.Popen(
-            [CELERY, "-A", "fhirhub.jobs.celery_app", "worker", "--pool", "solo",
-             "--loglevel", "INFO", "-Q", self.queue, "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-n", f"{self.queue}-{len(self.procs)}@%h"],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
 
@@ -171,7 +176,7 @@ def test_the_same_bundle_sent_twice_is_stored_once(setup, engine: Engine):
     second = service.submit("puskesmas", payload)
     assert second.duplicate and second.id == first.id
     assert queue_depth(service.dispatcher.broker_url, 3, service.dispatcher.queue) == 1
-    workers.start()
+    workers.start(via_cli=True)
     wait_for(lambda: service.get(first.id).status == "processed", 120, "processing")
     service.dispatcher.submit([first.id])  # a duplicate delivery changes nothing either
     wait_for(
