@@ -227,9 +227,12 @@ def _over(
     clauses: list[ColumnElement[bool]],
     rebuild: Callable[[Any], list[ColumnElement[bool]]],
     skip: int,
+    probe: bool = False,
 ) -> list[ColumnElement[bool]]:
     """``clauses`` (over resources.pk) restated over ``col``: ``pk [NOT] IN (...)`` directly,
-    anything else (EXISTS correlated on resources, OR of several) by building them again."""
+    anything else (EXISTS correlated on resources, OR of several) by building them again.
+    With ``probe`` (SQLite, which materialises every IN list in full) ``pk IN (...)`` becomes an
+    EXISTS probe per candidate."""
     out = []
     for c in clauses:
         if (
@@ -237,9 +240,14 @@ def _over(
             and c.left is resources.c.pk
             and c.operator in (operators.in_op, operators.not_in_op)
             and isinstance(c.right, ScalarSelect)
+            and isinstance(c.right.element, Select)
         ):
-            inner = c.right.element
-            out.append(col.in_(inner) if c.operator is operators.in_op else col.not_in(inner))
+            inner: Select = c.right.element
+            if probe:  # per-candidate lookups through the index on resource_pk
+                found = inner.where(inner.selected_columns[0] == col).exists()
+                out.append(found if c.operator is operators.in_op else ~found)
+            else:
+                out.append(col.in_(inner) if c.operator is operators.in_op else col.not_in(inner))
         else:
             return [x for i, x in enumerate(rebuild(col)) if i != skip]
     return out
@@ -267,7 +275,8 @@ def _driven_page(
     index, sel = driver
     d = sel.subquery("drv")
     col = next(iter(d.c))
-    others = _over(col, [c for i, c in enumerate(where) if i != index], rebuild, index)
+    probe = conn.dialect.name == "sqlite"
+    others = _over(col, [c for i, c in enumerate(where) if i != index], rebuild, index, probe)
     cand = select(col.label("pk")).where(*others).distinct()
     if cutoff is not None:
         cand = cand.where(col <= cutoff)

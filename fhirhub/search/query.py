@@ -483,6 +483,17 @@ class Criteria:
         inner = Criteria(self.base_url, strict=True, conn=self.conn)
         src_pks = inner.pks(src_type, [(rest, value)], depth + 1)
         ref = search_reference
+        if self.conn is None or self.conn.dialect.name != "postgresql":
+            # SQLite evaluates a correlated probe per row without stopping early; an IN list of
+            # the referenced ids is computed once instead.
+            target_ids = select(ref.c.target_id).where(
+                *param_scope(ref, src_type, ref_code),
+                ref.c.target_type == res_type,
+                ref.c.resource_pk.in_(src_pks),
+            )
+            r = resources
+            q = select(r.c.pk).where(r.c.res_type == res_type, r.c.res_id.in_(target_ids))
+            return pk_col.in_(q)
         # EXISTS correlated on the outer resource's id: the planner may probe candidates one by
         # one (cheap when another criterion or the page limit keeps them few) or hash-join.
         outer = pk_col.table
