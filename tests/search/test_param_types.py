@@ -402,3 +402,29 @@ def test_open_and_long_periods_are_found_by_after_queries(engine: Engine) -> Non
         assert ids("date=ge2024-01-01&date=lt2024-06-01") == ["long", "open", "point"]
         assert ids("date=ap2024-05-01") == ["long", "open", "point"]
         assert ids("date=sa2023-12-31") == ["point"]
+
+
+@pytest.mark.parametrize(
+    "res_type,query,expected",
+    [
+        # :missing on every type (search.html#missing)
+        ("Observation", "date:missing=true&_id=a,q1", ["q1"]),
+        ("Observation", "date:missing=false&_id=a,q1", ["a"]),
+        ("RiskAssessment", "probability:missing=false", ["r0", "r1", "r2", "r3"]),
+        ("Observation", "value-quantity:missing=false", ["q1", "q2", "q3"]),
+        ("ValueSet", "url:missing=false", ["v1", "v2", "v3"]),
+        ("ValueSet", "url:missing=true", []),
+        ("Observation", "code-value-quantity:missing=false", ["q1", "q2", "q3"]),
+        ("Observation", "component-code-value-quantity:missing=true&_id=bp,q1", ["q1"]),
+        # quantity prefixes beyond eq/ne/gt/ge/le
+        ("Observation", "value-quantity=sa5.4", ["q3"]),
+        ("Observation", "value-quantity=eb6", ["q1", "q2"]),
+        ("Observation", "value-quantity=ap5.8", ["q1", "q2", "q3"]),  # within 10% of 5.8
+        ("Observation", "value-quantity=ap6.5", ["q3"]),
+        ("Observation", "value-quantity=lt6", ["q1", "q2"]),
+    ],
+)
+def test_missing_and_more_prefixes(
+    q: Callable[[str, str], list[str]], res_type: str, query: str, expected: list[str]
+) -> None:
+    assert q(res_type, query) == expected
