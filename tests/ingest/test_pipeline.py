@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 import yaml
-from ingest_factories import city, facility_of, per_patient
+from ingest_factories import city, facility_of, load_reference, per_patient
 from sqlalchemy import Engine, text
 
 from fhirhub.ingest import provenance
@@ -154,3 +154,27 @@ def test_a_sender_that_disagrees_with_its_records_is_rejected(service: IngestSer
     row = service.get(service.submit("puskesmas", small("PKM01")[0], sender="PKM02").id)
     assert row.status == "rejected"
     assert orjson.loads(row.outcome)["issue"][0]["code"] == "business-rule"
+
+
+def test_a_message_is_enqueued_only_after_its_commit(engine: Engine, settings, monkeypatch):
+    from fhirhub.ingest import queue
+    from fhirhub.storage.engine import make_engine
+    from fhirhub.storage.inbox_repository import InboxRepository
+
+    load_reference(engine)
+    seen: list[tuple[str, int, str | None]] = []
+    other = make_engine(settings.database_url, pool_size=1)
+
+    class Producer:
+        def send_task(self, name, args, queue):
+            with other.connect() as conn:  # another connection sees only committed rows
+                row = InboxRepository(conn).get(args[0])
+            seen.append((name, args[0], row.status if row else None))
+
+    monkeypatch.setattr(queue, "producer", lambda *a: Producer())
+    brokered = settings.model_copy(update={"broker_url": "redis://broker.invalid:6379/0"})
+    service = IngestService.from_settings(engine, brokered)
+    receipt = service.submit("puskesmas", small()[0])
+    service.submit("puskesmas", small()[0])  # waiting already: not sent again
+    other.dispose()
+    assert seen == [(queue.TASK_PROCESS, receipt.id, "received")]

@@ -1,0 +1,47 @@
+"""The broker as the operations endpoints and commands see it."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from fhirhub.api.app import create_app
+from fhirhub.config import Settings, get_settings
+from fhirhub.ingest.queue import TASK_SWEEP, queue_depth
+
+
+def test_readyz_checks_a_real_broker(db_url: str, broker_url: str) -> None:
+    settings = Settings(database_url=db_url, broker_url=broker_url, broker_queue="fhirhub-ops")
+    app = create_app(settings, run_migrations=False)
+    with TestClient(app) as client:
+        r = client.get("/readyz")
+        metrics = client.get("/metrics").text
+    app.state.database.engine.dispose()
+    assert r.status_code == 200
+    assert r.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert "fhirhub_ingest_queue_depth" in metrics
+    assert queue_depth(broker_url, 3600, "fhirhub-ops") in (0, None)  # never declared: None
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+def test_worker_and_beat_need_a_broker(command: str, monkeypatch) -> None:
+    from fhirhub.cli import app
+
+    monkeypatch.delenv("FHIRHUB_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, [command])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "FHIRHUB_BROKER_URL" in result.output
+
+
+def test_beat_sweeps_the_inbox_every_minute() -> None:
+    from fhirhub.jobs.celery_app import celery_app
+
+    celery_app.loader.import_default_modules()  # what a worker does at start
+    (entry,) = celery_app.conf.beat_schedule.values()
+    assert entry == {"task": TASK_SWEEP, "schedule": 60.0}
+    assert TASK_SWEEP in celery_app.tasks
