@@ -209,7 +209,9 @@ def page(
 
 
 def _driver(where: Sequence[ColumnElement[bool]]) -> tuple[int, Select] | None:
-    """The first criterion of the form ``resources.pk IN (SELECT ...)``, and its SELECT."""
+    """The first criterion ``resources.pk IN (SELECT resource_pk FROM <index table> ...)``, and
+    its SELECT. Only index rows may drive: they exist for current, non-deleted resources only
+    (``_id`` and ``_lastUpdated`` select from ``resources`` and may see deleted ones)."""
     for i, clause in enumerate(where):
         if (
             isinstance(clause, BinaryExpression)
@@ -217,9 +219,34 @@ def _driver(where: Sequence[ColumnElement[bool]]) -> tuple[int, Select] | None:
             and clause.left is resources.c.pk
             and isinstance(clause.right, ScalarSelect)
             and isinstance(clause.right.element, Select)
+            and clause.right.element.selected_columns[0].name == "resource_pk"
         ):
             return i, clause.right.element
     return None
+
+
+def index_only(where: list[ColumnElement[bool]]) -> Select | None:
+    """``where`` (over resources.pk) as one SELECT of resource_pk over index tables only, or
+    None when some criterion needs ``resources`` (then the caller keeps its own query)."""
+    driver = _driver(where)
+    if driver is None:
+        return None
+    index, sel = driver
+    col = sel.selected_columns[0]
+    q = sel
+    for i, c in enumerate(where):
+        if i == index:
+            continue
+        if not (
+            isinstance(c, BinaryExpression)
+            and c.left is resources.c.pk
+            and c.operator in (operators.in_op, operators.not_in_op)
+            and isinstance(c.right, ScalarSelect)
+        ):
+            return None
+        inner = c.right.element
+        q = q.where(col.in_(inner) if c.operator is operators.in_op else col.not_in(inner))
+    return q
 
 
 def _over(

@@ -133,11 +133,19 @@ class Criteria:
 
     def pks(self, res_type: str | None, params: list[tuple[str, str]], depth: int = 0) -> Select:
         """SELECT resources.pk of current resources matching every parameter."""
+        from fhirhub.search.engine import index_only
+
         r = resources
+        clauses = self.clauses(res_type, params, r.c.pk, depth)
+        if res_type:
+            # answered from the index tables alone when every criterion allows it
+            only = index_only(clauses)
+            if only is not None:
+                return only
         q = select(r.c.pk).where(r.c.deleted == false())
         if res_type:
             q = q.where(r.c.res_type == res_type)
-        for clause in self.clauses(res_type, params, r.c.pk, depth):
+        for clause in clauses:
             q = q.where(clause)
         return q
 
