@@ -127,7 +127,12 @@ class Server:
 def server(
     url: str, port: int, workers: int = 2, profile_dir: str | None = None
 ) -> Iterator[Server]:
-    """Run ``fhirhub serve`` on ``url`` until the block ends; optionally under py-spy."""
+    """Run ``fhirhub serve`` on ``url`` until the block ends; optionally under py-spy.
+
+    The port must be free: a benchmark that measured somebody else's server on it (another
+    benchmark running at the same time) would report their figures as its own.
+    """
+    _require_free_port(port)
     env = {**os.environ, "FHIRHUB_DATABASE_URL": url, "FHIRHUB_LOG_LEVEL": "WARNING"}
     cmd = [
         str(Path(sys.executable).with_name("fhirhub")),
@@ -143,6 +148,9 @@ def server(
     spies: list[subprocess.Popen[bytes]] = []
     try:
         wait_healthy(srv.base, proc, log)
+        time.sleep(0.5)
+        if proc.poll() is not None:  # /healthz answered, but not from our server
+            raise RuntimeError(f"the server exited; is port {port} taken by another process?")
         if profile_dir:
             spies = _start_profilers(srv, profile_dir)
         yield srv
@@ -161,6 +169,16 @@ def server(
             proc.kill()
             proc.wait()
         log.close()
+
+
+def _require_free_port(port: int) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sys.exit(f"port {port} is in use (another benchmark?); choose another with --port")
 
 
 def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Any, timeout: float = 60) -> None:
