@@ -1,7 +1,8 @@
 """Asynchronous ingest through broker and Celery workers, beside synchronous ``POST /fhir``.
 
-The synthetic city's Puskesmas transaction Bundles (100 patients each) are sent twice, each
-time to a fresh PostgreSQL database:
+The synthetic city's Puskesmas transaction Bundles, cut to ``--patients`` patients each (10:
+about 200 entries, a clinic's upload), are sent twice, each time to a fresh PostgreSQL
+database:
 
 - synchronous: ``POST /fhir`` to ``fhirhub serve`` by ``--clients`` threads (the baseline);
 - asynchronous: ``POST /ingest/puskesmas`` (kept in the inbox, 202) to a server whose jobs go
@@ -71,6 +72,24 @@ def inbox_left(url: str) -> tuple[int, int]:
     return rows.get("received", 0) + rows.get("failed", 0), sum(rows.values())
 
 
+def chunks(bundle: dict, patients: int) -> list[dict]:
+    """A Puskesmas Bundle cut into Bundles of ``patients`` patients with all their records."""
+    owner: dict[str, int] = {}
+    groups: list[list[dict]] = []
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Patient":
+            owner[entry["fullUrl"]] = len(groups)
+            groups.append([entry])
+            continue
+        ref = (resource.get("subject") or resource.get("patient") or {}).get("reference")
+        groups[owner[ref]].append(entry)
+    return [
+        {**bundle, "entry": [e for g in groups[i : i + patients] for e in g]}
+        for i in range(0, len(groups), patients)
+    ]
+
+
 def entries(bundles: list[bytes]) -> int:
     return sum(len(orjson.loads(b)["entry"]) for b in bundles)
 
@@ -82,12 +101,16 @@ def main() -> None:
         concurrency=(int, 2, "Celery worker processes"),
         clients=(int, 2, "client threads"),
         broker=(str, "redis://127.0.0.1:6379/13", "broker URL (redis:// or amqp://)"),
+        patients=(int, 10, "patients per Bundle (a clinic's upload)"),
     )
     persons = 400 if args.quick else args.persons
     city = list(demo_bundles(persons=persons, seed=1))
     reference = orjson.dumps(city[0])
-    bodies = [orjson.dumps(b) for b in city[1:]]
-    print(f"city of {persons} persons: {len(bodies)} Puskesmas Bundles, {entries(bodies)} entries")
+    bodies = [orjson.dumps(c) for b in city[1:] for c in chunks(b, args.patients)]
+    print(
+        f"city of {persons} persons: {len(bodies)} Puskesmas Bundles of {args.patients} "
+        f"patients, {entries(bodies)} entries"
+    )
 
     # Synchronous POST /fhir.
     sync_url = common.fresh_database(args.db + "_sync")
