@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,14 @@ class Pipeline:
             raise TransientError(type(exc).__name__) from exc
         except Exception as exc:  # a bug or a broken adapter: keep the message, say why
             self._fail(message_id, exc)
-            log.exception("failed message=%s source=%s", message_id, source)
+            # The type and the frames only: an exception's message can quote patient data.
+            log.error(
+                "failed message=%s source=%s error=%s\n%s",
+                message_id,
+                source,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
         finally:
             elapsed = time.perf_counter() - started
             metrics.LATENCY.labels(source, outcome).observe(elapsed)

@@ -178,3 +178,21 @@ def test_a_message_is_enqueued_only_after_its_commit(engine: Engine, settings, m
     service.submit("puskesmas", small()[0])  # waiting already: not sent again
     other.dispose()
     assert seen == [(queue.TASK_PROCESS, receipt.id, "received")]
+
+
+def test_logs_hold_ids_counts_and_codes_never_patient_data(service: IngestService, caplog):
+    import logging
+
+    payload = orjson.loads(small("PKM05")[0])
+    patient = payload["entry"][0]["resource"]
+    secrets = [i["value"] for i in patient["identifier"]] + [patient["name"][0]["text"]]
+    broken = orjson.loads(small("PKM05")[0])
+    broken["entry"][0]["resource"]["birthDate"] = "31-12-1999"
+    with caplog.at_level(logging.DEBUG):
+        ok = service.submit("puskesmas", orjson.dumps(payload))
+        bad = service.submit("puskesmas", orjson.dumps(broken))
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("fhirhub"))
+    assert f"message={ok.id}" in text and "outcome=processed" in text
+    assert f"message={bad.id}" in text and "issues=value" in text
+    for secret in secrets:
+        assert secret not in text
