@@ -3,6 +3,7 @@
 - The sender is the Puskesmas whose record-number system the Patients use (or the one named by
   the ``sender`` the message came with; the two must agree).
 - Every Patient carries the Puskesmas's record number, in its style.
+- Times sent without an offset are read on the Puskesmas's clock (``clock`` in its table).
 - Local codes are translated with the Puskesmas's ConceptMaps (and its table's own additions);
   the standard coding comes first, the local one is kept. A local code without a translation
   rejects the message, so it waits in the inbox until the mapping is fixed.
@@ -16,6 +17,7 @@ Identifiers, phones, kelurahan codes, ICD-10 and times are made canonical by the
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -61,6 +63,9 @@ class PuskesmasAdapter:
                         )
         if issues:
             raise FhirError(422, issues)
+        for entry in entries:
+            if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                _clock(entry["resource"], facility.clock)
         _idempotent_requests(entries)
         return Mapped(bundle=bundle, sender=facility.code, organization=facility.organization)
 
@@ -174,6 +179,20 @@ def _translate(
     if not issues:
         concept["coding"] = out
     return issues
+
+
+_NAIVE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$")
+
+
+def _clock(node: Any, offset: str) -> None:
+    """Times sent without an offset are the clinic's clock (``clock`` in its table)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if isinstance(value, str):
+            if _NAIVE_TIME.match(value):
+                node[key] = value + offset
+        elif isinstance(value, dict | list):
+            _clock(value, offset)
 
 
 def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
