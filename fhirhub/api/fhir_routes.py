@@ -7,7 +7,7 @@ transaction, and renders the result.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -16,7 +16,6 @@ from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
 from fhirhub.api.responses import (
     content_response,
     fhir_response,
-    is_pretty,
     negotiate,
     outcome_response,
     prefer,
@@ -79,8 +78,7 @@ def _resource_body(body: Any) -> dict[str, Any]:
 def _write_response(request: Request, result: Result, base: str) -> Response:
     """Render a create/update/patch result as ``Prefer: return`` asks."""
     headers = version_headers(result.version, result.last_updated)
-    if result.status == 201 or request.method in ("PUT", "PATCH", "POST"):
-        headers["Location"] = f"{base}/{result.location}"
+    headers["Location"] = f"{base}/{result.location}"
     want = prefer(request, "return") or "representation"
     if want == "minimal" or result.content is None:
         return Response(status_code=result.status, headers=headers)
@@ -101,8 +99,6 @@ def _conditional_query(request: Request) -> str:
     keep = [(k, v) for k, v in _query(request) if k not in ("_format", "_pretty")]
     if not keep:
         raise bad_request("A conditional interaction needs search parameters in the URL")
-    from urllib.parse import urlencode
-
     return urlencode(keep)
 
 
@@ -465,6 +461,3 @@ def _bundle_get(
             }
         ],
     }
-
-
-__all__ = ["is_pretty", "router"]
