@@ -74,6 +74,17 @@ class HistoryPage:
 
 
 _CURRENT_COLUMNS = (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.deleted)
+# In the order of StoredVersion's fields.
+_VERSION_COLUMNS = (
+    V.c.resource_pk,
+    V.c.res_type,
+    V.c.res_id,
+    V.c.version,
+    V.c.last_updated,
+    V.c.deleted,
+    V.c.content,
+    V.c.method,
+)
 
 # Read by id is the hottest statement: built once, so that a read skips building the
 # expression and its cache key (about a tenth of a read's CPU when it was built per call).
@@ -130,16 +141,9 @@ class ResourceRepository:
         return found
 
     def version(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
-        stmt = select(
-            V.c.resource_pk,
-            V.c.res_type,
-            V.c.res_id,
-            V.c.version,
-            V.c.last_updated,
-            V.c.deleted,
-            V.c.content,
-            V.c.method,
-        ).where(V.c.res_type == res_type, V.c.res_id == res_id, V.c.version == version)
+        stmt = select(*_VERSION_COLUMNS).where(
+            V.c.res_type == res_type, V.c.res_id == res_id, V.c.version == version
+        )
         row = self.conn.execute(stmt).first()
         return None if row is None else StoredVersion(*row)
 
@@ -155,16 +159,6 @@ class ResourceRepository:
         with_total: bool,
     ) -> HistoryPage:
         """Versions newest first, ``count`` at a time, continuing below ``cursor``."""
-        cols = (
-            V.c.resource_pk,
-            V.c.res_type,
-            V.c.res_id,
-            V.c.version,
-            V.c.last_updated,
-            V.c.deleted,
-            V.c.content,
-            V.c.method,
-        )
         conds = []
         if res_type is not None:
             conds.append(V.c.res_type == res_type)
@@ -180,7 +174,7 @@ class ResourceRepository:
         if cursor is not None:
             conds.append(sql_tuple(V.c.last_updated, V.c.resource_pk, V.c.version) < cursor)
         stmt = (
-            select(*cols)
+            select(*_VERSION_COLUMNS)
             .where(*conds)
             .order_by(V.c.last_updated.desc(), V.c.resource_pk.desc(), V.c.version.desc())
             .limit(count + 1)
