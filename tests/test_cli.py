@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from fhirhub import cli
 from fhirhub.cli import app
 from fhirhub.config import get_settings
 from fhirhub.storage.engine import make_engine
@@ -19,6 +20,7 @@ NIK = "https://fhir.kemkes.go.id/id/nik"
 
 @pytest.fixture
 def use_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(cli.console, "width", 1000)  # no wrapping, whatever the terminal
     monkeypatch.setenv("FHIRHUB_DATABASE_URL", db_url)
     get_settings.cache_clear()
     yield db_url

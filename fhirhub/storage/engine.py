@@ -38,7 +38,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection that died (a
+        # database restart) fails its statement once and the pool then drops all of them.
+        pool_recycle=3600,
     )
 
 
