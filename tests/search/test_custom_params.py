@@ -63,6 +63,8 @@ def test_index_rows_of_custom_parameter(village_param: None) -> None:
 def test_search_and_reindex(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setattr(registry, "CUSTOM_DIR", tmp_path / "none-yet")
+    _clear()
     with engine.begin() as conn:  # stored before the parameter exists
         store(conn, _patient("p1", "7472011001"))
         store(conn, _patient("p2", "7472021003"))
