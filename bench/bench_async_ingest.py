@@ -16,13 +16,11 @@ Both print resources stored per second over the same Bundles.
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,32 +34,8 @@ from fhirhub.synth import demo_bundles
 
 
 def post_all(port: int, path: str, bodies: list[bytes], clients: int) -> tuple[float, list[int]]:
-    queue = list(reversed(bodies))
-    lock = threading.Lock()
-    statuses: list[int] = []
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body = queue.pop()
-            conn.request("POST", path, body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            with lock:
-                statuses.append(resp.status)
-        conn.close()
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - started, statuses
+    elapsed, responses = common.post_all(port, path, bodies, clients)
+    return elapsed, [status for status, _ in responses]
 
 
 def inbox_left(url: str) -> tuple[int, int]:

@@ -10,10 +10,8 @@ same resources (JSON, ids and references resolved) into a bare table: the storag
 
 from __future__ import annotations
 
-import http.client
 import random
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,33 +25,9 @@ TARGET = 2000.0
 
 
 def post_bundles(port: int, bodies: list[bytes], clients: int) -> float:
-    """POST every body (shared among ``clients`` threads); return the elapsed seconds."""
-    queue = list(reversed(bodies))
-    lock = threading.Lock()
-    failures: list[str] = []
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body = queue.pop()
-            conn.request("POST", "/fhir", body=body, headers=headers)
-            resp = conn.getresponse()
-            payload = resp.read()
-            if resp.status != 200:
-                failures.append(f"{resp.status}: {payload[:300]!r}")
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    """POST every body to /fhir; return the elapsed seconds (any non-200 ends the run)."""
+    elapsed, responses = common.post_all(port, "/fhir", bodies, clients)
+    failures = [f"{status}: {head!r}" for status, head in responses if status != 200]
     if failures:
         raise SystemExit(f"{len(failures)} bundles failed, first: {failures[0]}")
     return elapsed

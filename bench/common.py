@@ -8,6 +8,7 @@ Puskesmas system would.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -175,6 +177,9 @@ def _require_free_port(port: int) -> None:
     import socket
 
     with socket.socket() as sock:
+        # as uvicorn binds: connections of a server just stopped (TIME_WAIT) do not count,
+        # only a socket still listening does
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -785,3 +790,36 @@ def load_patients(port: int, count: int, rng: random.Random) -> list[str]:
         ids.extend(e["response"]["location"].split("/")[1] for e in data["entry"])
     conn.close()
     return ids
+
+
+def post_all(
+    port: int, path: str, bodies: list[bytes], clients: int
+) -> tuple[float, list[tuple[int, bytes]]]:
+    """POST every body to ``path``, shared among ``clients`` threads each on its own
+    connection; return the elapsed seconds and each response's (status, first 300 bytes)."""
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    responses: list[tuple[int, bytes]] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            payload = resp.read()
+            with lock:
+                responses.append((resp.status, payload[:300]))
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, responses
