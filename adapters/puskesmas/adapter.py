@@ -1,7 +1,9 @@
 """A Puskesmas Bundle in, the canonical transaction Bundle out.
 
-- The sender is the Puskesmas whose record-number system the Patients use (or the one named by
-  the ``sender`` the message came with; the two must agree).
+- The sender is the Puskesmas whose record-number system the Patients use, or whose SATUSEHAT
+  encounter identifier system the Encounters carry (or the one named by the ``sender`` the
+  message came with; the two must agree). A transaction Bundle posted to ``POST /fhir`` with
+  such records is claimed by this adapter and goes through the inbox.
 - Every Patient carries the Puskesmas's record number, in its style.
 - Times sent without an offset are read on the Puskesmas's clock (``clock`` in its table).
 - Local codes are translated with the Puskesmas's ConceptMaps (and its table's own additions);
@@ -37,6 +39,17 @@ _CODED = {"Condition": "code", "Observation": "code", "Immunization": "vaccineCo
 
 class PuskesmasAdapter:
     name = "puskesmas"
+
+    def claims(self, bundle: dict[str, Any], context: Context) -> bool:
+        """A transaction whose Patients use a Puskesmas record-number system, or whose
+        Encounters carry a Puskesmas's SATUSEHAT encounter identifier."""
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+            return False
+        entries = bundle.get("entry")
+        if not isinstance(entries, list):
+            return False
+        mappings = load_mappings(context.mappings_dir / "puskesmas")
+        return bool(_facility_codes(entries, mappings))
 
     def map(self, message: Message, context: Context) -> Mapped:
         bundle = _parse(message.payload)
@@ -86,15 +99,33 @@ def _parse(payload: bytes) -> dict[str, Any]:
     return bundle
 
 
-def _facility(entries: list[Any], sender: str | None, mappings: Mappings) -> FacilityMapping:
-    systems: set[str] = set()
+def _facility_codes(entries: list[Any], mappings: Mappings) -> set[str]:
+    """The Puskesmas whose record-number systems (on Patients) or SATUSEHAT encounter
+    identifier systems (on Encounters) the entries use."""
+    found: set[str] = set()
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
-            for ident in resource.get("identifier") or []:
-                if isinstance(ident, dict) and ident.get("system") in mappings.by_mrn_system:
-                    systems.add(ident["system"])
-    found = {mappings.by_mrn_system[s].code for s in systems}
+        if not isinstance(resource, dict):
+            continue
+        rtype = resource.get("resourceType")
+        if rtype not in ("Patient", "Encounter"):
+            continue
+        identifiers = resource.get("identifier")
+        for ident in identifiers if isinstance(identifiers, list) else ():
+            system = ident.get("system") if isinstance(ident, dict) else None
+            if not isinstance(system, str):
+                continue
+            if rtype == "Patient" and system in mappings.by_mrn_system:
+                found.add(mappings.by_mrn_system[system].code)
+            elif rtype == "Encounter" and system.startswith(ENCOUNTER_SYSTEM):
+                facility = mappings.by_satusehat_id.get(system[len(ENCOUNTER_SYSTEM) :])
+                if facility is not None:
+                    found.add(facility.code)
+    return found
+
+
+def _facility(entries: list[Any], sender: str | None, mappings: Mappings) -> FacilityMapping:
+    found = _facility_codes(entries, mappings)
     if sender:
         named = mappings.by_code.get(sender.upper())
         if named is None:
@@ -112,7 +143,8 @@ def _facility(entries: list[Any], sender: str | None, mappings: Mappings) -> Fac
         raise FhirError.single(
             422,
             "business-rule",
-            f"The Bundle's Patients use {what} known Puskesmas record-number system",
+            f"The Bundle's records use {what} known Puskesmas record-number or encounter "
+            "identifier system",
             "Bundle.entry.resource.identifier",
         )
     return mappings.by_code[found.pop()]

@@ -66,6 +66,7 @@ class Mappings:
         self.by_code = {f.code: f for f in facilities}
         self.by_mrn_system = {f.mrn_system: f for f in facilities}
         self.by_organization = {f.organization: f for f in facilities}
+        self.by_satusehat_id = {f.satusehat_organization_id: f for f in facilities}
 
 
 def load_mappings(directory: Path) -> Mappings:

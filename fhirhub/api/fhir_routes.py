@@ -1,7 +1,9 @@
 """The FHIR REST API at ``/fhir``. http://hl7.org/fhir/R4/http.html
 
 Each route parses the request, runs one service in a worker thread inside one database
-transaction, and renders the result.
+transaction, and renders the result. A transaction Bundle that a source's adapter claims (a
+Puskesmas upload) goes through the ingest pipeline instead: kept in the inbox, mapped to the
+canonical form, stored, and answered with its transaction-response.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
 from fhirhub.api.responses import (
+    FHIR_JSON,
     content_response,
     fhir_response,
     negotiate,
@@ -23,6 +27,7 @@ from fhirhub.api.responses import (
 )
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError, Issue, bad_request
+from fhirhub.ingest.service import IngestService
 from fhirhub.model.instant import now_us, to_instant
 from fhirhub.model.json import loads
 from fhirhub.services import capabilities, history, read, transaction
@@ -41,6 +46,10 @@ _STARTED = to_instant(now_us())
 
 async def _body(request: Request, settings: Settings, media: set[str]) -> Any:
     """The parsed JSON body, refusing what is too large, of the wrong type, or missing."""
+    return loads(await _raw_body(request, settings, media))
+
+
+async def _raw_body(request: Request, settings: Settings, media: set[str]) -> bytes:
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -62,7 +71,7 @@ async def _body(request: Request, settings: Settings, media: set[str]) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         raise bad_request("The request has no body", code="required")
-    return loads(raw)
+    return raw
 
 
 def _too_large(limit: int) -> FhirError:
@@ -136,7 +145,17 @@ async def transaction_or_batch(
     request: Request, db: DatabaseDep, settings: SettingsDep
 ) -> Response:
     negotiate(request)
-    bundle = await _body(request, settings, RESOURCE_MEDIA)
+    raw = await _raw_body(request, settings, RESOURCE_MEDIA)
+    bundle = loads(raw)
+    ingest: IngestService = request.app.state.ingest
+    source = ingest.claim(bundle) if isinstance(bundle, dict) else None
+    if source is not None:  # a source's Bundle: kept in the inbox, mapped by its adapter
+        answer = await run_in_threadpool(
+            ingest.answer, source, raw, content_type=request.headers.get("content-type")
+        )
+        if answer.status == 200:
+            return content_response(answer.body.decode(), request, 200)
+        return Response(answer.body, status_code=answer.status, media_type=FHIR_JSON)
     base = base_url(request)
     return_resources = prefer(request, "return") == "representation"
 

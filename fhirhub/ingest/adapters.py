@@ -68,6 +68,12 @@ class Adapter(Protocol):
         """The canonical transaction Bundle for ``message``; FhirError if it cannot be one."""
         ...
 
+    def claims(self, bundle: dict[str, Any], context: Context) -> bool:
+        """Whether a Bundle posted to ``POST /fhir`` was sent by this source (its records say
+        so): a claimed Bundle goes through the inbox and this adapter, not straight to storage.
+        Cheap, and never raises."""
+        ...
+
 
 _registered: dict[str, Adapter] = {}
 
@@ -87,6 +93,15 @@ def _discover() -> None:
 def names() -> list[str]:
     _discover()
     return sorted(_registered)
+
+
+def claiming(bundle: dict[str, Any], context: Context) -> str | None:
+    """The name of the source whose adapter claims ``bundle``, if one does."""
+    _discover()
+    for name in sorted(_registered):
+        if _registered[name].claims(bundle, context):
+            return name
+    return None
 
 
 def get(name: str) -> Adapter:

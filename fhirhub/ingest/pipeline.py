@@ -177,16 +177,28 @@ class Pipeline:
             )
             try:
                 with conn.begin_nested():
-                    stored = self._store(conn, message, row.checksum)
+                    response = self._store(conn, message, row.checksum)
             except FhirError as err:
                 repo.finish(
                     message_id,
                     status="rejected",
                     at=now_us(),
                     outcome=orjson.dumps(operation_outcome(err.issues)).decode(),
+                    outcome_status=err.status,
                 )
                 return "rejected"
-            repo.finish(message_id, status="processed", at=now_us(), resources=stored)
+            stored = sum(
+                1
+                for e in response.get("entry", [])
+                if str(e.get("response", {}).get("status", "")).startswith("20")
+            )
+            repo.finish(
+                message_id,
+                status="processed",
+                at=now_us(),
+                resources=stored,
+                response=orjson.dumps(response),
+            )
             return "processed"
 
     def canonical(self, message: Message) -> Mapped:
@@ -204,7 +216,7 @@ class Pipeline:
         canonicalise_bundle(bundle, self.context.regions, self.context.concept_maps)
         return mapped
 
-    def _store(self, conn: Any, message: Message, checksum: str) -> int:
+    def _store(self, conn: Any, message: Message, checksum: str) -> dict[str, Any]:
         mapped = self.canonical(message)
         bundle = mapped.bundle
         provenance.stamp(
@@ -221,11 +233,7 @@ class Pipeline:
             writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
         )
         writer.flush()
-        return sum(
-            1
-            for e in response.get("entry", [])
-            if str(e.get("response", {}).get("status", "")).startswith("20")
-        )
+        return response
 
     def _fail(self, message_id: int, exc: BaseException) -> None:
         # The class name only: messages of database errors can quote patient data.

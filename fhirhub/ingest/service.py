@@ -13,12 +13,22 @@ import orjson
 from sqlalchemy import Engine
 
 from fhirhub.config import Settings
-from fhirhub.errors import not_found
+from fhirhub.errors import FhirError, Issue, not_found
+from fhirhub.ingest import adapters
 from fhirhub.ingest.adapters import Context
-from fhirhub.ingest.pipeline import Pipeline, Receipt
+from fhirhub.ingest.pipeline import Pipeline, Receipt, TransientError
 from fhirhub.ingest.queue import Dispatcher
 from fhirhub.model.instant import now_us, to_instant
 from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the client of ``POST /fhir`` gets for a claimed Bundle."""
+
+    row: InboxRow
+    status: int
+    body: bytes  # a transaction-response Bundle or an OperationOutcome, JSON
 
 
 @dataclass
@@ -75,6 +85,35 @@ class IngestService:
         """The synchronous path: keep, then process here, through the same pipeline."""
         receipt = self.pipeline.receive(source, payload, sender=sender, content_type=content_type)
         return self.pipeline.process(receipt.id)
+
+    def claim(self, bundle: dict[str, Any]) -> str | None:
+        """The source whose adapter claims a Bundle posted to ``POST /fhir``, if any."""
+        return adapters.claiming(bundle, self.pipeline.context)
+
+    def answer(self, source: str, payload: bytes, *, content_type: str | None = None) -> Answer:
+        """``POST /fhir`` of a claimed Bundle: kept, processed here, and answered as the first
+        time it was sent (its transaction-response, or its rejection)."""
+        try:
+            row = self.submit_and_process(source, payload, content_type=content_type)
+        except TransientError:
+            raise FhirError(
+                503,
+                [Issue("transient", "The Bundle is kept but cannot be stored now; send it again")],
+                {"Retry-After": "5"},
+            ) from None
+        if row.status == "processed":
+            with self.engine.connect() as conn:
+                response = InboxRepository(conn).response(row.id)
+            if response is not None:
+                return Answer(row, 200, response)
+        if row.status == "rejected" and row.outcome:
+            return Answer(row, row.outcome_status or 422, row.outcome.encode())
+        raise FhirError.single(
+            500,
+            "exception",
+            f"The Bundle is kept as inbox message {row.id} but could not be processed "
+            f"({row.status}); an operator can replay it",
+        )
 
     def replay(self, message_ids: list[int]) -> list[int]:
         """Reopen rejected or failed messages and hand them out again."""

@@ -1,7 +1,8 @@
 """The inbox: every payload a source sent, kept as received (compressed) before it is processed.
 
 A message moves received -> processed | rejected (its OperationOutcome kept) | failed (the error
-kept). ``(source, checksum)`` is unique, so the same payload sent again is the same message.
+kept); a processed one keeps its transaction-response. ``(source, checksum)`` is unique, so the
+same payload sent again is the same message.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class InboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)  # OperationOutcome JSON
+    outcome_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # its HTTP status
+    # The transaction-response Bundle (zlib-compressed JSON), given again to a re-sent Bundle.
+    response: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # failure: class and message
     resources: Mapped[int | None] = mapped_column(Integer, nullable=True)  # entries stored
     processed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

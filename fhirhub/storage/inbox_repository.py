@@ -26,12 +26,13 @@ class InboxRow:
     status: str
     attempts: int
     outcome: str | None
+    outcome_status: int | None
     error: str | None
     resources: int | None
     processed_at: int | None
 
 
-_COLUMNS = [c for c in M.columns if c.name != "payload"]
+_COLUMNS = [c for c in M.columns if c.name not in ("payload", "response")]
 
 
 def _row(r: object) -> InboxRow:
@@ -101,16 +102,29 @@ class InboxRepository:
         status: str,
         at: int,
         outcome: str | None = None,
+        outcome_status: int | None = None,
         error: str | None = None,
         resources: int | None = None,
+        response: bytes | None = None,
     ) -> None:
         self.conn.execute(
             update(M)
             .where(M.c.id == message_id)
             .values(
-                status=status, processed_at=at, outcome=outcome, error=error, resources=resources
+                status=status,
+                processed_at=at,
+                outcome=outcome,
+                outcome_status=outcome_status,
+                error=error,
+                resources=resources,
+                response=zlib.compress(response, 6) if response is not None else None,
             )
         )
+
+    def response(self, message_id: int) -> bytes | None:
+        """The transaction-response Bundle (JSON) a processed message was answered with."""
+        raw = self.conn.execute(select(M.c.response).where(M.c.id == message_id)).scalar()
+        return zlib.decompress(raw) if raw is not None else None
 
     def reopen(self, message_id: int) -> None:
         """Back to ``received`` for a replay; the old outcome stays until the new one."""

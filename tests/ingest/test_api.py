@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from ingest_factories import city, facility_of, load_reference, per_patient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from fhirhub.api.app import create_app
@@ -73,6 +73,76 @@ def test_sync_ingest_answers_with_the_outcome(client: TestClient):
     assert bad.json()["resourceType"] == "OperationOutcome"
     assert bad.json()["issue"][0]["code"] == "code-invalid"
     assert bad.headers["location"].rsplit("/", 1)[1].isdigit()
+
+
+FHIR_JSON = {"content-type": "application/fhir+json"}
+
+
+def inbox(client: TestClient) -> list[dict]:
+    return client.get("/admin/inbox").json()["messages"]
+
+
+def versions(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM resource_versions")).scalar_one()
+
+
+def test_a_puskesmas_bundle_posted_to_fhir_goes_through_the_inbox(
+    client: TestClient, engine: Engine
+):
+    sent = payload("PKM03", k=2)
+    r = client.post("/fhir", content=sent, headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    response = r.json()
+    assert response["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in response["entry"]]
+    assert statuses and all(s.startswith("20") for s in statuses)
+    (message,) = inbox(client)
+    assert message["source"] == "puskesmas" and message["status"] == "processed"
+    # The adapter and the canonical pass ran: the Provenance names the message, the
+    # Encounter's id is derived from its SATUSEHAT identifier (a PUT, not a server id).
+    provenance = client.get("/fhir/Provenance").json()["entry"]
+    assert len(provenance) == 1
+    encounters = [e for e in response["entry"] if e["response"]["location"].startswith("Enc")]
+    encounter_id = encounters[0]["response"]["location"].split("/")[1]
+    assert client.get(f"/fhir/Encounter/{encounter_id}").status_code == 200
+    # The same Bundle again: the same answer, nothing new stored.
+    before = versions(engine)
+    again = client.post("/fhir", content=sent, headers=FHIR_JSON)
+    assert again.status_code == 200 and again.json() == response
+    assert versions(engine) == before
+    assert len(inbox(client)) == 1
+
+
+def test_a_rejected_puskesmas_bundle_posted_to_fhir_is_kept(client: TestClient):
+    r = client.post("/fhir", content=with_unknown_code(), headers=FHIR_JSON)
+    assert r.status_code == 422
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "code-invalid"
+    assert outcome["issue"][0]["expression"][0].startswith("Bundle.entry[")
+    (message,) = inbox(client)
+    assert message["status"] == "rejected"
+    assert client.get("/fhir/Condition").json().get("entry", []) == []
+
+
+def test_a_bundle_no_adapter_claims_is_stored_directly(client: TestClient):
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Patient",
+                    "identifier": [{"system": "https://example.org/mrn", "value": "1"}],
+                },
+                "request": {"method": "POST", "url": "Patient"},
+            }
+        ],
+    }
+    r = client.post("/fhir", content=orjson.dumps(bundle), headers=FHIR_JSON)
+    assert r.status_code == 200 and r.json()["entry"][0]["response"]["status"] == "201 Created"
+    assert inbox(client) == []
 
 
 def test_unknown_sources_and_empty_bodies_are_refused(client: TestClient):

@@ -31,6 +31,21 @@ def test_the_adapter_is_found_by_its_entry_point() -> None:
     assert adapters.get("puskesmas").name == "puskesmas"
 
 
+def test_the_adapter_claims_puskesmas_transactions_only() -> None:
+    b = bundle("PKM04")
+    assert adapters.claiming(b, CONTEXT) == "puskesmas"
+    assert adapters.claiming({**b, "type": "batch"}, CONTEXT) is None
+    others = [
+        e for e in b["entry"] if e["resource"]["resourceType"] not in ("Patient", "Encounter")
+    ]
+    assert adapters.claiming({**b, "entry": others}, CONTEXT) is None
+    encounters = [e for e in b["entry"] if e["resource"]["resourceType"] == "Encounter"]
+    assert adapters.claiming({**b, "entry": encounters}, CONTEXT) == "puskesmas"
+    assert adapters.claiming({"resourceType": "Bundle", "type": "transaction"}, CONTEXT) is None
+    broken = {"resourceType": "Bundle", "type": "transaction", "entry": [1, {"resource": []}]}
+    assert adapters.claiming(broken, CONTEXT) is None
+
+
 def test_times_without_an_offset_are_read_on_the_clinic_clock() -> None:
     b = bundle("PKM02")  # its table: clock +00:00
     encounter = next(
@@ -58,8 +73,20 @@ def test_a_patient_without_the_clinic_record_number_is_refused() -> None:
 
 def test_a_bundle_from_nobody_known_is_refused() -> None:
     b = bundle("PKM01")
-    for i in b["entry"][0]["resource"]["identifier"]:
-        i["system"] = i["system"].replace("pkm01", "pkm99")
+    for entry in b["entry"]:
+        for i in entry["resource"].get("identifier") or []:
+            i["system"] = i["system"].replace("pkm01", "pkm99")
+            i["system"] = i["system"].replace("encounter/10085100", "encounter/99999999")
     with pytest.raises(FhirError) as caught:
         mapped(b)
     assert caught.value.issues[0].code == "business-rule"
+
+
+def test_the_encounter_identifier_names_the_puskesmas_too() -> None:
+    b = bundle("PKM01")
+    patient = b["entry"][0]["resource"]
+    patient["identifier"] = [i for i in patient["identifier"] if "/sid/mrn/" not in i["system"]]
+    with pytest.raises(FhirError) as caught:  # found as PKM01's, whose Patients carry an MRN
+        mapped(b)
+    assert caught.value.issues[0].code == "required"
+    assert caught.value.issues[0].expression == ("Bundle.entry[0].resource.identifier",)
