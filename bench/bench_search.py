@@ -285,7 +285,7 @@ def queries(patients: int) -> list[tuple[str, Callable[[random.Random], Any], st
         " FROM resources p JOIN search_reference f ON f.target_id = p.res_id"
         " AND f.res_type = 'Condition' AND f.param = 'subject' AND f.target_type = 'Patient'"
         " JOIN search_token t ON t.resource_pk = f.resource_pk AND t.res_type = 'Condition'"
-        " AND t.param = 'code' AND t.code = 'A90' WHERE p.pk = o.resource_pk)"
+        " AND t.param = 'code' AND t.code = 'A90' WHERE p.pk = o.resource_pk OFFSET 0)"
         " ORDER BY o.resource_pk LIMIT 51) ORDER BY r.pk"
     )
     return [

@@ -48,11 +48,13 @@ def search(
     base_url = base_url.rstrip("/")
     settings = get_settings()
     ctl = _controls(res_type, params, settings.default_page_size, settings.max_page_size)
-    crit = Criteria(base_url, strict=strict, conn=conn)
+    # Only a page in resource order, with no count of all matches, can stop early.
+    walk = not ctl.sort and ctl.count > 0 and ctl.summary != "count" and ctl.total != "accurate"
+    crit = Criteria(base_url, strict=strict, conn=conn, walk=walk)
     types = _types(res_type, ctl, compartment)
 
     def rebuild(pk_col: Any) -> list[Any]:
-        again = Criteria(base_url, strict=strict, conn=conn)
+        again = Criteria(base_url, strict=strict, conn=conn, walk=walk)
         again._spans = crit._spans
         return _where(again, res_type, types, params, compartment, pk_col=pk_col)
 

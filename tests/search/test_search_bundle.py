@@ -256,13 +256,20 @@ def test_reindex(engine: Engine) -> None:
         ),
         ("Observation", [("subject.family", "sitti"), ("status", "final")]),
         ("Patient", [("family", "s,h,a"), ("_id", "p0,p2")]),
+        ("Patient", [("_has:Observation:subject:code", "8302-2"), ("_sort", "birthdate")]),
     ],
 )
-def test_driven_pages_agree_with_find_matches(engine: Engine, res_type: str, params: list) -> None:
+# A reverse chain with at least MANY_REFERRERS referrers is walked on PostgreSQL (1: always).
+@pytest.mark.parametrize("many_referrers", [1, 10**6])
+def test_driven_pages_agree_with_find_matches(
+    engine: Engine, res_type: str, params: list, many_referrers: int, monkeypatch
+) -> None:
     """Pages driven from index rows return exactly what the plain criteria match."""
     from urllib.parse import urlencode
 
-    from fhirhub.search import find_matches
+    from fhirhub.search import find_matches, query
+
+    monkeypatch.setattr(query, "MANY_REFERRERS", many_referrers)
 
     with engine.begin() as conn:
         _city(conn)
@@ -293,3 +300,55 @@ def test_compartment_with_criteria(engine: Engine) -> None:
             compartment=("Patient", "p2"),
         )
         assert _ids(b) == ["o2"]
+
+
+@pytest.mark.parametrize("many_referrers", [1, 10**6])  # walked (on PostgreSQL) or listed
+def test_reverse_chain_pages(engine: Engine, many_referrers: int, monkeypatch) -> None:
+    from fhirhub.search import query
+
+    monkeypatch.setattr(query, "MANY_REFERRERS", many_referrers)
+    conditions = {
+        "c1": ("p1", "A90"),
+        "c2": ("p3", "A90"),
+        "c3": ("p3", "A90"),
+        "c4": ("p2", "I10"),
+    }
+    with engine.begin() as conn:
+        for i in range(4):
+            org = "pkm1" if i < 3 else "pkm2"
+            store(
+                conn,
+                {
+                    "resourceType": "Patient",
+                    "id": f"p{i}",
+                    "managingOrganization": {"reference": f"Organization/{org}"},
+                },
+            )
+        for cid, (pid, code) in conditions.items():
+            store(
+                conn,
+                {
+                    "resourceType": "Condition",
+                    "id": cid,
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "code": {
+                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": code}]
+                    },
+                },
+            )
+
+        def ids(*params: tuple[str, str]) -> list[str]:
+            got: list[str] = []
+            page: list = [*params, ("_count", "1")]
+            while page:
+                b = search(conn, res_type="Patient", params=page, base_url=BASE)
+                got.extend(_ids(b))
+                page = _link(b, "next")
+            return got
+
+        dengue = ("_has:Condition:subject:code", "A90")
+        assert ids(dengue) == ["p1", "p3"]
+        assert ids(dengue, ("organization", "Organization/pkm1")) == ["p1"]
+        assert ids(dengue, ("_has:Condition:subject:code", "I10")) == []
+        assert ids(("_has:Condition:subject:code", "I10")) == ["p2"]
+        assert ids(("_has:Condition:subject:code", "K29.7")) == []
