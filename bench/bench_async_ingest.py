@@ -4,7 +4,9 @@ The synthetic city's Puskesmas transaction Bundles, cut to ``--patients`` patien
 about 200 entries, a clinic's upload), are sent twice, each time to a fresh PostgreSQL
 database:
 
-- synchronous: ``POST /fhir`` to ``fhirhub serve`` by ``--clients`` threads (the baseline);
+- synchronous: ``POST /fhir`` to ``fhirhub serve`` by ``--clients`` threads (the baseline); the
+  Puskesmas adapter claims the Bundles, so they too are kept in the inbox, mapped and stored
+  within the request;
 - asynchronous: ``POST /ingest/puskesmas`` (kept in the inbox, 202) to a server whose jobs go
   through the broker (Redis by default) to ``--concurrency`` Celery worker processes, which map,
   normalise and store them; the clock stops when the last inbox message is processed.
@@ -36,6 +38,19 @@ from fhirhub.synth import demo_bundles
 def post_all(port: int, path: str, bodies: list[bytes], clients: int) -> tuple[float, list[int]]:
     elapsed, responses = common.post_all(port, path, bodies, clients)
     return elapsed, [status for status, _ in responses]
+
+
+def inbox_statuses(url: str) -> dict[str, int]:
+    with common.connect(url) as conn:
+        return dict(
+            conn.execute("SELECT status, count(*) FROM inbox_messages GROUP BY status").fetchall()
+        )
+
+
+def provenance_count(url: str) -> int:
+    with common.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM resources WHERE res_type = 'Provenance'")
+        return int(row.fetchone()[0])
 
 
 def inbox_left(url: str) -> tuple[int, int]:
@@ -92,12 +107,14 @@ def main() -> None:
         post_all(args.port, "/fhir", [reference], 1)
         base = common.count_resources(sync_url)
         elapsed, statuses = post_all(args.port, "/fhir", bodies, args.clients)
-    stored = common.count_resources(sync_url) - base
+    provenance = provenance_count(sync_url)
+    stored = common.count_resources(sync_url) - base - provenance
     bad = [s for s in statuses if s != 200]
     sync_rate = stored / elapsed
     print(
         f"sync  POST /fhir            {stored:>7} resources in {elapsed:6.1f} s = "
-        f"{sync_rate:7.0f} resources/s ({args.clients} clients, {args.workers} server workers"
+        f"{sync_rate:7.0f} resources/s ({args.clients} clients, {args.workers} server workers; "
+        f"inbox {inbox_statuses(sync_url)}; + {provenance} Provenance"
         f"{', ' + str(len(bad)) + ' failed' if bad else ''})"
     )
 
@@ -139,19 +156,13 @@ def main() -> None:
         finally:
             os.killpg(workers.pid, signal.SIGTERM)
             workers.wait(60)
-    with common.connect(async_url) as conn:
-        rows = conn.execute(
-            "SELECT status, count(*) FROM inbox_messages GROUP BY status"
-        ).fetchall()
-        provenance = conn.execute(
-            "SELECT count(*) FROM resources WHERE res_type = 'Provenance'"
-        ).fetchone()[0]
+    provenance = provenance_count(async_url)
     stored = common.count_resources(async_url) - base - provenance
     async_rate = stored / elapsed
     print(
         f"async POST /ingest + worker {stored:>7} resources in {elapsed:6.1f} s = "
         f"{async_rate:7.0f} resources/s (202s sent in {accepted:.1f} s; {args.concurrency} "
-        f"worker processes; inbox {dict(rows)}; + {provenance} Provenance)"
+        f"worker processes; inbox {inbox_statuses(async_url)}; + {provenance} Provenance)"
     )
     print(f"async / sync = {async_rate / sync_rate:.2f}")
 
