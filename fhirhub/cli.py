@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from fhirhub.config import get_settings
+from fhirhub.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(
     help="fhirhub: the FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau.",
@@ -108,17 +111,45 @@ def _progress() -> Progress:
 
 
 def _load_demo(persons: int) -> None:
-    from fhirhub.services.load import load_bundles
     from fhirhub.storage.engine import make_engine
-    from fhirhub.synth import demo_bundles
 
-    engine = make_engine(get_settings().database_url)
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
     try:
         with console.status("loading the demo city"):
-            report = load_bundles(engine, demo_bundles(persons=persons, seed=1))
+            stored, rejected = load_demo(engine, settings, persons=persons, seed=1)
     finally:
         engine.dispose()
-    console.print(f"demo city loaded: {report.stored} resources, {report.rejected} rejected")
+    console.print(f"demo city loaded: {stored} resources, {rejected} rejected")
+
+
+def load_demo(engine: Engine, settings: Settings, *, persons: int, seed: int) -> tuple[int, int]:
+    """Store a synthetic city as its sources would send it: the Puskesmas Bundles through the
+    inbox and their adapter (as ``POST /fhir`` does), the reference data as it is. Returns
+    (resources stored, Bundles or messages rejected)."""
+    import orjson
+
+    from fhirhub.ingest.service import IngestService
+    from fhirhub.services.load import load_bundles
+    from fhirhub.synth import demo_bundles
+
+    service = IngestService.from_settings(engine, settings)
+    stored = rejected = 0
+    try:
+        for bundle in demo_bundles(persons=persons, seed=seed):
+            source = service.claim(bundle)
+            if source is None:
+                report = load_bundles(engine, [bundle])
+                stored, rejected = stored + report.stored, rejected + report.rejected
+                continue
+            row = service.submit_and_process(
+                source, orjson.dumps(bundle), content_type="application/fhir+json"
+            )
+            stored += row.resources or 0
+            rejected += row.status != "processed"
+    finally:
+        service.dispatcher.close()
+    return stored, rejected
 
 
 def _register_optional() -> None:

@@ -1,27 +1,38 @@
-"""The README's run command loads a small synthetic city: every bundle of it must be stored."""
+"""The README's run command loads a small synthetic city: every Bundle of it must be stored, the
+Puskesmas ones through the inbox and their adapter."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine, text
 
-from fhirhub.services.load import load_bundles
-from fhirhub.synth import demo_bundles
+from fhirhub.cli import load_demo
+from fhirhub.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_city_loads_without_rejections(engine: Engine) -> None:
-    report = load_bundles(engine, demo_bundles(persons=40, seed=3))
-    assert report.rejected == 0, report.problems[:5]
-    assert report.stored > 100
+def count(engine: Engine, sql: str) -> dict[str, int]:
     with engine.connect() as conn:
-        kinds = dict(
-            conn.execute(text("SELECT res_type, count(*) FROM resources GROUP BY res_type")).all()
-        )
+        return {k: int(v) for k, v in conn.execute(text(sql)).all()}
+
+
+def test_demo_city_loads_without_rejections(engine: Engine, db_url: str) -> None:
+    settings = Settings(
+        database_url=db_url,
+        mappings_dir=ROOT / "mappings",
+        terminology_dir=ROOT / "terminology",
+        broker_url=None,
+    )
+    stored, rejected = load_demo(engine, settings, persons=40, seed=3)
+    assert rejected == 0
+    assert stored > 100
+    kinds = count(engine, "SELECT res_type, count(*) FROM resources GROUP BY res_type")
     assert kinds["Organization"] >= 19  # Dinkes, 17 Puskesmas, the RSUD
     assert kinds["Patient"] >= 40
-    again = load_bundles(engine, demo_bundles(persons=40, seed=3))  # a restart loads it again
-    assert again.rejected == 0
-    with engine.connect() as conn:
-        patients = conn.execute(
-            text("SELECT count(*) FROM resources WHERE res_type = 'Patient'")
-        ).scalar_one()
-    assert patients == kinds["Patient"]  # conditional creates: no duplicates
+    inbox = count(engine, "SELECT status, count(*) FROM inbox_messages GROUP BY status")
+    assert set(inbox) == {"processed"} and kinds["Provenance"] == inbox["processed"]
+    _, rejected = load_demo(engine, settings, persons=40, seed=3)  # a restart loads it again
+    assert rejected == 0
+    assert count(engine, "SELECT res_type, count(*) FROM resources GROUP BY res_type") == kinds

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from fhirhub import __version__
 from fhirhub.api import admin_routes, errors, fhir_routes, ingest_routes, ops_routes
@@ -24,7 +23,6 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
         title="fhirhub",
         version=__version__,
         description="FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau",
-        default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
     app.state.database = Database(
