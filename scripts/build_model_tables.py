@@ -3,13 +3,18 @@
 - r4_resource_types.json: the concrete resource types.
 - r4_elements.json: for every resource, data type and backbone element, each JSON property with
   its type (a primitive's JSON kind, or the type whose properties it has) and whether it repeats.
+- r4_required_codes.json: every ``code`` element bound to a value set with strength
+  ``required``, and the codes of those value sets that can be enumerated (a value set defined
+  by a filter, or on a code system not shipped complete, is left out: it is not checked).
 
-Source: HL7 FHIR R4 4.0.1, profiles-resources.json and profiles-types.json (CC0), as shipped in
-../shared/fhir-r4/. Run: python scripts/build_model_tables.py [path/to/shared/fhir-r4]
+Source: HL7 FHIR R4 4.0.1, profiles-resources.json, profiles-types.json, valuesets.json and
+v3-codesystems.json.gz (CC0), as shipped in ../shared/fhir-r4/.
+Run: python scripts/build_model_tables.py [path/to/shared/fhir-r4]
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -17,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "fhirhub" / "model" / "data" / "r4_resource_types.json"
 ELEMENTS = ROOT / "fhirhub" / "model" / "data" / "r4_elements.json"
+REQUIRED = ROOT / "fhirhub" / "model" / "data" / "r4_required_codes.json"
 
 # The JSON kind of each primitive type (http://hl7.org/fhir/R4/json.html#primitive).
 JSON_KIND = {
@@ -75,6 +81,117 @@ def element_table(definitions: list[dict]) -> dict[str, dict[str, list]]:
     return table
 
 
+def required_bindings(definitions: list[dict]) -> dict[str, dict[str, str]]:
+    """type or backbone path -> JSON property -> value set URL, for required ``code`` bindings."""
+    out: dict[str, dict[str, str]] = {}
+    for sd in definitions:
+        if sd.get("derivation") != "specialization" or sd.get("kind") == "logical":
+            continue
+        for el in sd["snapshot"]["element"]:
+            binding = el.get("binding") or {}
+            if binding.get("strength") != "required" or "." not in el["path"]:
+                continue
+            parent, name = el["path"].rsplit(".", 1)
+            for t in el.get("type", []):
+                if t["code"] == "code":
+                    key = name.replace("[x]", "Code") if "[x]" in name else name
+                    out.setdefault(parent, {})[key] = binding["valueSet"].split("|")[0]
+    return out
+
+
+class Expander:
+    """The codes of a value set, from its compose, where they can be enumerated."""
+
+    def __init__(self, resources: list[dict]) -> None:
+        self.value_sets = {r["url"]: r for r in resources if r["resourceType"] == "ValueSet"}
+        self.code_systems = {
+            r["url"]: r
+            for r in resources
+            if r["resourceType"] == "CodeSystem" and r.get("content") == "complete"
+        }
+        self.codes_by_url: dict[str, set[str] | None] = {}
+
+    def codes(self, url: str) -> set[str] | None:
+        if url not in self.codes_by_url:
+            self.codes_by_url[url] = None  # a cycle is not enumerable
+            self.codes_by_url[url] = self._expand(url)
+        return self.codes_by_url[url]
+
+    def _expand(self, url: str) -> set[str] | None:
+        vs = self.value_sets.get(url)
+        if vs is None or "compose" not in vs:
+            return None
+        codes: set[str] = set()
+        for include in vs["compose"].get("include", []):
+            part = self._part(include)
+            if part is None:
+                return None
+            codes |= part
+        for exclude in vs["compose"].get("exclude", []):
+            part = self._part(exclude)
+            if part is None:
+                return None
+            codes -= part
+        return codes or None
+
+    def _part(self, include: dict) -> set[str] | None:
+        if include.get("filter"):
+            return None
+        part: set[str] | None = None
+        if "concept" in include:
+            part = {c["code"] for c in include["concept"]}
+        elif "system" in include:
+            system = self.code_systems.get(include["system"])
+            if system is None:
+                return None
+            part = set(_all_codes(system.get("concept", [])))
+        for ref in include.get("valueSet", []):
+            sub = self.codes(ref.split("|")[0])
+            if sub is None:
+                return None
+            part = sub if part is None else part & sub
+        return part
+
+
+def _all_codes(concepts: list[dict]) -> list[str]:
+    out = []
+    for c in concepts:
+        out.append(c["code"])
+        out.extend(_all_codes(c.get("concept", [])))
+    return out
+
+
+def write_required_codes(src: Path, definitions: list[dict]) -> None:
+    terminology = [e["resource"] for e in json.loads((src / "valuesets.json").read_text())["entry"]]
+    with gzip.open(src / "v3-codesystems.json.gz") as fh:
+        terminology += [e["resource"] for e in json.load(fh)["entry"]]
+    expander = Expander(terminology)
+    bindings: dict[str, dict[str, str]] = {}
+    value_sets: dict[str, list[str]] = {}
+    for parent, props in required_bindings(definitions).items():
+        for key, url in props.items():
+            codes = expander.codes(url)
+            if codes is None:
+                continue
+            bindings.setdefault(parent, {})[key] = url
+            value_sets[url] = sorted(codes)
+    REQUIRED.write_text(
+        json.dumps(
+            {
+                "source": "HL7 FHIR R4 4.0.1 profiles-types.json, profiles-resources.json,"
+                " valuesets.json, v3-codesystems.json.gz (CC0-1.0)",
+                "bindings": bindings,
+                "valueSets": value_sets,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    count = sum(len(p) for p in bindings.values())
+    print(f"{count} required code bindings, {len(value_sets)} value sets -> {REQUIRED.name}")
+
+
 def main() -> None:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "fhir-r4"
     bundle = json.loads((src / "profiles-resources.json").read_text())
@@ -120,6 +237,7 @@ def main() -> None:
         + "\n"
     )
     print(f"{len(table)} element tables -> {ELEMENTS.relative_to(ROOT)}")
+    write_required_codes(src, definitions)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,45 @@ def test_primitives_must_have_their_json_kind(client: TestClient) -> None:
     }
 
 
+def test_codes_of_required_bindings(client: TestClient) -> None:
+    body = {
+        **patient(),
+        "gender": "L",  # laki-laki, as a clinic system writes it
+        "telecom": [{"system": "hp", "value": "+6281234567890"}],
+        "contact": [{"gender": "female"}],
+        "identifier": [{"use": "official", "value": "1"}, {"use": "primary", "value": "2"}],
+    }
+    out = _outcome(client.post("/fhir/Patient", json=body, headers=H), 400)
+    found = {i["expression"][0]: i for i in out["issue"]}
+    assert set(found) == {
+        "Patient.gender",
+        "Patient.telecom[0].system",
+        "Patient.identifier[1].use",
+    }
+    assert all(i["code"] == "code-invalid" for i in found.values())
+    gender = found["Patient.gender"]["diagnostics"]
+    assert "administrative-gender" in gender and "female, male, other, unknown" in gender
+    # in data types inside choice elements too, and in a transaction with the entry's path
+    obs = {
+        "resourceType": "Observation",
+        "status": "finished",
+        "code": {"text": "Hb"},
+        "valueQuantity": {"value": 9, "comparator": "=<"},
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": obs, "request": {"method": "POST", "url": "Observation"}}],
+    }
+    out = _outcome(client.post("/fhir", json=bundle, headers=H), 400)
+    assert {i["expression"][0] for i in out["issue"]} == {
+        "Bundle.entry[0].resource.status",
+        "Bundle.entry[0].resource.valueQuantity.comparator",
+    }
+    good = {**patient(), "gender": "male", "telecom": [{"system": "phone", "value": "1"}]}
+    assert client.post("/fhir/Patient", json=good, headers=H).status_code == 201
+
+
 def test_r4_only_types_are_accepted_and_checked(client: TestClient) -> None:
     good = {"resourceType": "MedicinalProduct", "identifier": [{"value": "MP-1"}]}
     assert client.post("/fhir/MedicinalProduct", json=good, headers=H).status_code == 201
