@@ -30,13 +30,15 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BinaryExpression
-from sqlalchemy.sql.selectable import ScalarSelect
 
-from fhirhub.search import registry
-from fhirhub.search.query import param_scope
-from fhirhub.search.tables import TABLE_OF_TYPE, resource_versions, resources, search_reference
+from fhirhub.search import driven, registry
+from fhirhub.search.tables import (
+    TABLE_OF_TYPE,
+    param_scope,
+    resource_versions,
+    resources,
+    search_reference,
+)
 
 NO_STRING = ""
 NO_NUMBER = -1e300
@@ -145,18 +147,18 @@ def page(
     """One page of matches with their bodies, whether more follow, and the cutoff.
 
     ``rebuild(pk_col)`` builds the same criteria over another pk column; with it, a page in pk
-    order is driven from the index rows of its first criterion (see ``_driven_page``).
+    order is driven from the index rows of its first criterion (:mod:`fhirhub.search.driven`).
 
     ``after``/``before`` are a cursor's keys (ending with pk). Without a ``cutoff`` (a first
     page) the current largest pk is read in the same statement and returned.
     """
     r, v = resources, resource_versions
     if rebuild is not None and not keys:
-        driver = _driver(where)
-        if driver is not None:
-            return _driven_page(
+        drv = driven.driver(where)
+        if drv is not None:
+            q = driven.page_statement(
                 conn,
-                driver,
+                drv,
                 list(where),
                 rebuild,
                 res_type,
@@ -165,6 +167,7 @@ def page(
                 after=after,
                 before=before,
             )
+            return _fetch(conn, q, count, cutoff=cutoff, before=before)
     exprs = [_key_expr(k, res_type) for k in keys] + [r.c.pk]
     desc = [k.descending for k in keys] + [False]
     # Match, order and limit on the index tables first; only the page's rows fetch bodies.
@@ -197,145 +200,20 @@ def page(
         .select_from(sub.join(v, and_(v.c.resource_pk == sub.c.pk, v.c.version == sub.c.version)))
         .order_by(*[c.desc() if d else c.asc() for c, d in zip(keys_cols, desc, strict=True)])
     )
+    return _fetch(conn, q, count, cutoff=cutoff, before=before)
+
+
+def _fetch(
+    conn: Any, q: Select, count: int, *, cutoff: int | None, before: Sequence[Any] | None
+) -> tuple[list[Hit], bool, int]:
+    """Runs a page statement (pk, res_type, res_id, body, cutoff, *keys; one row more than the
+    page): the hits in page order, whether more follow, and the cutoff."""
     rows = conn.execute(q).all()
     if cutoff is None:
         cutoff = int(rows[0][4]) if rows else max_pk(conn)
     more = len(rows) > count
     rows = rows[:count]
     hits = [Hit(int(x[0]), x[1], x[2], tuple(x[5:]), x[3]) for x in rows]
-    if before is not None:
-        hits.reverse()
-    return hits, more, cutoff
-
-
-def _driver(where: Sequence[ColumnElement[bool]]) -> tuple[int, Select] | None:
-    """The first criterion ``resources.pk IN (SELECT resource_pk FROM <index table> ...)``, and
-    its SELECT. Only index rows may drive: they exist for current, non-deleted resources only
-    (``_id`` and ``_lastUpdated`` select from ``resources`` and may see deleted ones)."""
-    for i, clause in enumerate(where):
-        if (
-            isinstance(clause, BinaryExpression)
-            and clause.operator is operators.in_op
-            and clause.left is resources.c.pk
-            and isinstance(clause.right, ScalarSelect)
-            and isinstance(clause.right.element, Select)
-            and clause.right.element.selected_columns[0].name == "resource_pk"
-        ):
-            return i, clause.right.element
-    return None
-
-
-def index_only(where: list[ColumnElement[bool]]) -> Select | None:
-    """``where`` (over resources.pk) as one SELECT of resource_pk over index tables only, or
-    None when some criterion needs ``resources`` (then the caller keeps its own query)."""
-    driver = _driver(where)
-    if driver is None:
-        return None
-    index, sel = driver
-    col = sel.selected_columns[0]
-    q = sel
-    for i, c in enumerate(where):
-        if i == index:
-            continue
-        if not (
-            isinstance(c, BinaryExpression)
-            and c.left is resources.c.pk
-            and c.operator in (operators.in_op, operators.not_in_op)
-            and isinstance(c.right, ScalarSelect)
-        ):
-            return None
-        inner = c.right.element
-        q = q.where(col.in_(inner) if c.operator is operators.in_op else col.not_in(inner))
-    return q
-
-
-def _over(
-    col: Any,
-    clauses: list[ColumnElement[bool]],
-    rebuild: Callable[[Any], list[ColumnElement[bool]]],
-    skip: int,
-    probe: bool = False,
-) -> list[ColumnElement[bool]]:
-    """``clauses`` (over resources.pk) restated over ``col``: ``pk [NOT] IN (...)`` directly,
-    anything else (EXISTS correlated on resources, OR of several) by building them again.
-    With ``probe`` (SQLite, which materialises every IN list in full) ``pk IN (...)`` becomes an
-    EXISTS probe per candidate."""
-    out = []
-    for c in clauses:
-        if (
-            isinstance(c, BinaryExpression)
-            and c.left is resources.c.pk
-            and c.operator in (operators.in_op, operators.not_in_op)
-            and isinstance(c.right, ScalarSelect)
-            and isinstance(c.right.element, Select)
-        ):
-            inner: Select = c.right.element
-            if probe:  # per-candidate lookups through the index on resource_pk
-                found = inner.where(inner.selected_columns[0] == col).exists()
-                out.append(found if c.operator is operators.in_op else ~found)
-            else:
-                out.append(col.in_(inner) if c.operator is operators.in_op else col.not_in(inner))
-        else:
-            return [x for i, x in enumerate(rebuild(col)) if i != skip]
-    return out
-
-
-def _driven_page(
-    conn: Any,
-    driver: tuple[int, Select],
-    where: list[ColumnElement[bool]],
-    rebuild: Callable[[Any], list[ColumnElement[bool]]],
-    res_type: str | None,
-    count: int,
-    *,
-    cutoff: int | None,
-    after: Sequence[Any] | None,
-    before: Sequence[Any] | None,
-) -> tuple[list[Hit], bool, int]:
-    """A page in pk order found among index rows before any ``resources`` row is read.
-
-    Index rows exist only for current, non-deleted resources (the write path replaces them on
-    every write and removes them on delete), so candidates can be intersected, ordered and
-    limited on the index tables alone; only the page's rows join ``resources`` and bodies.
-    """
-    r, v = resources, resource_versions
-    index, sel = driver
-    d = sel.subquery("drv")
-    col = next(iter(d.c))
-    probe = conn.dialect.name == "sqlite"
-    others = _over(col, [c for i, c in enumerate(where) if i != index], rebuild, index, probe)
-    cand = select(col.label("pk")).where(*others).distinct()
-    if cutoff is not None:
-        cand = cand.where(col <= cutoff)
-    if after is not None:
-        cand = cand.where(col > after[-1])
-    if before is not None:
-        cand = cand.where(col < before[-1])
-    cand = cand.order_by(col.desc() if before is not None else col.asc())
-    c = cand.limit(count + 1).subquery("cand")
-    cut_col = (
-        literal(cutoff)
-        if cutoff is not None
-        else select(func.coalesce(func.max(resources.c.pk), 0)).scalar_subquery()
-    )
-    q = (
-        select(r.c.pk, r.c.res_type, r.c.res_id, v.c.content, cut_col, r.c.pk)
-        .select_from(
-            c.join(r, r.c.pk == c.c.pk).join(
-                v, and_(v.c.resource_pk == r.c.pk, v.c.version == r.c.version)
-            )
-        )
-        .where(r.c.deleted == false())
-        .order_by(r.c.pk.desc() if before is not None else r.c.pk.asc())
-    )
-    if res_type:
-        q = q.where(r.c.res_type == res_type)
-    rows = conn.execute(q).all()
-    if cutoff is None:
-        cutoff = int(rows[0][4]) if rows else max_pk(conn)
-    more = len(rows) > count
-    rows = rows[:count]
-    hits = [Hit(int(x[0]), x[1], x[2], (x[5],), x[3]) for x in rows]
     if before is not None:
         hits.reverse()
     return hits, more, cutoff

@@ -1,4 +1,4 @@
-"""Normalisation of search values shared by indexing and querying.
+"""Search values: normalisation shared by indexing and querying; splitting of query values.
 
 Dates: https://hl7.org/fhir/R4/search.html#date . A date or dateTime stands for the range of
 time its precision covers; we keep both ends, inclusive, as integer microseconds since the Unix
@@ -140,3 +140,35 @@ def precision_range(text: str) -> tuple[float, float]:
         decimals = len(t.partition(".")[2])
     half = 0.5 * 10.0 ** (-decimals)
     return value - half, value + half
+
+
+def split_values(value: str) -> list[str]:
+    """Comma-separated alternatives; ``\\,`` is a literal comma."""
+    if "\\" not in value:
+        return value.split(",")
+    out, cur, i = [], "", 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value) and value[i + 1] in ",$|\\":
+            cur += value[i + 1]
+            i += 2
+            continue
+        if ch == ",":
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    out.append(cur)
+    return out
+
+
+_SEPARATORS = {sep: re.compile(r"(?<!\\)" + re.escape(sep)) for sep in "|$"}
+
+
+def split_unescaped(value: str, sep: str) -> list[str]:
+    """The parts of ``value`` between unescaped ``sep`` (``|`` or ``$``); ``\\|`` is a literal."""
+    if "\\" not in value:
+        return value.split(sep)
+    parts = _SEPARATORS[sep].split(value)
+    return [p.replace("\\" + sep, sep) for p in parts]

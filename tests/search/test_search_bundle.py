@@ -267,9 +267,9 @@ def test_driven_pages_agree_with_find_matches(
     """Pages driven from index rows return exactly what the plain criteria match."""
     from urllib.parse import urlencode
 
-    from fhirhub.search import find_matches, query
+    from fhirhub.search import chains, find_matches
 
-    monkeypatch.setattr(query, "MANY_REFERRERS", many_referrers)
+    monkeypatch.setattr(chains, "MANY_REFERRERS", many_referrers)
 
     with engine.begin() as conn:
         _city(conn)
@@ -304,9 +304,9 @@ def test_compartment_with_criteria(engine: Engine) -> None:
 
 @pytest.mark.parametrize("many_referrers", [1, 10**6])  # walked (on PostgreSQL) or listed
 def test_reverse_chain_pages(engine: Engine, many_referrers: int, monkeypatch) -> None:
-    from fhirhub.search import query
+    from fhirhub.search import chains
 
-    monkeypatch.setattr(query, "MANY_REFERRERS", many_referrers)
+    monkeypatch.setattr(chains, "MANY_REFERRERS", many_referrers)
     conditions = {
         "c1": ("p1", "A90"),
         "c2": ("p3", "A90"),
