@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -29,6 +30,7 @@ from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.index_models import INDEX_TABLES
 from fhirhub.storage.models import resource_versions as V
 from fhirhub.storage.models import resources as R
+from fhirhub.storage.types import JsonText
 
 IndexRows = dict[str, list[dict[str, Any]]]
 
@@ -72,6 +74,10 @@ class HistoryPage:
     total: int | None = None
     cursor: tuple[int, int, int] | None = field(default=None)
 
+
+# Below this many rows for a table, a write inserts them with the other tables' rows in one
+# pipeline rather than by COPY (see ``_insert_all``).
+COPY_FROM_ROWS = 64
 
 _CURRENT_COLUMNS = (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.deleted)
 # In the order of StoredVersion's fields.
@@ -211,8 +217,7 @@ class ResourceRepository:
             return
         new = [w for w in writes if w.pk is None]
         existing = [w for w in writes if w.pk is not None]
-        if new:
-            self._insert_resources(new)
+        new_rows = [(R, self._new_resource_rows(new))] if new else []
         if existing:
             self.conn.execute(
                 update(R)
@@ -235,25 +240,24 @@ class ResourceRepository:
                 ],
             )
             self.clear_index([w.pk for w in existing if w.pk is not None])
-        self._bulk_insert(
-            V,
-            [
-                {
-                    "resource_pk": w.pk,
-                    "version": w.version,
-                    "res_type": w.res_type,
-                    "res_id": w.res_id,
-                    "last_updated": w.last_updated,
-                    "method": w.method,
-                    "deleted": w.deleted,
-                    "content": w.content,
-                }
-                for w in writes
-            ],
-        )
-        self.write_index([(w.pk, w.res_type, w.index) for w in writes if w.index])
+        versions = [
+            {
+                "resource_pk": w.pk,
+                "version": w.version,
+                "res_type": w.res_type,
+                "res_id": w.res_id,
+                "last_updated": w.last_updated,
+                "method": w.method,
+                "deleted": w.deleted,
+                "content": w.content,
+            }
+            for w in writes
+        ]
+        index = _index_rows([(w.pk, w.res_type, w.index) for w in writes if w.index])
+        self._insert_all([*new_rows, (V, versions), *index])
 
-    def _insert_resources(self, new: list[Write]) -> None:
+    def _new_resource_rows(self, new: list[Write]) -> list[dict[str, Any]]:
+        """The ``resources`` rows of new resources, their keys assigned (``Write.pk``)."""
         rows = [
             {
                 "res_type": w.res_type,
@@ -265,7 +269,7 @@ class ResourceRepository:
             }
             for w in new
         ]
-        if self.postgres:  # keys from the sequence in one round trip, then COPY
+        if self.postgres:  # keys from the sequence in one round trip
             pks = self.conn.execute(
                 text(
                     "SELECT nextval(pg_get_serial_sequence('resources', 'pk')) "
@@ -275,41 +279,42 @@ class ResourceRepository:
             ).scalars()
             for w, row, pk in zip(new, rows, pks, strict=True):
                 w.pk = row["pk"] = pk
-            self._bulk_insert(R, rows)
-            return
+            return rows
         result = self.conn.execute(insert(R).returning(R.c.pk, sort_by_parameter_order=True), rows)
         for w, pk in zip(new, result.scalars().all(), strict=True):
             w.pk = pk
+        return []  # inserted here: SQLite assigns the keys
 
-    def _bulk_insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
-        """Insert rows: PostgreSQL's COPY, else one executemany."""
-        if not rows:
-            return
+    def _insert_all(self, batches: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        """Insert rows into several tables. On PostgreSQL a table's many rows go by COPY (three
+        round trips, whatever they carry), and the few rows of all other tables together in one
+        pipeline (one round trip): a single create writes about ten rows into five tables."""
+        batches = [(table, rows) for table, rows in batches if rows]
         if not self.postgres:
-            self.conn.execute(insert(table), rows)
+            for table, rows in batches:
+                self.conn.execute(insert(table), rows)
             return
-        names = [c.name for c in table.columns if c.name in rows[0] or not c.primary_key]
-        columns = ", ".join(f'"{n}"' for n in names)
         raw: Any = self.conn.connection.dbapi_connection  # a psycopg Connection
-        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row.get(n) for n in names])
+        few: list[tuple[Any, list[dict[str, Any]]]] = []
+        for table, rows in batches:  # in the order given: versions and index rows follow their
+            if len(rows) < COPY_FROM_ROWS:  # resource
+                few.append((table, rows))
+                continue
+            _pipelined(raw, few)
+            few = []
+            names = _insert_columns(table, rows[0])
+            columns = ", ".join(f'"{n}"' for n in names)
+            copy_sql = f'COPY "{table.name}" ({columns}) FROM STDIN'
+            with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row([row.get(n) for n in names])
+        _pipelined(raw, few)
 
     def clear_index(self, pks: Sequence[int]) -> None:
         for chunk in _chunks(list(pks), 900):
             for table in INDEX_TABLES.values():
                 index_table = cast(Table, table)
                 self.conn.execute(delete(index_table).where(index_table.c.resource_pk.in_(chunk)))
-
-    def write_index(self, items: Iterable[tuple[int | None, str, IndexRows | None]]) -> None:
-        per_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for pk, res_type, index in items:
-            for table_name, rows in (index or {}).items():
-                target = per_table[table_name]
-                for row in rows:
-                    target.append({**row, "resource_pk": pk, "res_type": res_type})
-        for table_name, rows in per_table.items():
-            self._bulk_insert(INDEX_TABLES[table_name], rows)
 
     def ids_exist(self, res_type: str, res_ids: Sequence[str]) -> set[str]:
         """Which of ``res_ids`` exist (not deleted) as ``res_type``."""
@@ -320,6 +325,44 @@ class ResourceRepository:
             )
             found.update(self.conn.execute(stmt).scalars())
         return found
+
+
+def _index_rows(
+    items: Iterable[tuple[int | None, str, IndexRows | None]],
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """(index table, rows) for the index rows of stored resources."""
+    per_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for pk, res_type, index in items:
+        for table_name, rows in (index or {}).items():
+            target = per_table[table_name]
+            for row in rows:
+                target.append({**row, "resource_pk": pk, "res_type": res_type})
+    return [(INDEX_TABLES[name], rows) for name, rows in per_table.items()]
+
+
+def _pipelined(raw: Any, batches: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+    """INSERT the rows of several tables in one psycopg pipeline (one round trip)."""
+    if not batches:
+        return
+    with raw.pipeline(), raw.cursor() as cur:
+        for table, rows in batches:
+            names = _insert_columns(table, rows[0])
+            cur.executemany(
+                _insert_sql(table, tuple(names)), [[r.get(n) for n in names] for r in rows]
+            )
+
+
+def _insert_columns(table: Any, row: dict[str, Any]) -> list[str]:
+    return [c.name for c in table.columns if c.name in row or not c.primary_key]
+
+
+@cache
+def _insert_sql(table: Any, names: tuple[str, ...]) -> str:
+    values = ", ".join(
+        "%s::jsonb" if isinstance(table.c[n].type, JsonText) else "%s" for n in names
+    )
+    columns = ", ".join(f'"{n}"' for n in names)
+    return f'INSERT INTO "{table.name}" ({columns}) VALUES ({values})'
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

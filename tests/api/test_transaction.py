@@ -222,3 +222,27 @@ def test_conditional_update_entry_can_be_referenced(client: TestClient) -> None:
         obs_url = resp["entry"][1]["response"]["location"].split("/_history")[0]
         assert client.get(f"/fhir/{obs_url}").json()["subject"]["reference"] == f"Patient/{pid}"
     assert _total(client, "Patient") == 1
+
+
+def test_few_new_resources_beside_many_new_versions(client: TestClient) -> None:
+    """Rows of one table by COPY, of the others in one pipeline, in an order that keeps each
+    version and index row after its resource (PostgreSQL; plain INSERTs on SQLite)."""
+    ids = [f"t{i}" for i in range(80)]
+    first = _bundle(
+        "transaction",
+        *(_entry({**patient(), "id": i}, "PUT", f"Patient/{i}") for i in ids),
+    )
+    assert client.post("/fhir", json=first, headers=H).status_code == 200
+    renamed = {**patient(), "name": [{"family": "Kaimuddin", "given": ["La"]}]}
+    second = _bundle(
+        "transaction",
+        *(_entry({**renamed, "id": i}, "PUT", f"Patient/{i}") for i in ids),
+        _entry({**renamed, "id": "t-new"}, "PUT", "Patient/t-new"),
+    )
+    r = client.post("/fhir", json=second, headers=H)
+    assert r.status_code == 200
+    statuses = [e["response"]["status"] for e in r.json()["entry"]]
+    assert statuses == ["200 OK"] * 80 + ["201 Created"]
+    assert client.get("/fhir/Patient/t7/_history/2").json()["name"][0]["family"] == "Kaimuddin"
+    found = client.get("/fhir/Patient", params={"family": "kaimuddin", "_summary": "count"})
+    assert found.json()["total"] == 81
