@@ -106,7 +106,7 @@ def everything(
     where = [engine.any_of(clauses)]
     since = dict(params).get("_since")
     if since:
-        from fhirhub.search.query import date_clause
+        from fhirhub.search.prefixes import date_clause
 
         where.append(
             date_clause(resources.c.last_updated, resources.c.last_updated, "ge" + since, "_since")
