@@ -51,6 +51,34 @@ def ihs_number(value: str) -> str | None:
     return v if re.fullmatch(r"P\d{11}", v) else None
 
 
+# --- administrative gender -------------------------------------------------------------------
+
+_GENDERS = {
+    "l": "male",
+    "lk": "male",
+    "laki-laki": "male",
+    "laki laki": "male",
+    "lakilaki": "male",
+    "pria": "male",
+    "m": "male",
+    "p": "female",
+    "pr": "female",
+    "perempuan": "female",
+    "wanita": "female",
+    "f": "female",
+    "male": "male",
+    "female": "female",
+    "other": "other",
+    "unknown": "unknown",
+}
+
+
+def gender(value: str) -> str | None:
+    """FHIR's administrative gender from how Indonesian systems write it (``L``/``P``,
+    Laki-laki/Perempuan, Pria/Wanita, any case)."""
+    return _GENDERS.get(" ".join(value.strip().lower().split()))
+
+
 # --- phones ----------------------------------------------------------------------------------
 
 _PHONE_NOISE = re.compile(r"[\s\-().]")

@@ -1,8 +1,8 @@
 """The canonical pass every message's Bundle goes through, whatever its source.
 
-Identifiers (NIK, BPJS card, IHS number), phones (E.164), the address's kelurahan code,
-ICD-10 codes and times (+08:00). Source-specific work — local codes, record numbers, request
-shapes — is the adapter's. Values that cannot be made canonical are kept as sent.
+Identifiers (NIK, BPJS card, IHS number), gender (``L``/``P``), phones (E.164), the address's
+kelurahan code, ICD-10 codes and times (+08:00). Source-specific work — local codes, record
+numbers, request shapes — is the adapter's. Values that cannot be made canonical are kept as sent.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ def canonicalise_resource(resource: dict[str, Any], regions: Regions, maps: Conc
     if rtype in _PEOPLE:
         _identifiers(resource)
         _telecom(resource)
+        _gender(resource)
+        for contact in resource.get("contact") or [] if rtype == "Patient" else []:
+            if isinstance(contact, dict):
+                _gender(contact)
     if rtype in _ADDRESSED:
         addresses = resource.get("address")
         for address in addresses if isinstance(addresses, list) else [addresses]:
@@ -54,6 +58,13 @@ def _identifiers(resource: dict[str, Any]) -> None:
         fixed = rule(ident["value"]) if rule else None
         if fixed:
             ident["value"] = fixed
+
+
+def _gender(element: dict[str, Any]) -> None:
+    value = element.get("gender")
+    fixed = c.gender(value) if isinstance(value, str) else None
+    if fixed:
+        element["gender"] = fixed
 
 
 def _telecom(resource: dict[str, Any]) -> None:

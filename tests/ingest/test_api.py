@@ -114,6 +114,22 @@ def test_a_puskesmas_bundle_posted_to_fhir_goes_through_the_inbox(
     assert len(inbox(client)) == 1
 
 
+def test_a_clinic_writing_gender_as_l_or_p_is_understood(client: TestClient):
+    b = orjson.loads(payload("PKM06", k=3))
+    patient = next(e for e in b["entry"] if e["resource"]["resourceType"] == "Patient")
+    written = {"male": "L", "female": "Perempuan"}.get(patient["resource"].get("gender"), "L")
+    patient["resource"]["gender"] = written
+    r = client.post("/fhir", content=orjson.dumps(b), headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    location = next(
+        e["response"]["location"]
+        for e in r.json()["entry"]
+        if e["response"]["location"].startswith("Patient/")
+    )
+    stored = client.get("/fhir/" + location.split("/_history")[0]).json()
+    assert stored["gender"] == ("male" if written == "L" else "female")
+
+
 def test_a_rejected_puskesmas_bundle_posted_to_fhir_is_kept(client: TestClient):
     r = client.post("/fhir", content=with_unknown_code(), headers=FHIR_JSON)
     assert r.status_code == 422

@@ -150,3 +150,21 @@ def test_every_kelurahan_is_found_by_its_own_name() -> None:
         assert (
             REGIONS.from_text(f"Jl. Bataraguru No. 1, Kel. {village.name}, Kota Baubau") == village
         )
+
+
+@given(
+    st.sampled_from(["L", "Lk", "Laki-laki", "laki laki", "Pria", "M", "male"]),
+    st.sampled_from([str.lower, str.upper, str.title, lambda s: f"  {s} "]),
+)
+def test_how_clinics_write_male_is_male(written: str, spell) -> None:  # type: ignore[no-untyped-def]
+    assert c.gender(spell(written)) == "male"
+
+
+@given(st.sampled_from(["P", "Pr", "Perempuan", "Wanita", "F", "female"]))
+def test_how_clinics_write_female_is_female(written: str) -> None:
+    assert c.gender(written) == c.gender(written.upper()) == "female"
+
+
+def test_other_genders_are_kept_as_sent() -> None:
+    for value in ("waria", "X", "", "  ", "laki", "L P"):
+        assert c.gender(value) is None
