@@ -9,6 +9,7 @@ import random
 import zlib
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from .model import Person
 
@@ -214,6 +215,9 @@ def make_record(
     a fixed order, which is faster."""
     if rng is None:
         rng = record_rng(seed, p.pid, f"{facility}/{'nb' if newborn else 'main'}")
+    # the rest, in Record's order: name, birth, sex, nik, nik_ibu, phone, address_code,
+    # newborn, errors
+    record = partial(Record, source, facility, system, value, p.pid)
     errs: list[str] = []
     mother = persons[p.mother] if p.mother is not None else None
     if newborn and mother is not None:
@@ -223,22 +227,8 @@ def make_record(
             name += f" {p.multiple_birth}" if rng.random() < 0.5 else (" I" * p.multiple_birth)
         if source == "rsud":
             name = name.upper()
-        nik_ibu = mother.nik
-        return Record(
-            source,
-            facility,
-            system,
-            value,
-            p.pid,
-            name,
-            p.birth,
-            p.sex,
-            None,
-            nik_ibu,
-            p.phone,
-            True,
-            True,
-            ("newborn_as_mother",),
+        return record(
+            name, p.birth, p.sex, None, mother.nik, p.phone, True, True, ("newborn_as_mother",)
         )
     if source in ("bpjs", "satusehat"):
         # both hold the Dukcapil-verified identity: canonical name, NIK and birth date
@@ -248,22 +238,7 @@ def make_record(
             nik = None
         # a child without a NIK is known to SATUSEHAT by the mother's NIK (nik-ibu)
         nik_ibu = mother.nik if nik is None and mother is not None else None
-        return Record(
-            source,
-            facility,
-            system,
-            value,
-            p.pid,
-            name,
-            p.birth,
-            p.sex,
-            nik,
-            nik_ibu,
-            p.phone,
-            True,
-            False,
-            (),
-        )
+        return record(name, p.birth, p.sex, nik, nik_ibu, p.phone, True, False, ())
     rsud = source == "rsud"
     name = record_name(rng, p, on, errs, rsud, persons)
     birth = record_birth(rng, p, on, errs)
@@ -299,19 +274,4 @@ def make_record(
     if rng.random() < RATES["address_code_missing"]:
         addr = False
         errs.append("address_code_missing")
-    return Record(
-        source,
-        facility,
-        system,
-        value,
-        p.pid,
-        name,
-        birth,
-        sex,
-        nik,
-        None,
-        phone,
-        addr,
-        False,
-        tuple(errs),
-    )
+    return record(name, birth, sex, nik, None, phone, addr, False, tuple(errs))
