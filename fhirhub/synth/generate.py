@@ -157,32 +157,26 @@ def _assign_records(sc: SynthCity) -> None:
                 rng=rec_rng,
             )
         if p.events and p.bpjs:
-            sc.bpjs_records[p.pid] = make_record(
-                seed=sc.seed,
-                p=p,
-                persons=persons,
-                source="bpjs",
-                facility="bpjs",
-                system=BPJS,
-                value=p.bpjs,
-                on=p.events[0].start.date(),
-                newborn=False,
-                today=sc.today,
-            )
+            sc.bpjs_records[p.pid] = _registry_record(sc, p, "bpjs", BPJS, p.bpjs)
         if synced_any:
             p.ihs = f"P{(p.pid * 48_271 + 10_000_000_000 + sc.seed * 13) % 10**11:011d}"
-            sc.ss_records[p.pid] = make_record(
-                seed=sc.seed,
-                p=p,
-                persons=persons,
-                source="satusehat",
-                facility="satusehat",
-                system=IHS,
-                value=p.ihs,
-                on=p.events[0].start.date(),
-                newborn=False,
-                today=sc.today,
-            )
+            sc.ss_records[p.pid] = _registry_record(sc, p, "satusehat", IHS, p.ihs)
+
+
+def _registry_record(sc: SynthCity, p: Person, registry: str, system: str, value: str) -> Record:
+    """The person as a national registry (BPJS, SATUSEHAT) holds them since their first visit."""
+    return make_record(
+        seed=sc.seed,
+        p=p,
+        persons=sc.persons,
+        source=registry,
+        facility=registry,
+        system=system,
+        value=value,
+        on=p.events[0].start.date(),
+        newborn=False,
+        today=sc.today,
+    )
 
 
 class _Urls:
