@@ -175,6 +175,18 @@ class _Builder:
             hh=hh, group=group, noble=noble, family=family, kel=kel, street=street, rt=rt, rw=rw
         )
         members: list[Person] = []
+
+        def adult(sex: str, age: int, marital: str) -> Person:
+            """A member who came as an adult (not born here), on the household's phone."""
+            return self.add_person(
+                sex=sex,
+                birth=_birth_for_age(rng, age, on),
+                phone=phone,
+                born_here=False,
+                marital=marital,
+                **common,
+            )
+
         kind = rng.random()
         if kind < 0.82:  # couple (or single parent) with children
             wife_age = int(rng.triangular(19, 62, 34))
@@ -183,14 +195,7 @@ class _Builder:
             husband = None
             if not single_parent:
                 h_age = min(85, max(wife_age, wife_age + int(rng.gauss(4, 3))))
-                husband = self.add_person(
-                    sex="male",
-                    birth=_birth_for_age(rng, h_age, on),
-                    phone=phone,
-                    born_here=False,
-                    marital="M",
-                    **common,
-                )
+                husband = adult("male", h_age, "M")
                 members.append(husband)
             wife = self.add_person(
                 sex="female",
@@ -226,42 +231,15 @@ class _Builder:
                 members.append(child)
             if rng.random() < 0.18 and wife_age < 50:
                 g_age = min(92, wife_age + _ri(rng, 22, 35))
-                members.append(
-                    self.add_person(
-                        sex="female" if rng.random() < 0.7 else "male",
-                        birth=_birth_for_age(rng, g_age, on),
-                        phone=phone,
-                        born_here=False,
-                        marital="W",
-                        **common,
-                    )
-                )
+                members.append(adult("female" if rng.random() < 0.7 else "male", g_age, "W"))
         elif kind < 0.93:  # elderly couple or widow(er)
             age = int(rng.triangular(55, 90, 62))
             sex = "male" if rng.random() < 0.45 else "female"
-            members.append(
-                self.add_person(
-                    sex=sex,
-                    birth=_birth_for_age(rng, age, on),
-                    phone=phone,
-                    born_here=False,
-                    marital="M",
-                    **common,
-                )
-            )
+            members.append(adult(sex, age, "M"))
             if rng.random() < 0.55:
                 other = "female" if sex == "male" else "male"
                 a2 = max(50, age + _ri(rng, -6, 4))
-                members.append(
-                    self.add_person(
-                        sex=other,
-                        birth=_birth_for_age(rng, a2, on),
-                        phone=phone,
-                        born_here=False,
-                        marital="M",
-                        **common,
-                    )
-                )
+                members.append(adult(other, a2, "M"))
             else:
                 members[0].marital = "W"
         else:  # young adults: students, workers
