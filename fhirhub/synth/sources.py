@@ -31,6 +31,13 @@ POLI_BY_KIND = {
     "birth": ("ANA", "Poli Anak"),
     "kn": ("ANA", "Poli Anak"),
 }
+
+
+def poli_of(e: Encounter) -> tuple[str, str]:
+    """The RSUD clinic (kd_poli, name) of an encounter: by its kind, else by its class."""
+    return POLI_BY_KIND.get(e.kind, POLI.get(e.klass, POLI["AMB"]))
+
+
 JNS_PESERTA = (
     ("21", "PBI (APBN)"),
     ("22", "PBI (APBD)"),
@@ -72,6 +79,12 @@ def _ts(dt: datetime) -> str:
     return dt.strftime("%Y%m%d%H%M%S")
 
 
+def _segment(name: str, fields: dict[int, str]) -> str:
+    """An HL7 v2 segment: `name`, then its fields 1 .. the highest position in `fields`, each
+    the value given for its position or empty."""
+    return "|".join([name, *(fields.get(i, "") for i in range(1, max(fields) + 1))])
+
+
 def _pid(rec: Record, p: Person, sc: SynthCity) -> str:
     ids = f"{rec.value}^^^RSUD01^MR"
     if rec.nik:
@@ -81,33 +94,22 @@ def _pid(rec: Record, p: Person, sc: SynthCity) -> str:
     kel = sc.city.kelurahan_name(p.kelurahan)
     addr = f"{_hl7_escape(p.street)}^^Baubau^Sulawesi Tenggara^^ID^H^{_hl7_escape(kel)}"
     death = sc.deceased_at(p, "RSUD01")
-    fields = [
+    return _segment(
         "PID",
-        "1",
-        "",
-        ids,
-        "",
-        _hl7_escape(rec.name),
-        "",
-        rec.birth.strftime("%Y%m%d"),
-        "M" if rec.sex == "male" else "F",
-        "",
-        "",
-        addr,
-        "",
-        rec.phone or "",
-    ]
-    fields += [""] * (24 - len(fields))  # PID-14 .. PID-23 unused
-    fields += [
-        "Y" if p.multiple_birth else "",  # PID-24 multiple birth indicator
-        str(p.multiple_birth or ""),  # PID-25 birth order
-        "",
-        "",
-        "",  # PID-26 .. PID-28
-        death.strftime("%Y%m%d") if death else "",  # PID-29 death date
-        "Y" if death else "N",  # PID-30 death indicator
-    ]
-    return "|".join(fields)
+        {
+            1: "1",
+            3: ids,  # patient identifier list
+            5: _hl7_escape(rec.name),
+            7: rec.birth.strftime("%Y%m%d"),
+            8: "M" if rec.sex == "male" else "F",
+            11: addr,
+            13: rec.phone or "",
+            24: "Y" if p.multiple_birth else "",  # multiple birth indicator
+            25: str(p.multiple_birth or ""),  # birth order
+            29: death.strftime("%Y%m%d") if death else "",  # death date
+            30: "Y" if death else "N",  # death indicator, the last field
+        },
+    )
 
 
 def hl7_messages(sc: SynthCity, p: Person, idx: int, e: Encounter, rec: Record) -> list[str]:
@@ -115,63 +117,24 @@ def hl7_messages(sc: SynthCity, p: Person, idx: int, e: Encounter, rec: Record) 
     no_rawat = sc.encounter_value(p, idx, e, fac)
     ctrl = f"{zlib.crc32(no_rawat.encode()):08X}"
     pclass = {"AMB": "O", "EMER": "E", "IMP": "I", "HH": "O"}[e.klass]
-    poli = POLI_BY_KIND.get(e.kind, POLI[e.klass if e.klass in POLI else "AMB"])[0]
-    pv1 = "|".join(
-        [
-            "PV1",
-            "1",
-            pclass,
-            f"{poli}^^^RSUD01",
-            "",
-            "",
-            "",
-            "D001^DOKTER^RSUD",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            no_rawat,
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "20" if e.died else "01",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            _ts(e.start),
-            _ts(e.end) if e.klass == "IMP" or e.died else "",
-        ]
+    pv1 = _segment(
+        "PV1",
+        {
+            1: "1",
+            2: pclass,
+            3: f"{poli_of(e)[0]}^^^RSUD01",  # assigned location
+            7: "D001^DOKTER^RSUD",  # attending doctor
+            19: no_rawat,  # visit number
+            36: "20" if e.died else "01",  # discharge disposition
+            44: _ts(e.start),  # admitted
+            45: _ts(e.end) if e.klass == "IMP" or e.died else "",  # discharged
+        },
     )
     dg1 = [
-        f"DG1|{i}||{c}^^I10||{_ts(e.start)}|{'A' if i == 1 else 'F'}"
+        _segment("DG1", {1: str(i), 3: f"{c}^^I10", 5: _ts(e.start), 6: "A" if i == 1 else "F"})
         for i, c in enumerate(e.dx, start=1)
     ]
     pid = _pid(rec, p, sc)
-    msgs = []
 
     def msh(kind: str, trigger: str, n: int, at: datetime) -> str:
         struct = (
@@ -184,45 +147,63 @@ def hl7_messages(sc: SynthCity, p: Person, idx: int, e: Encounter, rec: Record) 
             f"|{ctrl}{n}|P|2.5"
         )
 
+    def adt(trigger: str, n: int, at: datetime) -> str:
+        return "\r".join([msh("ADT", trigger, n, at), f"EVN|{trigger}|{_ts(at)}", pid, pv1, *dg1])
+
     if e.klass == "IMP":
-        msgs.append(
-            "\r".join([msh("ADT", "A01", 1, e.start), f"EVN|A01|{_ts(e.start)}", pid, pv1, *dg1])
-        )
-        msgs.append(
-            "\r".join([msh("ADT", "A03", 2, e.end), f"EVN|A03|{_ts(e.end)}", pid, pv1, *dg1])
-        )
+        msgs = [adt("A01", 1, e.start), adt("A03", 2, e.end)]
     else:
-        msgs.append(
-            "\r".join([msh("ADT", "A04", 1, e.start), f"EVN|A04|{_ts(e.start)}", pid, pv1, *dg1])
-        )
+        msgs = [adt("A04", 1, e.start)]
     if e.obs:
         segs = [
             msh("ORU", "R01", 3, e.end),
             pid,
             pv1,
-            f"ORC|RE|{no_rawat}|{ctrl}|||CM",
-            f"OBR|1|{no_rawat}|{ctrl}|LAB^Pemeriksaan^L|||"
-            f"{_ts(e.start)}|||||||||||||||{_ts(e.end)}|||F",
+            _segment("ORC", {1: "RE", 2: no_rawat, 3: ctrl, 6: "CM"}),
+            _segment(
+                "OBR",
+                {
+                    1: "1",
+                    2: no_rawat,
+                    3: ctrl,
+                    4: "LAB^Pemeriksaan^L",
+                    7: _ts(e.start),  # observed
+                    22: _ts(e.end),  # reported
+                    25: "F",  # result status
+                },
+            ),
         ]
-        n = 0
+        results: list[tuple[str, str, str, str]] = []  # (value type, LOINC, value, UCUM unit)
         obs = e.obs
         i = 0
         while i < len(obs):
             code, value, unit = obs[i]
             i += 1
-            if code == "85354-9":
+            if code == "85354-9":  # blood pressure: systolic and diastolic results
                 dia = obs[i][1]
                 i += 1
-                for c, v in (("8480-6", value), ("8462-4", dia)):
-                    n += 1
-                    segs.append(f"OBX|{n}|NM|{c}^^LN||{int(v)}|mm[Hg]^^UCUM|||||F|||{_ts(e.start)}")
+                results.append(("NM", "8480-6", str(int(value)), "mm[Hg]"))
+                results.append(("NM", "8462-4", str(int(dia)), "mm[Hg]"))
             elif unit == "":
-                n += 1
                 res = "10828004^Positive^SCT" if value >= 0.5 else "260385009^Negative^SCT"
-                segs.append(f"OBX|{n}|CE|{code}^^LN||{res}||||||F|||{_ts(e.start)}")
+                results.append(("CE", code, res, ""))
             else:
-                n += 1
-                segs.append(f"OBX|{n}|NM|{code}^^LN||{value:g}|{unit}^^UCUM|||||F|||{_ts(e.start)}")
+                results.append(("NM", code, f"{value:g}", unit))
+        for n, (vtype, loinc, shown, ucum) in enumerate(results, start=1):
+            segs.append(
+                _segment(
+                    "OBX",
+                    {
+                        1: str(n),
+                        2: vtype,
+                        3: f"{loinc}^^LN",
+                        5: shown,
+                        6: f"{ucum}^^UCUM" if ucum else "",
+                        11: "F",  # result status
+                        14: _ts(e.start),  # observed
+                    },
+                )
+            )
         msgs.append("\r".join(segs))
     return msgs
 
@@ -276,7 +257,7 @@ def task_rsud(sc: SynthCity, out: Path) -> int:
             )
             for idx, e in mine:
                 no_rawat = sc.encounter_value(p, idx, e, fac)
-                poli = POLI_BY_KIND.get(e.kind, POLI.get(e.klass, POLI["AMB"]))[0]
+                poli = poli_of(e)[0]
                 reg.append(
                     (
                         no_rawat,
@@ -447,7 +428,7 @@ def sep_payloads(
     home = sc.city.puskesmas_of(p.kelurahan)
     d = e.start.date()
     inpatient = e.klass == "IMP"
-    poli = POLI_BY_KIND.get(e.kind, POLI.get(e.klass, POLI["AMB"]))
+    poli = poli_of(e)
     no_sep = f"{rsud.ppk}{d:%m%y}V{n % 10**6:06d}"
     no_rujukan = f"{home.ppk}{d:%m%y}Y{(n * 7) % 10**6:06d}"
     kode, ket = _jenis(p)
