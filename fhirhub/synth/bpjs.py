@@ -25,6 +25,7 @@ JNS_PESERTA = (
     ("14", "PEKERJA MANDIRI"),
 )
 OK = {"code": "200", "message": "OK"}
+KELAS_NAME = {"3": "KELAS III", "2": "KELAS II"}
 KELUHAN = {
     "visit": "Keluhan umum",
     "ncd": "Kontrol rutin",
@@ -43,8 +44,11 @@ KELUHAN = {
 }
 
 
-def _jenis(p: Person) -> tuple[str, str]:
-    return JNS_PESERTA[zlib.crc32(str(p.pid).encode()) % len(JNS_PESERTA)]
+def _jenis(p: Person) -> tuple[str, str, str]:
+    """A participant's type (code, name) and the ward class it entitles them to: 3 for PBI
+    (contributions paid by the state), else 2."""
+    kode, ket = JNS_PESERTA[zlib.crc32(str(p.pid).encode()) % len(JNS_PESERTA)]
+    return kode, ket, "3" if kode in ("21", "22") else "2"
 
 
 def _umur(b: date, on: date) -> str:
@@ -55,8 +59,7 @@ def _umur(b: date, on: date) -> str:
 
 def vclaim_peserta(sc: SynthCity, p: Person, rec: Record, on: date) -> dict:
     fac = sc.city.puskesmas_of(p.kelurahan)
-    kode, ket = _jenis(p)
-    kelas = "3" if kode in ("21", "22") else "2"
+    kode, ket, kelas = _jenis(p)
     return {
         "metaData": OK,
         "response": {
@@ -64,7 +67,7 @@ def vclaim_peserta(sc: SynthCity, p: Person, rec: Record, on: date) -> dict:
                 "cob": {"nmAsuransi": None, "noAsuransi": None, "tglTAT": None, "tglTMT": None},
                 "hakKelas": {
                     "kode": kelas,
-                    "keterangan": f"KELAS {'III' if kelas == '3' else 'II'}",
+                    "keterangan": KELAS_NAME[kelas],
                 },
                 "informasi": {"dinsos": None, "noSKTM": None, "prolanisPRB": None},
                 "jenisPeserta": {"kode": kode, "keterangan": ket},
@@ -99,8 +102,7 @@ def sep_payloads(
     poli = poli_of(e)
     no_sep = f"{rsud.ppk}{d:%m%y}V{n % 10**6:06d}"
     no_rujukan = f"{home.ppk}{d:%m%y}Y{(n * 7) % 10**6:06d}"
-    kode, ket = _jenis(p)
-    kelas = "3" if kode in ("21", "22") else "2"
+    _, ket, kelas = _jenis(p)
     t_sep = {
         "noKartu": rec.value,
         "tglSep": d.isoformat(),
@@ -184,8 +186,7 @@ def sep_payloads(
 
 def pcare_peserta(sc: SynthCity, p: Person, rec: Record) -> dict:
     fac = sc.city.puskesmas_of(p.kelurahan)
-    kode, ket = _jenis(p)
-    kelas = "3" if kode in ("21", "22") else "2"
+    kode, ket, kelas = _jenis(p)
     return {
         "metaData": {"message": "OK", "code": 200},
         "response": {
@@ -198,7 +199,7 @@ def pcare_peserta(sc: SynthCity, p: Person, rec: Record) -> dict:
             "noHP": rec.phone or "",
             "kdProviderPst": {"kdProvider": fac.ppk, "nmProvider": fac.name.upper()},
             "kdProviderGigi": {"kdProvider": None, "nmProvider": None},
-            "jnsKelas": {"kode": kelas, "nama": f"KELAS {'III' if kelas == '3' else 'II'}"},
+            "jnsKelas": {"kode": kelas, "nama": KELAS_NAME[kelas]},
             "jnsPeserta": {"kode": kode, "nama": ket},
             "asuransi": {"noAsuransi": None, "nmAsuransi": None},
             "pstProl": "HT" if "I10" in p.chronic else ("DM" if "E11.9" in p.chronic else ""),
