@@ -151,7 +151,11 @@ async def transaction_or_batch(
     source = ingest.claim(bundle) if isinstance(bundle, dict) else None
     if source is not None:  # a source's Bundle: kept in the inbox, mapped by its adapter
         answer = await run_in_threadpool(
-            ingest.answer, source, raw, content_type=request.headers.get("content-type")
+            ingest.answer,
+            source,
+            raw,
+            content_type=request.headers.get("content-type"),
+            base_url=base_url(request),
         )
         if answer.status == 200:
             return content_response(answer.body.decode(), request, 200)

@@ -90,9 +90,17 @@ class IngestService:
         """The source whose adapter claims a Bundle posted to ``POST /fhir``, if any."""
         return adapters.claiming(bundle, self.pipeline.context)
 
-    def answer(self, source: str, payload: bytes, *, content_type: str | None = None) -> Answer:
+    def answer(
+        self,
+        source: str,
+        payload: bytes,
+        *,
+        content_type: str | None = None,
+        base_url: str | None = None,
+    ) -> Answer:
         """``POST /fhir`` of a claimed Bundle: kept, processed here, and answered as the first
-        time it was sent (its transaction-response, or its rejection)."""
+        time it was sent (its transaction-response, with full URLs on ``base_url``, or its
+        rejection)."""
         try:
             row = self.submit_and_process(source, payload, content_type=content_type)
         except TransientError:
@@ -105,7 +113,7 @@ class IngestService:
             with self.engine.connect() as conn:
                 response = InboxRepository(conn).response(row.id)
             if response is not None:
-                return Answer(row, 200, response)
+                return Answer(row, 200, self._rebased(response, base_url))
         if row.status == "rejected" and row.outcome:
             return Answer(row, row.outcome_status or 422, row.outcome.encode())
         raise FhirError.single(
@@ -114,6 +122,18 @@ class IngestService:
             f"The Bundle is kept as inbox message {row.id} but could not be processed "
             f"({row.status}); an operator can replay it",
         )
+
+    def _rebased(self, response: bytes, base_url: str | None) -> bytes:
+        """The stored transaction-response with its ``fullUrl``s on the client's base URL."""
+        stored_base = self.pipeline.base_url.rstrip("/") + "/"
+        if not base_url or base_url.rstrip("/") + "/" == stored_base:
+            return response
+        bundle = orjson.loads(response)
+        for entry in bundle.get("entry", []):
+            full_url = entry.get("fullUrl")
+            if isinstance(full_url, str) and full_url.startswith(stored_base):
+                entry["fullUrl"] = base_url.rstrip("/") + "/" + full_url[len(stored_base) :]
+        return orjson.dumps(bundle)
 
     def replay(self, message_ids: list[int]) -> list[int]:
         """Reopen rejected or failed messages and hand them out again."""

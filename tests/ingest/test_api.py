@@ -97,6 +97,8 @@ def test_a_puskesmas_bundle_posted_to_fhir_goes_through_the_inbox(
     assert response["type"] == "transaction-response"
     statuses = [e["response"]["status"] for e in response["entry"]]
     assert statuses and all(s.startswith("20") for s in statuses)
+    for e in response["entry"]:  # on the server's base, as for any transaction
+        assert e["fullUrl"] == "http://testserver/fhir/" + e["response"]["location"].split("/_h")[0]
     (message,) = inbox(client)
     assert message["source"] == "puskesmas" and message["status"] == "processed"
     # The adapter and the canonical pass ran: the Provenance names the message, the
