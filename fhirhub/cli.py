@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +16,8 @@ from fhirhub.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from fhirhub.services.load import BundleRoute, LoadReport
 
 app = typer.Typer(
     help="fhirhub: the FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau.",
@@ -66,7 +70,8 @@ def migrate() -> None:
 def load(
     paths: Annotated[list[Path], typer.Argument(help="NDJSON or Bundle JSON files.", exists=True)],
 ) -> None:
-    """Store the resources of NDJSON files and Bundle JSON files."""
+    """Store the resources of NDJSON files and Bundle JSON files (a source's transaction
+    Bundles, such as a Puskesmas's, through the inbox and its adapter, as POST /fhir does)."""
     from fhirhub.services.load import count_units, load_paths
     from fhirhub.storage.engine import make_engine, migrate
 
@@ -76,9 +81,9 @@ def load(
     engine = make_engine(settings.database_url)
     files = _expand(paths)
     try:
-        with _progress() as bar:
+        with _progress() as bar, _sources(engine, settings) as route:
             task = bar.add_task("loading", total=count_units(files))
-            report = load_paths(engine, files, progress=lambda n: bar.advance(task, n))
+            report = load_paths(engine, files, progress=lambda n: bar.advance(task, n), route=route)
     finally:
         engine.dispose()
     for line in report.problems[:50]:
@@ -117,39 +122,59 @@ def _load_demo(persons: int) -> None:
     engine = make_engine(settings.database_url)
     try:
         with console.status("loading the demo city"):
-            stored, rejected = load_demo(engine, settings, persons=persons, seed=1)
+            report = load_demo(engine, settings, persons=persons, seed=1)
     finally:
         engine.dispose()
-    console.print(f"demo city loaded: {stored} resources, {rejected} rejected")
+    console.print(
+        f"demo city loaded: {report.stored} resources stored, {report.unchanged} unchanged, "
+        f"{report.rejected} rejected"
+    )
 
 
-def load_demo(engine: Engine, settings: Settings, *, persons: int, seed: int) -> tuple[int, int]:
+def load_demo(engine: Engine, settings: Settings, *, persons: int, seed: int) -> LoadReport:
     """Store a synthetic city as its sources would send it: the Puskesmas Bundles through the
-    inbox and their adapter (as ``POST /fhir`` does), the reference data as it is. Returns
-    (resources stored, Bundles or messages rejected)."""
-    import orjson
-
-    from fhirhub.ingest.service import IngestService
+    inbox and their adapter (as ``POST /fhir`` does), the reference data as it is."""
     from fhirhub.services.load import load_bundles
     from fhirhub.synth import demo_bundles
 
+    with _sources(engine, settings) as route:
+        return load_bundles(engine, demo_bundles(persons=persons, seed=seed), route=route)
+
+
+@contextmanager
+def _sources(engine: Engine, settings: Settings) -> Iterator[BundleRoute]:
+    """A route for ``services.load`` that sends the Bundles an adapter claims through the
+    inbox, processed here: counted stored, unchanged (the same Bundle again) or rejected."""
+    import orjson
+
+    from fhirhub.errors import FhirError, Issue
+    from fhirhub.ingest.service import IngestService
+    from fhirhub.model.json import dumps
+
     service = IngestService.from_settings(engine, settings)
-    stored = rejected = 0
+
+    def route(bundle: dict[str, Any], where: str, report: LoadReport) -> bool:
+        source = service.claim(bundle)
+        if source is None:
+            return False
+        payload = dumps(bundle)  # decimals as they were written
+        receipt = service.pipeline.receive(source, payload, content_type="application/fhir+json")
+        row = service.pipeline.process(receipt.id)
+        if row.status == "processed" and receipt.duplicate:
+            report.unchanged += row.resources or 0
+        elif row.status == "processed":
+            report.stored += row.resources or 0
+        else:
+            issues = orjson.loads(row.outcome)["issue"] if row.outcome else []
+            first = [Issue(i["code"], "", tuple(i.get("expression", []))) for i in issues[:1]]
+            status = row.outcome_status or (422 if row.status == "rejected" else 500)
+            report.reject(f"{where} (inbox message {row.id})", FhirError(status, first))
+        return True
+
     try:
-        for bundle in demo_bundles(persons=persons, seed=seed):
-            source = service.claim(bundle)
-            if source is None:
-                report = load_bundles(engine, [bundle])
-                stored, rejected = stored + report.stored, rejected + report.rejected
-                continue
-            row = service.submit_and_process(
-                source, orjson.dumps(bundle), content_type="application/fhir+json"
-            )
-            stored += row.resources or 0
-            rejected += row.status != "processed"
+        yield route
     finally:
         service.dispatcher.close()
-    return stored, rejected
 
 
 def _register_optional() -> None:

@@ -97,3 +97,24 @@ def test_migrate(use_db: str) -> None:
     result = runner.invoke(app, ["migrate"])
     assert result.exit_code == 0
     assert "migrated" in result.output
+
+
+def test_load_sends_a_puskesmas_bundle_through_the_inbox(use_db: str, tmp_path: Path) -> None:
+    from fhirhub.synth import demo_bundles
+
+    reference, *clinics = demo_bundles(persons=40, seed=5)
+    (tmp_path / "0-reference.json").write_text(json.dumps(reference))
+    (tmp_path / "1-clinic.json").write_text(json.dumps(clinics[0]))
+    result = runner.invoke(app, ["load", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert _count(use_db, "Provenance") == 1  # one inbox message, stamped
+    engine = make_engine(use_db)
+    with engine.connect() as conn:
+        inbox = conn.execute(text("SELECT status, resources FROM inbox_messages")).all()
+    engine.dispose()
+    assert [s for s, _ in inbox] == ["processed"]
+    patients = _count(use_db, "Patient")
+    again = runner.invoke(app, ["load", str(tmp_path)])
+    assert again.exit_code == 0, again.output
+    assert f"unchanged {inbox[0][1]}," in again.output
+    assert _count(use_db, "Patient") == patients and _count(use_db, "Provenance") == 1

@@ -2,8 +2,10 @@
 
 Every resource goes through the one write path. NDJSON lines are stored in transactions of a
 few hundred; a line that fails validation is rejected alone and reported by file and line
-(never by content). A transaction or batch Bundle is processed as ``POST /fhir`` would; the
-entries of a collection or searchset Bundle are stored as updates (with their ids) or creates.
+(never by content). A transaction or batch Bundle is processed as ``POST /fhir`` would (a
+``route`` may take the Bundles a source's adapter claims through the inbox, as ``POST /fhir``
+does); the entries of a collection or searchset Bundle are stored as updates (with their ids)
+or creates.
 """
 
 from __future__ import annotations
@@ -40,19 +42,25 @@ class LoadReport:
             self.problems.append(f"{where}: {err.status} {what}")
 
 
+# Takes a transaction Bundle elsewhere (a source's adapter, through the inbox) and says so by
+# returning True, having counted it in the report; False leaves it to be stored here.
+BundleRoute = Callable[[dict[str, Any], str, "LoadReport"], bool]
+
+
 def load_paths(
     engine: Engine,
     paths: list[Path],
     *,
     base_url: str = "urn:fhirhub",
     progress: Callable[[int], None] | None = None,
+    route: BundleRoute | None = None,
 ) -> LoadReport:
     report = LoadReport()
     for path in paths:
         for unit in _units(path):
             kind, where, payload = unit
             if kind == "bundle":
-                _load_bundle(engine, payload, where, base_url, report)
+                _load_bundle(engine, payload, where, base_url, report, route)
                 count = len(payload.get("entry", []) or []) if isinstance(payload, dict) else 1
             else:
                 _load_resources(engine, payload, report)
@@ -63,12 +71,16 @@ def load_paths(
 
 
 def load_bundles(
-    engine: Engine, bundles: Iterable[Any], *, base_url: str = "urn:fhirhub"
+    engine: Engine,
+    bundles: Iterable[Any],
+    *,
+    base_url: str = "urn:fhirhub",
+    route: BundleRoute | None = None,
 ) -> LoadReport:
     """Process transaction or batch Bundles given as dicts, each in its own transaction."""
     report = LoadReport()
     for i, bundle in enumerate(bundles):
-        _load_bundle(engine, bundle, f"bundle {i}", base_url, report)
+        _load_bundle(engine, bundle, f"bundle {i}", base_url, report, route)
     return report
 
 
@@ -118,10 +130,17 @@ def _units(path: Path) -> Iterator[tuple[str, str, Any]]:
 
 
 def _load_bundle(
-    engine: Engine, bundle: Any, where: str, base_url: str, report: LoadReport
+    engine: Engine,
+    bundle: Any,
+    where: str,
+    base_url: str,
+    report: LoadReport,
+    route: BundleRoute | None = None,
 ) -> None:
     if bundle is None:
         report.reject(where, FhirError.single(400, "structure", "not JSON"))
+        return
+    if route is not None and isinstance(bundle, dict) and route(bundle, where, report):
         return
     try:
         with engine.begin() as conn:
