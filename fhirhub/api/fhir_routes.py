@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from fhirhub.api.bodies import read_body, too_large
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
 from fhirhub.api.responses import (
     FHIR_JSON,
@@ -50,32 +51,18 @@ async def _body(request: Request, settings: Settings, media: set[str]) -> Any:
 
 
 async def _raw_body(request: Request, settings: Settings, media: set[str]) -> bytes:
-    limit = settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype not in media:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise too_large(settings.max_body_bytes)
         raise FhirError.single(
             415,
             "not-supported",
             f"Content-Type '{ctype or '(none)'}' is not supported; send "
             + " or ".join(sorted(media)),
         )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise bad_request("The request has no body", code="required")
-    return raw
-
-
-def _too_large(limit: int) -> FhirError:
-    return FhirError.single(413, "too-costly", f"The body is larger than {limit} bytes")
+    return await read_body(request, settings.max_body_bytes)
 
 
 def _resource_body(body: Any) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from fhirhub.api.bodies import read_body
 from fhirhub.api.deps import SettingsDep
-from fhirhub.errors import FhirError, bad_request
 from fhirhub.ingest.service import IngestService, describe
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
@@ -35,22 +35,6 @@ def ingest_service(request: Request) -> IngestService:
     return service
 
 
-async def _payload(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise FhirError.single(413, "too-costly", f"The payload is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise FhirError.single(413, "too-costly", f"The payload is larger than {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise bad_request("The request has no body", code="required")
-    return raw
-
-
 @router.post("/{source}", status_code=202)
 async def ingest(
     request: Request,
@@ -60,7 +44,7 @@ async def ingest(
     mode: Annotated[Literal["async", "sync"], Query()] = "async",
 ) -> Response:
     service = ingest_service(request)
-    payload = await _payload(request, settings.max_body_bytes)
+    payload = await read_body(request, settings.max_body_bytes)
     ctype = request.headers.get("content-type")
     status_url = str(request.url_for("ingest_status", message_id=0)).rsplit("/", 1)[0]
     if mode == "sync":

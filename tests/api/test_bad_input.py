@@ -153,3 +153,35 @@ def test_r4_only_types_are_accepted_and_checked(client: TestClient) -> None:
     bad = {"resourceType": "MedicinalProduct", "identifier": [{"value": 1}]}
     out = _outcome(client.post("/fhir/MedicinalProduct", json=bad, headers=H), 400)
     assert out["issue"][0]["expression"] == ["MedicinalProduct.identifier[0].value"]
+
+
+def test_compressed_bodies_are_read_within_the_limit(client: TestClient) -> None:
+    import gzip
+    import json
+    import zlib
+
+    body = json.dumps(patient()).encode()
+    for encoding, packed in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
+        headers = {**H, "content-encoding": encoding}
+        r = client.post("/fhir/Patient", content=packed, headers=headers)
+        assert r.status_code == 201, (encoding, r.text)
+    bad = {**H, "content-encoding": "gzip"}
+    _outcome(client.post("/fhir/Patient", content=b"not gzip at all", headers=bad), 400)
+    _outcome(client.post("/fhir/Patient", content=gzip.compress(body)[:-12], headers=bad), 400)
+    br = {**H, "content-encoding": "br"}
+    _outcome(client.post("/fhir/Patient", content=body, headers=br), 415)
+    # a small body that expands past the limit
+    limit = client.app.state.settings.max_body_bytes
+    bomb = gzip.compress(b" " * (limit + 10))
+    assert len(bomb) < limit
+    _outcome(client.post("/fhir/Patient", content=bomb, headers=bad), 413)
+
+
+def test_responses_are_gzipped_for_clients_that_accept_it(client: TestClient) -> None:
+    for i in range(20):
+        client.post("/fhir/Patient", json=patient(nik=f"74720145019{i:05d}"), headers=H)
+    r = client.get("/fhir/Patient", headers={"accept-encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert len(r.json()["entry"]) == 20  # httpx inflated it
+    plain = client.get("/fhir/Patient", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
