@@ -8,11 +8,11 @@ canonical form, stored, and answered with its transaction-response.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fhirhub.api.bodies import read_body, too_large
@@ -137,12 +137,14 @@ async def transaction_or_batch(
     ingest: IngestService = request.app.state.ingest
     source = ingest.claim(bundle) if isinstance(bundle, dict) else None
     if source is not None:  # a source's Bundle: kept in the inbox, mapped by its adapter
-        answer = await run_in_threadpool(
-            ingest.answer,
-            source,
-            raw,
-            content_type=request.headers.get("content-type"),
-            base_url=base_url(request),
+        answer = await db.run(
+            partial(
+                ingest.answer,
+                source,
+                raw,
+                content_type=request.headers.get("content-type"),
+                base_url=base_url(request),
+            )
         )
         if answer.status == 200:
             return content_response(answer.body.decode(), request, 200)

@@ -3,11 +3,12 @@
 The payload is kept in the inbox (committed) before anything else; the answer is ``202
 Accepted`` with the status URL, and a worker (or, with no broker, this process) maps and stores
 it. ``?mode=sync`` processes it within the request through the same pipeline and answers with
-the outcome: 200 when stored, the OperationOutcome (422) when rejected.
+the outcome: 200 when stored, the OperationOutcome (422, or 400 for invalid FHIR) when rejected.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Literal
 
 import orjson
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fhirhub.api.bodies import read_body
-from fhirhub.api.deps import SettingsDep
+from fhirhub.api.deps import Database, SettingsDep
 from fhirhub.ingest.service import IngestService, describe
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
@@ -47,23 +48,24 @@ async def ingest(
     payload = await read_body(request, settings.max_body_bytes)
     ctype = request.headers.get("content-type")
     status_url = str(request.url_for("ingest_status", message_id=0)).rsplit("/", 1)[0]
+    db: Database = request.app.state.database  # at most as many at once as it has connections
     if mode == "sync":
-        row = await run_in_threadpool(
-            service.submit_and_process, source, payload, sender=sender, content_type=ctype
+        row = await db.run(
+            partial(service.submit_and_process, source, payload, sender=sender, content_type=ctype)
         )
         body = describe(row)
         headers = {"Location": f"{status_url}/{row.id}"}
         if row.status == "rejected" and row.outcome:
             return Response(
                 row.outcome.encode(),
-                status_code=422,
+                status_code=row.outcome_status or 422,
                 headers=headers,
                 media_type="application/fhir+json",
             )
         code = 200 if row.status == "processed" else 500
         return json_response(body, status_code=code, headers=headers)
-    receipt = await run_in_threadpool(
-        service.submit, source, payload, sender=sender, content_type=ctype
+    receipt = await db.run(
+        partial(service.submit, source, payload, sender=sender, content_type=ctype)
     )
     location = f"{status_url}/{receipt.id}"
     return json_response(
