@@ -205,6 +205,7 @@ def describe(row: InboxRow) -> dict[str, Any]:
         out["resources"] = row.resources
     if row.outcome:
         out["outcome"] = orjson.loads(row.outcome)
+        out["outcomeStatus"] = row.outcome_status or 422
     if row.error:
         out["error"] = row.error
     return out

@@ -140,7 +140,7 @@ def test_a_rejected_puskesmas_bundle_posted_to_fhir_is_kept(client: TestClient):
     assert outcome["issue"][0]["code"] == "code-invalid"
     assert outcome["issue"][0]["expression"][0].startswith("Bundle.entry[")
     (message,) = inbox(client)
-    assert message["status"] == "rejected"
+    assert message["status"] == "rejected" and message["outcomeStatus"] == 422
     assert client.get("/fhir/Condition").json().get("entry", []) == []
 
 
