@@ -146,9 +146,13 @@ async def transaction_or_batch(
                 base_url=base_url(request),
             )
         )
-        if answer.status == 200:
+        if answer.status != 200:
+            return Response(answer.body, status_code=answer.status, media_type=FHIR_JSON)
+        if prefer(request, "return") != "representation":
             return content_response(answer.body.decode(), request, 200)
-        return Response(answer.body, status_code=answer.status, media_type=FHIR_JSON)
+        response = loads(answer.body)
+        await _in_read(db, _with_resources, response)
+        return fhir_response(response, request)
     base = base_url(request)
     return_resources = prefer(request, "return") == "representation"
 
@@ -163,6 +167,17 @@ async def transaction_or_batch(
         )
 
     return fhir_response(await _in_write(db, run), request)
+
+
+def _with_resources(repo: ResourceRepository, response: dict[str, Any]) -> None:
+    """Add to each entry of a transaction-response the version its location names."""
+    for entry in response.get("entry", []):
+        location = str(entry.get("response", {}).get("location", ""))
+        parts = location.split("/")
+        if len(parts) == 4 and parts[2] == "_history":
+            found = repo.version(parts[0], parts[1], int(parts[3]))
+            if found is not None and found.content is not None and not found.deleted:
+                entry["resource"] = loads(found.content)
 
 
 @router.get("")

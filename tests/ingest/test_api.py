@@ -113,6 +113,15 @@ def test_a_puskesmas_bundle_posted_to_fhir_goes_through_the_inbox(
     again = client.post("/fhir", content=sent, headers=FHIR_JSON)
     assert again.status_code == 200 and again.json() == response
     assert versions(engine) == before
+    # ... with the stored resources, for a client that prefers them
+    full = client.post(
+        "/fhir", content=sent, headers={**FHIR_JSON, "prefer": "return=representation"}
+    )
+    assert full.status_code == 200 and versions(engine) == before
+    for entry in full.json()["entry"]:
+        location = entry["response"]["location"].split("/")
+        assert entry["resource"]["resourceType"] == location[0]
+        assert entry["resource"]["meta"]["versionId"] == location[3]
     assert len(inbox(client)) == 1
 
 
