@@ -152,11 +152,14 @@ def _load_bundle(
     except FhirError as err:
         report.reject(where, err)
         return
+    done = 0
     for entry in response.get("entry", []):
         if entry.get("response", {}).get("status", "").startswith("2"):
-            report.stored += 1
+            done += 1
         else:
             report.rejected += 1
+    report.unchanged += writer.unchanged
+    report.stored += done - writer.unchanged
 
 
 def _load_resources(engine: Engine, items: list[tuple[str, Any]], report: LoadReport) -> None:

@@ -80,6 +80,7 @@ class Writer:
         self.now = now if now is not None else now_us()
         self._pending: list[Write] = []
         self._heads: dict[Key, StoredVersion | None] = {}
+        self.unchanged = 0  # writes that matched what was stored (counted for load reports)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -222,6 +223,7 @@ class Writer:
         if prev is None or prev.deleted:  # deleting again changes nothing
             version = prev.version if prev else 0
             last_updated = prev.last_updated if prev else 0
+            self.unchanged += 1
             return Result(204, res_type, res_id, version, last_updated, changed=False)
         return self._store(res_type, res_id, None, prev, "DELETE")
 
@@ -233,6 +235,7 @@ class Writer:
                 f"Conditional delete '{res_type}?{query}' matches {len(found)} resources"
             )
         if not found:
+            self.unchanged += 1
             return Result(204, res_type, "", 0, 0, changed=False)
         return self.delete(res_type, found[0][1])
 
@@ -255,6 +258,7 @@ class Writer:
     def _existing(self, res_type: str, res_id: str, head: StoredVersion | None = None) -> Result:
         head = head or self.head(res_type, res_id)
         assert head is not None and head.content is not None
+        self.unchanged += 1
         body = loads(head.content)
         return Result(
             200,
