@@ -7,7 +7,7 @@ One table per search-parameter type. Each row belongs to the *current* version o
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fhirhub.storage.models import Base
@@ -18,9 +18,10 @@ class _IndexRow:
     """Columns every index row has."""
 
     row_pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("resources.pk", ondelete="CASCADE")
-    )
+    # resources.pk, without a foreign key: only the write path writes these rows, with their
+    # resource, and resources are never removed; checking it cost a lookup and a row lock per
+    # index row (migration 0006).
+    resource_pk: Mapped[int] = mapped_column(BigInteger)
     res_type: Mapped[str] = mapped_column(String(64))
     param: Mapped[str] = mapped_column(String(100))
 
