@@ -9,6 +9,7 @@ Parameters defined on ``Resource`` (``_id``, ``_lastUpdated``, ``_tag``, ``_prof
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,52 @@ def custom_params() -> dict[str, dict[str, dict[str, Any]]]:
             if sp["type"] in ("composite", "special") or not sp.get("expression"):
                 entry["unsupported"] = "custom composite/special parameters are not supported"
             else:
-                entry["fhirpath"] = sp["expression"]
+                paths = simple_paths(sp["expression"], base, sp["type"])
+                if paths:  # walked like the official parameters' compiled paths
+                    entry["paths"] = paths
+                else:  # evaluated with fhirpathpy
+                    entry["fhirpath"] = sp["expression"]
             out.setdefault(base, {})[sp["code"]] = entry
             table()["documentation"].setdefault(sp["url"], sp.get("description", ""))
     return out
+
+
+# The FHIR types a choice element (``value[x]``) is read as, per search parameter type.
+_CHOICE_TYPES = {
+    "token": ("code", "Coding", "CodeableConcept", "Identifier", "string", "boolean", "uri"),
+    "string": ("string", "markdown"),
+    "date": ("date", "dateTime", "instant", "Period"),
+    "reference": ("Reference", "canonical", "uri"),
+    "uri": ("uri", "url", "canonical"),
+    "number": ("integer", "decimal", "positiveInt", "unsignedInt"),
+    "quantity": ("Quantity",),
+}
+_SEGMENT = re.compile(r"extension\('([^'\\]+)'\)|([A-Za-z]\w*)")
+
+
+def simple_paths(expression: str, base: str, ptype: str) -> list[dict[str, Any]] | None:
+    """Compiled paths of a custom parameter's expression when it is a plain path of elements
+    and ``extension('url')`` filters ending in an extension's ``value`` (e.g. the kelurahan code
+    ``Patient.address.extension('…administrativeCode').extension('village').value``); None for
+    anything else (fhirpathpy evaluates those)."""
+    parts = expression.split(".")
+    if len(parts) < 3 or parts[0] != base or parts[-1] != "value" or ptype not in _CHOICE_TYPES:
+        return None
+    steps: list[list[Any]] = []
+    rest = ".".join(parts[1:-1])
+    pos = 0
+    for m in _SEGMENT.finditer(rest):
+        if m.start() != pos:
+            return None
+        url, name = m.groups()
+        steps.append(["extension", ["eq", "url", url]] if url else [name, None])
+        pos = m.end() + 1  # the dot after it
+    if pos != len(rest) + 1 or not steps or steps[-1][0] != "extension":
+        return None
+    return [
+        {"single": False, "steps": [*steps, ["value" + t[0].upper() + t[1:], None]], "type": t}
+        for t in _CHOICE_TYPES[ptype]
+    ]
 
 
 def param(res_type: str, code: str) -> dict[str, Any] | None:

@@ -81,3 +81,73 @@ def test_search_and_reindex(
     finally:
         monkeypatch.undo()
         _clear()
+
+
+def _village_rows(resource: dict) -> list[tuple]:
+    return sorted(
+        (r["system"] or "", r["code"] or "")
+        for r in index_rows(resource).get("search_token", [])
+        if r["param"] == "address-village"
+    )
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        [],
+        [{"city": "Kota Baubau"}],
+        [{"extension": [{"url": ADMIN, "extension": [{"url": "village", "valueCode": "A"}]}]}],
+        [  # two addresses, one with a Coding, one with a string; other extensions around
+            {
+                "extension": [
+                    {"url": "https://example.org/other", "valueString": "x"},
+                    {
+                        "url": ADMIN,
+                        "extension": [
+                            {"url": "city", "valueCode": "7472"},
+                            {"url": "village", "valueCoding": {"system": "s", "code": "B"}},
+                        ],
+                    },
+                ]
+            },
+            {"extension": [{"url": ADMIN, "extension": [{"url": "village", "valueString": "C"}]}]},
+        ],
+        [
+            {
+                "extension": [
+                    {
+                        "url": "https://example.org/other",
+                        "extension": [{"url": "village", "valueCode": "not ours"}],
+                    }
+                ]
+            }
+        ],
+    ],
+)
+def test_a_plain_custom_path_is_walked_as_fhirpathpy_evaluates_it(
+    village_param: None, addresses: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Custom expressions that are plain paths with extension('url') filters are compiled
+    (``registry.simple_paths``); their rows are exactly those of fhirpathpy's evaluation."""
+    p = registry.params_of("Patient")["address-village"]
+    assert "paths" in p and "fhirpath" not in p
+    resource = {"resourceType": "Patient", "id": "p1", "address": addresses}
+    walked = _village_rows(resource)
+    # the same parameter evaluated by fhirpathpy
+    monkeypatch.setattr(registry, "simple_paths", lambda *a: None)
+    _clear()
+    assert "fhirpath" in registry.params_of("Patient")["address-village"]
+    assert _village_rows(resource) == walked
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "Patient.address.city",  # not an extension's value: its type is not known here
+        "Patient.extension('x').value.as(Coding)",
+        "Patient.address.where(use='home').extension('x').value",
+        "Observation.extension('x').value",  # another base
+    ],
+)
+def test_other_expressions_stay_with_fhirpathpy(expression: str) -> None:
+    assert registry.simple_paths(expression, "Patient", "token") is None
