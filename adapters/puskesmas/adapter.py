@@ -41,9 +41,13 @@ class PuskesmasAdapter:
     name = "puskesmas"
 
     def claims(self, bundle: dict[str, Any], context: Context) -> bool:
-        """A transaction whose Patients use a Puskesmas record-number system, or whose
-        Encounters carry a Puskesmas's SATUSEHAT encounter identifier."""
-        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+        """A transaction or batch whose Patients use a Puskesmas record-number system, or whose
+        Encounters carry a Puskesmas's SATUSEHAT encounter identifier (a batch is then refused
+        by ``map``, and kept: a Puskesmas sends transactions)."""
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") not in (
+            "transaction",
+            "batch",
+        ):
             return False
         entries = bundle.get("entry")
         if not isinstance(entries, list):

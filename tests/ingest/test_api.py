@@ -153,6 +153,16 @@ def test_a_rejected_puskesmas_bundle_posted_to_fhir_is_kept(client: TestClient):
     assert client.get("/fhir/Condition").json().get("entry", []) == []
 
 
+def test_a_puskesmas_batch_is_refused_and_kept(client: TestClient):
+    b = orjson.loads(payload("PKM02", k=4))
+    b["type"] = "batch"
+    r = client.post("/fhir", content=orjson.dumps(b), headers=FHIR_JSON)
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["Bundle.type"]
+    (message,) = inbox(client)
+    assert message["status"] == "rejected" and message["outcomeStatus"] == 400
+
+
 def test_a_bundle_no_adapter_claims_is_stored_directly(client: TestClient):
     bundle = {
         "resourceType": "Bundle",

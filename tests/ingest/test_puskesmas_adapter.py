@@ -34,7 +34,8 @@ def test_the_adapter_is_found_by_its_entry_point() -> None:
 def test_the_adapter_claims_puskesmas_transactions_only() -> None:
     b = bundle("PKM04")
     assert adapters.claiming(b, CONTEXT) == "puskesmas"
-    assert adapters.claiming({**b, "type": "batch"}, CONTEXT) is None
+    assert adapters.claiming({**b, "type": "batch"}, CONTEXT) == "puskesmas"  # then refused
+    assert adapters.claiming({**b, "type": "collection"}, CONTEXT) is None
     others = [
         e for e in b["entry"] if e["resource"]["resourceType"] not in ("Patient", "Encounter")
     ]
