@@ -21,9 +21,7 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate":
 async def read_body(request: Request, limit: int) -> bytes:
     """The body's bytes, decompressed; 413 past ``limit``, 415 for an unknown encoding, 400
     for a corrupt or empty body."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
+    refuse_declared_oversize(request, limit)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "", *_WBITS):
         raise FhirError.single(
@@ -57,6 +55,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     if not raw.strip():
         raise bad_request("The request has no body", code="required")
     return raw
+
+
+def refuse_declared_oversize(request: Request, limit: int) -> None:
+    """413 before reading, when the request says its body is larger than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
 
 
 def too_large(limit: int) -> FhirError:

@@ -1,9 +1,9 @@
 """The FHIR REST API at ``/fhir``. http://hl7.org/fhir/R4/http.html
 
 Each route parses the request, runs one service in a worker thread inside one database
-transaction, and renders the result. A transaction Bundle that a source's adapter claims (a
+transaction, and renders the result. A Bundle that a source's adapter claims (a
 Puskesmas upload) goes through the ingest pipeline instead: kept in the inbox, mapped to the
-canonical form, stored, and answered with its transaction-response.
+canonical form, stored, and answered with its transaction-response (or refused, and kept).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from fhirhub.api.bodies import read_body, too_large
+from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
 from fhirhub.api.responses import (
     FHIR_JSON,
@@ -51,11 +51,9 @@ async def _body(request: Request, settings: Settings, media: set[str]) -> Any:
 
 
 async def _raw_body(request: Request, settings: Settings, media: set[str]) -> bytes:
+    refuse_declared_oversize(request, settings.max_body_bytes)  # 413 before 415
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype not in media:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise too_large(settings.max_body_bytes)
         raise FhirError.single(
             415,
             "not-supported",
