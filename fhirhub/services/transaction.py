@@ -345,19 +345,33 @@ def _patch_operations(entry: Entry) -> Any:
 
 
 def _rewrite_references(writer: Writer, entry: Entry, ids: dict[str, str]) -> None:
+    """Point the entry's references at the resources they resolve to. The Bundle itself is
+    left as it came (a copy is made of each object on the way to a changed reference), so
+    that a unit of work that lost a race can run again from the same Bundle."""
+
     def visit(node: Any, path: str) -> Any:
+        changed: Any = None
         if isinstance(node, dict):
             for key, value in node.items():
                 if key == "reference" and isinstance(value, str):
-                    node[key] = _resolve(writer, value, ids, f"{path}.reference")
+                    new = _resolve(writer, value, ids, f"{path}.reference")
                 elif isinstance(value, dict | list):
-                    visit(value, f"{path}.{key}")
+                    new = visit(value, f"{path}.{key}")
+                else:
+                    continue
+                if new is not value:
+                    changed = changed if changed is not None else dict(node)
+                    changed[key] = new
         elif isinstance(node, list):
             for i, item in enumerate(node):
                 if isinstance(item, dict | list):
-                    visit(item, f"{path}[{i}]")
+                    new = visit(item, f"{path}[{i}]")
+                    if new is not item:
+                        changed = changed if changed is not None else list(node)
+                        changed[i] = new
+        return node if changed is None else changed
 
-    visit(entry.resource, f"{entry.where}.resource")
+    entry.resource = visit(entry.resource, f"{entry.where}.resource")
 
 
 def _resolve(writer: Writer, reference: str, ids: dict[str, str], path: str) -> str:
