@@ -20,7 +20,7 @@ from fhirhub.errors import FhirError, Issue, bad_request, operation_outcome
 from fhirhub.model.resource_types import is_resource_type
 from fhirhub.model.validation import resource_issues
 from fhirhub.search import find_matches
-from fhirhub.services.writes import Result, Writer, instant
+from fhirhub.services.writes import Result, Writer, instant, require_criteria
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 REASONS = {
@@ -149,7 +149,16 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
             res_type = entry.path
             existing = None
             if entry.if_none_exist:
-                found = writer.matches(res_type, entry.if_none_exist, lock=True)
+                try:
+                    found = writer.matches(
+                        res_type,
+                        entry.if_none_exist,
+                        lock=True,
+                        what="ifNoneExist",
+                        expression=f"{entry.where}.request.ifNoneExist",
+                    )
+                except FhirError as err:
+                    raise _at_entry(err, entry) from None
                 if len(found) > 1:
                     raise _at_entry(
                         FhirError.single(
@@ -166,7 +175,10 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
             _remember(ids, entry, f"{res_type}/{new_id}", base_url)
         elif entry.method == "PUT" and entry.resource is not None:
             if entry.query is not None:  # resolve the condition now, so others can refer to it
-                res_id = writer.conditional_target(entry.path, entry.query, entry.resource)
+                try:
+                    res_id = writer.conditional_target(entry.path, entry.query, entry.resource)
+                except FhirError as err:
+                    raise _at_entry(err, entry) from None
                 entry.resource = {**entry.resource, "id": res_id}
                 entry.url = f"{entry.path}/{res_id}"
             _remember(ids, entry, entry.path, base_url)
@@ -385,6 +397,7 @@ def _resolve(writer: Writer, reference: str, ids: dict[str, str], path: str) -> 
     if conditional and "/" not in res_type:
         if not is_resource_type(res_type):
             raise bad_request(f"Unknown resource type in reference '{reference}'", path)
+        require_criteria(res_type, query, "Conditional reference", path)
         writer.flush()
         found = find_matches(writer.repo.conn, res_type, query)
         if len(found) != 1:
