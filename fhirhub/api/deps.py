@@ -12,31 +12,20 @@ import psycopg
 from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError
 from fhirhub.services.writes import Writer
-from fhirhub.storage.repository import ResourceRepository
+from fhirhub.storage.repository import ResourceRepository, lost_race
 
 T = TypeVar("T")
 # Attempts at a unit of work that lost a race to a concurrent writer (see Database.transact).
 ATTEMPTS = 4
-# The errors by which PostgreSQL tells a transaction it lost a race that a rerun would win.
-_RACE_ERRORS = (
-    psycopg.errors.UniqueViolation,
-    psycopg.errors.DeadlockDetected,
-    psycopg.errors.SerializationFailure,
-)
 
 
 class LostRace(FhirError):
     """A concurrent request changed the same resources first (409 if it keeps happening)."""
-
-
-def _lost_race(exc: BaseException) -> bool:
-    cause = exc.orig if isinstance(exc, DBAPIError) else exc
-    return isinstance(cause, _RACE_ERRORS)
 
 
 # One limiter per Database and event loop (a limiter belongs to the loop that made it).
@@ -81,7 +70,7 @@ class Database:
                 yield writer
                 writer.flush()
         except Exception as exc:
-            if _lost_race(exc):
+            if lost_race(exc):
                 raise LostRace.single(
                     409, "conflict", "A concurrent request changed the same resource; retry"
                 ) from None

@@ -9,18 +9,26 @@ in a savepoint of its own and fails alone.
 
 from __future__ import annotations
 
+import logging
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from fhirhub.errors import FhirError, Issue, bad_request, operation_outcome
+from fhirhub.errors import FhirError, Issue, bad_request, conflict, operation_outcome
 from fhirhub.model.resource_types import is_resource_type
 from fhirhub.model.validation import resource_issues
 from fhirhub.search import find_matches
 from fhirhub.services.writes import Result, Writer, instant, require_criteria
+from fhirhub.storage.repository import lost_race
+
+T = TypeVar("T")
+log = logging.getLogger("fhirhub.services")
+# A batch entry that lost a race to a concurrent writer is run again once (see _batch_entry).
+ENTRY_ATTEMPTS = 2
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 REASONS = {
@@ -34,6 +42,7 @@ REASONS = {
     410: "Gone",
     412: "Precondition Failed",
     422: "Unprocessable Entity",
+    500: "Internal Server Error",
 }
 
 # Runs a GET entry (read, vread or search) and returns (status, resource dict or None).
@@ -229,35 +238,95 @@ def _batch(
     get: GetHandler,
     return_resources: bool,
 ) -> dict[str, Any]:
-    responses: list[dict[str, Any]] = []
-    conn = writer.repo.conn
-    for i, raw in enumerate(raw_entries):
-        try:
-            entry = _parse_entry(i, raw, base_url)
-            if entry.method in ("GET", "HEAD"):
-                writer.flush()
-                responses.append(_get_response(entry, get))
-                continue
-            if entry.resource is not None and entry.method in ("POST", "PUT"):
-                issues = resource_issues(entry.resource, f"{entry.where}.resource")
-                if issues:
-                    raise FhirError(400, issues)
-            with conn.begin_nested():
-                if entry.resource is not None:
-                    _rewrite_references(writer, entry, {})
-                if entry.method == "POST":
-                    assert entry.resource is not None
-                    result = writer.create(
-                        entry.resource, if_none_exist=entry.if_none_exist, validated=True
-                    )
-                else:
-                    result = _write(writer, entry, {})
-                writer.flush()
-            responses.append(_response(result, return_resources, base_url))
-        except FhirError as err:
-            writer.forget_pending()
-            responses.append(_error_response(err))
+    responses = [
+        _batch_entry(writer, i, raw, base_url, get, return_resources)
+        for i, raw in enumerate(raw_entries)
+    ]
     return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+
+
+def _batch_entry(
+    writer: Writer, index: int, raw: Any, base_url: str, get: GetHandler, return_resources: bool
+) -> dict[str, Any]:
+    """The response to one batch entry. Whatever it meets, a typed error or an unexpected one,
+    is its own: it runs in a savepoint, which undoes its writes alone when it fails."""
+
+    def run() -> dict[str, Any]:
+        entry = _parse_entry(index, raw, base_url)
+        if entry.method in ("GET", "HEAD"):
+            return _get_response(entry, get)
+        if entry.resource is not None and entry.method in ("POST", "PUT"):
+            issues = resource_issues(entry.resource, f"{entry.where}.resource")
+            if issues:
+                raise FhirError(400, issues)
+        if entry.resource is not None:
+            _rewrite_references(writer, entry, {})
+        if entry.method == "POST":
+            assert entry.resource is not None
+            result = writer.create(
+                entry.resource, if_none_exist=entry.if_none_exist, validated=True
+            )
+        else:
+            result = _write(writer, entry, {})
+        return _response(result, return_resources, base_url)
+
+    for attempt in range(1, ENTRY_ATTEMPTS + 1):
+        try:
+            return _in_savepoint(writer, run)
+        except FhirError as err:
+            return _error_response(err)
+        except _TransactionLost as lost:
+            raise lost.error from None
+        except Exception as exc:
+            if lost_race(exc):
+                if attempt < ENTRY_ATTEMPTS:
+                    continue  # the writer it lost to has committed: run it again, after that one
+                return _error_response(
+                    conflict(f"entry {index}: a concurrent request changed the same resource")
+                )
+            # The type and the frames only: an exception's message can quote patient data.
+            log.error(
+                "batch entry=%s failed: %s\n%s",
+                index,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            return _error_response(
+                FhirError.single(
+                    500,
+                    "exception",
+                    f"entry {index}: internal error; this entry was not stored, the others are "
+                    "unaffected",
+                    f"Bundle.entry[{index}]",
+                )
+            )
+    raise AssertionError("unreachable")
+
+
+class _TransactionLost(Exception):
+    """Rolling back to a batch entry's savepoint failed: the whole transaction is lost."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+def _in_savepoint(writer: Writer, work: Callable[[], T]) -> T:
+    """Run ``work`` and store its writes in a savepoint, rolled back (with the writer's staged
+    state) if anything fails."""
+    savepoint = writer.repo.conn.begin_nested()
+    try:
+        result = work()
+        writer.flush()
+        savepoint.commit()
+    except BaseException:
+        writer.forget_pending()
+        try:
+            savepoint.rollback()
+        except Exception as error:
+            raise _TransactionLost(error) from error
+        raise
+    return result
 
 
 # --- entries -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import (
     Connection,
     Table,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import tuple_ as sql_tuple
+from sqlalchemy.exc import DBAPIError
 
 from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.index_models import INDEX_TABLES
@@ -118,6 +120,22 @@ _READ_ROWS = (
     f"FROM resources r JOIN {_KEYS} ON r.res_type = k.res_type AND r.res_id = k.res_id "
     "JOIN resource_versions v ON v.resource_pk = r.pk AND v.version = r.version"
 )
+
+
+# The errors by which PostgreSQL tells a transaction (or savepoint) that it lost a race to a
+# concurrent writer, which running it again, after that writer, would win: a create of a Type/id
+# created meanwhile (unique violation), or two writers each holding a lock the other wants.
+_RACE_ERRORS = (
+    psycopg.errors.UniqueViolation,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
+
+
+def lost_race(exc: BaseException) -> bool:
+    """True if ``exc`` (raised by SQLAlchemy or by psycopg) says a concurrent writer won."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(cause, _RACE_ERRORS)
 
 
 class ResourceRepository:
