@@ -27,9 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from fhirhub.api.deps import ATTEMPTS, Database
+from fhirhub.errors import FhirError
+from fhirhub.services.writes import Writer
 from fhirhub.storage.engine import make_engine
 from tests.api.conftest import LiveServer
 from tests.api.factories import observation, patient
@@ -364,3 +369,48 @@ def test_32_transactions_creating_shared_resources_serialise(
     for _ in range(TRIALS):
         ids = [f"race-{uuid.uuid4().hex[:12]}" for _ in range(3)]
         _serial_transactions(server, store, ids, existing=False)
+
+
+# --- the unit of work ------------------------------------------------------------------------
+
+
+def test_a_unit_of_work_that_lost_a_race_runs_again_from_the_start(db_url: str) -> None:
+    """What PostgreSQL reports when a concurrent writer won (a unique violation, a deadlock)
+    rolls the work back and runs it again; anything else is not retried."""
+    engine = make_engine(db_url, pool_size=1)
+    db = Database(engine)
+    calls: list[int] = []
+
+    def lose_once(writer: Writer) -> int:
+        calls.append(len(calls))
+        writer.update("Patient", f"p{len(calls)}", {**patient(), "id": f"p{len(calls)}"})
+        writer.flush()
+        if len(calls) == 1:
+            raise IntegrityError("INSERT", {}, psycopg.errors.UniqueViolation("duplicate key"))
+        return len(calls)
+
+    try:
+        assert db.transact(lose_once) == 2
+        with engine.connect() as conn:
+            ids = conn.execute(text("SELECT res_id FROM resources ORDER BY res_id")).scalars()
+            assert list(ids) == ["p2"]  # the first attempt's write was rolled back
+
+        def always_deadlocked(writer: Writer) -> None:
+            calls.append(0)
+            raise OperationalError("SELECT", {}, psycopg.errors.DeadlockDetected("deadlock"))
+
+        calls.clear()
+        with pytest.raises(FhirError) as lost:
+            db.transact(always_deadlocked)
+        assert lost.value.status == 409 and len(calls) == ATTEMPTS
+
+        def broken(writer: Writer) -> None:
+            calls.append(0)
+            raise OperationalError("SELECT", {}, psycopg.errors.UndefinedTable("no table"))
+
+        calls.clear()
+        with pytest.raises(OperationalError):
+            db.transact(broken)
+        assert len(calls) == 1
+    finally:
+        engine.dispose()
