@@ -260,6 +260,25 @@ def test_32_puts_to_one_resource_all_succeed_one_after_another(
         _assert_puts_own_versions(history, list(zip(families, answers, strict=True)), first=2)
 
 
+def test_32_puts_asking_for_the_same_version_let_one_through(
+    server: LiveServer, store: Engine
+) -> None:
+    """With If-Match W/"1" only the first in the order finds version 1: the rest get 412."""
+    for _ in range(TRIALS):
+        res_id = _new_patient(server)
+        path = f"/fhir/Patient/{res_id}"
+        headers = {**FHIR, "If-Match": 'W/"1"'}
+        families = [f"Klien{i}" for i in range(CLIENTS)]
+        answers = _at_once(
+            server, [("PUT", path, {**patient(family=f), "id": res_id}, headers) for f in families]
+        )
+        assert sorted(a.status for a in answers) == [200] + [412] * (CLIENTS - 1)
+        history = _history(store, "Patient", res_id)
+        assert len(history) == 2
+        (winner,) = [f for f, a in zip(families, answers, strict=True) if a.status == 200]
+        assert _family(history[1].resource) == winner
+
+
 def test_32_puts_creating_one_new_resource_make_one_create_and_updates(
     server: LiveServer, store: Engine
 ) -> None:
