@@ -17,9 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError
 from fhirhub.services.writes import Writer
-from fhirhub.storage.repository import ResourceRepository
+from fhirhub.storage.repository import ResourceRepository, lost_race
 
 T = TypeVar("T")
+# Attempts at a unit of work that lost a race to a concurrent writer (see Database.transact).
+ATTEMPTS = 4
+
+
+class LostRace(FhirError):
+    """A concurrent request changed the same resources first (409 if it keeps happening)."""
+
+
 # One limiter per Database and event loop (a limiter belongs to the loop that made it).
 _LIMITERS: RunVar[dict[int, anyio.CapacityLimiter]] = RunVar("fhirhub_database_limiters")
 
@@ -55,16 +63,40 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
+        """One attempt at a unit of work that writes; :meth:`transact` runs it to the end."""
         try:
             with self.engine.begin() as conn:
                 writer = Writer(ResourceRepository(conn))
                 yield writer
                 writer.flush()
-        except (IntegrityError, psycopg.errors.IntegrityError):
-            # Two writers created the same Type/id at once; the loser's change was rolled back.
-            raise FhirError.single(
-                409, "conflict", "A concurrent request changed the same resource; retry"
-            ) from None
+        except Exception as exc:
+            if lost_race(exc):
+                raise LostRace.single(
+                    409, "conflict", "A concurrent request changed the same resource; retry"
+                ) from None
+            if isinstance(exc, IntegrityError | psycopg.errors.IntegrityError):
+                raise FhirError.single(
+                    409, "conflict", "A concurrent request changed the same resource; retry"
+                ) from None
+            raise
+
+    def transact(self, work: Callable[[Writer], T]) -> T:
+        """Run ``work`` in one transaction, committed when it returns.
+
+        Writers of one resource wait for each other's row locks, but two creates of one new
+        Type/id (a unique violation) or two writers each holding what the other wants (a
+        deadlock) can only end in an error for one of them. That one's work is rolled back and
+        run again, now after the other, as a serial order would have it. ``work`` must leave
+        its inputs as it found them.
+        """
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with self.write() as writer:
+                    return work(writer)
+            except LostRace:
+                if attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def read(self, *, one_statement: bool = False) -> Iterator[ResourceRepository]:

@@ -97,11 +97,7 @@ def _conditional_query(request: Request) -> str:
 
 
 async def _in_write(db: DatabaseDep, fn: Any, *args: Any) -> Any:
-    def run() -> Any:
-        with db.write() as writer:
-            return fn(writer, *args)
-
-    return await db.run(run)
+    return await db.run(lambda: db.transact(lambda writer: fn(writer, *args)))
 
 
 async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = False) -> Any:

@@ -9,18 +9,26 @@ in a savepoint of its own and fails alone.
 
 from __future__ import annotations
 
+import logging
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from fhirhub.errors import FhirError, Issue, bad_request, operation_outcome
+from fhirhub.errors import FhirError, Issue, bad_request, conflict, operation_outcome
 from fhirhub.model.resource_types import is_resource_type
 from fhirhub.model.validation import resource_issues
 from fhirhub.search import find_matches
-from fhirhub.services.writes import Result, Writer, instant
+from fhirhub.services.writes import Result, Writer, instant, require_criteria
+from fhirhub.storage.repository import lost_race
+
+T = TypeVar("T")
+log = logging.getLogger("fhirhub.services")
+# A batch entry that lost a race to a concurrent writer is run again once (see _batch_entry).
+ENTRY_ATTEMPTS = 2
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 REASONS = {
@@ -34,6 +42,7 @@ REASONS = {
     410: "Gone",
     412: "Precondition Failed",
     422: "Unprocessable Entity",
+    500: "Internal Server Error",
 }
 
 # Runs a GET entry (read, vread or search) and returns (status, resource dict or None).
@@ -149,7 +158,16 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
             res_type = entry.path
             existing = None
             if entry.if_none_exist:
-                found = writer.matches(res_type, entry.if_none_exist, lock=True)
+                try:
+                    found = writer.matches(
+                        res_type,
+                        entry.if_none_exist,
+                        lock=True,
+                        what="ifNoneExist",
+                        expression=f"{entry.where}.request.ifNoneExist",
+                    )
+                except FhirError as err:
+                    raise _at_entry(err, entry) from None
                 if len(found) > 1:
                     raise _at_entry(
                         FhirError.single(
@@ -166,7 +184,10 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
             _remember(ids, entry, f"{res_type}/{new_id}", base_url)
         elif entry.method == "PUT" and entry.resource is not None:
             if entry.query is not None:  # resolve the condition now, so others can refer to it
-                res_id = writer.conditional_target(entry.path, entry.query, entry.resource)
+                try:
+                    res_id = writer.conditional_target(entry.path, entry.query, entry.resource)
+                except FhirError as err:
+                    raise _at_entry(err, entry) from None
                 entry.resource = {**entry.resource, "id": res_id}
                 entry.url = f"{entry.path}/{res_id}"
             _remember(ids, entry, entry.path, base_url)
@@ -217,35 +238,95 @@ def _batch(
     get: GetHandler,
     return_resources: bool,
 ) -> dict[str, Any]:
-    responses: list[dict[str, Any]] = []
-    conn = writer.repo.conn
-    for i, raw in enumerate(raw_entries):
-        try:
-            entry = _parse_entry(i, raw, base_url)
-            if entry.method in ("GET", "HEAD"):
-                writer.flush()
-                responses.append(_get_response(entry, get))
-                continue
-            if entry.resource is not None and entry.method in ("POST", "PUT"):
-                issues = resource_issues(entry.resource, f"{entry.where}.resource")
-                if issues:
-                    raise FhirError(400, issues)
-            with conn.begin_nested():
-                if entry.resource is not None:
-                    _rewrite_references(writer, entry, {})
-                if entry.method == "POST":
-                    assert entry.resource is not None
-                    result = writer.create(
-                        entry.resource, if_none_exist=entry.if_none_exist, validated=True
-                    )
-                else:
-                    result = _write(writer, entry, {})
-                writer.flush()
-            responses.append(_response(result, return_resources, base_url))
-        except FhirError as err:
-            writer.forget_pending()
-            responses.append(_error_response(err))
+    responses = [
+        _batch_entry(writer, i, raw, base_url, get, return_resources)
+        for i, raw in enumerate(raw_entries)
+    ]
     return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+
+
+def _batch_entry(
+    writer: Writer, index: int, raw: Any, base_url: str, get: GetHandler, return_resources: bool
+) -> dict[str, Any]:
+    """The response to one batch entry. Whatever it meets, a typed error or an unexpected one,
+    is its own: it runs in a savepoint, which undoes its writes alone when it fails."""
+
+    def run() -> dict[str, Any]:
+        entry = _parse_entry(index, raw, base_url)
+        if entry.method in ("GET", "HEAD"):
+            return _get_response(entry, get)
+        if entry.resource is not None and entry.method in ("POST", "PUT"):
+            issues = resource_issues(entry.resource, f"{entry.where}.resource")
+            if issues:
+                raise FhirError(400, issues)
+        if entry.resource is not None:
+            _rewrite_references(writer, entry, {})
+        if entry.method == "POST":
+            assert entry.resource is not None
+            result = writer.create(
+                entry.resource, if_none_exist=entry.if_none_exist, validated=True
+            )
+        else:
+            result = _write(writer, entry, {})
+        return _response(result, return_resources, base_url)
+
+    for attempt in range(1, ENTRY_ATTEMPTS + 1):
+        try:
+            return _in_savepoint(writer, run)
+        except FhirError as err:
+            return _error_response(err)
+        except _TransactionLost as lost:
+            raise lost.error from None
+        except Exception as exc:
+            if lost_race(exc):
+                if attempt < ENTRY_ATTEMPTS:
+                    continue  # the writer it lost to has committed: run it again, after that one
+                return _error_response(
+                    conflict(f"entry {index}: a concurrent request changed the same resource")
+                )
+            # The type and the frames only: an exception's message can quote patient data.
+            log.error(
+                "batch entry=%s failed: %s\n%s",
+                index,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            return _error_response(
+                FhirError.single(
+                    500,
+                    "exception",
+                    f"entry {index}: internal error; this entry was not stored, the others are "
+                    "unaffected",
+                    f"Bundle.entry[{index}]",
+                )
+            )
+    raise AssertionError("unreachable")
+
+
+class _TransactionLost(Exception):
+    """Rolling back to a batch entry's savepoint failed: the whole transaction is lost."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+def _in_savepoint(writer: Writer, work: Callable[[], T]) -> T:
+    """Run ``work`` and store its writes in a savepoint, rolled back (with the writer's staged
+    state) if anything fails."""
+    savepoint = writer.repo.conn.begin_nested()
+    try:
+        result = work()
+        writer.flush()
+        savepoint.commit()
+    except BaseException:
+        writer.forget_pending()
+        try:
+            savepoint.rollback()
+        except Exception as error:
+            raise _TransactionLost(error) from error
+        raise
+    return result
 
 
 # --- entries -------------------------------------------------------------------------------
@@ -345,19 +426,33 @@ def _patch_operations(entry: Entry) -> Any:
 
 
 def _rewrite_references(writer: Writer, entry: Entry, ids: dict[str, str]) -> None:
+    """Point the entry's references at the resources they resolve to. The Bundle itself is
+    left as it came (a copy is made of each object on the way to a changed reference), so
+    that a unit of work that lost a race can run again from the same Bundle."""
+
     def visit(node: Any, path: str) -> Any:
+        changed: Any = None
         if isinstance(node, dict):
             for key, value in node.items():
                 if key == "reference" and isinstance(value, str):
-                    node[key] = _resolve(writer, value, ids, f"{path}.reference")
+                    new = _resolve(writer, value, ids, f"{path}.reference")
                 elif isinstance(value, dict | list):
-                    visit(value, f"{path}.{key}")
+                    new = visit(value, f"{path}.{key}")
+                else:
+                    continue
+                if new is not value:
+                    changed = changed if changed is not None else dict(node)
+                    changed[key] = new
         elif isinstance(node, list):
             for i, item in enumerate(node):
                 if isinstance(item, dict | list):
-                    visit(item, f"{path}[{i}]")
+                    new = visit(item, f"{path}[{i}]")
+                    if new is not item:
+                        changed = changed if changed is not None else list(node)
+                        changed[i] = new
+        return node if changed is None else changed
 
-    visit(entry.resource, f"{entry.where}.resource")
+    entry.resource = visit(entry.resource, f"{entry.where}.resource")
 
 
 def _resolve(writer: Writer, reference: str, ids: dict[str, str], path: str) -> str:
@@ -371,6 +466,7 @@ def _resolve(writer: Writer, reference: str, ids: dict[str, str], path: str) -> 
     if conditional and "/" not in res_type:
         if not is_resource_type(res_type):
             raise bad_request(f"Unknown resource type in reference '{reference}'", path)
+        require_criteria(res_type, query, "Conditional reference", path)
         writer.flush()
         found = find_matches(writer.repo.conn, res_type, query)
         if len(found) != 1:

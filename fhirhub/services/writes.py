@@ -22,6 +22,7 @@ from fhirhub.model.resource_types import is_resource_type, is_valid_id
 from fhirhub.model.validation import validate_resource
 from fhirhub.search import find_matches
 from fhirhub.search.indexing import index_rows
+from fhirhub.search.query import RESULT_PARAMS
 from fhirhub.storage.repository import ResourceRepository, StoredVersion, Write
 
 Key = tuple[str, str]
@@ -67,6 +68,20 @@ def normalise_query(query: str) -> str:
     return urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
 
 
+def require_criteria(res_type: str, query: str, what: str, expression: str | None = None) -> None:
+    """Refuse a conditional interaction whose query selects nothing: with only result
+    parameters (``_count``, ``_sort``, ``_cursor``, ...), blank values or nothing at all it would
+    match every resource of the type. http://hl7.org/fhir/R4/http.html#cond-update"""
+    params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    if any(v != "" and k.split(":")[0] not in RESULT_PARAMS for k, v in params):
+        return
+    raise bad_request(
+        f"{what} '{res_type}?{query.lstrip('?')}' has no search criteria: it would match every "
+        f"{res_type}",
+        expression,
+    )
+
+
 def check_type(res_type: str) -> None:
     if not is_resource_type(res_type):
         raise FhirError.single(404, "not-supported", f"Unknown resource type '{res_type}'")
@@ -105,8 +120,17 @@ class Writer:
             self._heads[key] = self.repo.current(res_type, res_id, for_update=True)
         return self._heads[key]
 
-    def matches(self, res_type: str, query: str, *, lock: bool) -> list[tuple[int, str]]:
+    def matches(
+        self,
+        res_type: str,
+        query: str,
+        *,
+        lock: bool,
+        what: str = "The condition",
+        expression: str | None = None,
+    ) -> list[tuple[int, str]]:
         """Current resources matching a conditional query, seeing this transaction's writes."""
+        require_criteria(res_type, query, what, expression)
         if lock:
             self.repo.lock(f"{res_type}?{normalise_query(query)}")
         self.flush()
@@ -120,8 +144,10 @@ class Writer:
         res_type = _resource_type(resource)
         if not validated:
             validate_resource(resource)
-        if if_none_exist:
-            found = self.matches(res_type, if_none_exist, lock=True)
+        if if_none_exist is not None:
+            found = self.matches(
+                res_type, if_none_exist, lock=True, what="If-None-Exist", expression="If-None-Exist"
+            )
             if len(found) > 1:
                 raise precondition_failed(
                     f"If-None-Exist '{if_none_exist}' matches {len(found)} {res_type} resources"
@@ -168,7 +194,7 @@ class Writer:
     def conditional_target(self, res_type: str, query: str, resource: dict[str, Any]) -> str:
         """The id a conditional update writes to: the one match, else the body's id (if no
         other resource has it), else a new id. http://hl7.org/fhir/R4/http.html#cond-update"""
-        found = self.matches(res_type, query, lock=True)
+        found = self.matches(res_type, query, lock=True, what="Conditional update")
         if len(found) > 1:
             raise precondition_failed(
                 f"Conditional update '{res_type}?{query}' matches {len(found)} resources"
@@ -229,7 +255,7 @@ class Writer:
 
     def conditional_delete(self, res_type: str, query: str) -> Result:
         check_type(res_type)
-        found = self.matches(res_type, query, lock=True)
+        found = self.matches(res_type, query, lock=True, what="Conditional delete")
         if len(found) > 1:
             raise precondition_failed(
                 f"Conditional delete '{res_type}?{query}' matches {len(found)} resources"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import (
     Connection,
     Table,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import tuple_ as sql_tuple
+from sqlalchemy.exc import DBAPIError
 
 from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.index_models import INDEX_TABLES
@@ -101,6 +103,40 @@ _CURRENT = (
 )
 _CURRENT_FOR_UPDATE = _CURRENT.with_for_update(of=R)
 
+# Locking reads on PostgreSQL. A ``SELECT ... JOIN resource_versions ... FOR UPDATE OF r`` that
+# waits for another writer of the row re-checks the row, once that writer commits, against
+# version rows of its own older snapshot: the join fails and the resource looks absent (a PUT
+# then "creates" it and fails; a DELETE deletes nothing). So the rows are locked alone, in key
+# order (two writers of the same resources lock them in the same order: no deadlock), and read
+# by a second statement, whose snapshot is taken once the locks are held. Both go in one
+# pipeline: one round trip.
+_KEYS = "unnest(%s::text[], %s::text[]) AS k(res_type, res_id)"
+_LOCK_ROWS = (
+    f"SELECT r.pk FROM resources r JOIN {_KEYS} "
+    "ON r.res_type = k.res_type AND r.res_id = k.res_id ORDER BY r.pk FOR UPDATE OF r"
+)
+_READ_ROWS = (
+    "SELECT r.pk, r.res_type, r.res_id, r.version, r.last_updated, r.deleted, v.content "
+    f"FROM resources r JOIN {_KEYS} ON r.res_type = k.res_type AND r.res_id = k.res_id "
+    "JOIN resource_versions v ON v.resource_pk = r.pk AND v.version = r.version"
+)
+
+
+# The errors by which PostgreSQL tells a transaction (or savepoint) that it lost a race to a
+# concurrent writer, which running it again, after that writer, would win: a create of a Type/id
+# created meanwhile (unique violation), or two writers each holding a lock the other wants.
+_RACE_ERRORS = (
+    psycopg.errors.UniqueViolation,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
+
+
+def lost_race(exc: BaseException) -> bool:
+    """True if ``exc`` (raised by SQLAlchemy or by psycopg) says a concurrent writer won."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(cause, _RACE_ERRORS)
+
 
 class ResourceRepository:
     def __init__(self, conn: Connection) -> None:
@@ -112,9 +148,16 @@ class ResourceRepository:
     def current(
         self, res_type: str, res_id: str, *, for_update: bool = False
     ) -> StoredVersion | None:
-        """The current version (possibly a delete marker), or None if it never existed."""
+        """The current version (possibly a delete marker), or None if it never existed.
+
+        ``for_update`` locks it until the transaction ends (SQLite: the writer already holds
+        the database's write lock)."""
         stmt = _CURRENT_FOR_UPDATE if for_update else _CURRENT
         row = self.conn.execute(stmt, {"res_type": res_type, "res_id": res_id}).first()
+        if row is None and for_update and self.postgres:
+            # Absent, or changed by a writer this statement waited for (see _LOCK_ROWS): one
+            # statement serves the common case of an update nobody else is making.
+            return self._lock_and_read([(res_type, res_id)]).get((res_type, res_id))
         return None if row is None else StoredVersion(*row)
 
     def current_many(self, pks: Sequence[int]) -> dict[int, StoredVersion]:
@@ -130,6 +173,8 @@ class ResourceRepository:
     def heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredVersion]:
         """The current version (locked for update, body included) of each (type, id) that
         exists."""
+        if self.postgres:
+            return self._lock_and_read(keys)
         by_type: dict[str, list[str]] = defaultdict(list)
         for res_type, res_id in keys:
             by_type[res_type].append(res_id)
@@ -140,10 +185,32 @@ class ResourceRepository:
                     select(*_CURRENT_COLUMNS, V.c.content)
                     .join(V, and_(V.c.resource_pk == R.c.pk, V.c.version == R.c.version))
                     .where(R.c.res_type == res_type, R.c.res_id.in_(chunk))
-                    .with_for_update(of=R)
                 )
                 for row in self.conn.execute(stmt):
                     found[(row.res_type, row.res_id)] = StoredVersion(*row)
+        return found
+
+    def _lock_and_read(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredVersion]:
+        """PostgreSQL: lock the rows of ``keys`` that exist, then read their current versions."""
+        found: dict[tuple[str, str], StoredVersion] = {}
+        wanted = sorted(set(keys))
+        raw: Any = self.conn.connection.dbapi_connection  # a psycopg Connection
+        while wanted:
+            params = ([k[0] for k in wanted], [k[1] for k in wanted])
+            with raw.pipeline(), raw.cursor() as lock, raw.cursor() as read:
+                lock.execute(_LOCK_ROWS, params)
+                read.execute(_READ_ROWS, params)
+                locked = {pk for (pk,) in lock.fetchall()}
+                rows = read.fetchall()
+            wanted = []
+            for row in rows:
+                head = StoredVersion(*row)
+                if head.pk in locked:
+                    found[(head.res_type, head.res_id)] = head
+                else:  # created by a writer that committed between the two statements
+                    wanted.append((head.res_type, head.res_id))
         return found
 
     def version(self, res_type: str, res_id: str, version: int) -> StoredVersion | None:
