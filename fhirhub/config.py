@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The content folders at the top of the project, as DESIGN.md lays them out.
+# The content folders at the top of the project (docs/architecture.md, "Where things live").
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = 1000
     db_pool_size: int = 10
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Migrate the database when a command starts (serve, load, inbox) instead of "
+        "refusing an old schema; unset: yes for SQLite, no for PostgreSQL (`fhirhub migrate`).",
+    )
     broker_url: str | None = Field(default=None, description="Celery broker; in-process if unset.")
     log_level: str = "INFO"
     # Ingest and jobs (fhirhub.ingest, fhirhub.jobs)
@@ -54,6 +59,13 @@ class Settings(BaseSettings):
         default=300,
         description="Seconds after which beat re-enqueues a message still waiting.",
     )
+
+    @property
+    def migrates_itself(self) -> bool:
+        """Whether commands bring the database to the newest schema themselves."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.database_url.startswith("sqlite")
 
 
 @lru_cache
