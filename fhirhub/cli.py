@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from sqlalchemy.exc import DBAPIError, OperationalError
 from typer.core import TyperGroup
@@ -205,10 +206,13 @@ def load(
 
     found = plan(paths)
     for folder, why, n in found.skipped_by_folder():
-        console.print(f"skipped {folder}: {n} {'file' if n == 1 else 'files'}, {why}")
+        files = "file" if n == 1 else "files"
+        console.print(f"skipped {folder}: {n} {files}, {why}", soft_wrap=True, highlight=False)
     if not found.files:
         names = ", ".join(str(p) for p in paths)
-        console.print(f"fhirhub: nothing to load in {names} (no .json, .ndjson or .jsonl of FHIR)")
+        typer.echo(
+            f"fhirhub: nothing to load in {names} (no FHIR .json, .ndjson or .jsonl)", err=True
+        )
         raise typer.Exit(1)
     settings = get_settings()
     with _new_database_kept_if_used(settings.database_url) as report_box:
@@ -216,7 +220,7 @@ def load(
         report = _load_files(settings, found.files, found.units)
         report_box.append(report)
     for line in report.problems[:SHOWN_REJECTIONS]:
-        console.print(f"[red]rejected[/red] {line}", markup=True, highlight=False)
+        console.print(f"[red]rejected[/red] {escape(line)}", soft_wrap=True, highlight=False)
     if report.rejected > SHOWN_REJECTIONS:
         console.print(f"and {report.rejected - SHOWN_REJECTIONS} more rejected")
     console.print(

@@ -78,10 +78,12 @@ def _not_fhir(path: Path, body: Any) -> str | None:
     suffix = path.suffix.lower()
     if suffix in (".hl7", ".hl7v2"):
         return "HL7 v2 messages (no HL7 v2 adapter yet: the RSUD feed is a coming source)"
+    if path.parent.name == "truth" and suffix in (".csv", ".json"):
+        return "fhirhub synth's ground truth (for tests), not FHIR"
     if suffix == ".csv":
         if path.stem in KHANZA_TABLES:
             return "SIMRS Khanza table rows (no Khanza adapter yet)"
-        return "CSV tables, not FHIR (fhirhub synth's ground truth, for tests)"
+        return "CSV, not FHIR"
     if suffix not in FHIR_FILES:
         return f"not a FHIR file ({suffix or 'no extension'}; loaded: .json, .ndjson, .jsonl)"
     first = _first_line(path) if suffix in NDJSON else body
@@ -89,13 +91,23 @@ def _not_fhir(path: Path, body: Any) -> str | None:
         return None
     if first is None:
         return "empty or not JSON"
-    if isinstance(first, dict) and "metaData" in first:
+    if isinstance(first, dict) and _bpjs(first):
         return "BPJS VClaim/P-Care payloads, not FHIR (no BPJS adapter yet)"
     if isinstance(first, dict) and first.get("generator") == "fhirhub.synth":
         return "fhirhub synth's manifest, not FHIR"
     if path.name == "stats.json":
         return "fhirhub synth's figures, not FHIR"
     return "JSON without a resourceType, not FHIR"
+
+
+def _bpjs(payload: dict[str, Any]) -> bool:
+    """A VClaim or P-Care envelope, SEP request or kunjungan body (national-apis.md B.3-B.5)."""
+    request = payload.get("request")
+    return (
+        "metaData" in payload
+        or "noKartu" in payload
+        or (isinstance(request, dict) and "t_sep" in request)
+    )
 
 
 def _json(path: Path) -> Any:
