@@ -114,7 +114,7 @@ def lock() -> None:
         "--generate-hashes",
         "--quiet",
         "-o",
-        LOCK,
+        LOCK.name,  # relative (run in ROOT): the lock's header names the command as run
     )
 
 
