@@ -167,6 +167,10 @@ def serve(
         workers=count,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # A worker that has not answered the supervisor's ping within this many seconds is
+        # killed and replaced. Importing the app takes seconds of CPU: with several workers
+        # starting at once on a busy machine the default (5) killed them in a loop.
+        timeout_worker_healthcheck=60,
     )
 
 
