@@ -218,11 +218,13 @@ def load(
             f"fhirhub: nothing to load in {names} (no FHIR .json, .ndjson or .jsonl)", err=True
         )
         raise typer.Exit(1)
+    from fhirhub.services.load import LoadReport
+
     settings = get_settings()
-    with _new_database_kept_if_used(settings.database_url) as report_box:
+    report = LoadReport()
+    with _new_database_kept_if_used(settings.database_url, report):
         _prepare_database(settings)
-        report = _load_files(settings, found.files, found.units)
-        report_box.append(report)
+        _load_files(settings, found.files, found.units, report)
     for line in report.problems[:SHOWN_REJECTIONS]:
         console.print(f"[red]rejected[/red] {escape(line)}", soft_wrap=True, highlight=False)
     if report.rejected > SHOWN_REJECTIONS:
@@ -234,7 +236,7 @@ def load(
         raise typer.Exit(1)
 
 
-def _load_files(settings: Settings, files: list[Path], total: int) -> LoadReport:
+def _load_files(settings: Settings, files: list[Path], total: int, report: LoadReport) -> None:
     from fhirhub.services.load import load_paths
     from fhirhub.storage.engine import make_engine
 
@@ -242,26 +244,26 @@ def _load_files(settings: Settings, files: list[Path], total: int) -> LoadReport
     try:
         with _progress() as bar, _sources(engine, settings) as route:
             task = bar.add_task("loading", total=total)
-            return load_paths(engine, files, progress=lambda n: bar.advance(task, n), route=route)
+            advance = lambda n: bar.advance(task, n)  # noqa: E731
+            load_paths(engine, files, progress=advance, route=route, report=report)
     finally:
         engine.dispose()
 
 
 @contextmanager
-def _new_database_kept_if_used(database_url: str) -> Iterator[list[LoadReport]]:
+def _new_database_kept_if_used(database_url: str, report: LoadReport) -> Iterator[None]:
     """An SQLite file that did not exist before a load is removed again when the load stored
-    nothing (it failed, or everything was rejected): a failed ``fhirhub load`` run in some
-    folder leaves no empty ``fhirhub.sqlite3`` behind."""
+    nothing in it (it failed, was interrupted early, or everything was rejected): a failed
+    ``fhirhub load`` run in some folder leaves no empty ``fhirhub.sqlite3`` behind."""
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
     path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
     fresh = path is not None and not path.exists()
-    reports: list[LoadReport] = []
     try:
-        yield reports
+        yield
     finally:
-        used = any(r.stored or r.unchanged for r in reports)
+        used = report.stored or report.unchanged
         if fresh and path is not None and not used:
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)

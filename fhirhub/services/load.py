@@ -63,8 +63,11 @@ def load_paths(
     base_url: str = "urn:fhirhub",
     progress: Callable[[int], None] | None = None,
     route: BundleRoute | None = None,
+    report: LoadReport | None = None,
 ) -> LoadReport:
-    report = LoadReport()
+    """Load the files; counts go to ``report`` (a new one by default) as the work is done, so
+    a caller still has them when the load is interrupted."""
+    report = report if report is not None else LoadReport()
     for path in paths:
         for unit in _units(path):
             kind, where, payload = unit
