@@ -189,3 +189,14 @@ def test_a_load_that_stores_nothing_leaves_no_database_in_the_working_folder(
         assert (tmp_path / "fhirhub.sqlite3").exists()  # an existing database is never removed
     finally:
         get_settings.cache_clear()
+
+
+def test_a_file_that_is_not_json_is_rejected_with_the_parsers_explanation(
+    use_db: str, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.json").write_text('{"resourceType": "Bundle", "type": ')
+    result = runner.invoke(app, ["load", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"rejected {tmp_path / 'broken.json'}: 400 structure: The body is not valid JSON" in (
+        result.output
+    )

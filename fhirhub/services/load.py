@@ -71,7 +71,10 @@ def load_paths(
     for path in paths:
         for unit in _units(path):
             kind, where, payload = unit
-            if kind == "bundle":
+            if kind == "error":
+                report.reject(where, payload)
+                count = 1
+            elif kind == "bundle":
                 _load_bundle(engine, payload, where, base_url, report, route)
                 count = len(payload.get("entry", []) or []) if isinstance(payload, dict) else 1
             else:
@@ -111,8 +114,8 @@ def _units(path: Path) -> Iterator[tuple[str, str, Any]]:
         return
     try:
         body = loads(path.read_bytes())
-    except FhirError:
-        yield "bundle", str(path), None
+    except FhirError as err:
+        yield "error", str(path), err  # not JSON: rejected with the parser's explanation
         return
     if isinstance(body, dict) and body.get("resourceType") == "Bundle":
         if body.get("type") in ("transaction", "batch"):

@@ -90,7 +90,7 @@ def _not_fhir(path: Path, body: Any) -> str | None:
     if isinstance(first, dict) and isinstance(first.get("resourceType"), str):
         return None
     if first is None:
-        return "empty or not JSON"
+        return None  # broken JSON (or an empty file): tried, and rejected with the reason
     if isinstance(first, dict) and _bpjs(first):
         return "BPJS VClaim/P-Care payloads, not FHIR (no BPJS adapter yet)"
     if isinstance(first, dict) and first.get("generator") == "fhirhub.synth":
