@@ -48,7 +48,7 @@ def install() -> None:
     wanted = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    print("installing the locked dependencies into .venv (the first time takes a minute)")
+    print("installing the locked dependencies into .venv (the first time takes a few minutes)")
     # not --quiet: pip's lines are the progress of a step that takes a while
     sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "-r", LOCK)
     sh(
