@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from typer.core import TyperGroup
 
 from fhirhub import __version__
@@ -39,7 +40,14 @@ class OneLineErrors(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # typer's Context (its own click)
         try:
             return super().invoke(ctx)
-        except (DatabaseNotReady, FhirError, DBAPIError, OSError) as err:
+        except (
+            DatabaseNotReady,
+            FhirError,
+            DBAPIError,
+            ArgumentError,
+            ValidationError,
+            OSError,
+        ) as err:
             typer.echo(f"fhirhub: {_one_line(err)}", err=True)
             raise typer.Exit(1) from None
 
@@ -74,6 +82,12 @@ def _one_line(err: Exception) -> str:
     if isinstance(err, DBAPIError):
         detail = str(getattr(err, "orig", None) or err).strip().splitlines()
         return f"database error: {detail[0] if detail else type(err).__name__}"
+    if isinstance(err, ArgumentError):  # an URL SQLAlchemy cannot read, a driver it lacks
+        return f"FHIRHUB_DATABASE_URL: {err}"
+    if isinstance(err, ValidationError):  # a FHIRHUB_* variable with a value of the wrong kind
+        first = err.errors()[0]
+        name = "FHIRHUB_" + "_".join(str(p) for p in first["loc"]).upper()
+        return f"{name}: {first['msg']} (got {first.get('input')!r})"
     if isinstance(err, FhirError):
         return err.summary
     if isinstance(err, OSError) and err.filename:
@@ -367,7 +381,12 @@ _register_jobs()
 
 
 def main() -> None:
-    logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s %(message)s")
+    try:
+        level = get_settings().log_level
+    except ValidationError as err:
+        typer.echo(f"fhirhub: {_one_line(err)}", err=True)
+        sys.exit(1)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app()
 

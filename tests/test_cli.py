@@ -236,3 +236,47 @@ def test_serve_prints_its_workers_and_warns_off_loopback(
     assert started["workers"] == expected
     assert f"({expected} worker" in result.stderr
     assert ("authorisation is off" in result.stderr) is warned
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("garbage", "fhirhub: FHIRHUB_DATABASE_URL: Could not parse"),
+        ("mysql://u@h/db", "fhirhub: fhirhub runs on PostgreSQL or SQLite, not mysql"),
+    ],
+)
+def test_a_database_url_fhirhub_cannot_use_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, url: str, expected: str
+) -> None:
+    monkeypatch.setenv("FHIRHUB_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        for args in (["migrate"], ["inbox", "list"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 1, result.output
+            assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+            assert result.stderr.startswith(expected), result.stderr
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_setting_of_the_wrong_kind_is_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FHIRHUB_AUTO_MIGRATE": "maybe"}
+    done = subprocess.run(
+        [sys.executable, "-m", "fhirhub.cli", "inbox", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "fhirhub: FHIRHUB_AUTO_MIGRATE: Input should be a valid boolean, unable to interpret "
+        "input (got 'maybe')"
+    )
+    assert not list(tmp_path.iterdir())  # nothing created in the working folder

@@ -166,6 +166,9 @@ def prepare(url: str, *, migrate_if_behind: bool) -> None:
     """Make sure the database at ``url`` has the newest schema before it is used: migrate it
     (``migrate_if_behind``) or check it. Raises :class:`DatabaseNotReady` with a one-line
     reason (an unmigrated schema, a database that does not exist or cannot be reached)."""
+    backend = make_url(url).get_backend_name()
+    if backend not in ("postgresql", "postgres", "sqlite"):
+        raise DatabaseNotReady(f"fhirhub runs on PostgreSQL or SQLite, not {backend}")
     try:
         if migrate_if_behind:
             migrate(url)
