@@ -93,11 +93,14 @@ def _bundle_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [["serve"], ["inbox", "list"], ["load", "FILE"]])
+@pytest.mark.parametrize(
+    "command", [["serve"], ["inbox", "list"], ["load", "FILE"], ["worker"], ["beat"]]
+)
 def test_commands_refuse_an_unmigrated_database_naming_fhirhub_migrate(
     empty_url: str, env: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
 ) -> None:
     _use(env, empty_url, auto_migrate="false")  # PostgreSQL's default; SQLite told so
+    env.setenv("FHIRHUB_BROKER_URL", "redis://127.0.0.1:1/0")  # never reached
     args = [str(_bundle_file(tmp_path)) if a == "FILE" else a for a in command]
     line = _one_line_error(runner.invoke(app, args))
     assert "no schema yet" in line and "`fhirhub migrate`" in line

@@ -36,11 +36,10 @@ class Status(StrEnum):
 @contextmanager
 def _service() -> Iterator[IngestService]:
     from fhirhub.ingest.service import IngestService
-    from fhirhub.storage.engine import make_engine, prepare
+    from fhirhub.storage.engine import make_engine
 
     settings = get_settings()
-    # an old schema or a missing database: DatabaseNotReady, one line (fhirhub.cli)
-    prepare(settings.database_url, migrate_if_behind=settings.migrates_itself)
+    _prepare_database()
     engine = make_engine(settings.database_url, pool_size=1)
     service = IngestService.from_settings(engine, settings)
     try:
@@ -134,6 +133,7 @@ def worker(
 ) -> None:
     """Run a Celery worker for the jobs (needs FHIRHUB_BROKER_URL)."""
     _require_broker()
+    _prepare_database()
     from fhirhub.jobs.celery_app import celery_app
 
     celery_app.worker_main(
@@ -152,6 +152,7 @@ def worker(
 def beat() -> None:
     """Run Celery beat: the periodic jobs (the inbox sweep, every minute)."""
     _require_broker()
+    _prepare_database()
     from fhirhub.jobs.celery_app import celery_app
 
     celery_app.start(["beat", "--loglevel", get_settings().log_level])
@@ -164,3 +165,12 @@ def _require_broker() -> None:
             err=True,
         )
         raise typer.Exit(2)
+
+
+def _prepare_database() -> None:
+    """The schema at the newest revision before any work (migrated when the settings say so):
+    otherwise DatabaseNotReady, one line naming ``fhirhub migrate`` (``fhirhub.cli``)."""
+    from fhirhub.storage.engine import prepare
+
+    settings = get_settings()
+    prepare(settings.database_url, migrate_if_behind=settings.migrates_itself)
