@@ -4,7 +4,14 @@
 python3 dev.py run     install everything (locked) into .venv, then run fhirhub with its
                        embedded defaults (SQLite, in-process jobs, a demo city) on
                        http://127.0.0.1:8080/fhir
+python3 dev.py run --port 9000 --demo 0
+                       the same with serve's options (--host, --port, --workers, --demo N;
+                       the demo city stays unless --demo says otherwise)
+python3 dev.py run load DIR
+                       any other fhirhub command: runs `fhirhub load DIR`
 python3 dev.py test    install, then run the quality gate and the whole test suite
+python3 dev.py test -k load -x
+                       the same, passing the arguments on to pytest
 
 python3 dev.py lock    (maintainers) re-resolve requirements.lock from pyproject.toml
 """
@@ -41,7 +48,9 @@ def install() -> None:
     wanted = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    sh(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", LOCK)
+    print("installing the locked dependencies into .venv (the first time takes a few minutes)")
+    # not --quiet: pip's lines are the progress of a step that takes a while
+    sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "-r", LOCK)
     sh(
         PY,
         "-m",
@@ -56,10 +65,27 @@ def install() -> None:
     STAMP.write_text(wanted)
 
 
+DEMO_PERSONS = "300"
+
+
+def run_args(args: list[str]) -> list[str]:
+    """The ``fhirhub`` arguments for ``python3 dev.py run ARGS``.
+
+    No arguments, or options only (``--port 9000``): ``serve`` with those options and the demo
+    city unless ``--demo`` is among them (``--demo 0``: none). ``serve ...`` is the same. A
+    command name first (``load DIR``, ``inbox list``) runs that command as it is given.
+    """
+    if args and not args[0].startswith("-") and args[0] != "serve":
+        return args
+    options = args[1:] if args and args[0] == "serve" else args
+    if any(a == "--demo" or a.startswith("--demo=") for a in options):
+        return ["serve", *options]
+    return ["serve", "--demo", DEMO_PERSONS, *options]
+
+
 def run() -> None:
     install()
-    args = sys.argv[2:] or ["serve", "--demo", "300"]
-    os.execv(BIN / "fhirhub", [str(BIN / "fhirhub"), *args])
+    os.execv(BIN / "fhirhub", [str(BIN / "fhirhub"), *run_args(sys.argv[2:])])
 
 
 def test() -> None:
@@ -88,7 +114,7 @@ def lock() -> None:
         "--generate-hashes",
         "--quiet",
         "-o",
-        LOCK,
+        LOCK.name,  # relative (run in ROOT): the lock's header names the command as run
     )
 
 

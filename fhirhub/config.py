@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The content folders at the top of the project, as DESIGN.md lays them out.
+# The content folders at the top of the project (docs/architecture.md, "Where things live").
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,7 +18,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default_factory=lambda: f"sqlite:///{Path.cwd() / 'fhirhub.sqlite3'}",
-        description="SQLAlchemy URL; an SQLite file under the working directory by default.",
+        description="SQLAlchemy URL; PostgreSQL as `postgresql://user@host/db` (psycopg 3).",
+        json_schema_extra={"shown_default": "`fhirhub.sqlite3` in the working directory"},
     )
     auth: Literal["off"] = Field(
         default="off", description="Authorisation mode; 'off' until OAuth 2 lands."
@@ -30,11 +31,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024 * 1024, description="Largest request body accepted (413 above)."
     )
-    default_page_size: int = 50
-    max_page_size: int = 1000
-    db_pool_size: int = 10
-    broker_url: str | None = Field(default=None, description="Celery broker; in-process if unset.")
-    log_level: str = "INFO"
+    default_page_size: int = Field(default=50, description="Search page size without `_count`.")
+    max_page_size: int = Field(default=1000, description="Largest `_count` honoured.")
+    db_pool_size: int = Field(
+        default=10, description="Database connections kept per server process."
+    )
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Migrate the database when a command starts (serve, load, inbox) instead of "
+        "refusing an old schema; unset: yes for SQLite, no for PostgreSQL (`fhirhub migrate`).",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (`redis://…`, `amqp://…`); jobs run in process when unset.",
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     # Ingest and jobs (fhirhub.ingest, fhirhub.jobs)
     mappings_dir: Path = Field(
         default=_ROOT / "mappings", description="Per-source mapping tables (mappings/)."
@@ -55,7 +66,34 @@ class Settings(BaseSettings):
         description="Seconds after which beat re-enqueues a message still waiting.",
     )
 
+    @property
+    def migrates_itself(self) -> bool:
+        """Whether commands bring the database to the newest schema themselves."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.database_url.startswith("sqlite")
+
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_table() -> str:
+    """The README's table of settings, from :class:`Settings` (``scripts/settings_table.py``
+    writes it between the ``<!-- settings -->`` markers; a test keeps the two equal)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if "shown_default" in extra:
+            shown = str(extra["shown_default"])
+        elif info.default is None:
+            shown = "unset"
+        elif isinstance(info.default, Path):
+            shown = f"`{info.default.relative_to(_ROOT)}/`"
+        else:
+            shown = f"`{info.default}`"
+        env = f"FHIRHUB_{name.upper()}"
+        meaning = (info.description or "").replace("|", "\\|")
+        rows.append(f"| `{env}` | {shown} | {meaning} |")
+    return "\n".join(rows) + "\n"

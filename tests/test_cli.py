@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -119,3 +120,163 @@ def test_load_sends_a_puskesmas_bundle_through_the_inbox(use_db: str, tmp_path: 
     first = result.output.split("stored ")[-1].split(",")[0]  # "stored N, unchanged 0, ..."
     assert f"stored 0, unchanged {first}, rejected 0" in again.output
     assert _count(use_db, "Patient") == patients and _count(use_db, "Provenance") == 1
+
+
+# One-line errors, --version, help texts, workers (issue 9, items 4 and 6)
+
+
+def _commands(group: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path of the click tree under ``group``."""
+    out = [path]
+    for name, command in getattr(group, "commands", {}).items():
+        out.extend(_commands(command, (*path, name)))
+    return out
+
+
+def _all_commands() -> list[tuple[str, ...]]:
+    import typer
+
+    return _commands(typer.main.get_command(app))
+
+
+def test_every_command_has_help_that_does_not_break_mid_phrase() -> None:
+    """At 80 columns, a line of help text is never left short while the next line's first
+    word would have fit on it (the docstring's own line breaks used to survive)."""
+    commands = _all_commands()
+    assert ("inbox", "show") in commands and ("synth",) in commands
+    for path in commands:
+        result = CliRunner().invoke(
+            app, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80
+        )
+        assert result.exit_code == 0, (path, result.output)
+        lines = [line.rstrip() for line in result.output.splitlines()]
+        for this, following in itertools.pairwise(lines):
+            # running text continued on the next line starts at the same column
+            if not this.strip(" │") or not following.strip(" │"):
+                continue
+            if _indent(this) != _indent(following) or "  " in following.strip(" │"):
+                continue  # a new row (of an option, a command), a default, another column
+            first_word = following.strip(" │").split()[0]
+            if first_word.startswith("["):
+                continue  # typer's [default: ...], [required] start a line of their own
+            room = 78 if this.endswith("│") else 80
+            fits = len(this.rstrip(" │")) + 1 + len(first_word) < room
+            assert not fits, (path, this, following)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip("│ "))
+
+
+def test_version() -> None:
+    from fhirhub import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"fhirhub {__version__}"
+
+
+def test_a_missing_inbox_message_is_one_line(use_db: str) -> None:
+    result = runner.invoke(app, ["inbox", "show", "999"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "fhirhub: No inbox message 999"
+    assert result.stdout == ""
+
+
+def test_an_unknown_status_is_a_usage_error_in_one_line(use_db: str) -> None:
+    for args in (["inbox", "list", "--status", "bogus"], ["inbox", "replay", "--status", "x"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "'bogus'" in lines[0] or "'x'" in lines[0]
+        assert "received" in lines[0] and "--help" in lines[0]
+
+
+def test_usage_errors_of_every_kind_are_one_line() -> None:
+    for args in (["nosuch"], ["load"], ["serve", "--port", "x"], ["inbox", "show", "abc"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert "Traceback" not in result.output
+
+
+def test_replaying_nothing_is_a_usage_error(use_db: str) -> None:
+    result = runner.invoke(app, ["inbox", "replay"])
+    assert result.exit_code == 2
+    assert "name message ids or --status" in result.stderr
+
+
+def test_default_workers() -> None:
+    from fhirhub.cli import default_workers
+
+    assert default_workers("sqlite:///x.sqlite3", 8) == 1
+    assert default_workers("postgresql://u@h/db", 1) == 3
+    assert default_workers("postgresql://u@h/db", 2) == 5
+    assert default_workers("postgresql://u@h/db", 64) == 8  # each worker keeps a pool
+    assert default_workers("postgresql+psycopg://u@h/db", None) == 3
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [("127.0.0.1", False), ("localhost", False), ("::1", False), ("0.0.0.0", True)],
+)
+def test_serve_prints_its_workers_and_warns_off_loopback(
+    use_db: str, monkeypatch: pytest.MonkeyPatch, host: str, warned: bool
+) -> None:
+    import uvicorn
+
+    from fhirhub.cli import default_workers
+
+    started: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.update(kw))
+    result = runner.invoke(app, ["serve", "--host", host])
+    assert result.exit_code == 0, result.output
+    expected = default_workers(use_db, __import__("os").cpu_count())
+    assert started["workers"] == expected
+    assert f"({expected} worker" in result.stderr
+    assert ("authorisation is off" in result.stderr) is warned
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("garbage", "fhirhub: FHIRHUB_DATABASE_URL: Could not parse"),
+        ("mysql://u@h/db", "fhirhub: fhirhub runs on PostgreSQL or SQLite, not mysql"),
+    ],
+)
+def test_a_database_url_fhirhub_cannot_use_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, url: str, expected: str
+) -> None:
+    monkeypatch.setenv("FHIRHUB_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        for args in (["migrate"], ["inbox", "list"]):
+            result = runner.invoke(app, args)
+            assert result.exit_code == 1, result.output
+            assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+            assert result.stderr.startswith(expected), result.stderr
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_setting_of_the_wrong_kind_is_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FHIRHUB_AUTO_MIGRATE": "maybe"}
+    done = subprocess.run(
+        [sys.executable, "-m", "fhirhub.cli", "inbox", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "fhirhub: FHIRHUB_AUTO_MIGRATE: Input should be a valid boolean, unable to interpret "
+        "input (got 'maybe')"
+    )
+    assert not list(tmp_path.iterdir())  # nothing created in the working folder

@@ -14,10 +14,11 @@ from fhirhub.storage.engine import make_engine, migrate
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool | None = None) -> FastAPI:
     """Build the app. The embedded SQLite default migrates itself; PostgreSQL is migrated by
-    ``fhirhub migrate`` (or ``run_migrations=True``)."""
+    ``fhirhub migrate`` (or ``FHIRHUB_AUTO_MIGRATE``, or ``run_migrations=True``); ``/readyz``
+    says when the schema is behind."""
     settings = settings or get_settings()
     if run_migrations is None:
-        run_migrations = settings.database_url.startswith("sqlite")
+        run_migrations = settings.migrates_itself
     if run_migrations:
         migrate(settings.database_url)
     app = FastAPI(

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from fhirhub.api.ingest_routes import ingest_service, json_response
 from fhirhub.ingest.queue import broker_ready, queue_depth
 from fhirhub.ingest.service import IngestService
+from fhirhub.storage.engine import SchemaCheck
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,11 +29,25 @@ def _database_ready(service: IngestService) -> bool:
         return False
 
 
+def _schema_check(request: Request, service: IngestService) -> SchemaCheck:
+    # One per app, remembered: at head it is never read again (see SchemaCheck).
+    check: SchemaCheck | None = getattr(request.app.state, "schema_check", None)
+    if check is None:
+        check = request.app.state.schema_check = SchemaCheck(service.engine)
+    return check
+
+
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     service = ingest_service(request)
     settings = request.app.state.settings
     checks = {"database": "ok" if await run_in_threadpool(_database_ready, service) else "down"}
+    reasons: dict[str, str] = {}
+    if checks["database"] == "ok":
+        problem = await run_in_threadpool(_schema_check(request, service).problem)
+        checks["schema"] = "ok" if problem is None else "behind"
+        if problem is not None:
+            reasons["schema"] = problem
     if settings.broker_url:
         up = await run_in_threadpool(
             broker_ready, settings.broker_url, settings.broker_visibility_timeout
@@ -40,11 +55,11 @@ async def readyz(request: Request) -> Response:
         checks["broker"] = "ok" if up else "down"
     else:
         checks["broker"] = "in-process"
-    ready = "down" not in checks.values()
-    return json_response(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    ready = all(v in ("ok", "in-process") for v in checks.values())
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    if reasons:
+        body["reasons"] = reasons
+    return json_response(body, status_code=200 if ready else 503)
 
 
 class InboxCollector(Collector):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -23,14 +24,22 @@ inbox = typer.Typer(
 )
 
 
+class Status(StrEnum):
+    """An inbox message's status (fhirhub.storage.inbox_models.STATUSES)."""
+
+    received = "received"
+    processed = "processed"
+    rejected = "rejected"
+    failed = "failed"
+
+
 @contextmanager
 def _service() -> Iterator[IngestService]:
     from fhirhub.ingest.service import IngestService
-    from fhirhub.storage.engine import make_engine, migrate
+    from fhirhub.storage.engine import make_engine
 
     settings = get_settings()
-    if settings.database_url.startswith("sqlite"):
-        migrate(settings.database_url)
+    _prepare_database()
     engine = make_engine(settings.database_url, pool_size=1)
     service = IngestService.from_settings(engine, settings)
     try:
@@ -42,9 +51,7 @@ def _service() -> Iterator[IngestService]:
 
 @inbox.command("list")
 def list_(
-    status: Annotated[
-        str | None, typer.Option(help="received, processed, rejected or failed.")
-    ] = None,
+    status: Annotated[Status | None, typer.Option(help="Only messages with this status.")] = None,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     after: Annotated[int, typer.Option(help="Messages with a larger id.")] = 0,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
@@ -53,7 +60,9 @@ def list_(
     from fhirhub.model.instant import to_instant
 
     with _service() as service:
-        rows = service.messages(status=status, source=source, after_id=after, limit=limit)
+        rows = service.messages(
+            status=status.value if status else None, source=source, after_id=after, limit=limit
+        )
     for row in rows:
         first = ""
         if row.outcome:
@@ -87,13 +96,15 @@ def show(
 def replay(
     message_ids: Annotated[list[int] | None, typer.Argument(help="Message ids.")] = None,
     status: Annotated[
-        str | None, typer.Option(help="Replay every message with this status.")
+        Status | None, typer.Option(help="Replay every message with this status.")
     ] = None,
     source: Annotated[str | None, typer.Option(help="With --status: only this source.")] = None,
 ) -> None:
     """Process rejected or failed messages again (after their mapping was fixed)."""
+    if not message_ids and status is None:
+        raise typer.BadParameter("name message ids or --status")
     with _service() as service:
-        _replay(service, list(message_ids or []), status, source)
+        _replay(service, list(message_ids or []), status.value if status else None, source)
 
 
 def _replay(service: IngestService, ids: list[int], status: str | None, source: str | None) -> None:
@@ -103,7 +114,8 @@ def _replay(service: IngestService, ids: list[int], status: str | None, source: 
             ids.extend(r.id for r in batch)
             after = batch[-1].id
     if not ids:
-        raise typer.BadParameter("name message ids or --status")
+        typer.echo(f"no {status} messages to replay")
+        return
     service.replay(ids)
     if service.dispatcher.uses_broker:
         typer.echo(f"replaying {len(ids)} messages through the workers")
@@ -121,6 +133,7 @@ def worker(
 ) -> None:
     """Run a Celery worker for the jobs (needs FHIRHUB_BROKER_URL)."""
     _require_broker()
+    _prepare_database()
     from fhirhub.jobs.celery_app import celery_app
 
     celery_app.worker_main(
@@ -139,6 +152,7 @@ def worker(
 def beat() -> None:
     """Run Celery beat: the periodic jobs (the inbox sweep, every minute)."""
     _require_broker()
+    _prepare_database()
     from fhirhub.jobs.celery_app import celery_app
 
     celery_app.start(["beat", "--loglevel", get_settings().log_level])
@@ -151,3 +165,12 @@ def _require_broker() -> None:
             err=True,
         )
         raise typer.Exit(2)
+
+
+def _prepare_database() -> None:
+    """The schema at the newest revision before any work (migrated when the settings say so):
+    otherwise DatabaseNotReady, one line naming ``fhirhub migrate`` (``fhirhub.cli``)."""
+    from fhirhub.storage.engine import prepare
+
+    settings = get_settings()
+    prepare(settings.database_url, migrate_if_behind=settings.migrates_itself)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from fhirhub.errors import FhirError
+from fhirhub.errors import FhirError, Issue
 from fhirhub.model.json import loads
 from fhirhub.model.validation import resource_issues
 from fhirhub.services import transaction
@@ -32,14 +32,23 @@ class LoadReport:
     stored: int = 0
     unchanged: int = 0
     rejected: int = 0
-    problems: list[str] = field(default_factory=list)  # "file:line: code at expression"
+    # "file:line: status code at expression: diagnostics", the first issue of each rejection
+    problems: list[str] = field(default_factory=list)
 
     def reject(self, where: str, err: FhirError) -> None:
         self.rejected += 1
         if len(self.problems) < 1000:
-            first = err.issues[0] if err.issues else None
-            what = f"{first.code} at {', '.join(first.expression)}" if first else str(err.status)
-            self.problems.append(f"{where}: {err.status} {what}")
+            self.problems.append(f"{where}: {describe(err.status, err.issues[:1])}")
+
+
+def describe(status: int | str, issues: list[Issue]) -> str:
+    """``400 structure at Patient.gender: <diagnostics>`` for the first issue."""
+    if not issues:
+        return str(status)
+    first = issues[0]
+    where = f" at {', '.join(first.expression)}" if first.expression else ""
+    why = f": {first.diagnostics}" if first.diagnostics else ""
+    return f"{status} {first.code}{where}{why}"
 
 
 # Takes a transaction Bundle elsewhere (a source's adapter, through the inbox) and says so by
@@ -54,12 +63,18 @@ def load_paths(
     base_url: str = "urn:fhirhub",
     progress: Callable[[int], None] | None = None,
     route: BundleRoute | None = None,
+    report: LoadReport | None = None,
 ) -> LoadReport:
-    report = LoadReport()
+    """Load the files; counts go to ``report`` (a new one by default) as the work is done, so
+    a caller still has them when the load is interrupted."""
+    report = report if report is not None else LoadReport()
     for path in paths:
         for unit in _units(path):
             kind, where, payload = unit
-            if kind == "bundle":
+            if kind == "error":
+                report.reject(where, payload)
+                count = 1
+            elif kind == "bundle":
                 _load_bundle(engine, payload, where, base_url, report, route)
                 count = len(payload.get("entry", []) or []) if isinstance(payload, dict) else 1
             else:
@@ -84,18 +99,6 @@ def load_bundles(
     return report
 
 
-def count_units(paths: list[Path]) -> int:
-    """How many resources or entries the files hold (for a progress bar)."""
-    total = 0
-    for path in paths:
-        if path.suffix in (".ndjson", ".jsonl"):
-            with path.open("rb") as fh:
-                total += sum(1 for line in fh if line.strip())
-        else:
-            total += 1
-    return total
-
-
 def _units(path: Path) -> Iterator[tuple[str, str, Any]]:
     if path.suffix in (".ndjson", ".jsonl"):
         chunk: list[tuple[str, Any]] = []
@@ -111,8 +114,8 @@ def _units(path: Path) -> Iterator[tuple[str, str, Any]]:
         return
     try:
         body = loads(path.read_bytes())
-    except FhirError:
-        yield "bundle", str(path), None
+    except FhirError as err:
+        yield "error", str(path), err  # not JSON: rejected with the parser's explanation
         return
     if isinstance(body, dict) and body.get("resourceType") == "Bundle":
         if body.get("type") in ("transaction", "batch"):
@@ -153,11 +156,21 @@ def _load_bundle(
         report.reject(where, err)
         return
     done = 0
-    for entry in response.get("entry", []):
-        if entry.get("response", {}).get("status", "").startswith("2"):
+    for i, entry in enumerate(response.get("entry", [])):
+        answer = entry.get("response", {})
+        if answer.get("status", "").startswith("2"):
             done += 1
-        else:
+        else:  # a batch's entry failed alone
+            outcome = answer.get("outcome") or {}
+            issues = [
+                Issue(j.get("code", ""), j.get("diagnostics", ""), tuple(j.get("expression", [])))
+                for j in outcome.get("issue", [])[:1]
+                if isinstance(j, dict)
+            ]
+            status = answer.get("status", "").split(" ")[0] or "?"
             report.rejected += 1
+            if len(report.problems) < 1000:
+                report.problems.append(f"{where}#entry[{i}]: {describe(status, issues)}")
     report.unchanged += writer.unchanged
     report.stored += done - writer.unchanged
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-# The migrations live at the top of the project, as DESIGN.md lays it out.
+# The migrations live at the top of the project (docs/architecture.md, "Where things live").
 ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
 
 
@@ -89,3 +92,105 @@ def alembic_config(url: str) -> Any:
     cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
     return cfg
+
+
+class DatabaseNotReady(RuntimeError):
+    """The database cannot be used as it is; the message says why and what to do, in a line."""
+
+
+@lru_cache
+def _revisions() -> tuple[str, frozenset[str]]:
+    """The newest revision the migrations in ``alembic/`` define, and all of them (read once
+    per process)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None
+    return head, frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def schema_head() -> str:
+    return _revisions()[0]
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why the database's schema is not the one this code needs, in one line; None when it is
+    at the newest revision. A database that cannot be reached raises (DBAPIError)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    head = schema_head()
+    if current == (head,):
+        return None
+    if not current:
+        return "the database has no schema yet: run `fhirhub migrate`"
+    unknown = [rev for rev in current if rev not in _revisions()[1]]
+    if unknown:
+        return (
+            f"the database schema is at revision {unknown[0]}, which this fhirhub does not "
+            "know: it was migrated by a newer version"
+        )
+    if len(current) == 1:
+        return f"the database schema is at revision {current[0]}, not {head}: run `fhirhub migrate`"
+    return f"the database schema has several heads ({', '.join(current)}): run `fhirhub migrate`"
+
+
+class SchemaCheck:
+    """:func:`schema_problem`, remembered: a schema at head stays at head (the check is not
+    repeated), one behind is checked again at most every ``ttl`` seconds."""
+
+    def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self._problem: str | None = None
+        self._at_head = False
+        self._checked = -float("inf")
+
+    def problem(self) -> str | None:
+        if self._at_head:
+            return None
+        now = time.monotonic()
+        if now - self._checked >= self.ttl:
+            try:
+                self._problem = schema_problem(self.engine)
+            except DBAPIError:
+                self._problem = "the database cannot be reached"
+            self._checked = now
+            self._at_head = self._problem is None
+        return self._problem
+
+
+def prepare(url: str, *, migrate_if_behind: bool) -> None:
+    """Make sure the database at ``url`` has the newest schema before it is used: migrate it
+    (``migrate_if_behind``) or check it. Raises :class:`DatabaseNotReady` with a one-line
+    reason (an unmigrated schema, a database that does not exist or cannot be reached)."""
+    backend = make_url(url).get_backend_name()
+    if backend not in ("postgresql", "postgres", "sqlite"):
+        raise DatabaseNotReady(f"fhirhub runs on PostgreSQL or SQLite, not {backend}")
+    try:
+        if migrate_if_behind:
+            migrate(url)
+            return
+        engine = make_engine(url, pool_size=1)
+        try:
+            problem = schema_problem(engine)
+        finally:
+            engine.dispose()
+    except DBAPIError as err:
+        raise DatabaseNotReady(connection_problem(url, err)) from err
+    if problem:
+        raise DatabaseNotReady(problem)
+
+
+def connection_problem(url: str, error: BaseException) -> str:
+    """A one-line account of a database that cannot be opened (no password, no traceback)."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    original = getattr(error, "orig", None) or error
+    detail = (
+        str(original).strip().splitlines()[0] if str(original).strip() else type(error).__name__
+    )
+    if "does not exist" in detail and "database" in detail:
+        return f"the database {shown} does not exist ({detail}); create it first"
+    return f"cannot open the database {shown}: {detail}"

@@ -220,7 +220,7 @@ def test_the_admin_api_lists_shows_and_replays(client: TestClient, mappings_dir)
 def test_readyz_and_metrics(client: TestClient):
     assert client.get("/readyz").json() == {
         "status": "ready",
-        "checks": {"database": "ok", "broker": "in-process"},
+        "checks": {"database": "ok", "schema": "ok", "broker": "in-process"},
     }
     client.post("/ingest/puskesmas?mode=sync", content=payload(k=2))
     text = client.get("/metrics").text

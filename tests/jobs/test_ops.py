@@ -19,7 +19,7 @@ def test_readyz_checks_a_real_broker(db_url: str, broker_url: str) -> None:
         metrics = client.get("/metrics").text
     app.state.database.engine.dispose()
     assert r.status_code == 200
-    assert r.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert r.json()["checks"] == {"database": "ok", "schema": "ok", "broker": "ok"}
     assert "fhirhub_ingest_queue_depth" in metrics
     assert queue_depth(broker_url, 3600, "fhirhub-ops") in (0, None)  # never declared: None
 
