@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,13 @@ def test_ext_1_message(client: TestClient) -> None:
     issue = client.post("/fhir/Patient", json=body, headers=H).json()["issue"][0]
     assert issue["code"] == "invariant"
     assert issue["diagnostics"].startswith("ext-1")
+
+
+def test_the_official_v2_0335_code_system_is_stored(client: TestClient) -> None:
+    """From the spec's v2-tables.json.gz (CC0): its concepts' comments carry translations as
+    extensions of ``_valueString`` inside an extension."""
+    example = json.loads((Path(__file__).parent / "data" / "CodeSystem-v2-0335.json").read_text())
+    assert '"_valueString"' in json.dumps(example)
+    r = client.put("/fhir/CodeSystem/v2-0335", json=example, headers=H)
+    assert r.status_code == 201, r.text
+    assert client.get("/fhir/CodeSystem/v2-0335").json()["concept"] == example["concept"]
