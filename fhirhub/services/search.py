@@ -98,7 +98,7 @@ def _controls(
         base, _, mod = name.partition(":")
         if base == "_count":
             if not value.isdigit():
-                raise bad_request(f"_count must be a whole number, not '{value}'", name)
+                raise bad_request(_count_message(value), name)
             c.count = min(int(value), maximum)
         elif base == "_sort":
             c.sort.extend(engine.sort_keys(res_type, value, name))
@@ -128,6 +128,11 @@ def _controls(
         elif base == "_cursor":
             c.cursor = _decode_cursor(value)
     return c
+
+
+def _count_message(value: str) -> str:
+    negative = value.startswith("-") and value[1:].isdigit()
+    return f"_count must be {'0 or more' if negative else 'a whole number'}, not '{value}'"
 
 
 def _types(

@@ -9,6 +9,7 @@ in a savepoint of its own and fails alone.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from fhirhub.model.validation import resource_issues
 from fhirhub.search import find_matches
 from fhirhub.services.writes import Result, Writer, instant
 
+# A URL with a scheme (http:, https:, urn:): absolute, so not relative to this server's base.
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 REASONS = {
     200: "OK",
@@ -266,6 +269,12 @@ def _parse_entry(index: int, raw: Any, base_url: str) -> Entry:
         raise bad_request("The entry has no request.url", f"{where}.request.url", "required")
     if url.startswith(base_url + "/"):
         url = url[len(base_url) + 1 :]
+    elif _ABSOLUTE.match(url):
+        raise bad_request(
+            f"request.url '{url[:200]}' is not on this server: give it relative to the base"
+            f" ({base_url}), e.g. 'Patient/1'",
+            f"{where}.request.url",
+        )
     resource = raw.get("resource")
     if method in ("POST", "PUT") and not isinstance(resource, dict):
         raise bad_request(f"A {method} entry needs a resource", f"{where}.resource", "required")
