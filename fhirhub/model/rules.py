@@ -149,7 +149,7 @@ class Walk:
         for key, value in obj.items():
             prop = props.get(key)
             if prop is None:
-                if key[0] == "_":
+                if key.startswith("_"):
                     self._primitive_extension(obj, key, value, props.get(key[1:]), path, r4)
                 elif r4 and key != "resourceType":
                     self._add("structure", "Unknown element", f"{path}.{key}")

@@ -69,7 +69,8 @@ def validate_resource(resource: Any, path: str = "") -> None:
 
 
 def _issue_of(err: Any, root: str) -> Issue:
-    loc = [part for part in err["loc"] if part != "__root__"]
+    # "root" is pydantic's, for a model that wraps one value; no FHIR element has that name
+    loc = [part for part in err["loc"] if part not in ("__root__", "root")]
     expr = root
     for part in loc:
         expr += f"[{part}]" if isinstance(part, int) else f".{_fhir_name(str(part))}"

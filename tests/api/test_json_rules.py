@@ -6,6 +6,7 @@ transaction, every issue reported at once."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,10 @@ from typing import Any
 import pytest
 from factories import patient
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fhirhub.model.validation import resource_issues
 
 H = {"content-type": "application/fhir+json"}
 PATCH = {"content-type": "application/json-patch+json"}
@@ -169,3 +174,65 @@ def test_the_official_v2_0335_code_system_is_stored(client: TestClient) -> None:
     r = client.put("/fhir/CodeSystem/v2-0335", json=example, headers=H)
     assert r.status_code == 201, r.text
     assert client.get("/fhir/CodeSystem/v2-0335").json()["concept"] == example["concept"]
+
+
+# --- property: whichever element is emptied, the issue names it ---------------------------
+
+RICH = {
+    **patient(),
+    "extension": [
+        {
+            "url": "https://fhir.kemkes.go.id/r4/StructureDefinition/AdministrativeCode",
+            "extension": [{"url": "village", "valueCode": "7472011001"}],
+        }
+    ],
+    "telecom": [{"system": "phone", "value": "0812", "use": "mobile"}],
+    "address": [{"line": ["Jl. Betoambari"], "city": "Baubau", "postalCode": "93721"}],
+    "contact": [{"name": {"text": "La Ode Ali"}, "telecom": [{"system": "phone", "value": "1"}]}],
+    "maritalStatus": {"coding": [{"system": "http://x", "code": "M"}], "text": "Kawin"},
+}
+
+
+def _paths(node: Any, path: str) -> list[tuple[list[str | int], str]]:
+    """(JSON location, FHIRPath) of every element below ``node``."""
+    out: list[tuple[list[str | int], str]] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+        if key == "resourceType":
+            continue
+        out.append(([key], where))
+        if isinstance(value, dict | list):
+            out.extend(([key, *loc], p) for loc, p in _paths(value, where))
+    return out
+
+
+PATHS = _paths(RICH, "Patient")
+
+
+@given(st.sampled_from(PATHS), st.sampled_from([None, [], {}, ""]))
+@settings(max_examples=200, deadline=None)
+def test_an_emptied_element_is_named(target: tuple[list[str | int], str], empty: Any) -> None:
+    loc, path = target
+    body = copy.deepcopy(RICH)
+    node: Any = body
+    for key in loc[:-1]:
+        node = node[key]
+    node[loc[-1]] = empty
+    issues = resource_issues(body)
+    assert issues, (path, empty)
+    assert path in {e for issue in issues for e in issue.expression}, (path, empty, issues)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=12,
+    ),
+    st.sampled_from(["name", "extension", "contact", "_birthDate", "meta", "contained", "x"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_json_is_judged_without_crashing(value: Any, key: str) -> None:
+    issues = resource_issues({**RICH, key: value})
+    assert all(issue.expression and issue.diagnostics for issue in issues)
