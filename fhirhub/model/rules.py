@@ -154,11 +154,10 @@ class Walk:
                 elif r4 and key != "resourceType":
                     self._add("structure", "Unknown element", f"{path}.{key}")
                 continue
-            where = f"{path}.{key}"
             if value is None:
-                self._null(where)
+                self._null(f"{path}.{key}")
                 continue
-            if prop.choice and r4:
+            if r4 and prop.choice:
                 chosen = chosen if chosen is not None else {}
                 if chosen.setdefault(prop.choice, key) != key:
                     self._add(
@@ -166,7 +165,9 @@ class Walk:
                         f"Only one of {prop.choice}[x] may be present",
                         f"{path}.{prop.choice}[x]",
                     )
+            kind = prop.kind
             if isinstance(value, list):
+                where = f"{path}.{key}"
                 if not prop.repeats:
                     if r4:
                         self._add("structure", "Expected one value, found an array", where)
@@ -174,7 +175,7 @@ class Walk:
                 if not value:
                     self._add("structure", "An array may not be empty (json.html)", where)
                     continue
-                pads = obj.get("_" + key) if prop.kind is not None else None
+                pads = obj.get("_" + key) if kind is not None else None
                 for i, item in enumerate(value):
                     if item is None:
                         if not _padded(pads, i):
@@ -182,9 +183,18 @@ class Walk:
                         continue
                     self._value(item, prop, f"{where}[{i}]", r4)
             elif prop.repeats and r4:
-                self._add("structure", "Expected an array", where)
+                self._add("structure", "Expected an array", f"{path}.{key}")
+            elif (  # the common case, a good string, without a call or a path
+                kind == "string"
+                and type(value) is str
+                and value
+                and not value.isspace()
+                and (prop.codes is None or value in prop.codes)
+                and (not r4 or prop.pattern is None)
+            ) or (kind == "boolean" and type(value) is bool):
+                continue
             else:
-                self._value(value, prop, where, r4)
+                self._value(value, prop, f"{path}.{key}", r4)
         if r4:
             self._required(obj, shape, path)
         if type_name == "Extension":
