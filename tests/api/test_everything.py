@@ -126,3 +126,9 @@ def test_type_and_unknown_patient(client: TestClient) -> None:
         ("include", "Patient"): 1,
     }
     assert client.get("/fhir/Patient/nobody/$everything").status_code == 404
+
+
+def test_nothing_matched_is_a_bundle_without_entries(client: TestClient) -> None:
+    _put(client, {**patient(), "id": "p3"})
+    bundle = client.get("/fhir/Patient/p3/$everything", params={"_type": "Immunization"}).json()
+    assert bundle["total"] == 0 and "entry" not in bundle
