@@ -1,8 +1,13 @@
 """Build the model tables of fhirhub/model/data/ from the official FHIR R4 definitions.
 
 - r4_resource_types.json: the concrete resource types.
-- r4_elements.json: for every resource, data type and backbone element, each JSON property with
-  its type (a primitive's JSON kind, or the type whose properties it has) and whether it repeats.
+- r4_elements.json: for every resource, data type and backbone element, each JSON property as
+  ``[type, repeats, required, choice]``: its type (a primitive type, or the type or backbone path
+  whose properties it has), whether it repeats (max ``*``), whether it is required (min 1), and
+  for a choice element (``value[x]``) the choice's name (``value``). Also each primitive type's
+  JSON kind and regex, and the resource types checked against these R4 tables rather than
+  fhir.resources' R4B models: R4-only types, and types whose R4 and R4B shapes differ (found by
+  comparing the tables with the R4B models; see docs/adr/0002).
 - r4_required_codes.json: every ``code`` element bound to a value set with strength
   ``required``, and the codes of those value sets that can be enumerated (a value set defined
   by a filter, or on a code system not shipped complete, is left out: it is not checked).
@@ -18,11 +23,18 @@ import gzip
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "fhirhub" / "model" / "data" / "r4_resource_types.json"
 ELEMENTS = ROOT / "fhirhub" / "model" / "data" / "r4_elements.json"
 REQUIRED = ROOT / "fhirhub" / "model" / "data" / "r4_required_codes.json"
+
+# Types that constrain Quantity (R4B's models name them as such, R4's tables as Quantity).
+QUANTITY_PROFILES = ("Age", "Count", "Distance", "Duration", "MoneyQuantity", "SimpleQuantity")
+
+# Element.id and Extension.url are typed as FHIRPath system types in the definitions.
+SYSTEM_TYPES = {"http://hl7.org/fhirpath/System.String": "string"}
 
 # The JSON kind of each primitive type (http://hl7.org/fhir/R4/json.html#primitive).
 JSON_KIND = {
@@ -56,7 +68,7 @@ JSON_KIND = {
 
 
 def element_table(definitions: list[dict]) -> dict[str, dict[str, list]]:
-    """type or backbone path -> JSON property -> [kind or type, repeats]."""
+    """type or backbone path -> JSON property -> [type, repeats, required, choice]."""
     table: dict[str, dict[str, list]] = {}
     for sd in definitions:
         if sd.get("derivation") != "specialization" or sd.get("kind") == "logical":
@@ -67,18 +79,101 @@ def element_table(definitions: list[dict]) -> dict[str, dict[str, list]]:
                 continue
             parent, name = path.rsplit(".", 1)
             repeats = el.get("max") == "*"
+            required = el.get("min", 0) >= 1
+            choice = name.removesuffix("[x]") if name.endswith("[x]") else ""
             props = table.setdefault(parent, {})
             if "contentReference" in el:
-                props[name] = [el["contentReference"].lstrip("#"), repeats]
+                props[name] = [el["contentReference"].lstrip("#"), repeats, required, ""]
                 continue
             for t in el.get("type", []):
-                code = t["code"]
-                kind = JSON_KIND.get(code)
-                if kind is None and code in ("BackboneElement", "Element"):
-                    kind = path  # an inline element: its properties are listed under its path
-                key = name.replace("[x]", code[0].upper() + code[1:]) if "[x]" in name else name
-                props[key] = [kind or code, repeats]
+                code = SYSTEM_TYPES.get(t["code"], t["code"])
+                if code in ("BackboneElement", "Element"):
+                    code = path  # an inline element: its properties are listed under its path
+                key = choice + code[0].upper() + code[1:] if choice else name
+                props[key] = [code, repeats, required, choice]
     return table
+
+
+def primitive_types(types: list[dict]) -> dict[str, dict[str, str]]:
+    """primitive type -> its JSON kind and the regex of its value (from ``<type>.value``)."""
+    out: dict[str, dict[str, str]] = {}
+    for sd in types:
+        if sd.get("kind") != "primitive-type":
+            continue
+        entry = {"kind": JSON_KIND[sd["id"]]}
+        for el in sd["snapshot"]["element"]:
+            if el["path"] == f"{sd['id']}.value":
+                for t in el.get("type", []):
+                    for ext in t.get("extension", []):
+                        if ext["url"].endswith("/regex"):
+                            entry["regex"] = ext["valueString"]
+        out[sd["id"]] = entry
+    return out
+
+
+def r4b_differences(table: dict[str, dict[str, list]], names: list[str]) -> dict[str, list[str]]:
+    """Type -> how its R4 shape (``table``) differs from fhir.resources' R4B model, through its
+    own backbone elements: a property one has and the other has not, one of another type, or
+    that repeats, or is required, in one only. Types with no R4B model are listed too. (A data
+    type an element uses is compared on its own: see ``names``.)"""
+    import types
+    import typing
+
+    from fhir.resources.R4B import get_fhir_model_class
+
+    def r4b_fields(klass: Any) -> dict[str, tuple[bool, bool, Any]]:
+        out = {}
+        for field in klass.model_fields.values():
+            extra = field.json_schema_extra or {}
+            if not isinstance(extra, dict) or not extra.get("element_property"):
+                continue
+            inner = field.annotation
+            if typing.get_origin(inner) in (typing.Union, types.UnionType):
+                inner = next(a for a in typing.get_args(inner) if a is not type(None))
+            repeats = typing.get_origin(inner) is list
+            if repeats:
+                inner = typing.get_args(inner)[0]
+            target = inner.get_model_klass() if hasattr(inner, "get_model_klass") else None
+            required = bool(field.is_required() or extra.get("element_required"))
+            out[field.alias] = (repeats, required, target)
+        return out
+
+    def compare(
+        r4_type: str, klass: Any, root: str, seen: frozenset[str] = frozenset()
+    ) -> list[str]:
+        if r4_type in seen:  # a recursive element (Questionnaire.item.item)
+            return []
+        seen |= {r4_type}
+        r4 = table.get(r4_type, {})
+        r4b = r4b_fields(klass)
+        found = [f"{r4_type}.{name} is R4 only" for name in sorted(set(r4) - set(r4b))]
+        found += [f"{r4_type}.{name} is R4B only" for name in sorted(set(r4b) - set(r4))]
+        for name in sorted(set(r4) & set(r4b)):
+            code, repeats, required, choice = r4[name]
+            b_repeats, b_required, target = r4b[name]
+            if repeats != b_repeats:
+                found.append(f"{r4_type}.{name} repeats in {'R4' if repeats else 'R4B'} only")
+            if required != b_required and not choice:
+                found.append(f"{r4_type}.{name} is required in {'R4' if required else 'R4B'} only")
+            if target is None or code == "Resource":
+                continue
+            if code.startswith(root + "."):
+                found.extend(compare(code, target, root, seen))
+            elif code in table and code != target.__name__ and code not in QUANTITY_PROFILES:
+                found.append(f"{r4_type}.{name} is a {code} in R4, a {target.__name__} in R4B")
+        return found
+
+    differences = {}
+    for name in names:
+        try:
+            klass = get_fhir_model_class(name)
+        except ValueError:
+            differences[name] = [f"{name} is R4 only"]
+            continue
+        found = compare(name, klass, name)
+        if found:
+            differences[name] = found
+    return differences
 
 
 def required_bindings(definitions: list[dict]) -> dict[str, dict[str, str]]:
@@ -224,12 +319,21 @@ def main() -> None:
         if e["resource"]["resourceType"] == "StructureDefinition"
     ]
     table = element_table(definitions)
+    data_types = sorted(
+        sd["id"]
+        for sd in definitions
+        if sd.get("kind") == "complex-type" and sd.get("derivation") == "specialization"
+    )
+    strict_resources = r4b_differences(table, types)
+    strict_types = r4b_differences(table, data_types)
     ELEMENTS.write_text(
         json.dumps(
             {
                 "source": "HL7 FHIR R4 4.0.1 profiles-types.json, profiles-resources.json"
                 " (CC0-1.0)",
                 "elements": table,
+                "primitives": primitive_types(definitions),
+                "checkedAgainstR4": {"resources": strict_resources, "dataTypes": strict_types},
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -237,6 +341,8 @@ def main() -> None:
         + "\n"
     )
     print(f"{len(table)} element tables -> {ELEMENTS.relative_to(ROOT)}")
+    for kind, found in (("resource", strict_resources), ("data", strict_types)):
+        print(f"{len(found)} {kind} types checked against R4: {', '.join(found)}")
     write_required_codes(src, definitions)
 
 

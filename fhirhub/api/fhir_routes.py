@@ -8,12 +8,13 @@ canonical form, stored, and answered with its transaction-response (or refused, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
@@ -351,16 +352,23 @@ async def compartment_search(
     negotiate(request)
     check_type(res_type)
     if compartment_type == "$everything" and res_type == "Patient":
-        from fhirhub.services import search
+        from fhirhub.services import everything
 
         base = base_url(request)
-        bundle = await _in_read(
+        answer = await _in_read(
             db,
-            lambda repo: search.everything(
+            lambda repo: everything.everything(
                 repo.conn, patient_id=res_id, params=_query(request), base_url=base
             ),
         )
-        return fhir_response(bundle, request)
+        if isinstance(answer, dict):
+            return fhir_response(answer, request)
+
+        def pieces() -> Iterator[bytes]:  # iterated in a worker thread, a batch at a time
+            with db.read() as repo:
+                yield from everything.stream(repo.conn, answer)
+
+        return StreamingResponse(pieces(), media_type=FHIR_JSON)
     if compartment_type == "*":
         return await _search(request, db, None, _query(request), (res_type, res_id))
     check_type(compartment_type)

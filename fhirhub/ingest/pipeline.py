@@ -159,7 +159,7 @@ class Pipeline:
             source,
             done.status,
             codes,
-            done.resources,
+            done.resources or 0,  # none stored when rejected
             elapsed,
         )
         return done
@@ -259,7 +259,7 @@ class Pipeline:
                     409,
                     [Issue("conflict", f"Inbox message {message_id} is already processed")],
                 )
-            repo.reopen(message_id)
+            repo.reopen(message_id, self.max_attempts)
             return repo.get(message_id) or row
 
 

@@ -1,5 +1,6 @@
 """Structural validation of a resource with fhir.resources (R4B models; see docs/adr/0002),
-and of its primitives' JSON kinds against the R4 definitions (``primitives``).
+and of what they do not check against the R4 definitions (``rules``): FHIR's JSON rules,
+primitives' JSON kinds, required codes, ext-1, and the R4 shape of the types R4B changed.
 
 Every problem is reported, each with the FHIRPath of the offending element.
 """
@@ -14,33 +15,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from fhirhub.errors import FhirError, Issue
-from fhirhub.model.primitives import primitive_issues
 from fhirhub.model.resource_types import is_resource_type, is_valid_id
-
-# R4 resource types that fhir.resources' R4B models no longer have. They are accepted with the
-# structural checks below only; their R4 StructureDefinitions are the authority.
-R4_ONLY_TYPES = frozenset(
-    {
-        "EffectEvidenceSynthesis",
-        "MedicinalProduct",
-        "MedicinalProductAuthorization",
-        "MedicinalProductContraindication",
-        "MedicinalProductIndication",
-        "MedicinalProductIngredient",
-        "MedicinalProductInteraction",
-        "MedicinalProductManufactured",
-        "MedicinalProductPackaged",
-        "MedicinalProductPharmaceutical",
-        "MedicinalProductUndesirableEffect",
-        "RiskEvidenceSynthesis",
-        "SubstanceNucleicAcid",
-        "SubstancePolymer",
-        "SubstanceProtein",
-        "SubstanceReferenceInformation",
-        "SubstanceSourceMaterial",
-        "SubstanceSpecification",
-    }
-)
+from fhirhub.model.rules import Walk, checked_against_r4
 
 _CHOICE_MSG = re.compile(r"\['(\w+?)[A-Z]")
 
@@ -71,19 +47,18 @@ def resource_issues(resource: Any, path: str = "") -> list[Issue]:
     rid = resource.get("id")
     if rid is not None and not (isinstance(rid, str) and is_valid_id(rid)):
         issues.append(Issue("value", "id must be 1-64 of A-Z a-z 0-9 - .", (_join(where, "id"),)))
-    if rtype not in R4_ONLY_TYPES:
+    walk = Walk(resource, where)
+    if not checked_against_r4(rtype):
         try:
             _model(rtype).model_validate(resource)
         except ValidationError as exc:
-            issues.extend(_issue_of(err, where or rtype) for err in exc.errors())
+            issues.extend(_issue_of(err, where) for err in exc.errors())
         except (ValueError, TypeError) as exc:  # raised by some model validators directly
-            issues.append(Issue("structure", str(exc), (where or rtype,)))
+            issues.append(Issue("structure", str(exc), (where,)))
+        if walk.r4_roots and issues:  # below these the R4 walk judges, not the R4B model
+            issues = [i for i in issues if not _below(i.expression[0], walk.r4_roots)]
     reported = {e for issue in issues for e in issue.expression}
-    issues.extend(
-        issue
-        for issue in primitive_issues(resource, where or rtype)
-        if issue.expression[0] not in reported
-    )
+    issues.extend(issue for issue in walk.issues if issue.expression[0] not in reported)
     return issues
 
 
@@ -94,7 +69,8 @@ def validate_resource(resource: Any, path: str = "") -> None:
 
 
 def _issue_of(err: Any, root: str) -> Issue:
-    loc = [part for part in err["loc"] if part != "__root__"]
+    # "root" is pydantic's, for a model that wraps one value; no FHIR element has that name
+    loc = [part for part in err["loc"] if part not in ("__root__", "root")]
     expr = root
     for part in loc:
         expr += f"[{part}]" if isinstance(part, int) else f".{_fhir_name(str(part))}"
@@ -112,6 +88,12 @@ def _issue_of(err: Any, root: str) -> Issue:
     else:
         code = "value"
     return Issue(code, message.removeprefix("Value error, "), (expr,))
+
+
+def _below(expression: str, roots: list[str]) -> bool:
+    return any(
+        expression == root or expression.startswith((root + ".", root + "[")) for root in roots
+    )
 
 
 def _fhir_name(field: str) -> str:

@@ -59,8 +59,12 @@ def _ap_delta(qlo: int) -> int:
 def _date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
     try:
         prefix, text = split_prefix(v)
-    except ValueError as exc:
-        raise bad_request(f"{exc} in date parameter '{name}'", name) from None
+    except ValueError:  # no date begins with letters: say what is wrong with the value
+        raise bad_request(
+            f"'{v[:100]}' is not a date in parameter '{name}' ([prefix]YYYY[-MM[-DD[Thh:mm:ss"
+            "+zz:zz]]], e.g. 1990-01-05 or ge2026-01; prefixes: " + ", ".join(PREFIXES) + ")",
+            name,
+        ) from None
     # an unencoded "+" of a time zone arrives as a space
     rng = date_range(text.replace(" ", "+"))
     if rng is None:
@@ -98,8 +102,12 @@ def _number(text: str, name: str) -> float:
 def number_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
     try:
         prefix, text = split_prefix(v)
-    except ValueError as exc:
-        raise bad_request(f"{exc} in parameter '{name}'", name) from None
+    except ValueError:  # no number begins with letters
+        raise bad_request(
+            f"'{v[:100]}' is not a number in parameter '{name}' ([prefix]number, e.g. 5 or"
+            " gt2.5; prefixes: " + ", ".join(PREFIXES) + ")",
+            name,
+        ) from None
     q = _number(text, name)
     if prefix in ("eq", "ne"):
         lo, hi = precision_range(text)

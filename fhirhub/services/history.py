@@ -13,11 +13,12 @@ import orjson
 
 from fhirhub.errors import bad_request
 from fhirhub.model.instant import now_us, parse_instant, to_instant
+from fhirhub.services import search
 from fhirhub.services.transaction import REASONS
 from fhirhub.services.writes import check_type
 from fhirhub.storage.repository import ResourceRepository, StoredVersion
 
-KNOWN = {"_count", "_since", "_at", "_page", "_total", "_format", "_pretty"}
+KNOWN = {"_count", "_since", "_at", "_page", "_total", "_format", "_pretty", "_elements"}
 
 
 def history(
@@ -64,13 +65,26 @@ def history(
     if page.total is not None:
         bundle["total"] = page.total
     bundle["link"] = links
-    bundle["entry"] = [_entry(v, base_url) for v in page.versions]
+    elements = _elements(params)
+    bundle["entry"] = [_entry(v, base_url, elements) for v in page.versions]
     return bundle
 
 
-def _entry(v: StoredVersion, base_url: str) -> dict[str, Any]:
+def _elements(params: list[tuple[str, str]]) -> search._Controls | None:
+    """``_elements`` (http://hl7.org/fhir/R4/search.html#elements), as search applies it."""
+    wanted = [e.strip() for k, v in params if k == "_elements" for e in v.split(",") if e.strip()]
+    if not wanted:
+        return None
+    ctl = search._Controls()
+    ctl.elements = wanted
+    return ctl
+
+
+def _entry(v: StoredVersion, base_url: str, elements: search._Controls | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"fullUrl": f"{base_url}/{v.res_type}/{v.res_id}"}
-    if v.content is not None:
+    if v.content is not None and elements is not None:
+        entry["resource"] = search._subset(orjson.loads(v.content), elements)
+    elif v.content is not None:
         entry["resource"] = orjson.Fragment(v.content)
     method = v.method if v.method in ("POST", "PUT", "DELETE", "PATCH") else "PUT"
     url = v.res_type if method == "POST" else f"{v.res_type}/{v.res_id}"
@@ -88,7 +102,7 @@ def _count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
     if not value.isdigit():
-        raise bad_request(f"_count must be a whole number, not '{value}'", "_count")
+        raise bad_request(search._count_message(value), "_count")
     return min(int(value), maximum)
 
 

@@ -1,4 +1,4 @@
-"""Search: http://hl7.org/fhir/R4/search.html (and compartments, $everything, $reindex).
+"""Search: http://hl7.org/fhir/R4/search.html (and compartments, $reindex).
 
 ``search`` turns the decoded query into criteria (``fhirhub.search.query``), runs one keyset
 page of them (``fhirhub.search.engine``) and renders the ``searchset`` Bundle: matches, included
@@ -9,13 +9,14 @@ resources, an OperationOutcome for ignored parameters, ``self``/``next``/``previ
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
 from fhirhub.config import get_settings
-from fhirhub.errors import FhirError, bad_request, not_found
+from fhirhub.errors import FhirError, bad_request
 from fhirhub.search import engine, registry
 from fhirhub.search.engine import Hit, IncludeSpec, SortKey
 from fhirhub.search.query import RESULT_PARAMS, Criteria
@@ -65,66 +66,6 @@ def search(
         )
 
 
-def everything(
-    conn: Any, *, patient_id: str, params: list[tuple[str, str]], base_url: str
-) -> dict[str, Any]:
-    """Patient/{id}/$everything: the patient and every resource in its compartment.
-
-    http://hl7.org/fhir/R4/patient-operation-everything.html ; ``_type``, ``_since`` and
-    ``_count`` (paging) are honoured.
-    """
-    from fhirhub.search.tables import resources
-
-    base_url = base_url.rstrip("/")
-    exists = conn.execute(
-        engine.select_pks(
-            [
-                resources.c.res_type == "Patient",
-                resources.c.res_id == patient_id,
-                resources.c.deleted.is_(False),
-            ]
-        )
-    ).first()
-    if exists is None:
-        raise not_found(f"Patient/{patient_id} is not known")
-    settings = get_settings()
-    allowed = {"_count", "_type", "_since", "_cursor", "_format", "_pretty", "start", "end"}
-    for name, _ in params:
-        if name not in allowed:
-            raise bad_request(f"parameter '{name}' is not supported by $everything", name)
-    ctl = _controls(None, params, settings.default_page_size, settings.max_page_size)
-    types = ctl.types or sorted(registry.compartment("Patient"))
-    clauses = []
-    for t in types:
-        c = engine.compartment_clause("Patient", patient_id, t)
-        if c is not None:
-            clauses.append(engine.all_of([resources.c.res_type == t, c]))
-    if "Patient" in types or not ctl.types:
-        clauses.append(
-            engine.all_of([resources.c.res_type == "Patient", resources.c.res_id == patient_id])
-        )
-    where = [engine.any_of(clauses)]
-    since = dict(params).get("_since")
-    if since:
-        from fhirhub.search.prefixes import date_clause
-
-        where.append(
-            date_clause(resources.c.last_updated, resources.c.last_updated, "ge" + since, "_since")
-        )
-    with engine.custom_plans(conn):
-        return _run(
-            conn,
-            None,
-            params,
-            base_url,
-            ctl,
-            where,
-            [],
-            None,
-            path=f"Patient/{patient_id}/$everything",
-        )
-
-
 def reindex(conn: Any, *, res_type: str | None = None) -> int:
     """Rebuild the index rows of every current resource (of ``res_type``); returns how many."""
     if res_type is not None and not registry.is_resource_type(res_type):
@@ -157,7 +98,7 @@ def _controls(
         base, _, mod = name.partition(":")
         if base == "_count":
             if not value.isdigit():
-                raise bad_request(f"_count must be a whole number, not '{value}'", name)
+                raise bad_request(_count_message(value), name)
             c.count = min(int(value), maximum)
         elif base == "_sort":
             c.sort.extend(engine.sort_keys(res_type, value, name))
@@ -187,6 +128,11 @@ def _controls(
         elif base == "_cursor":
             c.cursor = _decode_cursor(value)
     return c
+
+
+def _count_message(value: str) -> str:
+    negative = value.startswith("-") and value[1:].isdigit()
+    return f"_count must be {'0 or more' if negative else 'a whole number'}, not '{value}'"
 
 
 def _types(
@@ -252,6 +198,7 @@ def _run(
     *,
     path: str | None = None,
     rebuild: Any = None,
+    include: Callable[[list[Hit]], list[Hit]] | None = None,
 ) -> dict[str, Any]:
     cur = ctl.cursor
     cutoff: int | None = int(cur["cut"]) if cur else None
@@ -307,6 +254,8 @@ def _run(
     extra: list[Hit] = []
     if hits and (ctl.includes or ctl.revincludes):
         extra = _includes(conn, hits, ctl)
+    elif hits and include is not None:
+        extra = include(hits)
     for group, mode in ((hits, "match"), (extra, "include")):
         for h in group:
             if h.body is not None:

@@ -10,6 +10,7 @@ in a savepoint of its own and fails alone.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,8 @@ log = logging.getLogger("fhirhub.services")
 # A batch entry that lost a race to a concurrent writer is run again once (see _batch_entry).
 ENTRY_ATTEMPTS = 2
 
+# A URL with a scheme (http:, https:, urn:): absolute, so not relative to this server's base.
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 REASONS = {
     200: "OK",
@@ -347,6 +350,12 @@ def _parse_entry(index: int, raw: Any, base_url: str) -> Entry:
         raise bad_request("The entry has no request.url", f"{where}.request.url", "required")
     if url.startswith(base_url + "/"):
         url = url[len(base_url) + 1 :]
+    elif _ABSOLUTE.match(url):
+        raise bad_request(
+            f"request.url '{url[:200]}' is not on this server: give it relative to the base"
+            f" ({base_url}), e.g. 'Patient/1'",
+            f"{where}.request.url",
+        )
     resource = raw.get("resource")
     if method in ("POST", "PUT") and not isinstance(resource, dict):
         raise bad_request(f"A {method} entry needs a resource", f"{where}.resource", "required")

@@ -228,12 +228,7 @@ class Writer:
         _check_exists(prev, res_type, res_id)
         assert prev is not None and prev.content is not None
         _check_if_match(prev, if_match, f"{res_type}/{res_id}")
-        try:
-            patched = jsonpatch.apply_patch(loads(prev.content), operations)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise FhirError.single(422, "processing", f"JSON Patch failed: {exc}") from None
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise bad_request(f"Not a JSON Patch document: {exc}", code="structure") from None
+        patched = _apply_patch(loads(prev.content), operations)
         if not isinstance(patched, dict) or patched.get("resourceType") != res_type:
             raise FhirError.single(422, "processing", "A patch may not change resourceType")
         if patched.get("id") != res_id:
@@ -417,3 +412,31 @@ def _with_identity(
         if key not in ("resourceType", "id"):
             out[key] = meta if key == "meta" else value
     return out
+
+
+def _apply_patch(doc: Any, operations: Any) -> Any:
+    """``operations`` applied one by one, so that a failure names its operation and path; the
+    messages never quote the resource (jsonpatch's quote the whole document)."""
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise bad_request("Not a JSON Patch document: an array of operations", code="structure")
+    for i, op in enumerate(operations):
+        where = f"operation {i} ({str(op.get('op'))[:20]} {str(op.get('path'))[:200]})"
+        try:
+            doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
+        except jsonpatch.InvalidJsonPatch:
+            raise bad_request(
+                f"JSON Patch {where} is not a valid operation (op, path, from, value)",
+                code="structure",
+            ) from None
+        except jsonpatch.JsonPatchTestFailed:
+            raise FhirError.single(
+                422, "processing", f"JSON Patch {where} failed: the value there differs"
+            ) from None
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
+            missing = f"from {str(op.get('from'))[:200]}" if "from" in op else "its path"
+            raise FhirError.single(
+                422, "processing", f"JSON Patch {where} failed: nothing at {missing}"
+            ) from None
+        except (TypeError, ValueError, AttributeError):
+            raise bad_request(f"JSON Patch {where} is not valid", code="structure") from None
+    return doc

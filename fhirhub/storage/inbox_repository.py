@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -126,10 +126,12 @@ class InboxRepository:
         raw = self.conn.execute(select(M.c.response).where(M.c.id == message_id)).scalar()
         return zlib.decompress(raw) if raw is not None else None
 
-    def reopen(self, message_id: int) -> None:
-        """Back to ``received`` for a replay; the old outcome stays until the new one."""
+    def reopen(self, message_id: int, max_attempts: int) -> None:
+        """Back to ``received`` for a replay; the old outcome stays until the new one. The
+        attempts go on counting (the replay is one more), below ``max_attempts`` so that it runs."""
+        attempts = case((M.c.attempts >= max_attempts, max_attempts - 1), else_=M.c.attempts)
         self.conn.execute(
-            update(M).where(M.c.id == message_id).values(status="received", attempts=0)
+            update(M).where(M.c.id == message_id).values(status="received", attempts=attempts)
         )
 
     def messages(

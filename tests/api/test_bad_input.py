@@ -148,9 +148,10 @@ def test_codes_of_required_bindings(client: TestClient) -> None:
 
 
 def test_r4_only_types_are_accepted_and_checked(client: TestClient) -> None:
-    good = {"resourceType": "MedicinalProduct", "identifier": [{"value": "MP-1"}]}
+    name = [{"productName": "Paracetamol 500 mg"}]  # required in R4
+    good = {"resourceType": "MedicinalProduct", "identifier": [{"value": "MP-1"}], "name": name}
     assert client.post("/fhir/MedicinalProduct", json=good, headers=H).status_code == 201
-    bad = {"resourceType": "MedicinalProduct", "identifier": [{"value": 1}]}
+    bad = {"resourceType": "MedicinalProduct", "identifier": [{"value": 1}], "name": name}
     out = _outcome(client.post("/fhir/MedicinalProduct", json=bad, headers=H), 400)
     assert out["issue"][0]["expression"] == ["MedicinalProduct.identifier[0].value"]
 

@@ -196,3 +196,18 @@ def test_logs_hold_ids_counts_and_codes_never_patient_data(service: IngestServic
     assert f"message={bad.id}" in text and "issues=value" in text
     for secret in secrets:
         assert secret not in text
+
+
+def test_a_replay_counts_as_an_attempt_and_logs_no_resources(service: IngestService, caplog):
+    receipt = service.submit("puskesmas", b'{"resourceType": "Patient"}')
+    assert service.get(receipt.id).attempts == 1
+    with caplog.at_level("INFO", logger="fhirhub"):
+        service.replay([receipt.id])
+    row = service.get(receipt.id)
+    assert row.status == "rejected" and row.attempts == 2
+    finished = [r.getMessage() for r in caplog.records if r.getMessage().startswith("finished")]
+    assert finished and "resources=0 " in finished[-1], finished
+    for _ in range(service.pipeline.max_attempts + 1):  # a replay always gets its try
+        service.replay([receipt.id])
+    assert service.get(receipt.id).attempts == service.pipeline.max_attempts
+    assert "gave up" not in (service.get(receipt.id).error or "")
