@@ -233,7 +233,16 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
         and a.multiple_birth is not None
         and a.multiple_birth == b.multiple_birth
     )
-    identifier = same_mother or 0 in (c.level("nik"), c.level("bpjs"), c.level("ihs"))
+    # A "By. Ny." record and a named one of the same birth order, born the same day in the
+    # same household: one child (twins differ in order, which is forbidden above).
+    newborn = (
+        a.newborn_placeholder != b.newborn_placeholder
+        and a.multiple_birth is not None
+        and a.multiple_birth == b.multiple_birth
+        and c.level("birth_date") == 0
+        and household
+    )
+    identifier = same_mother or newborn or 0 in (c.level("nik"), c.level("bpjs"), c.level("ihs"))
     if not identifier and not (0 <= c.level("name") <= 2 and 0 <= c.level("birth_date") <= 2):
         review.append("no-identifier-weak-identity")
     return forbidden, review
