@@ -21,6 +21,8 @@ def test_name_levels():
     assert level("Soekarno", "Sukarno") == 0  # old spelling
     assert level("Siti", "Siti Aminah") == 1  # subset: a single name expanded
     assert level("Siti Aminah", "Siti Aminaj") == 2  # a typo
+    assert level("Siti", "Stii") == 2  # one transposition in a short name (Jaro-Winkler 0.83)
+    assert level("Ina", "Ini") == 2
     assert level("Muhammad Rizky", "Muhammad Rizal") == 3
     assert level("Siti Aminah", "Budi Santoso") == 4
 
