@@ -63,7 +63,8 @@ class Accuracy:
     precision: float
     recall: float
     f1: float
-    hard_negatives_merged: int
+    hard_negatives_merged: int  # twins, parent and child, same-name neighbours
+    false_pairs: int
 
 
 def link_and_measure(city: City, model: Model) -> Accuracy:
@@ -84,9 +85,16 @@ def link_and_measure(city: City, model: Model) -> Accuracy:
     f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
     hard = 0
     for i, j in predicted - true:
+        a, b = city.records[i], city.records[j]
         pair = frozenset((city.person[i], city.person[j]))
-        hard += pair in city.twins or pair in city.parent_child
-    return Accuracy(precision, recall, f1, hard)
+        neighbours = (
+            a.name is not None
+            and b.name is not None
+            and a.name.key == b.name.key
+            and a.kelurahan == b.kelurahan
+        )
+        hard += pair in city.twins or pair in city.parent_child or neighbours
+    return Accuracy(precision, recall, f1, hard, len(predicted - true))
 
 
 def _pairs(labels: list) -> set[tuple[int, int]]:

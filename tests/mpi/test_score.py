@@ -16,6 +16,8 @@ from fhirhub.mpi.features import Features
 from fhirhub.mpi.names import parse_name
 from fhirhub.mpi.nik import parse_nik
 from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Model, decide, estimate_m, rules, train
+from fhirhub.synth.generate import build
+from fhirhub.synth.writer import write_city
 
 
 def model(**over: object) -> Model:
@@ -154,18 +156,16 @@ def test_train_gives_a_usable_model_from_records_alone():
 
 
 @pytest.mark.slow
-def test_accuracy_on_a_synthetic_city_not_tuned_on(tmp_path: Path):
-    """Thresholds (0.99 link, 0.5 review) and rules were chosen on seed 1; this scores seed 2.
-    The model itself is estimated from seed 2's records without their labels."""
+@pytest.mark.parametrize("seed", [2, 7])  # seed 7's city has twins; seed 2's has none
+def test_accuracy_on_a_synthetic_city_not_tuned_on(tmp_path: Path, seed: int):
+    """Thresholds (0.99 link, 0.5 review) and rules were chosen on seed 1; this scores other
+    seeds. The model itself is estimated from each city's records without their labels."""
     from mpi_synthcity import link_and_measure, load
 
-    from fhirhub.synth.generate import build
-    from fhirhub.synth.writer import write_city
-
-    write_city(build(400, 2), tmp_path, workers=1)
+    write_city(build(400, seed), tmp_path, workers=1)
     city = load(tmp_path)
     accuracy = link_and_measure(city, train(city.records))
-    print(f"seed 2: {accuracy}")
+    print(f"seed {seed}: {accuracy}")
     assert accuracy.precision >= 0.99
     assert accuracy.hard_negatives_merged == 0
-    assert accuracy.f1 >= 0.95
+    assert accuracy.f1 >= 0.97  # 0.987 (seed 2) and 0.983 (seed 7) when written
