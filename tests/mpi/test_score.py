@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mpi_factories import rec
 
 from fhirhub.mpi.cluster import cluster
@@ -15,7 +17,17 @@ from fhirhub.mpi.compare import FIELDS, LEVELS, Comparison, compare
 from fhirhub.mpi.features import Features
 from fhirhub.mpi.names import parse_name
 from fhirhub.mpi.nik import parse_nik
-from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Model, decide, estimate_m, rules, train
+from fhirhub.mpi.score import (
+    LINK,
+    NO_LINK,
+    REVIEW,
+    Model,
+    candidate_pairs,
+    decide,
+    estimate_m,
+    rules,
+    train,
+)
 from fhirhub.synth.generate import build
 from fhirhub.synth.writer import write_city
 
@@ -169,3 +181,55 @@ def test_accuracy_on_a_synthetic_city_not_tuned_on(tmp_path: Path, seed: int):
     assert accuracy.precision >= 0.99
     assert accuracy.hard_negatives_merged == 0
     assert accuracy.f1 >= 0.97  # 0.987 (seed 2) and 0.983 (seed 7) when written
+
+
+names = st.sampled_from(
+    ["Siti", "Siti Aminah", "Wa Ode Siti", "By. Ny. Siti", "Stii", "Muhammad Rizky",
+     "Muhammad Rizal", "La Ode Hasan", "Hasan", "Budi Santoso", ""]
+)  # fmt: skip
+records = st.builds(
+    rec,
+    names,
+    birth_date=st.one_of(st.none(), st.dates(date(1940, 1, 1), date(2026, 1, 1))),
+    gender=st.sampled_from([None, "male", "female"]),
+    nik=st.sampled_from([None, "7472014508900001", "7472014508900002", "7472015509910007"]).map(
+        lambda v: parse_nik(v) if v else None
+    ),
+    nik_ibu=st.sampled_from([None, "7472014508900001"]),
+    phones=st.sampled_from([frozenset(), frozenset({"81234567890"}), frozenset({"81200000000"})]),
+    kelurahan=st.sampled_from([None, "7472011001", "7472011002"]),
+    multiple_birth=st.sampled_from([None, 0, 1, 2]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, records)
+def test_scoring_is_symmetric(a, b):
+    assert compare(a, b).levels == compare(b, a).levels
+    assert rules(a, b, compare(a, b)) == rules(b, a, compare(b, a))
+    one, two = decide(model(), a, b), decide(model(), b, a)
+    assert (one.band, one.reasons) == (two.band, two.reasons)
+    assert one.probability == pytest.approx(two.probability)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, records)
+def test_a_forbidden_pair_is_never_a_link(a, b):
+    d = decide(model(), a, b)
+    if rules(a, b, compare(a, b))[0]:
+        assert d.band == NO_LINK
+
+
+def test_an_oversized_block_is_not_scored():
+    crowd = [
+        rec(
+            "",
+            nik=None,
+            phones=frozenset({"81234567890"}),
+            kelurahan=None,
+            birth_date=date(1950 + i, 1, 1),
+        )
+        for i in range(5)
+    ]
+    assert len(candidate_pairs(crowd, max_block=5)) == 10  # one phone block of five
+    assert candidate_pairs(crowd, max_block=4) == set()
