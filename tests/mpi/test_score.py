@@ -233,3 +233,14 @@ def test_an_oversized_block_is_not_scored():
     ]
     assert len(candidate_pairs(crowd, max_block=5)) == 10  # one phone block of five
     assert candidate_pairs(crowd, max_block=4) == set()
+
+
+def test_token_frequencies_count_name_tokens_not_prefixes_or_placeholders():
+    from fhirhub.mpi.score import token_frequencies
+
+    tf, floor = token_frequencies(
+        [rec("Wa Ode Siti"), rec("Siti Aminah"), rec("La Hasan"), rec("By. Ny. Siti")]
+    )
+    assert tf["SITI"] == pytest.approx(2 / 4) and tf["AMINAH"] == pytest.approx(1 / 4)
+    assert "WA" not in tf and "ODE" not in tf and "LA" not in tf
+    assert floor == pytest.approx(1 / 4)
