@@ -1,0 +1,177 @@
+"""The comparison vector of a pair of records: one agreement level per field.
+
+Levels are small integers, 0 the strongest agreement; :data:`MISSING` (-1) means the field
+cannot be compared (absent on either side) and carries no weight. Each field's levels are named
+in :data:`LEVELS` (the order of the tuple is the level number), so a score breakdown can say
+"name: close" rather than "name: 2".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from fhirhub.mpi.features import Features
+from fhirhub.mpi.names import ParsedName
+
+MISSING = -1
+
+LEVELS: dict[str, tuple[str, ...]] = {
+    "name": ("exact", "subset", "close", "jw80", "else"),
+    "birth_date": ("exact", "one_field", "year_1", "else"),
+    "nik": ("same", "one_digit", "different"),
+    "phone": ("shared", "different"),
+    "kelurahan": ("same_rt", "same", "different"),
+    "bpjs": ("same", "different"),
+    "ihs": ("same", "different"),
+    "gender": ("same", "different"),
+}
+FIELDS = tuple(LEVELS)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A pair's levels (``levels[i]`` for ``FIELDS[i]``) and the name similarity behind them."""
+
+    levels: tuple[int, ...]
+    shared_tokens: tuple[str, ...] = ()  # spelling keys both names hold (for TF adjustment)
+    name_similarity: float = 0.0
+
+    def level(self, field: str) -> int:
+        return self.levels[FIELDS.index(field)]
+
+    def named(self) -> dict[str, str]:
+        """``{"name": "exact", "nik": "missing", ...}``: the breakdown a reviewer reads."""
+        return {
+            f: ("missing" if lv == MISSING else LEVELS[f][lv])
+            for f, lv in zip(FIELDS, self.levels, strict=True)
+        }
+
+
+def compare(a: Features, b: Features) -> Comparison:
+    """The comparison vector of two records (see the module's docstring)."""
+    name_level, shared, similarity = compare_names(a, b)
+    return Comparison(
+        levels=(
+            name_level,
+            compare_dates(a.birth_date, b.birth_date),
+            compare_nik(a.nik.value if a.nik else None, b.nik.value if b.nik else None),
+            _set_level(a.phones, b.phones),
+            _kelurahan(a, b),
+            _equal_level(a.bpjs, b.bpjs),
+            _equal_level(a.ihs, b.ihs),
+            _equal_level(a.gender, b.gender),
+        ),
+        shared_tokens=shared,
+        name_similarity=similarity,
+    )
+
+
+def compare_names(a: Features, b: Features) -> tuple[int, tuple[str, ...], float]:
+    """Level, shared spelling keys and token-set Jaro-Winkler of two records' names.
+
+    A "By. Ny." placeholder names the mother: it is compared with another placeholder (the
+    mothers' names) but not with a real name (missing). The Buton prefix, honorifics and degrees
+    are not compared at all.
+    """
+    if a.name is None or b.name is None or a.name.newborn != b.name.newborn:
+        return MISSING, (), 0.0
+    return name_level(a.name, b.name)
+
+
+def name_level(a: ParsedName, b: ParsedName) -> tuple[int, tuple[str, ...], float]:
+    ka, kb = a.key, b.key
+    if not ka or not kb:
+        return MISSING, (), 0.0
+    shared = tuple(sorted(set(ka) & set(kb)))
+    if ka == kb:
+        return 0, shared, 1.0
+    similarity = token_set_jw(ka, kb)
+    short, long_ = (set(ka), set(kb)) if len(ka) <= len(kb) else (set(kb), set(ka))
+    if short <= long_:
+        return 1, shared, similarity
+    if similarity >= 0.92 or _one_typo_apart(short, long_):
+        return 2, shared, similarity
+    return (3 if similarity >= 0.8 else 4), shared, similarity
+
+
+def token_set_jw(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """Each token of the shorter name against its best match in the longer, averaged."""
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    best = [max(JaroWinkler.similarity(t, u) for u in long_) for t in short]
+    return sum(best) / len(best)
+
+
+def _one_typo_apart(short: set[str], long_: set[str]) -> bool:
+    # Short names defeat Jaro-Winkler (SITI/STII 0.83): every token of the shorter name within
+    # one edit (a letter changed, dropped, added, or two swapped) of a token of the longer.
+    return all(any(OSA.distance(t, u, score_cutoff=1) <= 1 for u in long_) for t in short)
+
+
+def compare_dates(a: date | None, b: date | None) -> int:
+    """exact / one field off (day or month, or a year typo of one digit) or day and month
+    swapped / year one off / else."""
+    if a is None or b is None:
+        return MISSING
+    if a == b:
+        return 0
+    same = (a.year == b.year, a.month == b.month, a.day == b.day)
+    if (a.year, a.month, a.day) == (b.year, b.day, b.month) or same in (
+        (True, True, False),
+        (True, False, True),
+    ):
+        return 1
+    if same == (False, True, True):
+        if abs(a.year - b.year) == 1:
+            return 2
+        if _one_digit_apart(f"{a.year:04d}", f"{b.year:04d}"):
+            return 1
+    return 3
+
+
+def compare_nik(a: str | None, b: str | None) -> int:
+    """same / one digit changed or two adjacent digits swapped / different / missing."""
+    if a is None or b is None:
+        return MISSING
+    if a == b:
+        return 0
+    return 1 if _one_digit_apart(a, b) or _transposed(a, b) else 2
+
+
+def _one_digit_apart(a: str, b: str) -> bool:
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
+def _transposed(a: str, b: str) -> bool:
+    if len(a) != len(b):
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return (
+        len(diff) == 2
+        and diff[1] == diff[0] + 1
+        and a[diff[0]] == b[diff[1]]
+        and (a[diff[1]] == b[diff[0]])
+    )
+
+
+def _equal_level(a: str | None, b: str | None) -> int:
+    if a is None or b is None:
+        return MISSING
+    return 0 if a == b else 1
+
+
+def _set_level(a: frozenset[str], b: frozenset[str]) -> int:
+    if not a or not b:
+        return MISSING
+    return 0 if a & b else 1
+
+
+def _kelurahan(a: Features, b: Features) -> int:
+    if a.kelurahan is None or b.kelurahan is None:
+        return MISSING
+    if a.kelurahan != b.kelurahan:
+        return 2
+    same_rt = a.rt is not None and (a.rt, a.rw) == (b.rt, b.rw)
+    return 0 if same_rt else 1

@@ -1,0 +1,215 @@
+"""What a Patient says about who it is, in the form the matcher compares, and its blocking keys.
+
+:func:`extract` reads a FHIR R4 Patient (a dict, as stored: canonical identifiers, phones and
+the kelurahan code of ``docs/canonical.md``) into a :class:`Features` record; it tolerates what
+the canonical pass leaves as sent (a phone in a local format, a NIK with separators, no address
+code). :func:`blocking_keys` gives the keys under which a record looks for candidates: a key
+whose value is missing is skipped, never widened to "everyone".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from fhirhub.mpi.names import ParsedName, parse_name, phonetic
+from fhirhub.mpi.nik import Nik, conflicts, parse_nik
+
+# Identifier systems of the canonical form (docs/canonical.md; the same values as
+# fhirhub.ingest.canonical, which sits above this layer and so cannot be imported here).
+NIK = "https://fhir.kemkes.go.id/id/nik"
+NIK_IBU = "https://fhir.kemkes.go.id/id/nik-ibu"
+IHS_NUMBER = "https://fhir.kemkes.go.id/id/ihs-number"
+BPJS_CARD = "https://fhir.bpjs-kesehatan.go.id/id/no-kartu"
+MRN_BASE = "https://fhirhub.baubaukota.go.id/sid/mrn/"
+ADMINISTRATIVE_CODE = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
+
+_NOT_DIGITS = re.compile(r"\D")
+_DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)")
+
+
+@dataclass(frozen=True)
+class Features:
+    """One Patient as the matcher sees it. Missing values are None or empty, never guessed."""
+
+    id: str | None
+    name: ParsedName | None
+    birth_date: date | None
+    gender: str | None  # "male" / "female"; other codes are no evidence
+    nik: Nik | None  # a NIK that parses
+    nik_ibu: str | None
+    bpjs: str | None
+    ihs: str | None
+    mrns: tuple[tuple[str, str], ...] = ()  # (facility, record number), sorted
+    phones: frozenset[str] = frozenset()  # national numbers, no trunk zero: "81234567890"
+    kelurahan: str | None = None  # 10-digit Kemendagri village code
+    rt: str | None = None
+    rw: str | None = None
+    multiple_birth: int | None = None  # multipleBirthInteger: 0 single, 1, 2, ... twins
+    nik_conflicts: tuple[str, ...] = ()  # what in the record disagrees with its own NIK
+
+    @property
+    def newborn_placeholder(self) -> bool:
+        """A "By. Ny. <mother>" record, or a record known only by its mother's NIK."""
+        named = self.name is not None and self.name.newborn
+        return named or (self.nik is None and self.nik_ibu is not None)
+
+
+def extract(patient: Mapping[str, Any], today: date | None = None) -> Features:
+    """The :class:`Features` of a FHIR Patient (see the module's docstring)."""
+    ids = _identifiers(patient)
+    nik_value = _digits(ids.get(NIK, [None])[0])
+    nik = parse_nik(nik_value) if nik_value else None
+    nik_ibu = _digits(ids.get(NIK_IBU, [None])[0])
+    bpjs = _digits(ids.get(BPJS_CARD, [None])[0])
+    ihs = ids.get(IHS_NUMBER, [None])[0]
+    mrns = sorted(
+        (system[len(MRN_BASE) :], value)
+        for system, values in ids.items()
+        if system.startswith(MRN_BASE)
+        for value in values
+    )
+    birth_date = _date(patient.get("birthDate"))
+    gender = patient.get("gender") if patient.get("gender") in ("male", "female") else None
+    kelurahan, rt, rw = _address(patient.get("address") or [])
+    multiple = patient.get("multipleBirthInteger")
+    if multiple is None and patient.get("multipleBirthBoolean") is False:
+        multiple = 0
+    return Features(
+        id=patient.get("id"),
+        name=_name(patient.get("name") or []),
+        birth_date=birth_date,
+        gender=gender,
+        nik=nik,
+        nik_ibu=nik_ibu if nik_ibu and len(nik_ibu) == 16 else None,
+        bpjs=bpjs.zfill(13) if bpjs and len(bpjs) <= 13 else None,
+        ihs=ihs.strip().upper() if ihs and ihs.strip() else None,
+        mrns=tuple(mrns),
+        phones=frozenset(_phones(patient.get("telecom") or [])),
+        kelurahan=kelurahan,
+        rt=rt,
+        rw=rw,
+        multiple_birth=multiple if isinstance(multiple, int) else None,
+        nik_conflicts=tuple(conflicts(nik, birth_date, gender, today)) if nik else (),
+    )
+
+
+def blocking_keys(f: Features) -> set[str]:
+    """The keys under which a record meets its candidates (each one served by an index later).
+
+    NIK, BPJS and IHS numbers; each phonetic name token with the birth date; birth date with
+    kelurahan; each phone; the mother's NIK with the birth date for a newborn. A key whose value
+    is missing is left out: a record without a birth date is not blocked with "everyone".
+    """
+    keys: set[str] = set()
+    if f.nik is not None:
+        keys.add(f"nik:{f.nik.value}")
+    if f.bpjs:
+        keys.add(f"bpjs:{f.bpjs}")
+    if f.ihs:
+        keys.add(f"ihs:{f.ihs}")
+    for phone in f.phones:
+        keys.add(f"phone:{phone}")
+    for facility, mrn in f.mrns:
+        keys.add(f"mrn:{facility}|{mrn}")
+    if f.birth_date is not None:
+        born = f.birth_date.isoformat()
+        if f.name is not None:
+            for token in f.name.tokens:
+                code = phonetic(token)
+                if code:
+                    keys.add(f"name-dob:{code}:{born}")
+        if f.kelurahan:
+            keys.add(f"dob-kel:{born}:{f.kelurahan}")
+        if f.nik_ibu:
+            keys.add(f"nikibu-dob:{f.nik_ibu}:{born}")
+    return keys
+
+
+def _identifiers(patient: Mapping[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for ident in patient.get("identifier") or []:
+        system, value = ident.get("system"), ident.get("value")
+        if isinstance(system, str) and isinstance(value, str) and value.strip():
+            out.setdefault(system, []).append(value.strip())
+    return out
+
+
+def _digits(value: str | None) -> str | None:
+    if value is None:
+        return None
+    digits = _NOT_DIGITS.sub("", value)
+    return digits or None
+
+
+def _date(value: Any) -> date | None:
+    # A partial date (YYYY or YYYY-MM) is no birth date for matching.
+    match = _DATE.match(value) if isinstance(value, str) else None
+    if not match:
+        return None
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+
+
+def _name(names: list[dict[str, Any]]) -> ParsedName | None:
+    order = {"official": 0, "usual": 1, None: 2}
+    for name in sorted(names, key=lambda n: order.get(n.get("use"), 3)):
+        text = name.get("text")
+        if not text:
+            parts = [*name.get("prefix", []), *name.get("given", []), name.get("family", "")]
+            text = " ".join(p for p in parts if p)
+            if name.get("suffix"):
+                text += ", " + ", ".join(name["suffix"])
+        parsed = parse_name(text) if text else None
+        if parsed is not None and (parsed.tokens or parsed.newborn):
+            return parsed
+    return None
+
+
+def national_phone(value: str) -> str | None:
+    """A phone as its national number without trunk zero (``+62 812-…``, ``0812…`` -> ``812…``),
+    or None when it has no 8-12 digit national number."""
+    digits = _NOT_DIGITS.sub("", value)
+    if digits.startswith("62"):
+        digits = digits[2:]
+    digits = digits.lstrip("0")
+    return digits if 8 <= len(digits) <= 12 else None
+
+
+def _phones(telecom: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for t in telecom:
+        if t.get("system") in ("phone", "sms") and isinstance(t.get("value"), str):
+            phone = national_phone(t["value"])
+            if phone:
+                out.append(phone)
+    return out
+
+
+def _address(addresses: list[dict[str, Any]]) -> tuple[str | None, str | None, str | None]:
+    # The home address first; the first that carries a village code wins.
+    ranked = sorted(addresses, key=lambda a: 0 if a.get("use") == "home" else 1)
+    for address in ranked:
+        for ext in address.get("extension") or []:
+            if ext.get("url") != ADMINISTRATIVE_CODE:
+                continue
+            parts = {
+                e.get("url"): e.get("valueCode")
+                for e in ext.get("extension") or []
+                if isinstance(e.get("valueCode"), str)
+            }
+            village = parts.get("village")
+            if village and len(_NOT_DIGITS.sub("", village)) == 10:
+                village = _NOT_DIGITS.sub("", village)
+                return village, _norm_rt(parts.get("rt")), _norm_rt(parts.get("rw"))
+    return None, None, None
+
+
+def _norm_rt(value: str | None) -> str | None:
+    digits = _digits(value)
+    return str(int(digits)) if digits and int(digits) > 0 else None

@@ -1,0 +1,293 @@
+"""Fellegi–Sunter scoring of record pairs, with m and u estimated from the data (no labels).
+
+* ``u`` (the chance of each level between two different people) comes from random pairs of
+  records, almost all of which are different people (:func:`estimate_u`).
+* ``m`` (the chance of each level between two records of one person) and the prior ``lambda``
+  (the share of candidate pairs that match) come from Expectation-Maximisation over the blocked
+  candidate pairs, ``u`` held fixed (:func:`estimate_m`), as Splink does.
+* Name agreement is adjusted by term frequency: agreeing on ``SITI`` says less than agreeing on
+  a rare name. The Buton prefix (La, Wa, La Ode, Wa Ode) is not a name token, so it carries no
+  weight at all.
+* A pair's match weight is ``log2(lambda / (1 - lambda))`` plus each field's ``log2(m / u)``;
+  its probability is ``1 / (1 + 2**-weight)``. Two thresholds on the probability split pairs
+  into link, review and no link.
+* Rules forbid links a person never makes (:func:`rules`), whatever the weight, and cap some
+  pairs at review.
+
+A :class:`Model` (m, u, lambda, term frequencies, thresholds) round-trips through JSON so that
+it can be stored and re-estimated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare
+from fhirhub.mpi.features import Features, blocking_keys
+
+LINK, REVIEW, NO_LINK = "link", "review", "no-link"
+_TF_BOUNDS = (-8.0, 4.0)  # bits a name's term frequency may move its weight, down and up
+
+
+@dataclass
+class Model:
+    """Everything scoring needs; plain data, serialisable with :meth:`to_json`."""
+
+    m: dict[str, list[float]]
+    u: dict[str, list[float]]
+    prior: float  # lambda: the share of candidate pairs that are one person
+    token_tf: dict[str, float] = field(default_factory=dict)  # spelling key -> share of records
+    tf_floor: float = 1e-4  # the frequency of a token never seen
+    link_threshold: float = 0.99
+    review_threshold: float = 0.5
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Decision:
+    band: str  # LINK, REVIEW or NO_LINK
+    probability: float
+    weight: float
+    breakdown: dict[str, float]  # field -> partial weight (bits)
+    reasons: tuple[str, ...] = ()  # rules that forbade the link or capped it at review
+
+
+# --- estimation ------------------------------------------------------------------------------
+
+
+def token_frequencies(records: Sequence[Features]) -> tuple[dict[str, float], float]:
+    """Share of records whose name holds each spelling key, and the floor for unseen keys."""
+    counts: Counter[str] = Counter()
+    for r in records:
+        if r.name is not None and not r.name.newborn:
+            counts.update(set(r.name.key))
+    n = max(len(records), 1)
+    return {t: c / n for t, c in counts.items()}, 1.0 / n
+
+
+def estimate_u(
+    records: Sequence[Features], pairs: int = 50_000, seed: int = 0
+) -> dict[str, list[float]]:
+    """u per field and level from random pairs (with one pseudo-count per level)."""
+    rng = random.Random(seed)
+    counts = {f: [1.0] * len(LEVELS[f]) for f in FIELDS}
+    n = len(records)
+    if n >= 2:
+        for _ in range(pairs):
+            i, j = rng.sample(range(n), 2)
+            _count(counts, compare(records[i], records[j]).levels, 1.0)
+    return _normalise(counts)
+
+
+def estimate_m(
+    comparisons: Sequence[Comparison],
+    u: dict[str, list[float]],
+    prior: float = 0.3,
+    iterations: int = 100,
+    tolerance: float = 1e-6,
+    ignore: Iterable[str] = (),
+    m: dict[str, list[float]] | None = None,
+    fit_m: bool = True,
+) -> tuple[dict[str, list[float]], float]:
+    """m and lambda by EM over candidate pairs, u held fixed; returns (m, lambda).
+
+    ``ignore``: fields left out (as if missing), the fields the pairs were blocked on, whose
+    agreement says nothing there. ``fit_m=False`` keeps ``m`` and fits lambda only.
+    """
+    m = m or {f: _initial_m(len(LEVELS[f])) for f in FIELDS}
+    masked = [FIELDS.index(f) for f in ignore]
+    vectors = Counter(
+        tuple(MISSING if k in masked else lv for k, lv in enumerate(c.levels)) for c in comparisons
+    )  # identical vectors weigh together
+    total = sum(vectors.values())
+    if not total:
+        return m, prior
+    for _ in range(iterations):
+        counts = {f: [1e-3] * len(LEVELS[f]) for f in FIELDS}
+        matched = 0.0
+        for levels, k in vectors.items():
+            log_m = math.log(prior) + _log_likelihood(m, levels)
+            log_u = math.log(1 - prior) + _log_likelihood(u, levels)
+            p = 1.0 / (1.0 + math.exp(max(min(log_u - log_m, 700.0), -700.0)))
+            matched += p * k
+            _count(counts, levels, p * k)
+        new_m = _floor(_normalise(counts)) if fit_m else m
+        new_prior = min(max(matched / total, 1e-6), 1 - 1e-6)
+        change = max(abs(a - b) for f in FIELDS for a, b in zip(m[f], new_m[f], strict=True))
+        m, prior = new_m, new_prior
+        if change < tolerance:
+            break
+    return m, prior
+
+
+def candidate_pairs(
+    records: Sequence[Features], max_block: int = 200, kinds: Iterable[str] | None = None
+) -> set[tuple[int, int]]:
+    """Index pairs sharing a blocking key (of the given ``kinds``, e.g. ``"nik"``, default
+    all). A block over ``max_block`` records is skipped (the write path will send such a
+    record to review rather than score a crowd)."""
+    wanted = set(kinds) if kinds is not None else None
+    blocks: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        for key in blocking_keys(r):
+            if wanted is None or key.split(":", 1)[0] in wanted:
+                blocks.setdefault(key, []).append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in blocks.values():
+        if 1 < len(members) <= max_block:
+            pairs.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
+    return pairs
+
+
+# EM sessions as in Splink: pairs blocked on some fields train the m of the others only.
+SESSIONS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("nik", "bpjs", "ihs"), ("nik", "bpjs", "ihs")),
+    (("name-dob",), ("name", "birth_date")),
+    (("dob-kel",), ("birth_date", "kelurahan")),
+)
+
+
+def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Model:
+    """A model estimated from these records alone: u from random pairs, m by EM in sessions
+    (each blocked on some fields, training the others), lambda over all candidate pairs."""
+    u = estimate_u(records, seed=seed)
+    sums = {f: [0.0] * len(LEVELS[f]) for f in FIELDS}
+    seen = dict.fromkeys(FIELDS, 0)
+    for kinds, blocked in SESSIONS:
+        pairs = candidate_pairs(records, kinds=kinds)
+        if not pairs:
+            continue
+        session_m, _ = estimate_m(
+            [compare(records[i], records[j]) for i, j in pairs], u, ignore=blocked
+        )
+        for f in FIELDS:
+            if f not in blocked:
+                sums[f] = [a + b for a, b in zip(sums[f], session_m[f], strict=True)]
+                seen[f] += 1
+    m = {
+        f: [x / seen[f] for x in sums[f]] if seen[f] else _initial_m(len(LEVELS[f])) for f in FIELDS
+    }
+    comparisons = [compare(records[i], records[j]) for i, j in candidate_pairs(records)]
+    m, prior = estimate_m(comparisons, u, m=m, fit_m=False)
+    tf, floor = token_frequencies(records)
+    return Model(m=m, u=u, prior=prior, token_tf=tf, tf_floor=floor, **thresholds)
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def partial_weights(model: Model, c: Comparison) -> dict[str, float]:
+    """Each field's log2(m/u) at its level (0 when missing), the name adjusted by TF."""
+    out = {}
+    for f, level in zip(FIELDS, c.levels, strict=True):
+        if level == MISSING:
+            out[f] = 0.0
+            continue
+        out[f] = math.log2(model.m[f][level] / model.u[f][level])
+        if f == "name" and level <= 1 and c.shared_tokens:
+            tf = math.prod(model.token_tf.get(t, model.tf_floor) for t in c.shared_tokens)
+            adjust = math.log2(model.u[f][level] / max(tf, model.tf_floor**2))
+            out[f] += min(max(adjust, _TF_BOUNDS[0]), _TF_BOUNDS[1])
+    return out
+
+
+def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]]:
+    """(forbidden, review): the reasons a pair may never be linked, or only by a person."""
+    forbidden, review = [], []
+    placeholder = (a.newborn_placeholder and a.nik_ibu) or (b.newborn_placeholder and b.nik_ibu)
+    if c.level("nik") == 2 and not placeholder:
+        forbidden.append("different-nik")
+    if (
+        a.multiple_birth is not None
+        and b.multiple_birth is not None
+        and a.multiple_birth != b.multiple_birth
+    ):
+        forbidden.append("multiple-birth-order")
+    household = (
+        (a.nik_ibu is not None and a.nik_ibu == b.nik_ibu)
+        or c.level("phone") == 0
+        or c.level("kelurahan") == 0
+    )
+    if c.level("birth_date") == 0 and household and c.level("name") >= 3:
+        forbidden.append("twins")
+    if a.birth_date and b.birth_date and abs(a.birth_date.year - b.birth_date.year) >= 12:
+        forbidden.append("generation-apart")
+    if c.level("nik") == 0 and (a.nik_conflicts or b.nik_conflicts):
+        review.append("nik-conflicts-record")
+    # A household shares phone, address and often a family name: without an identifier in
+    # common, a link needs the person's own name and birth date to agree (§11.6 of the notes).
+    same_mother = (
+        a.nik_ibu is not None
+        and a.nik_ibu == b.nik_ibu
+        and a.multiple_birth is not None
+        and a.multiple_birth == b.multiple_birth
+    )
+    # A "By. Ny." record and a named one of the same birth order, born the same day in the
+    # same household: one child (twins differ in order, which is forbidden above).
+    newborn = (
+        a.newborn_placeholder != b.newborn_placeholder
+        and a.multiple_birth is not None
+        and a.multiple_birth == b.multiple_birth
+        and c.level("birth_date") == 0
+        and household
+    )
+    identifier = same_mother or newborn or 0 in (c.level("nik"), c.level("bpjs"), c.level("ihs"))
+    if not identifier and not (0 <= c.level("name") <= 2 and 0 <= c.level("birth_date") <= 2):
+        review.append("no-identifier-weak-identity")
+    return forbidden, review
+
+
+def decide(model: Model, a: Features, b: Features) -> Decision:
+    """Score a pair and place it in a band (see the module's docstring)."""
+    c = compare(a, b)
+    parts = partial_weights(model, c)
+    weight = math.log2(model.prior / (1 - model.prior)) + sum(parts.values())
+    probability = 1.0 / (1.0 + 2.0 ** max(min(-weight, 1000.0), -1000.0))
+    forbidden, review = rules(a, b, c)
+    if forbidden:
+        band = NO_LINK
+    elif probability >= model.link_threshold:
+        band = REVIEW if review else LINK
+    elif probability >= model.review_threshold or review:
+        band = REVIEW
+    else:
+        band = NO_LINK
+    return Decision(band, probability, weight, parts, tuple(forbidden + review))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _initial_m(k: int) -> list[float]:
+    # Most matches agree at the best level; the rest spread over the others.
+    return [0.9] + [0.1 / (k - 1)] * (k - 1)
+
+
+def _log_likelihood(p: dict[str, list[float]], levels: Iterable[int]) -> float:
+    return sum(math.log(p[f][lv]) for f, lv in zip(FIELDS, levels, strict=True) if lv != MISSING)
+
+
+def _count(counts: dict[str, list[float]], levels: Iterable[int], w: float) -> None:
+    for f, lv in zip(FIELDS, levels, strict=True):
+        if lv != MISSING:
+            counts[f][lv] += w
+
+
+def _floor(p: dict[str, list[float]], least: float = 1e-3) -> dict[str, list[float]]:
+    # No level is impossible among matches: an m of ~0 would veto a link on one field alone.
+    return _normalise({f: [max(x, least) for x in xs] for f, xs in p.items()})
+
+
+def _normalise(counts: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {f: [x / sum(xs) for x in xs] for f, xs in counts.items()}

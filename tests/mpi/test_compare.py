@@ -1,0 +1,82 @@
+"""Comparison levels of a pair of records (fhirhub.mpi.compare)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+from mpi_factories import rec
+
+from fhirhub.mpi.compare import MISSING, compare, compare_dates, compare_nik, name_level
+from fhirhub.mpi.names import parse_name
+
+
+def level(a: str, b: str) -> int:
+    return name_level(parse_name(a), parse_name(b))[0]
+
+
+def test_name_levels():
+    assert level("Wa Ode Siti Aminah", "SITI AMINAH, NY") == 0  # prefix and title ignored
+    assert level("Soekarno", "Sukarno") == 0  # old spelling
+    assert level("Siti", "Siti Aminah") == 1  # subset: a single name expanded
+    assert level("Siti Aminah", "Siti Aminaj") == 2  # a typo
+    assert level("Siti", "Stii") == 2  # one transposition in a short name (Jaro-Winkler 0.83)
+    assert level("Ina", "Ini") == 2
+    assert level("Muhammad Rizky", "Muhammad Rizal") == 3
+    assert level("Siti Aminah", "Budi Santoso") == 4
+
+
+def test_placeholder_names_are_not_compared_with_real_names():
+    baby, named = rec("By. Ny. Siti"), rec("Ahmad")
+    assert compare(baby, named).level("name") == MISSING
+    assert compare(baby, rec("Bayi Ny Siti")).level("name") == 0  # both name the mother
+
+
+def test_birth_date_levels():
+    d = date(1990, 8, 5)
+    assert compare_dates(d, d) == 0
+    assert compare_dates(d, date(1990, 5, 8)) == 1  # day and month swapped
+    assert compare_dates(d, date(1990, 8, 6)) == 1  # one field off
+    assert compare_dates(d, date(1990, 9, 5)) == 1
+    assert compare_dates(d, date(1980, 8, 5)) == 1  # a one-digit year typo
+    assert compare_dates(d, date(1991, 8, 5)) == 2  # year one off
+    assert compare_dates(d, date(1975, 1, 1)) == 3
+    assert compare_dates(d, None) == MISSING
+
+
+def test_nik_levels():
+    a = "7472014508900001"
+    assert compare_nik(a, a) == 0
+    assert compare_nik(a, "7472014508900002") == 1  # one digit changed
+    assert compare_nik(a, "7472014580900001") == 1  # two adjacent digits swapped
+    assert compare_nik(a, "7472015508910007") == 2
+    assert compare_nik(a, None) == MISSING
+
+
+def test_phone_kelurahan_gender_bpjs_levels():
+    a = rec(bpjs="0000001234567")
+    c = compare(a, rec(phones=frozenset(), rt="4", gender="male", bpjs="0000001234568"))
+    assert c.named() == {
+        "name": "exact",
+        "birth_date": "exact",
+        "nik": "same",
+        "phone": "missing",
+        "kelurahan": "same",
+        "bpjs": "different",
+        "ihs": "missing",
+        "gender": "different",
+    }
+    assert compare(a, rec(kelurahan="7472011002")).level("kelurahan") == 2
+    assert compare(a, a).level("kelurahan") == 0
+
+
+@given(st.dates(), st.dates())
+def test_date_levels_are_symmetric(a, b):
+    assert compare_dates(a, b) == compare_dates(b, a)
+
+
+@given(st.from_regex(r"\d{16}", fullmatch=True), st.from_regex(r"\d{16}", fullmatch=True))
+def test_nik_levels_are_symmetric(a, b):
+    assert compare_nik(a, b) == compare_nik(b, a)
+    assert (compare_nik(a, b) == 0) == (a == b)
