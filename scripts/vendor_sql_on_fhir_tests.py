@@ -20,7 +20,8 @@ TARGET = ROOT / "tests" / "views" / "sql_on_fhir_v2"
 NOTE = """# SQL on FHIR v2 test suite (vendored copy)
 
 Origin: the official test suite of the SQL on FHIR v2 implementation guide,
-https://github.com/FHIR/sql-on-fhir-v2 (directory `tests/`), as shipped in `../shared/sql-on-fhir-v2/`.
+https://github.com/FHIR/sql-on-fhir-v2 (directory `tests/`), as shipped in
+`../shared/sql-on-fhir-v2/`.
 Licence: MIT (as `../shared/README.md` states for this suite; the specification is an HL7/FHIR
 community project). Copied unchanged by `scripts/vendor_sql_on_fhir_tests.py`; do not edit by hand.
 

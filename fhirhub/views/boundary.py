@@ -17,7 +17,9 @@ _DATETIME = re.compile(
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?"
     r"(?:T(?P<time>[^Z+-]*)(?P<tz>Z|[+-]\d{2}:\d{2})?)?"
 )
-_TIME = re.compile(r"(?P<hour>\d{2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<frac>\d+))?)?)?")
+_TIME = re.compile(
+    r"(?P<hour>\d{2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<frac>\d+))?)?)?"
+)
 
 
 def boundary(item: Item, high: bool, precision: int | None = None) -> Item | None:
@@ -47,7 +49,9 @@ def _decimal_boundary(value: Decimal, high: bool, precision: int | None) -> Deci
     half = Decimal(5).scaleb(-(places + 1))
     result = value + half if high else value - half
     if precision is not None and 0 <= precision <= 28:
-        result = result.quantize(Decimal(1).scaleb(-precision), ROUND_CEILING if high else ROUND_FLOOR)
+        result = result.quantize(
+            Decimal(1).scaleb(-precision), ROUND_CEILING if high else ROUND_FLOOR
+        )
     return result
 
 
@@ -88,7 +92,11 @@ def _datetime_boundary(text: str, high: bool) -> str | None:
     if match is None:
         return None
     year, month, day = _date_parts(match, high)
-    clock = _clock(match["time"], high) if match["time"] else ("23:59:59.999" if high else "00:00:00.000")
+    clock = (
+        _clock(match["time"], high)
+        if match["time"]
+        else ("23:59:59.999" if high else "00:00:00.000")
+    )
     if clock is None:
         return None
     zone = match["tz"] or ("-12:00" if high else "+14:00")

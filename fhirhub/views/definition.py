@@ -102,7 +102,9 @@ def parse_view(data: Any) -> View:
     seen: set[str] = set()
     for column_name in root.column_names:
         if column_name in seen:
-            raise ViewError(f"column name {column_name!r} is used twice", f"{where}.select", "invalid")
+            raise ViewError(
+                f"column name {column_name!r} is used twice", f"{where}.select", "invalid"
+            )
         seen.add(column_name)
     filters = data.get("where", [])
     if not isinstance(filters, list):
@@ -112,7 +114,9 @@ def parse_view(data: Any) -> View:
         location = f"{where}.where[{i}]"
         if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
             raise ViewError("a where entry needs a path", location, "structure")
-        wheres.append(Where(entry["path"], _path(entry["path"], f"{location}.path", constants), location))
+        wheres.append(
+            Where(entry["path"], _path(entry["path"], f"{location}.path", constants), location)
+        )
     return View(resource, name, constants, tuple(wheres), root)
 
 
@@ -141,7 +145,9 @@ def _constants(data: Any) -> dict[str, list[Item]]:
         values = [key for key in entry if key.startswith("value")]
         if len(values) != 1 or values[0] not in _CONSTANT_TYPES:
             raise ViewError(
-                f"constant {name!r} needs exactly one value[x] of a primitive type", location, "required"
+                f"constant {name!r} needs exactly one value[x] of a primitive type",
+                location,
+                "required",
             )
         value = entry[values[0]]
         if value is None or isinstance(value, list | Mapping):
@@ -157,20 +163,33 @@ def _select(data: Any, location: str, constants: Mapping[str, list[Item]]) -> Se
     paths: tuple[Node, ...] = ()
     present = [key for key in ("forEach", "forEachOrNull", "repeat") if key in data]
     if len(present) > 1:
-        raise ViewError(f"a select may have only one of {', '.join(present)}", location, "structure")
+        raise ViewError(
+            f"a select may have only one of {', '.join(present)}", location, "structure"
+        )
     if present:
         iterate = present[0]
         if iterate == "repeat":
             repeat = data["repeat"]
             if not isinstance(repeat, list) or not repeat:
-                raise ViewError("repeat must be a non-empty list of paths", f"{location}.repeat", "structure")
-            paths = tuple(_path(p, f"{location}.repeat[{i}]", constants) for i, p in enumerate(repeat))
+                raise ViewError(
+                    "repeat must be a non-empty list of paths", f"{location}.repeat", "structure"
+                )
+            paths = tuple(
+                _path(p, f"{location}.repeat[{i}]", constants) for i, p in enumerate(repeat)
+            )
         else:
             paths = (_path(data[iterate], f"{location}.{iterate}", constants),)
-    columns = tuple(_column(c, f"{location}.column[{i}]", constants) for i, c in enumerate(_list(data, "column", location)))
-    selects = tuple(_select(s, f"{location}.select[{i}]", constants) for i, s in enumerate(_list(data, "select", location)))
+    columns = tuple(
+        _column(c, f"{location}.column[{i}]", constants)
+        for i, c in enumerate(_list(data, "column", location))
+    )
+    selects = tuple(
+        _select(s, f"{location}.select[{i}]", constants)
+        for i, s in enumerate(_list(data, "select", location))
+    )
     union_all = tuple(
-        _select(s, f"{location}.unionAll[{i}]", constants) for i, s in enumerate(_list(data, "unionAll", location))
+        _select(s, f"{location}.unionAll[{i}]", constants)
+        for i, s in enumerate(_list(data, "unionAll", location))
     )
     for i, branch in enumerate(union_all[1:], start=1):
         if branch.column_names != union_all[0].column_names:
@@ -197,7 +216,9 @@ def _column(data: Any, location: str, constants: Mapping[str, list[Item]]) -> Co
         raise ViewError("a column must be an object", location, "structure")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ViewError("a column needs a name (a letter, then letters, digits, _)", f"{location}.name")
+        raise ViewError(
+            "a column needs a name (a letter, then letters, digits, _)", f"{location}.name"
+        )
     collection = data.get("collection", False)
     if not isinstance(collection, bool):
         raise ViewError("collection must be true or false", f"{location}.collection", "structure")
@@ -205,4 +226,5 @@ def _column(data: Any, location: str, constants: Mapping[str, list[Item]]) -> Co
     if kind is not None and not isinstance(kind, str):
         raise ViewError("type must be a string", f"{location}.type", "structure")
     path = data.get("path")
-    return Column(name, path, _path(path, f"{location}.path", constants), collection, kind, location)
+    expr = _path(path, f"{location}.path", constants)
+    return Column(name, str(path), expr, collection, kind, location)

@@ -18,4 +18,6 @@ class ViewError(FhirError):
         """The same error located at ``expression`` (when it does not yet say where)."""
         if any(i.expression for i in self.issues):
             return self
-        return ViewError(self.summary, expression, self.issues[0].code if self.issues else "invalid")
+        return ViewError(
+            self.summary, expression, self.issues[0].code if self.issues else "invalid"
+        )

@@ -127,7 +127,17 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_ESCAPES = {"'": "'", '"': '"', "`": "`", "\\": "\\", "/": "/", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_ESCAPES = {
+    "'": "'",
+    '"': '"',
+    "`": "`",
+    "\\": "\\",
+    "/": "/",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
 
 
 @dataclass(frozen=True)
@@ -337,7 +347,8 @@ def check(node: Node, constants: frozenset[str]) -> None:
         if isinstance(sub, Call):
             if sub.name not in FUNCTIONS:
                 raise ViewError(
-                    f"FHIRPath: unknown function {sub.name}() at position {sub.pos}", code="not-supported"
+                    f"FHIRPath: unknown function {sub.name}() at position {sub.pos}",
+                    code="not-supported",
                 )
             least, most = FUNCTIONS[sub.name]
             if not least <= len(sub.args) <= most:
@@ -346,10 +357,12 @@ def check(node: Node, constants: frozenset[str]) -> None:
                     f"FHIRPath: {sub.name}() takes {expected} argument(s), "
                     f"got {len(sub.args)} at position {sub.pos}"
                 )
-            if sub.name in TYPE_ARGUMENT_FUNCTIONS and sub.args and type_name_of(sub.args[0]) is None:
-                raise ViewError(
-                    f"FHIRPath: {sub.name}() takes a type name at position {sub.pos}"
-                )
+            if (
+                sub.name in TYPE_ARGUMENT_FUNCTIONS
+                and sub.args
+                and type_name_of(sub.args[0]) is None
+            ):
+                raise ViewError(f"FHIRPath: {sub.name}() takes a type name at position {sub.pos}")
 
 
 def walk(node: Node) -> Iterable[Node]:

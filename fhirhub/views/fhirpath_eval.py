@@ -104,7 +104,9 @@ class TreeEvaluator:
         if isinstance(node, TypeOp):
             items = self.eval(node.operand, frame)
             if len(items) > 1:
-                raise ViewError(f"FHIRPath: '{node.op}' needs a single value at position {node.pos}")
+                raise ViewError(
+                    f"FHIRPath: '{node.op}' needs a single value at position {node.pos}"
+                )
             if node.op == "is":
                 return [Item(type_matches(items[0], node.type_name), "boolean")] if items else []
             return [i for i in items if type_matches(i, node.type_name)]

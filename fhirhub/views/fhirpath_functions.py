@@ -30,7 +30,7 @@ _REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_his
 
 
 def boolean_of(items: list[Item], what: str) -> bool | None:
-    """A collection in a boolean context: empty is None, one boolean is itself, one other is true."""
+    """A collection as a boolean: empty is None, one boolean itself, one other value true."""
     if not items:
         return None
     if len(items) > 1:
@@ -100,7 +100,9 @@ def _type_arg(call: Call) -> str:
 
 def fn_where(ev: Evaluator, frame: Frame, items: list[Item], call: Call) -> list[Item]:
     results = _per_item(ev, items, call.args[0])
-    return [item for item, r in zip(items, results, strict=True) if boolean_of(r, "where()") is True]
+    return [
+        item for item, r in zip(items, results, strict=True) if boolean_of(r, "where()") is True
+    ]
 
 
 def fn_select(ev: Evaluator, frame: Frame, items: list[Item], call: Call) -> list[Item]:
@@ -190,7 +192,11 @@ def fn_get_resource_key(ev: Evaluator, frame: Frame, items: list[Item], call: Ca
     out: list[Item] = []
     for item in items:
         value = item.value
-        if isinstance(value, dict) and isinstance(value.get("id"), str) and value.get("resourceType"):
+        if (
+            isinstance(value, dict)
+            and isinstance(value.get("id"), str)
+            and value.get("resourceType")
+        ):
             out.append(Item(f"{value['resourceType']}/{value['id']}", "string"))
     return out
 
@@ -304,8 +310,12 @@ FUNCTION_IMPLEMENTATIONS: dict[str, Function] = {
     "first": lambda ev, frame, items, call: items[:1],
     "last": lambda ev, frame, items, call: items[-1:],
     "tail": lambda ev, frame, items, call: items[1:],
-    "skip": lambda ev, frame, items, call: items[max(_int_arg(ev, frame, call.args[0], "skip") or 0, 0) :],
-    "take": lambda ev, frame, items, call: items[: max(_int_arg(ev, frame, call.args[0], "take") or 0, 0)],
+    "skip": lambda ev, frame, items, call: items[
+        max(_int_arg(ev, frame, call.args[0], "skip") or 0, 0) :
+    ],
+    "take": lambda ev, frame, items, call: items[
+        : max(_int_arg(ev, frame, call.args[0], "take") or 0, 0)
+    ],
     "single": fn_single,
     "count": lambda ev, frame, items, call: [Item(len(items), "integer")],
     "distinct": fn_distinct,

@@ -15,17 +15,70 @@ from typing import Any, NamedTuple, Protocol
 
 from fhirhub.views.fhirpath_ast import Node
 
-PRIMITIVE_TYPES = (
-    "boolean integer integer64 string decimal uri url canonical base64Binary instant date "
-    "dateTime time code oid id markdown unsignedInt positiveInt uuid xhtml"
-).split()
-COMPLEX_TYPES = (
-    "Address Age Annotation Attachment CodeableConcept CodeableReference Coding ContactPoint Count "
-    "Distance Duration HumanName Identifier Money Period Quantity Range Ratio RatioRange Reference "
-    "SampledData Signature Timing ContactDetail Contributor DataRequirement Expression "
-    "ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta Availability "
-    "ExtendedContactDetail VirtualServiceDetail MonetaryComponent Extension Narrative"
-).split()
+PRIMITIVE_TYPES = [
+    "boolean",
+    "integer",
+    "integer64",
+    "string",
+    "decimal",
+    "uri",
+    "url",
+    "canonical",
+    "base64Binary",
+    "instant",
+    "date",
+    "dateTime",
+    "time",
+    "code",
+    "oid",
+    "id",
+    "markdown",
+    "unsignedInt",
+    "positiveInt",
+    "uuid",
+    "xhtml",
+]
+COMPLEX_TYPES = [
+    "Address",
+    "Age",
+    "Annotation",
+    "Attachment",
+    "CodeableConcept",
+    "CodeableReference",
+    "Coding",
+    "ContactPoint",
+    "Count",
+    "Distance",
+    "Duration",
+    "HumanName",
+    "Identifier",
+    "Money",
+    "Period",
+    "Quantity",
+    "Range",
+    "Ratio",
+    "RatioRange",
+    "Reference",
+    "SampledData",
+    "Signature",
+    "Timing",
+    "ContactDetail",
+    "Contributor",
+    "DataRequirement",
+    "Expression",
+    "ParameterDefinition",
+    "RelatedArtifact",
+    "TriggerDefinition",
+    "UsageContext",
+    "Dosage",
+    "Meta",
+    "Availability",
+    "ExtendedContactDetail",
+    "VirtualServiceDetail",
+    "MonetaryComponent",
+    "Extension",
+    "Narrative",
+]
 # the suffix of a choice element's JSON key -> the FHIR type it carries
 CHOICE_SUFFIXES = {t[0].upper() + t[1:]: t for t in PRIMITIVE_TYPES + COMPLEX_TYPES}
 # a FHIR primitive type -> the type it specialises
@@ -46,7 +99,19 @@ SUPERTYPES = {
     "Money": "Quantity",
 }
 STRING_TYPES = frozenset(
-    {"string", "code", "id", "markdown", "uri", "url", "canonical", "oid", "uuid", "base64Binary", "xhtml"}
+    {
+        "string",
+        "code",
+        "id",
+        "markdown",
+        "uri",
+        "url",
+        "canonical",
+        "oid",
+        "uuid",
+        "base64Binary",
+        "xhtml",
+    }
 )
 DATE_PATTERN = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 DATETIME_PATTERN = re.compile(

@@ -23,7 +23,9 @@ from fhirhub.views.fhirpath_types import Env, Item
 Row = dict[str, Any]
 
 
-def run_view(view: View | Mapping[str, Any], resources: Iterable[Mapping[str, Any]]) -> Iterator[Row]:
+def run_view(
+    view: View | Mapping[str, Any], resources: Iterable[Mapping[str, Any]]
+) -> Iterator[Row]:
     """The rows of ``view`` over ``resources`` (others than its resource type are skipped).
 
     Each row maps the view's column names, in order, to JSON values (a list for a collection
@@ -49,7 +51,9 @@ def _passes(view: View, root: Item, env: Env) -> bool:
         if not result:
             return False
         if len(result) > 1 or not isinstance(result[0].value, bool):
-            raise ViewError(f"where path {where.path!r} does not give a boolean", f"{where.location}.path")
+            raise ViewError(
+                f"where path {where.path!r} does not give a boolean", f"{where.location}.path"
+            )
         if not result[0].value:
             return False
     return True
@@ -115,5 +119,9 @@ def _value(column: Column, focus: Item | None, env: Env) -> Any:
 
 def _json(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 else float(value)
+        return (
+            int(value)
+            if value == value.to_integral_value() and value.as_tuple().exponent == 0
+            else float(value)
+        )
     return value
