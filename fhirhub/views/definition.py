@@ -112,11 +112,10 @@ def parse_view(data: Any) -> View:
     wheres = []
     for i, entry in enumerate(filters):
         location = f"{where}.where[{i}]"
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+        if not isinstance(entry, Mapping) or "path" not in entry:
             raise ViewError("a where entry needs a path", location, "structure")
-        wheres.append(
-            Where(entry["path"], _path(entry["path"], f"{location}.path", constants), location)
-        )
+        expr = _path(entry["path"], f"{location}.path", constants)
+        wheres.append(Where(str(entry["path"]), expr, location))
     return View(resource, name, constants, tuple(wheres), root)
 
 

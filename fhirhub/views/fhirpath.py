@@ -79,6 +79,9 @@ FUNCTIONS: dict[str, tuple[int, int]] = {
 }
 # functions whose (first) argument is a type name, not an expression
 TYPE_ARGUMENT_FUNCTIONS = frozenset({"ofType", "is", "as", "getReferenceKey"})
+# deeper expressions are refused (the evaluator and the SQL compiler recurse over the tree)
+MAX_DEPTH = 64
+MAX_LENGTH = 10_000
 # environment variables every view may use besides its own constants
 BUILTIN_CONSTANTS = frozenset({"rowIndex", "resource", "rootResource", "context"})
 
@@ -188,6 +191,12 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def descend(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ViewError(f"FHIRPath: the expression nests deeper than {MAX_DEPTH} levels")
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -223,6 +232,7 @@ class _Parser:
         return None
 
     def expression(self, min_precedence: int) -> Node:
+        self.descend()
         left = self.unary()
         while (op := self.binary_operator()) is not None:
             precedence = _BINARY_PRECEDENCE[op]
@@ -234,6 +244,7 @@ class _Parser:
             else:
                 right = self.expression(precedence + 1)
                 left = Binary(op, left, right, pos=token.pos)
+        self.depth -= 1
         return left
 
     def type_specifier(self) -> str:
@@ -250,7 +261,10 @@ class _Parser:
         token = self.peek()
         if token.kind == "op" and token.text in ("+", "-"):
             self.next()
-            return Unary(token.text, self.unary(), pos=token.pos)
+            self.descend()
+            operand = self.unary()
+            self.depth -= 1
+            return Unary(token.text, operand, pos=token.pos)
         return self.postfix(self.term())
 
     def postfix(self, node: Node) -> Node:
@@ -334,7 +348,11 @@ def parse(text: str, constants: Iterable[str] = ()) -> Node:
         raise ViewError("FHIRPath: the expression must be a string")
     if not text.strip():
         raise ViewError("FHIRPath: the expression is empty")
+    if len(text) > MAX_LENGTH:
+        raise ViewError(f"FHIRPath: the expression is longer than {MAX_LENGTH} characters")
     tree = _Parser(text).parse()
+    if _depth(tree) > MAX_DEPTH * 4:
+        raise ViewError(f"FHIRPath: the expression has more than {MAX_DEPTH * 4} steps in a row")
     check(tree, frozenset(constants) | BUILTIN_CONSTANTS)
     return tree
 
@@ -363,6 +381,30 @@ def check(node: Node, constants: frozenset[str]) -> None:
                 and type_name_of(sub.args[0]) is None
             ):
                 raise ViewError(f"FHIRPath: {sub.name}() takes a type name at position {sub.pos}")
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, Member):
+        return [node.source] if node.source is not None else []
+    if isinstance(node, Call):
+        return ([node.source] if node.source is not None else []) + list(node.args)
+    if isinstance(node, Indexer):
+        return [node.source, node.index]
+    if isinstance(node, Unary | TypeOp):
+        return [node.operand]
+    if isinstance(node, Binary):
+        return [node.left, node.right]
+    return []
+
+
+def _depth(tree: Node) -> int:
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in _children(node))
+    return deepest
 
 
 def walk(node: Node) -> Iterable[Node]:
