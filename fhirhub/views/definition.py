@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fhirhub.model.resource_types import is_resource_type
 from fhirhub.views.errors import ViewError
 from fhirhub.views.fhirpath import parse
 from fhirhub.views.fhirpath_ast import Node
@@ -84,6 +85,8 @@ def parse_view(data: Any) -> View:
     resource = data.get("resource")
     if not isinstance(resource, str) or not _NAME.fullmatch(resource):
         raise ViewError("resource must name a FHIR resource type", f"{where}.resource", "required")
+    if not is_resource_type(resource):
+        raise ViewError(f"{resource!r} is not a FHIR R4 resource type", f"{where}.resource")
     name = data.get("name")
     if name is not None and not isinstance(name, str):
         raise ViewError("name must be a string", f"{where}.name", "structure")

@@ -5,10 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from fhirhub.views.definition import parse_view
+
+_KEYS = st.sampled_from(
+    ["resource", "select", "column", "name", "path", "forEach", "forEachOrNull", "repeat",
+     "unionAll", "where", "constant", "valueString", "collection", "type", "id", "given"]
+)  # fmt: skip
 from fhirhub.views.errors import ViewError
 from fhirhub.views.run import run_view
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.sampled_from(["id", "name", "given", "name.given", "family", "'a'", "%rowIndex", "a"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
 
 
 def view(*select: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -35,6 +52,11 @@ def error_of(data: Any) -> ViewError:
     [
         ([], "ViewDefinition", "JSON object"),
         ({"resource": "Patient"}, "ViewDefinition.select", "non-empty"),
+        (
+            {"resource": "Patinet", "select": [{"column": [col("id", "id")]}]},
+            "ViewDefinition.resource",
+            "not a FHIR R4 resource type",
+        ),
         (
             view({"column": [col("id", "id.frobnicate()")]}),
             "ViewDefinition.select[0].column[0].path",
@@ -133,3 +155,25 @@ def test_repeat_walks_depth_first() -> None:
         "select": [{"repeat": ["item", "answer.item"], "column": [col("link", "linkId")]}],
     }
     assert [r["link"] for r in run_view(data, [response])] == ["1", "1.1", "1.1.1", "2", "2.a"]
+
+
+_VIEWS = st.fixed_dictionaries(
+    {"resource": st.just("Patient"), "select": st.lists(st.dictionaries(_KEYS, _JSON), max_size=3)},
+    optional={"where": _JSON, "constant": _JSON},
+)
+
+
+@given(_VIEWS, st.lists(st.dictionaries(_KEYS, _JSON, max_size=4), max_size=3))
+@settings(max_examples=150, deadline=None)
+def test_any_view_on_any_resource_gives_rows_or_a_view_error(
+    data: dict[str, Any], resources: list[dict[str, Any]]
+) -> None:
+    """Malformed views and odd resources never escape as anything but a ViewError (a 400)."""
+    patients = [{**r, "resourceType": "Patient"} for r in resources]
+    try:
+        rows = list(run_view(data, patients))
+    except ViewError:
+        event("refused")
+        return
+    event("rows")
+    assert all(isinstance(row, dict) for row in rows)
