@@ -52,8 +52,10 @@ def _canonical(row: dict[str, Any]) -> str:
 @pytest.mark.parametrize(("resources", "case"), _cases())
 def test_case(resources: list[dict[str, Any]], case: dict[str, Any]) -> None:
     if case.get("expectError"):
-        with pytest.raises(ViewError):
+        with pytest.raises(ViewError) as caught:
             list(run_view(parse_view(case["view"]), resources))
+        # the error says where in the ViewDefinition (it becomes the OperationOutcome's expression)
+        assert caught.value.issues[0].expression[0].startswith("ViewDefinition")
         return
     view = parse_view(case["view"])
     rows = list(run_view(view, resources))
