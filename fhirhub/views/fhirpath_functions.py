@@ -294,7 +294,17 @@ def _substring(text: str, args: list[Any]) -> str | None:
     return text[start : start + args[1]] if len(args) > 1 else text[start:]
 
 
+# a group with a quantifier inside that is itself repeated: (a+)+, (a|aa)*, ... (catastrophic
+# backtracking in Python's re, which has no timeout)
+_NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*}][^()]*\)\s*[+*{]")
+
+
 def _matches(text: str, args: list[Any]) -> bool:
+    if len(args[0]) > 500 or _NESTED_QUANTIFIER.search(args[0]):
+        raise ViewError(
+            "FHIRPath: matches() refuses a pattern over 500 characters or a repeated group "
+            "with a quantifier inside (it could run for ever)"
+        )
     try:
         return re.search(args[0], text) is not None
     except re.error as exc:

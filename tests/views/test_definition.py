@@ -9,13 +9,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from fhirhub.views.definition import parse_view
+from fhirhub.views.errors import ViewError
+from fhirhub.views.run import run_view
 
 _KEYS = st.sampled_from(
     ["resource", "select", "column", "name", "path", "forEach", "forEachOrNull", "repeat",
      "unionAll", "where", "constant", "valueString", "collection", "type", "id", "given"]
 )  # fmt: skip
-from fhirhub.views.errors import ViewError
-from fhirhub.views.run import run_view
 
 _JSON = st.recursive(
     st.none()

@@ -139,6 +139,7 @@ def test_parsing_and_evaluating_token_soup_raises_only_view_errors(tokens: list[
         ("birthDate = @1970-06-01", []),  # different precision: unknown
         ("birthDate < @1971-01", [True]),
         ("iif(active, 'yes', 'no')", ["yes"]),
+        ("name.family.first().matches('^Wa [A-Z]')", [True]),
     ],
 )
 def test_evaluation(expression: str, expected: list[Any]) -> None:
@@ -167,7 +168,13 @@ def test_boundaries(expression: str, expected: list[Any]) -> None:
 
 @pytest.mark.parametrize(
     "expression",
-    ["name.given.single()", "name.given < 'x'", "name.family + 1", "name.first() > 'a'"],
+    [
+        "name.given.single()",
+        "name.given < 'x'",
+        "name.family + 1",
+        "name.first() > 'a'",
+        "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'.matches('^(a+)+$')",
+    ],
 )
 def test_runtime_misuse_is_a_view_error(expression: str) -> None:
     with pytest.raises(ViewError):
