@@ -31,8 +31,11 @@ def run_view(
     Each row maps the view's column names, in order, to JSON values (a list for a collection
     column, None for no value).
     """
-    if not isinstance(view, View):
-        view = parse_view(view)
+    checked = view if isinstance(view, View) else parse_view(view)  # a bad view fails here, at once
+    return _iter_rows(checked, resources)
+
+
+def _iter_rows(view: View, resources: Iterable[Mapping[str, Any]]) -> Iterator[Row]:
     names = view.column_names
     for resource in resources:
         if not isinstance(resource, Mapping) or resource.get("resourceType") != view.resource:

@@ -177,3 +177,8 @@ def test_any_view_on_any_resource_gives_rows_or_a_view_error(
         return
     event("rows")
     assert all(isinstance(row, dict) for row in rows)
+
+
+def test_a_bad_view_fails_when_run_is_called_not_when_rows_are_read() -> None:
+    with pytest.raises(ViewError):
+        run_view(view({"column": [col("a", "id.nope()")]}), PATIENTS)
