@@ -18,11 +18,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, KeySetSerialization, OKPKey, RSAKey
 
 from fhirhub.auth.errors import AuthConfigError, TokenError
 from fhirhub.config import Settings
@@ -85,7 +85,7 @@ def parse_signing_keys(text: str) -> SigningKeys:
             raise AuthConfigError("FHIRHUB_AUTH_SIGNING_KEYS holds no key")
         with warnings.catch_warnings():
             warnings.simplefilter("error", SecurityWarning)  # a weak key is refused, not used
-            keys = KeySet.import_key_set(data)
+            keys = KeySet.import_key_set(cast("KeySetSerialization", data))
     except (ValueError, TypeError, KeyError, JoseError, SecurityWarning) as exc:
         raise AuthConfigError(
             f"FHIRHUB_AUTH_SIGNING_KEYS is not a usable JSON Web Key Set ({exc})"
