@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from fhirhub.auth.scopes import Scope, format_scopes, narrow, parse_scopes
+from fhirhub.auth.scopes import Scope, format_scopes, merge, narrow, parse_scopes
 
 
 class Role(StrEnum):
@@ -81,7 +81,7 @@ ROLE_SCOPES: dict[Role, str] = {
 
 def role_scopes(role: Role) -> tuple[Scope, ...]:
     """The scopes ``role`` may be granted at most."""
-    return parse_scopes(ROLE_SCOPES[role])
+    return merge(parse_scopes(ROLE_SCOPES[role]))
 
 
 def grant(role: Role, requested: str) -> str:

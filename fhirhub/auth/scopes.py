@@ -153,6 +153,8 @@ def _intersect(requested: Scope, allowed: Scope) -> Scope | None:
     if requested.context != allowed.context:
         return None
     if requested.resource_type == "*":
+        if allowed.resource_type in WILDCARD_EXCLUDED:
+            return None  # a requested * reaches no more than a granted * would
         resource_type = allowed.resource_type
     elif allowed.covers(requested.resource_type):
         resource_type = requested.resource_type
@@ -172,11 +174,23 @@ def narrow(requested: tuple[Scope, ...], allowed: tuple[Scope, ...]) -> tuple[Sc
     the granted scope may be narrower than the requested one). No request means everything
     allowed. A requested ``*`` becomes the allowed types, never more."""
     if not requested:
-        return allowed
-    out: dict[Scope, None] = {}
+        return merge(allowed)
+    out: list[Scope] = []
     for r in requested:
         for a in allowed:
             s = _intersect(r, a)
             if s is not None:
-                out.setdefault(s, None)
-    return tuple(out)
+                out.append(s)
+    return merge(out)
+
+
+def merge(scopes: tuple[Scope, ...] | list[Scope]) -> tuple[Scope, ...]:
+    """One scope per context, resource type and query, with the union of their permissions
+    (``system/Patient.rs system/Patient.u`` is ``system/Patient.rus``); first-seen order."""
+    perms: dict[tuple[Context, str, tuple[tuple[str, str], ...]], set[str]] = {}
+    for s in scopes:
+        perms.setdefault((s.context, s.resource_type, s.query), set()).update(s.permissions)
+    return tuple(
+        Scope(context, rt, "".join(c for c in PERMISSIONS if c in p), query)
+        for (context, rt, query), p in perms.items()
+    )

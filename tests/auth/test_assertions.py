@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from auth_keys import ec_key, rsa_key
+from hypothesis import given
+from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -123,3 +127,24 @@ def test_a_tampered_assertion_is_refused() -> None:
     body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     with pytest.raises(ClientAssertionError, match="signature"):
         verify(f"{head}.{body}.{sig}", public(key))
+
+
+@given(
+    st.text(max_size=200)
+    | st.from_regex(
+        r"[A-Za-z0-9_\-]{0,40}\.[A-Za-z0-9_\-]{0,40}\.[A-Za-z0-9_\-]{0,40}", fullmatch=True
+    )
+)
+def test_any_string_is_refused_with_only_the_typed_error(text: str) -> None:
+    key = ec_key("c-ec", "P-384")
+    with pytest.raises(ClientAssertionError):
+        verify(text, public(key))
+    with contextlib.suppress(ClientAssertionError):
+        peek_client_id(text)
+
+
+def test_the_memory_replay_cache_lets_exactly_one_of_concurrent_uses_through() -> None:
+    cache = MemoryReplayCache(clock=lambda: NOW)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: cache.first_use("c\x00j", NOW + 60), range(64)))
+    assert results.count(True) == 1

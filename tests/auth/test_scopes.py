@@ -12,6 +12,7 @@ from fhirhub.auth.scopes import (
     ScopeError,
     allows,
     format_scopes,
+    merge,
     narrow,
     parse_scope,
     parse_scopes,
@@ -189,8 +190,18 @@ def test_grant_narrows_the_request_to_the_role() -> None:
     granted = parse_scopes(grant(Role.analyst, "system/*.cruds"))
     assert granted == narrow(parse_scopes("system/*.rs"), role_scopes(Role.analyst))
     assert all(s.resource_type != "*" and s.permissions == "rs" for s in granted)
-    # nothing requested: everything the role allows
-    assert grant(Role.facility, "") == ROLE_SCOPES[Role.facility]
+    # nothing requested: everything the role allows, one scope per type
+    assert parse_scopes(grant(Role.facility, "")) == role_scopes(Role.facility)
+    assert "system/Practitioner.crus" in grant(Role.facility, "").split()
+
+
+def test_merge_joins_the_permissions_of_one_type() -> None:
+    assert merge(parse_scopes("system/Patient.rs system/Observation.s system/Patient.c")) == (
+        Scope("system", "Patient", "crs"),
+        Scope("system", "Observation", "s"),
+    )
+    # a restricted scope stays apart from the unrestricted one
+    assert len(merge(parse_scopes("system/Observation.s system/Observation.r?status=final"))) == 2
 
 
 def test_grant_keeps_the_requested_query() -> None:
@@ -199,6 +210,8 @@ def test_grant_keeps_the_requested_query() -> None:
     )
     assert grant(Role.sync, "system/AuditEvent.rs") == ""
     assert grant(Role.admin, "system/AuditEvent.*") == "system/AuditEvent.rs"
+    # a requested wildcard does not reach the audit trail, even for admin
+    assert "AuditEvent" not in grant(Role.admin, "system/*.rs")
 
 
 def test_grant_of_a_malformed_request_raises_scope_error() -> None:
@@ -218,3 +231,15 @@ def test_narrowing_never_grants_more_than_the_role_or_the_request(
                 assert allows(allowed, rt, i)  # type: ignore[arg-type]
                 if requested:
                     assert allows(requested, rt, i)  # type: ignore[arg-type]
+
+
+_SCOPE_ALPHABET = "systemuerpaint/Patient*Observation.cruds?=&|:%+ -_read write"
+
+
+@given(st.text(alphabet=_SCOPE_ALPHABET, max_size=80))
+def test_scope_like_strings_parse_or_raise_only_scope_error(text: str) -> None:
+    try:
+        scopes = parse_scopes(text)
+    except ScopeError:
+        return
+    assert parse_scopes(format_scopes(scopes)) == scopes

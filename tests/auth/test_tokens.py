@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from auth_keys import ec_key, jwks_text, rsa_key, signing_keys
+from hypothesis import given
+from hypothesis import strategies as st
 from joserfc import jwt
 
 from fhirhub.auth.errors import AuthConfigError, TokenError
@@ -213,3 +215,12 @@ def test_a_short_rsa_key_is_refused() -> None:
     }
     with pytest.raises(AuthConfigError, match="2048"):
         parse_signing_keys(json.dumps({"keys": [jwk]}))
+
+
+_FUZZ_ISSUER = issuer(ec_key("k1"))
+
+
+@given(st.text(max_size=200))
+def test_any_string_is_refused_with_only_token_error(text: str) -> None:
+    with pytest.raises(TokenError):
+        _FUZZ_ISSUER.verify(text)
