@@ -37,10 +37,13 @@ class Settings(BaseSettings):
         description="The `iss` of fhirhub's access tokens; the base URL of `/auth` when unset.",
     )
     auth_token_lifetime: int = Field(
-        default=300, description="Seconds an access token is valid (SMART: at most 300)."
+        default=300, ge=1, le=3600, description="Seconds an access token is valid."
     )
     auth_clock_leeway: int = Field(
-        default=30, description="Seconds of clock difference tolerated when checking `exp`."
+        default=30,
+        ge=0,
+        le=300,
+        description="Seconds of clock difference tolerated when checking `exp`.",
     )
     base_url: str | None = Field(
         default=None,

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Protocol
+import warnings
+from typing import Any, Protocol, cast
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import ECKey, KeySet, KeySetSerialization, RSAKey
 
 from fhirhub.auth.errors import ClientAssertionError
 from fhirhub.auth.tokens import Clock
@@ -55,6 +56,29 @@ class MemoryReplayCache:
                 return False
             self._seen[key] = expires_at
             return True
+
+
+def client_keys(jwks: dict[str, Any]) -> KeySet:
+    """The public keys a client registers (its JWKS), checked: each an RSA (2048 bits or more)
+    or EC key with a ``kid`` of its own, and no private part (a client that sends its private
+    key has leaked it). Raises :class:`ClientAssertionError` naming what is wrong."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ClientAssertionError("the client's JWKS holds no key")
+    if any(isinstance(k, dict) and "d" in k for k in keys):
+        raise ClientAssertionError("the client's JWKS holds a private key")
+    kids = [k.get("kid") if isinstance(k, dict) else None for k in keys]
+    if not all(isinstance(kid, str) and kid for kid in kids) or len(set(kids)) != len(kids):
+        raise ClientAssertionError("every key in the client's JWKS needs a kid of its own")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SecurityWarning)
+            key_set = KeySet.import_key_set(cast("KeySetSerialization", {"keys": keys}))
+    except (JoseError, ValueError, TypeError, KeyError, SecurityWarning) as exc:
+        raise ClientAssertionError(f"the client's JWKS is not usable ({exc})") from None
+    if not all(isinstance(k, RSAKey | ECKey) for k in key_set.keys):
+        raise ClientAssertionError("the client's JWKS may hold RSA and EC keys only")
+    return key_set
 
 
 def _bad(reason: str) -> ClientAssertionError:

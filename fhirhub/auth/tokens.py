@@ -25,6 +25,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, KeySet, KeySetSerialization, OKPKey, RSAKey
 
 from fhirhub.auth.errors import AuthConfigError, TokenError
+from fhirhub.auth.scopes import Scope, ScopeError, parse_scopes
 from fhirhub.config import Settings
 
 Clock = Callable[[], int]
@@ -94,7 +95,7 @@ def parse_signing_keys(text: str) -> SigningKeys:
         ) from None
     kids = [key.kid for key in keys.keys]
     if any(not kid for kid in kids) or len(set(kids)) != len(kids):
-        raise AuthConfigError("every signing key needs a `kid` of its own")
+        raise AuthConfigError("two signing keys share a `kid` (it defaults to the thumbprint)")
     for key in keys.keys:
         if not isinstance(key, _SIGNING_KEY_TYPES):
             raise AuthConfigError(f"signing key {key.kid!r}: only RSA, EC or OKP keys")
@@ -138,6 +139,10 @@ class AccessToken:
     scope: str
     role: str
     organization: str | None  # "Organization/<id>" for a facility, else None
+
+    def scopes(self) -> tuple[Scope, ...]:
+        """The granted scopes (:func:`fhirhub.auth.scopes.allows` checks an interaction)."""
+        return parse_scopes(self.scope)
 
     def claims(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -223,6 +228,10 @@ class TokenIssuer:
             raise TokenError(f"the token is not valid here ({exc})") from None
         if not isinstance(claims.get("scope"), str) or not isinstance(claims.get("role"), str):
             raise TokenError("the token has no scope or role")
+        try:
+            parse_scopes(claims["scope"])
+        except ScopeError:
+            raise TokenError("the token's scope is malformed") from None
         organization = claims.get("organization")
         if organization is not None and not isinstance(organization, str):
             raise TokenError("the token's organization is not a reference")

@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 
 from fhirhub.auth.assertions import (
     MemoryReplayCache,
+    client_keys,
     peek_client_id,
     verify_client_assertion,
 )
@@ -148,3 +149,34 @@ def test_the_memory_replay_cache_lets_exactly_one_of_concurrent_uses_through() -
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: cache.first_use("c\x00j", NOW + 60), range(64)))
     assert results.count(True) == 1
+
+
+def test_a_registered_jwks_is_checked() -> None:
+    ec, rsa = ec_key("c-ec", "P-384"), rsa_key("c-rsa")
+    keys = client_keys({"keys": [ec.as_dict(private=False), rsa.as_dict(private=False)]})
+    assert [k.kid for k in keys.keys] == ["c-ec", "c-rsa"]
+    verify(assertion(rsa, "RS384"), keys)
+
+
+@pytest.mark.parametrize(
+    ("jwks", "reason"),
+    [
+        ({}, "no key"),
+        ({"keys": []}, "no key"),
+        ({"keys": "x"}, "no key"),
+        ({"keys": [{"kty": "EC", "kid": "a"}]}, "not usable"),
+        ({"keys": [{"kty": "oct", "k": "c2VjcmV0" * 6, "kid": "h"}]}, "RSA and EC"),
+    ],
+)
+def test_an_unusable_jwks_is_refused(jwks: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ClientAssertionError, match=reason):
+        client_keys(jwks)
+
+
+def test_a_jwks_with_a_private_key_or_without_kids_is_refused() -> None:
+    ec = ec_key("c-ec", "P-384")
+    with pytest.raises(ClientAssertionError, match="private"):
+        client_keys({"keys": [ec.as_dict(private=True)]})
+    no_kid = {k: v for k, v in ec.as_dict(private=False).items() if k != "kid"}
+    with pytest.raises(ClientAssertionError, match="kid"):
+        client_keys({"keys": [no_kid]})

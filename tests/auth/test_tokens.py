@@ -224,3 +224,26 @@ _FUZZ_ISSUER = issuer(ec_key("k1"))
 def test_any_string_is_refused_with_only_token_error(text: str) -> None:
     with pytest.raises(TokenError):
         _FUZZ_ISSUER.verify(text)
+
+
+def test_the_token_carries_its_scopes() -> None:
+    ti = issuer(ec_key("k1"))
+    value, _ = ti.issue("c", scope="system/Patient.rs system/Observation.s", role="sync")
+    assert [str(s) for s in ti.verify(value).scopes()] == [
+        "system/Patient.rs",
+        "system/Observation.s",
+    ]
+
+
+def test_a_token_with_a_malformed_scope_is_refused() -> None:
+    ti = issuer(ec_key("k1"))
+    value, _ = ti.issue("c", scope="system/Patient.bogus", role="sync")
+    with pytest.raises(TokenError, match="scope"):
+        ti.verify(value)
+
+
+def test_lifetime_and_leeway_settings_are_bounded() -> None:
+    with pytest.raises(ValueError):
+        Settings(auth_token_lifetime=0)
+    with pytest.raises(ValueError):
+        Settings(auth_clock_leeway=-1)
