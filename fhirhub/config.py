@@ -24,6 +24,27 @@ class Settings(BaseSettings):
     auth: Literal["off"] = Field(
         default="off", description="Authorisation mode; 'off' until OAuth 2 lands."
     )
+    auth_signing_keys: str | None = Field(
+        default=None,
+        description="Keys that sign access tokens: a JSON Web Key Set (private RSA, EC or OKP "
+        "keys, each with a unique `kid`), inline or as the path of a file holding it. The first "
+        "key signs; all of them verify, so a new key goes first and the old one stays listed "
+        "until its tokens have expired. No default: with auth on, the server refuses to start "
+        "without it.",
+    )
+    auth_issuer: str | None = Field(
+        default=None,
+        description="The `iss` of fhirhub's access tokens; the base URL of `/auth` when unset.",
+    )
+    auth_token_lifetime: int = Field(
+        default=300, ge=1, le=3600, description="Seconds an access token is valid."
+    )
+    auth_clock_leeway: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="Seconds of clock difference tolerated when checking `exp`.",
+    )
     base_url: str | None = Field(
         default=None,
         description="Public base URL of the FHIR endpoint; derived from the request when unset.",
