@@ -27,7 +27,13 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     )
     app.state.settings = settings
     app.state.database = Database(
-        make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        make_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
+        ),
+        search_timeout=settings.search_timeout,
     )
     # Responses of 1 KiB or more go gzipped to clients that accept it (a searchset Bundle of
     # 50 Patients shrinks about tenfold: much of a slow Puskesmas link).

@@ -223,7 +223,9 @@ async def search_post(request: Request, db: DatabaseDep, res_type: str) -> Respo
         raise FhirError.single(
             415, "not-supported", "POST _search takes application/x-www-form-urlencoded"
         )
-    form = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    settings: Settings = request.app.state.settings
+    body = await read_body(request, settings.max_search_body_bytes, allow_empty=True)
+    form = parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
     return await _search(request, db, res_type, _query(request) + form)
 
 
@@ -385,16 +387,18 @@ async def _search(
 
     base = base_url(request)
     strict = prefer(request, "handling") == "strict"
-    bundle = await _in_read(
-        db,
-        lambda repo: search.search(
-            repo.conn,
+    limits = search.SearchLimits.from_settings(request.app.state.settings)
+    bundle = await db.search(
+        lambda conn: search.search(
+            conn,
             res_type=res_type,
             params=params,
             base_url=base,
             compartment=compartment,
             strict=strict,
+            limits=limits,
         ),
+        request=request,
     )
     return fhir_response(bundle, request)
 
