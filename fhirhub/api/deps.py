@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -20,9 +21,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError, Issue
 from fhirhub.services.writes import Writer
-from fhirhub.storage.repository import ResourceRepository
+from fhirhub.storage import nonblocking
+from fhirhub.storage.repository import ResourceRepository, StoredVersion
 
 T = TypeVar("T")
+# Ids the non-blocking read takes (http://hl7.org/fhir/R4/datatypes.html#id); any other goes
+# the ordinary way, to its 404 or 400.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # One limiter per Database and event loop (a limiter belongs to the loop that made it).
 _LIMITERS: RunVar[dict[int, anyio.CapacityLimiter]] = RunVar("fhirhub_database_limiters")
 
@@ -93,14 +98,51 @@ class Database:
             if request is not None:
                 watchers.start_soon(_cancel_on_disconnect, request, cancel)
             watchers.start_soon(_cancel_after, timeout + 1.0, cancel)
-            try:
-                result = await anyio.to_thread.run_sync(job, limiter=self._limiter())
-            except Exception as exc:  # raised below, not wrapped in an ExceptionGroup
-                failure = exc
+            # The last resort, when even the cancel request goes unanswered (the network to
+            # the database froze): answer, and leave the thread to end when it can.
+            with anyio.move_on_after(timeout + 3.0) as backstop:
+                try:
+                    result = await anyio.to_thread.run_sync(
+                        job, limiter=self._limiter(), abandon_on_cancel=True
+                    )
+                except Exception as exc:  # raised below, not wrapped in an ExceptionGroup
+                    failure = exc
+            if backstop.cancelled_caught:
+                failure = search_timeout(timeout)
             watchers.cancel_scope.cancel()
         if failure is not None:
             raise failure
         return result
+
+    async def read_by_id(
+        self,
+        reader: Callable[[ResourceRepository, str, str], T],
+        res_type: str,
+        res_id: str,
+    ) -> T:
+        """``reader(repo, res_type, res_id)`` (read.read) off the event loop: on PostgreSQL
+        its one statement is awaited on the loop without blocking it (no thread hand-off on
+        the hottest route); otherwise, or with no idle connection, in a worker thread. The
+        connection's statement timeout bounds it in the database, :attr:`search_timeout` on
+        the loop."""
+        if self.engine.dialect.name == "postgresql" and _PLAIN_ID.fullmatch(res_id):
+            try:
+                with anyio.fail_after(self.search_timeout + 1.0):
+                    found = await nonblocking.current(self.engine, res_type, res_id)
+            except nonblocking.NotAvailable:
+                pass
+            except TimeoutError:
+                raise search_timeout(self.search_timeout, "read") from None
+            except psycopg.errors.QueryCanceled:
+                raise search_timeout(self.search_timeout, "read") from None
+            else:
+                return reader(_Fetched(found), res_type, res_id)  # type: ignore[arg-type]
+
+        def run() -> T:
+            with self.read(one_statement=True) as repo:
+                return reader(repo, res_type, res_id)
+
+        return await self.run(run)
 
     @contextmanager
     def write(self) -> Iterator[Writer]:
@@ -124,7 +166,18 @@ class Database:
             yield ResourceRepository(conn)
 
 
-def search_timeout(seconds: float) -> FhirError:
+class _Fetched:
+    """The one row a read by id needs, already fetched, where read.read expects a
+    repository."""
+
+    def __init__(self, found: StoredVersion | None) -> None:
+        self.found = found
+
+    def current(self, res_type: str, res_id: str) -> StoredVersion | None:
+        return self.found
+
+
+def search_timeout(seconds: float, what: str = "search") -> FhirError:
     # 503, not 408: 408 says the server gave up waiting for the client's request (RFC 9110
     # 15.5.9), and user agents may resend it at once; here the server stopped its own work.
     return FhirError(
@@ -132,7 +185,7 @@ def search_timeout(seconds: float) -> FhirError:
         [
             Issue(
                 "timeout",
-                f"The search ran longer than {seconds:g} s (FHIRHUB_SEARCH_TIMEOUT) and was "
+                f"The {what} ran longer than {seconds:g} s (FHIRHUB_SEARCH_TIMEOUT) and was "
                 "cancelled; narrow it, or retry later",
             )
         ],

@@ -109,10 +109,6 @@ async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = F
         with db.read(one_statement=one_statement) as repo:
             return fn(repo, *args)
 
-    if one_statement:
-        # A read by primary key is one indexed statement, well under a millisecond: running it
-        # on the event loop costs less than handing it to a thread and back (~13% of a read).
-        return run()
     return await db.run(run)
 
 
@@ -286,7 +282,7 @@ async def history_type(
 @router.get("/{res_type}/{res_id}")
 async def read_instance(request: Request, db: DatabaseDep, res_type: str, res_id: str) -> Response:
     negotiate(request)
-    found = await _in_read(db, read.read, res_type, res_id, one_statement=True)
+    found = await db.read_by_id(read.read, res_type, res_id)
     headers = version_headers(found.version, found.last_updated)
     if _not_modified(request, found.version, found.last_updated):
         return Response(status_code=304, headers=headers)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, create_engine, text
 
@@ -18,8 +17,9 @@ from fhirhub.api.app import create_app
 from fhirhub.config import Settings
 from fhirhub.services import search as search_service
 from fhirhub.storage.engine import is_postgres, normalise_url
-from tests.api.conftest import FHIR_JSON, _free_port
+from tests.api.conftest import FHIR_JSON
 from tests.api.factories import observation, patient
+from tests.api.threaded_server import serving, until
 
 
 def _app_client(settings: Settings) -> Iterator[TestClient]:
@@ -194,37 +194,23 @@ def test_a_slow_search_is_cancelled_at_the_timeout(
     assert _slow_queries(db_url) == 0
 
 
-def _until(check: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 def test_a_search_is_cancelled_when_the_client_goes(
     db_url: str, slow_search: dict[str, Any]
 ) -> None:
     """A real server (uvicorn, in a thread): the client sends a search and hangs up; the
     statement stops long before the (30 s) timeout."""
     app = create_app(Settings(database_url=db_url, search_timeout=30.0), run_migrations=False)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        assert _until(lambda: server.started, 10)
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(b"GET /fhir/Patient?family=x HTTP/1.1\r\nHost: test\r\n\r\n")
-            assert slow_search["started"].wait(5)
-            if db_url.startswith("postgresql"):
-                assert _until(lambda: _slow_queries(db_url) == 1, 5)
-        started = time.monotonic()
-        assert slow_search["ended"].wait(10)
-        assert time.monotonic() - started < 5
-        assert _slow_queries(db_url) == 0
+        with serving(app) as url:
+            port = int(url.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"GET /fhir/Patient?family=x HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert slow_search["started"].wait(5)
+                if db_url.startswith("postgresql"):
+                    assert until(lambda: _slow_queries(db_url) == 1, 5)
+            started = time.monotonic()
+            assert slow_search["ended"].wait(10)
+            assert time.monotonic() - started < 5
+            assert _slow_queries(db_url) == 0
     finally:
-        server.should_exit = True
-        thread.join(10)
         app.state.database.engine.dispose()
