@@ -46,6 +46,10 @@ def make_engine(
     connect_args: dict[str, Any] = {}
     if connect_timeout:
         connect_args["connect_timeout"] = connect_timeout
+        # A database host that vanishes mid-statement (no reset, no answer) is noticed by TCP
+        # keepalives in about a minute, instead of never.
+        connect_args.update(keepalives=1, keepalives_idle=30, keepalives_interval=10)
+        connect_args["keepalives_count"] = 3
     if statement_timeout:
         connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     return create_engine(
