@@ -131,10 +131,12 @@ class Database:
                     found = await nonblocking.current(self.engine, res_type, res_id)
             except nonblocking.NotAvailable:
                 pass
-            except TimeoutError:
-                raise search_timeout(self.search_timeout, "read") from None
-            except psycopg.errors.QueryCanceled:
-                raise search_timeout(self.search_timeout, "read") from None
+            except (TimeoutError, psycopg.errors.QueryCanceled):
+                raise FhirError(
+                    503,
+                    [Issue("timeout", "The database did not answer the read in time; retry")],
+                    {"Retry-After": "5"},
+                ) from None
             else:
                 return reader(_Fetched(found), res_type, res_id)  # type: ignore[arg-type]
 
@@ -177,7 +179,7 @@ class _Fetched:
         return self.found
 
 
-def search_timeout(seconds: float, what: str = "search") -> FhirError:
+def search_timeout(seconds: float) -> FhirError:
     # 503, not 408: 408 says the server gave up waiting for the client's request (RFC 9110
     # 15.5.9), and user agents may resend it at once; here the server stopped its own work.
     return FhirError(
@@ -185,7 +187,7 @@ def search_timeout(seconds: float, what: str = "search") -> FhirError:
         [
             Issue(
                 "timeout",
-                f"The {what} ran longer than {seconds:g} s (FHIRHUB_SEARCH_TIMEOUT) and was "
+                f"The search ran longer than {seconds:g} s (FHIRHUB_SEARCH_TIMEOUT) and was "
                 "cancelled; narrow it, or retry later",
             )
         ],
