@@ -187,7 +187,7 @@ def search_timeout(seconds: float) -> FhirError:
         [
             Issue(
                 "timeout",
-                f"The search ran longer than {seconds:g} s (FHIRHUB_SEARCH_TIMEOUT) and was "
+                f"The request ran longer than {seconds:g} s (FHIRHUB_SEARCH_TIMEOUT) and was "
                 "cancelled; narrow it, or retry later",
             )
         ],

@@ -105,6 +105,9 @@ async def _in_write(db: DatabaseDep, fn: Any, *args: Any) -> Any:
 
 
 async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = False) -> Any:
+    if not one_statement:  # history, $everything: cancelled at the search timeout, as searches
+        return await db.search(lambda conn: fn(ResourceRepository(conn), *args))
+
     def run() -> Any:
         with db.read(one_statement=one_statement) as repo:
             return fn(repo, *args)

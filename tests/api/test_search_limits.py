@@ -214,3 +214,21 @@ def test_a_search_is_cancelled_when_the_client_goes(
             assert _slow_queries(db_url) == 0
     finally:
         app.state.database.engine.dispose()
+
+
+def test_a_slow_history_is_cancelled_at_the_timeout_too(
+    limited: TestClient, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    from fhirhub.services import history
+
+    def slow(repo: Any, **_: Any) -> dict[str, Any]:
+        repo.conn.exec_driver_sql(_slow_statement(repo.conn))
+        return {"resourceType": "Bundle", "type": "history"}
+
+    monkeypatch.setattr(history, "history", slow)
+    started = time.monotonic()
+    r = limited.get("/fhir/Patient/_history")
+    assert r.status_code == 503
+    assert r.json()["issue"][0]["code"] == "timeout"
+    assert time.monotonic() - started < 4
+    assert _slow_queries(db_url) == 0
