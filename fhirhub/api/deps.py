@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -242,7 +243,9 @@ class _Canceller:
                 dbapi.interrupt()
                 return
         if isinstance(dbapi, psycopg.Connection):
-            dbapi.cancel_safe(timeout=5.0)
+            # unreachable: the thread ends when its connection does
+            with contextlib.suppress(psycopg.Error):
+                dbapi.cancel_safe(timeout=5.0)
 
 
 async def _cancel_on_disconnect(request: Request, cancel: _Canceller) -> None:
@@ -250,13 +253,13 @@ async def _cancel_on_disconnect(request: Request, cancel: _Canceller) -> None:
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
-            await anyio.to_thread.run_sync(cancel.cancel)
+            await anyio.to_thread.run_sync(cancel.cancel, abandon_on_cancel=True)
             return
 
 
 async def _cancel_after(seconds: float, cancel: _Canceller) -> None:
     await anyio.sleep(seconds)
-    await anyio.to_thread.run_sync(cancel.cancel)
+    await anyio.to_thread.run_sync(cancel.cancel, abandon_on_cancel=True)
 
 
 # Both are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off
