@@ -57,6 +57,44 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=10, description="Database connections kept per server process."
     )
+    db_connect_timeout: int = Field(
+        default=5,
+        ge=2,
+        description="Seconds to wait for a new database connection (PostgreSQL; 503 after).",
+    )
+    db_statement_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds any one statement of a request may run before the database "
+        "cancels it (503); 0 for none. Applies to the server, not to CLI jobs.",
+    )
+    search_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a search (or read by id) may hold the database before it is "
+        "cancelled and answered 503 with Retry-After.",
+    )
+    search_max_parameters: int = Field(
+        default=64,
+        ge=1,
+        description="Most parameters (name=value pairs) one search may have (400 above).",
+    )
+    search_max_values: int = Field(
+        default=500,
+        ge=1,
+        description="Most comma-separated values all parameters of one search may have together "
+        "(400 above).",
+    )
+    search_max_included: int = Field(
+        default=1000,
+        ge=0,
+        description="Most resources _include/_revinclude add to one page; the Bundle says when "
+        "more were left out.",
+    )
+    max_search_body_bytes: int = Field(
+        default=1024 * 1024,
+        description="Largest form body of POST [type]/_search (413 above).",
+    )
     auto_migrate: bool | None = Field(
         default=None,
         description="Migrate the database when a command starts (serve, load, inbox) instead of "

@@ -8,8 +8,11 @@ tests. Without a reachable server the PostgreSQL half is skipped and the summary
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +71,70 @@ def _skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(reason + " (CI=true requires PostgreSQL)", pytrace=False)
     pytest.skip(reason)
+
+
+# --- no patient data in logs ----------------------------------------------------------------
+# Every record the suite's fhirhub, uvicorn, sqlalchemy and celery loggers emit is checked as it
+# is handled (nothing is kept unless it leaks): a NIK-shaped number or a name of the synthetic
+# city fails the session.
+
+_CHECKED_LOGGERS = ("fhirhub", "uvicorn", "sqlalchemy", "celery")
+_NIK_SHAPED = re.compile(r"(?<![0-9])[0-9]{16}(?![0-9])")
+
+
+def _synthetic_names() -> re.Pattern[str]:
+    from fhirhub.synth import names
+
+    pools = [
+        v
+        for k, v in vars(names).items()
+        if k.isupper() and k != "STREETS" and isinstance(v, tuple) and v
+        if all(isinstance(x, str) for x in v)
+    ]
+    words = {w for pool in pools for name in pool for w in name.split() if len(w) > 3}
+    return re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words))) + r")\b")
+
+
+_NAMES: list[re.Pattern[str]] = []
+
+
+def patient_data_in(record: logging.LogRecord) -> str | None:
+    """The stretch of a log record that looks like a NIK or a synthetic name, if any."""
+    if not _NAMES:
+        _NAMES.append(_synthetic_names())
+    try:
+        text = record.getMessage()
+    except Exception:  # a malformed record is the logging module's business
+        text = str(record.msg)
+    if record.exc_info and record.exc_info[1] is not None:
+        text += "".join(traceback.format_exception(record.exc_info[1]))
+    found = _NIK_SHAPED.search(text) or _NAMES[0].search(text)
+    if found is None:
+        return None
+    return text[max(0, found.start() - 60) : found.end() + 20]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_patient_data_in_logs() -> Iterator[None]:
+    leaks: list[str] = []
+    original = logging.Logger.callHandlers
+
+    def checked(self: logging.Logger, record: logging.LogRecord) -> None:
+        if record.name.startswith(_CHECKED_LOGGERS) and len(leaks) < 20:
+            leak = patient_data_in(record)
+            if leak is not None:
+                leaks.append(f"{record.name}: ...{leak}")
+        original(self, record)
+
+    logging.Logger.callHandlers = checked  # type: ignore[method-assign]
+    fhirhub_logger = logging.getLogger("fhirhub")
+    level = fhirhub_logger.level
+    fhirhub_logger.setLevel(logging.INFO)  # the info lines too
+    yield
+    logging.Logger.callHandlers = original  # type: ignore[method-assign]
+    fhirhub_logger.setLevel(level)
+    if leaks:
+        pytest.fail("patient data in the logs:\n" + "\n".join(leaks), pytrace=False)
 
 
 @pytest.fixture(scope="session")

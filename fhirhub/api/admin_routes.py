@@ -13,6 +13,14 @@ from fhirhub.ingest.service import describe
 
 router = APIRouter(prefix="/admin/inbox", tags=["admin"])
 Status = Literal["received", "processed", "rejected", "failed"]
+PAYLOAD_TYPES = {
+    "application/fhir+json",
+    "application/json",
+    "application/json+fhir",
+    "x-application/hl7-v2+er7",
+    "application/hl7-v2",
+    "text/plain",
+}
 
 
 @router.get("")
@@ -52,7 +60,13 @@ async def payload(request: Request, message_id: int) -> Response:
     service = ingest_service(request)
     row = await run_in_threadpool(service.get, message_id)
     raw = await run_in_threadpool(service.payload, message_id)
-    return Response(raw, media_type=row.content_type or "application/octet-stream")
+    # The sender chose the Content-Type: served as it came, text/html would run in an
+    # administrator's browser. Only the media types the sources send are named; always a
+    # download, never sniffed (X-Content-Type-Options comes with every response).
+    declared = (row.content_type or "").split(";", 1)[0].strip().lower()
+    media = declared if declared in PAYLOAD_TYPES else "application/octet-stream"
+    disposition = f'attachment; filename="message-{message_id}.payload"'
+    return Response(raw, media_type=media, headers={"Content-Disposition": disposition})
 
 
 @router.post("/{message_id}/replay", status_code=202)

@@ -8,6 +8,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from fhirhub import __version__
 from fhirhub.api import admin_routes, errors, fhir_routes, ingest_routes, ops_routes
 from fhirhub.api.deps import Database
+from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
 from fhirhub.config import Settings, get_settings
 from fhirhub.storage.engine import make_engine, migrate
 
@@ -28,11 +29,20 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     )
     app.state.settings = settings
     app.state.database = Database(
-        make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        make_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            connect_timeout=settings.db_connect_timeout,
+            statement_timeout=settings.db_statement_timeout,
+        ),
+        search_timeout=settings.search_timeout,
     )
     # Responses of 1 KiB or more go gzipped to clients that accept it (a searchset Bundle of
     # 50 Patients shrinks about tenfold: much of a slow Puskesmas link).
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Outermost: the request id, security headers, and the last catch of unexpected errors.
+    app.add_middleware(RequestMiddleware)
+    hide_query_in_access_log()
     errors.install(app)
     app.include_router(fhir_routes.router)
     _install_ingest(app, settings)

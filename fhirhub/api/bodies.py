@@ -18,9 +18,9 @@ from fhirhub.errors import FhirError, bad_request
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, *, allow_empty: bool = False) -> bytes:
     """The body's bytes, decompressed; 413 past ``limit``, 415 for an unknown encoding, 400
-    for a corrupt or empty body."""
+    for a corrupt or (unless ``allow_empty``) empty body."""
     refuse_declared_oversize(request, limit)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "", *_WBITS):
@@ -52,7 +52,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     except zlib.error:
         raise bad_request(f"The body is not valid {encoding} data", code="structure") from None
     raw = b"".join(chunks)
-    if not raw.strip():
+    if not raw.strip() and not allow_empty:
         raise bad_request("The request has no body", code="required")
     return raw
 

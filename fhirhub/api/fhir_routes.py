@@ -102,14 +102,13 @@ async def _in_write(db: DatabaseDep, fn: Any, *args: Any) -> Any:
 
 
 async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = False) -> Any:
+    if not one_statement:  # history, $everything: cancelled at the search timeout, as searches
+        return await db.search(lambda conn: fn(ResourceRepository(conn), *args))
+
     def run() -> Any:
         with db.read(one_statement=one_statement) as repo:
             return fn(repo, *args)
 
-    if one_statement:
-        # A read by primary key is one indexed statement, well under a millisecond: running it
-        # on the event loop costs less than handing it to a thread and back (~13% of a read).
-        return run()
     return await db.run(run)
 
 
@@ -220,7 +219,9 @@ async def search_post(request: Request, db: DatabaseDep, res_type: str) -> Respo
         raise FhirError.single(
             415, "not-supported", "POST _search takes application/x-www-form-urlencoded"
         )
-    form = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    settings: Settings = request.app.state.settings
+    body = await read_body(request, settings.max_search_body_bytes, allow_empty=True)
+    form = parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
     return await _search(request, db, res_type, _query(request) + form)
 
 
@@ -281,7 +282,7 @@ async def history_type(
 @router.get("/{res_type}/{res_id}")
 async def read_instance(request: Request, db: DatabaseDep, res_type: str, res_id: str) -> Response:
     negotiate(request)
-    found = await _in_read(db, read.read, res_type, res_id, one_statement=True)
+    found = await db.read_by_id(read.read, res_type, res_id)
     headers = version_headers(found.version, found.last_updated)
     if _not_modified(request, found.version, found.last_updated):
         return Response(status_code=304, headers=headers)
@@ -389,16 +390,18 @@ async def _search(
 
     base = base_url(request)
     strict = prefer(request, "handling") == "strict"
-    bundle = await _in_read(
-        db,
-        lambda repo: search.search(
-            repo.conn,
+    limits = search.SearchLimits.from_settings(request.app.state.settings)
+    bundle = await db.search(
+        lambda conn: search.search(
+            conn,
             res_type=res_type,
             params=params,
             base_url=base,
             compartment=compartment,
             strict=strict,
+            limits=limits,
         ),
+        request=request,
     )
     return fhir_response(bundle, request)
 

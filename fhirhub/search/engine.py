@@ -309,9 +309,11 @@ def _spec_filter(spec: IncludeSpec, ref: Any) -> list[ColumnElement[bool]]:
     return conds
 
 
-def included(conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool) -> list[Hit]:
+def included(
+    conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool, limit: int | None = None
+) -> list[Hit]:
     """Resources ``hits`` refer to (or, ``reverse``, that refer to them), with their bodies:
-    one statement per include parameter."""
+    one statement per include parameter, each returning at most ``limit`` rows."""
     if not hits or not specs:
         return []
     r, v, ref = resources, resource_versions, search_reference
@@ -341,6 +343,7 @@ def included(conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool
                     ).join(v, with_body)
                 )
                 .where(r.c.deleted == false())
+                .limit(limit)
             )
             for pk, rt, rid, body in conn.execute(q):
                 out[int(pk)] = Hit(int(pk), rt, rid, (), body)
@@ -357,6 +360,7 @@ def included(conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool
                 select(r.c.pk, r.c.res_type, r.c.res_id, v.c.content)
                 .select_from(r.join(v, with_body))
                 .where(r.c.deleted == false(), r.c.pk.in_(select(ref.c.resource_pk).where(*conds)))
+                .limit(limit)
             )
             for pk, rt, rid, body in conn.execute(q):
                 out[int(pk)] = Hit(int(pk), rt, rid, (), body)

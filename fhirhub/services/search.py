@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 
-from fhirhub.config import get_settings
+from fhirhub.config import Settings, get_settings
 from fhirhub.errors import FhirError, bad_request
 from fhirhub.search import engine, registry
 from fhirhub.search.engine import Hit, IncludeSpec, SortKey
@@ -34,6 +35,42 @@ SUBSETTED = {
 ACCEPTED = {"_format", "_pretty", "_contained", "_containedType"}
 
 
+@dataclass(frozen=True)
+class SearchLimits:
+    """What one search may ask for: each ANDed parameter is one more subquery, so 500 copies of
+    ``family`` held a database core for minutes. Past a cap the search is refused (400); the
+    spec lets a server limit ``_include``d resources, which the Bundle then says."""
+
+    max_parameters: int = 64
+    max_values: int = 500
+    max_included: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchLimits:
+        return cls(
+            settings.search_max_parameters,
+            settings.search_max_values,
+            settings.search_max_included,
+        )
+
+
+def check_limits(params: list[tuple[str, str]], limits: SearchLimits) -> None:
+    """400 (too-costly) for a search with more parameters or values than ``limits`` allow."""
+    if len(params) > limits.max_parameters:
+        raise bad_request(
+            f"A search may have at most {limits.max_parameters} parameters "
+            f"(FHIRHUB_SEARCH_MAX_PARAMETERS); this one has {len(params)}",
+            code="too-costly",
+        )
+    values = sum(v.count(",") + 1 for _, v in params)
+    if values > limits.max_values:
+        raise bad_request(
+            f"A search may have at most {limits.max_values} values in all its parameters "
+            f"(FHIRHUB_SEARCH_MAX_VALUES); this one has {values}",
+            code="too-costly",
+        )
+
+
 def search(
     conn: Any,
     *,
@@ -42,13 +79,17 @@ def search(
     base_url: str,
     compartment: tuple[str, str] | None = None,
     strict: bool = False,
+    limits: SearchLimits | None = None,
 ) -> dict[str, Any]:
     """A ``searchset`` Bundle of the resources matching ``params``."""
     if res_type is not None and not registry.is_resource_type(res_type):
         raise FhirError.single(404, "not-supported", f"unknown resource type '{res_type}'")
     base_url = base_url.rstrip("/")
     settings = get_settings()
+    limits = limits or SearchLimits.from_settings(settings)
+    check_limits(params, limits)
     ctl = _controls(res_type, params, settings.default_page_size, settings.max_page_size)
+    ctl.max_included = limits.max_included
     # Only a page in resource order, with no count of all matches, can stop early.
     walk = not ctl.sort and ctl.count > 0 and ctl.summary != "count" and ctl.total != "accurate"
     crit = Criteria(base_url, strict=strict, conn=conn, walk=walk)
@@ -87,6 +128,7 @@ class _Controls:
         self.elements: list[str] | None = None
         self.types: list[str] | None = None
         self.cursor: dict[str, Any] | None = None
+        self.max_included = SearchLimits.max_included
 
 
 def _controls(
@@ -253,7 +295,9 @@ def _run(
         entries.append(_outcome_entry(unknown))
     extra: list[Hit] = []
     if hits and (ctl.includes or ctl.revincludes):
-        extra = _includes(conn, hits, ctl)
+        extra, cut_short = _includes(conn, hits, ctl)
+        if cut_short:
+            entries.append(_included_limit_entry(ctl.max_included))
     elif hits and include is not None:
         extra = include(hits)
     for group, mode in ((hits, "match"), (extra, "include")):
@@ -269,28 +313,34 @@ def _run(
     return bundle
 
 
-def _includes(conn: Any, hits: list[Hit], ctl: _Controls) -> list[Hit]:
+def _includes(conn: Any, hits: list[Hit], ctl: _Controls) -> tuple[list[Hit], bool]:
+    """The included resources, at most ``ctl.max_included``, and whether more were left out."""
     seen = {h.pk for h in hits}
     out: list[Hit] = []
     frontier = hits
+    cap = ctl.max_included
     for round_ in range(MAX_INCLUDE_ROUNDS):
         inc = [s for s in ctl.includes if round_ == 0 or s.iterate]
         rev = [s for s in ctl.revincludes if round_ == 0 or s.iterate]
         if not inc and not rev:
             break
-        found = engine.included(conn, frontier, inc, False) + engine.included(
-            conn, frontier, rev, True
+        # One more than still fits (plus the ones already seen), to know whether any was left.
+        limit = cap - len(out) + len(seen) + 1
+        found = engine.included(conn, frontier, inc, False, limit) + engine.included(
+            conn, frontier, rev, True, limit
         )
         new = []
         for h in found:
             if h.pk not in seen:
+                if len(out) == cap:
+                    return out, True
                 seen.add(h.pk)
                 out.append(h)
                 new.append(h)
         if not new:
             break
         frontier = new
-    return out
+    return out, False
 
 
 def _entry(
@@ -343,6 +393,20 @@ def _outcome_entry(unknown: list[str]) -> dict[str, Any]:
         "code": "not-supported",
         "diagnostics": "parameters ignored: " + ", ".join(sorted(set(unknown))),
         "expression": sorted(set(unknown)),
+    }
+    return {
+        "resource": {"resourceType": "OperationOutcome", "issue": [issue]},
+        "search": {"mode": "outcome"},
+    }
+
+
+def _included_limit_entry(cap: int) -> dict[str, Any]:
+    issue = {
+        "severity": "warning",
+        "code": "too-costly",
+        "diagnostics": f"Only the first {cap} resources of _include/_revinclude are in this page "
+        "(FHIRHUB_SEARCH_MAX_INCLUDED); ask for a smaller _count to get the rest",
+        "expression": ["_include", "_revinclude"],
     }
     return {
         "resource": {"resourceType": "OperationOutcome", "issue": [issue]},

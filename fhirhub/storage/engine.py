@@ -23,7 +23,18 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    connect_timeout: int | None = None,
+    statement_timeout: float | None = None,
+) -> Engine:
+    """An engine for ``url``. On PostgreSQL, ``connect_timeout`` (seconds) bounds opening a
+    connection and ``statement_timeout`` (seconds, 0 for none) is set on each connection as it
+    opens (a libpq option: no round trip per request), so the database cancels any statement
+    that runs longer; the server sets both, CLI jobs neither."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -35,10 +46,20 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
+    connect_args: dict[str, Any] = {}
+    if connect_timeout:
+        connect_args["connect_timeout"] = connect_timeout
+        # A database host that vanishes mid-statement (no reset, no answer) is noticed by TCP
+        # keepalives in about a minute, instead of never.
+        connect_args.update(keepalives=1, keepalives_idle=30, keepalives_interval=10)
+        connect_args["keepalives_count"] = 3
+    if statement_timeout:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     return create_engine(
         url,
         echo=echo,
         hide_parameters=True,
+        connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
         # No pre-ping: it costs a round trip on every checkout. A connection that died (a
