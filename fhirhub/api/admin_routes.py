@@ -12,7 +12,7 @@ from fhirhub.api.ingest_routes import ingest_service, json_response
 from fhirhub.ingest.service import describe
 
 router = APIRouter(prefix="/admin/inbox", tags=["admin"])
-Status = Literal["received", "processed", "rejected", "failed"]
+Status = Literal["received", "processing", "processed", "rejected", "failed"]
 
 
 @router.get("")

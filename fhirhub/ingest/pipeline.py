@@ -10,7 +10,11 @@
    marks it ``rejected`` with its OperationOutcome; any other error leaves it ``failed``.
 
 Processing is idempotent: a message that is processed or rejected is not processed again unless
-replayed, and a worker killed mid-way leaves nothing but a counted attempt.
+replayed, and a worker killed mid-way leaves nothing but a counted attempt. A worker first claims
+the message (``processing``, with a lease) in a committed transaction of its own; a message left
+``processing`` by a worker that died is claimed again by the sweep once the lease has run out,
+and the status check inside the storing transaction (under the row lock on PostgreSQL, the write
+lock on SQLite) makes sure only one worker ever stores it.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Pipeline:
     context: Context
     base_url: str = "urn:fhirhub"
     max_attempts: int = 5
+    lease_seconds: int = 60  # a claim older than this is taken to be a dead worker's
 
     # --- 1. receive --------------------------------------------------------------------------
 
@@ -109,17 +114,24 @@ class Pipeline:
             row = repo.get(message_id, for_update=True)
             if row is None:
                 raise not_found(f"No inbox message {message_id}")
-            if row.status in FINAL:
-                return row
+            now = now_us()
+            if row.status in FINAL or (
+                row.status == "processing" and (row.lease_until or 0) >= now
+            ):
+                return row  # finished, or a live worker holds it
             if row.attempts >= self.max_attempts:
                 repo.finish(
                     message_id,
                     status="failed",
-                    at=now_us(),
+                    at=now,
                     error=f"gave up after {row.attempts} attempts",
                 )
                 return repo.get(message_id) or row
-            repo.count_attempt(message_id)
+            lease_until = now + self.lease_seconds * 1_000_000
+            if not repo.claim(
+                message_id, now=now, lease_until=lease_until, max_attempts=self.max_attempts
+            ):
+                return repo.get(message_id) or row  # another worker claimed it first
         started = time.perf_counter()
         outcome = "failed"
         source = row.source
@@ -168,7 +180,7 @@ class Pipeline:
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
             row = repo.get(message_id, for_update=True)
-            if row is None or row.status in FINAL:  # another worker finished it meanwhile
+            if row is None or row.status != "processing":  # another worker finished it
                 return row.status if row else "failed"
             payload = repo.payload(message_id)
             assert payload is not None

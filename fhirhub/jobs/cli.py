@@ -43,7 +43,7 @@ def _service() -> Iterator[IngestService]:
 @inbox.command("list")
 def list_(
     status: Annotated[
-        str | None, typer.Option(help="received, processed, rejected or failed.")
+        str | None, typer.Option(help="received, processing, processed, rejected or failed.")
     ] = None,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     after: Annotated[int, typer.Option(help="Messages with a larger id.")] = 0,
