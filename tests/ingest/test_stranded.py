@@ -127,3 +127,35 @@ def test_every_accepted_message_ends_stored_once(
     finally:
         server.kill()
         engine.dispose()
+
+
+# --- the claim, without a server ------------------------------------------------------------
+
+
+def test_a_claimed_message_is_handed_out_again_only_once_its_lease_runs_out(
+    engine: Engine, settings: Any
+) -> None:
+    from fhirhub.ingest.service import IngestService
+    from fhirhub.storage.inbox_repository import InboxRepository
+
+    load_reference(engine)
+    service = IngestService.from_settings(engine, settings)
+    try:
+        message_id = service.pipeline.receive("puskesmas", payloads(1, 1)[0][0]).id
+        now = now_us()
+        with engine.begin() as conn:  # a live worker holds it for a minute
+            repo = InboxRepository(conn)
+            assert repo.claim(message_id, now=now, lease_until=now + 60_000_000, max_attempts=5)
+            assert not repo.claim(message_id, now=now, lease_until=now + 1, max_attempts=5)
+        assert service.sweep(older_than_seconds=0) == []
+        assert service.pipeline.process(message_id).status == "processing"  # not touched
+        assert resource_count(engine, "Provenance") == 0
+
+        with engine.begin() as conn:  # ...and dies: its lease runs out
+            conn.execute(text("UPDATE inbox_messages SET lease_until = 1"))
+        assert service.sweep(older_than_seconds=0) == [message_id]
+        row = service.get(message_id)
+        assert (row.status, row.attempts, row.lease_until) == ("processed", 2, None)
+        assert resource_count(engine, "Provenance") == 1
+    finally:
+        service.dispatcher.close()
