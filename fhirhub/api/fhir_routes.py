@@ -12,11 +12,12 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
+from fhirhub.api.inputs import refuse_nul
 from fhirhub.api.responses import (
     FHIR_JSON,
     content_response,
@@ -35,7 +36,7 @@ from fhirhub.services import capabilities, history, read, transaction
 from fhirhub.services.writes import Result, Writer, check_type, parse_etag
 from fhirhub.storage.repository import ResourceRepository
 
-router = APIRouter(prefix="/fhir")
+router = APIRouter(prefix="/fhir", dependencies=[Depends(refuse_nul)])
 
 RESOURCE_MEDIA = {"application/fhir+json", "application/json", "application/json+fhir"}
 PATCH_MEDIA = {"application/json-patch+json"}

@@ -37,6 +37,7 @@ from fhirhub.ingest import adapters, metrics, provenance
 from fhirhub.ingest.adapters import Context, Mapped, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
+from fhirhub.model.json import has_nul
 from fhirhub.services import transaction
 from fhirhub.services.writes import Writer
 from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
@@ -47,6 +48,7 @@ log = logging.getLogger("fhirhub.ingest")
 # Errors worth another attempt: the database went away or a concurrent writer won a race.
 TRANSIENT = (OperationalError, IntegrityError, psycopg.OperationalError, psycopg.IntegrityError)
 FINAL = ("processed", "rejected")
+MAX_LABEL = 128  # inbox_messages.content_type and .sender
 
 
 class TransientError(Exception):
@@ -79,6 +81,7 @@ class Pipeline:
         content_type: str | None = None,
     ) -> Receipt:
         adapters.get(source)  # an unknown source is the client's mistake: 404, nothing stored
+        _refuse_unkeepable(payload, content_type, sender)
         checksum = hashlib.sha256(payload).hexdigest()
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
@@ -273,6 +276,19 @@ class Pipeline:
                 )
             repo.reopen(message_id)
             return repo.get(message_id) or row
+
+
+def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:
+    """400, nothing kept, for what no database could store or search alike: NUL characters
+    (PostgreSQL cannot keep them in JSONB) and header values past their columns."""
+    if has_nul(payload):
+        raise FhirError.single(400, "invalid", "NUL characters are not allowed in a payload")
+    if content_type is not None and len(content_type) > MAX_LABEL:
+        raise FhirError.single(
+            400, "invalid", f"Content-Type is longer than {MAX_LABEL} characters"
+        )
+    if sender is not None and len(sender) > MAX_LABEL:
+        raise FhirError.single(400, "invalid", f"sender is longer than {MAX_LABEL} characters")
 
 
 def default_context(mappings_dir: Path, terminology_dir: Path) -> Context:
