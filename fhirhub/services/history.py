@@ -87,7 +87,7 @@ def _entry(v: StoredVersion, base_url: str) -> dict[str, Any]:
 def _count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
         raise bad_request(f"_count must be a whole number, not '{value}'", "_count")
     return min(int(value), maximum)
 
@@ -96,9 +96,14 @@ def _cursor(value: str | None) -> tuple[int, int, int] | None:
     if value is None:
         return None
     parts = value.split("_")
-    if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts):
+    if len(parts) != 3 or not all(_bigint(p) for p in parts):
         raise bad_request(f"_page '{value}' is not a page of this server", "_page")
     return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def _bigint(text: str) -> bool:
+    digits = text.removeprefix("-")
+    return digits.isascii() and digits.isdigit() and len(digits) <= 19 and int(digits) < 2**63
 
 
 def _url(base: str, params: list[tuple[str, str]]) -> str:

@@ -33,6 +33,11 @@ def expressions(body: dict[str, Any]) -> list[str]:
     return [e for i in body["issue"] for e in i.get("expression", [])]
 
 
+def cursor(data: dict[str, Any]) -> str:
+    """A made-up ``_cursor`` in this server's encoding."""
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
 def still_serving(client: TestClient) -> None:
     assert client.get("/fhir/metadata").status_code == 200
 
@@ -139,12 +144,25 @@ def test_nul_in_an_ingest_payload(client: TestClient) -> None:
         "/fhir/Patient/_history?_page=" + "9" * 30,
         "/fhir/_history?_page=" + "9" * 5000,
         "/fhir/Patient/_history?_page=%C2%B2",
+        "/fhir/Patient/_history?_page=" + "_".join([BIG, "1", "1"]),
+        "/fhir/_history?_page=" + "_".join(["1", "-" + "9" * 25, "1"]),
+        "/fhir/Patient/_history?_page=1_1_" + "9" * 5000,
         "/fhir/Patient?_cursor=made-up",
         "/fhir/Patient?_cursor=" + "9" * 5000,
         "/fhir/Patient?_cursor=eyJ4IjoxfQ",
+        "/fhir/Patient?_cursor=" + cursor({"d": "n", "k": [2**70], "cut": 1, "sort": ""}),
+        "/fhir/Patient?_cursor=" + cursor({"d": "n", "k": ["x"], "cut": 1, "sort": ""}),
+        "/fhir/Patient?_cursor=" + cursor({"d": "n", "k": [1, 2], "cut": 1, "sort": ""}),
+        "/fhir/Patient?_cursor=" + cursor({"d": "p", "k": [1], "cut": 2**64, "sort": ""}),
+        "/fhir/Patient?_cursor=" + cursor({"d": "n", "k": [1], "cut": "1", "sort": ""}),
+        "/fhir/Patient?_sort=birthdate&_cursor="
+        + cursor({"d": "n", "k": ["soon", 1], "cut": 9, "sort": "birthdate"}),
+        "/fhir/Patient?_sort=-family&_cursor="
+        + cursor({"d": "n", "k": [{"a": 1}, 1], "cut": 9, "sort": "-family"}),
         "/fhir/Observation?value-quantity=1e400",
         "/fhir/Observation?value-quantity=-1e400|http://unitsofmeasure.org|mm[Hg]",
-        "/fhir/Observation?value-quantity=gt1e-400",
+        "/fhir/Observation?value-quantity=ap1e308",
+        "/fhir/Observation?value-quantity=nan",
         "/fhir/Observation?component-value-quantity=1e99999",
         "/fhir/RiskAssessment?probability=1e400",
     ],
@@ -153,6 +171,22 @@ def test_numbers_out_of_range_in_a_search(client: TestClient, url: str) -> None:
     client.post("/fhir/Observation", json=observation("Patient/x"), headers=H)
     outcome(client.get(url))
     still_serving(client)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/fhir/Observation?value-quantity=1e-99999999",
+        "/fhir/Observation?value-quantity=gt1e-400",
+        "/fhir/Observation?value-quantity=1e-" + "9" * 5000,
+        "/fhir/Observation?value-quantity=0.000000000000000000000000000000000000001e-300",
+    ],
+)
+def test_numbers_near_zero_are_searched(client: TestClient, url: str) -> None:
+    client.post("/fhir/Observation", json=observation("Patient/x"), headers=H)
+    r = client.get(url)
+    assert r.status_code == 200, r.text
+    assert r.json()["resourceType"] == "Bundle"
 
 
 @pytest.mark.parametrize("version", ["%C2%B2", "9" * 20, BIG, "9" * 5000, "-1", "1.5"])
@@ -168,8 +202,9 @@ def test_vread_versions_out_of_range(
 )
 def test_if_match_out_of_range(client: TestClient, stored: dict[str, Any], etag: str) -> None:
     pid = stored["id"]
-    outcome(client.put(f"/fhir/Patient/{pid}", json=stored, headers={**H, "If-Match": etag}))
-    r = client.get(f"/fhir/Patient/{pid}", headers={"If-None-Match": etag})
+    r = client.put(f"/fhir/Patient/{pid}", json=stored, headers={**H, "If-Match": etag.encode()})
+    outcome(r, (400, 412))
+    r = client.get(f"/fhir/Patient/{pid}", headers={"If-None-Match": etag.encode()})
     assert r.status_code in (200, 400), r.text
     still_serving(client)
 
