@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fhirhub.api.ingest_routes import ingest_service, json_response
-from fhirhub.api.inputs import MAX_ID, MessageId, refuse_nul
+from fhirhub.api.inputs import MAX_ID, MessageId, allow_head, refuse_nul
 from fhirhub.ingest.service import describe
 
 router = APIRouter(prefix="/admin/inbox", tags=["admin"], dependencies=[Depends(refuse_nul)])
@@ -62,3 +62,6 @@ async def replay(request: Request, message_id: MessageId) -> Response:
     await run_in_threadpool(service.replay, [message_id])
     row = await run_in_threadpool(service.get, message_id)
     return json_response(describe(row), status_code=202)
+
+
+allow_head(router)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
-from fhirhub.api.inputs import refuse_nul
+from fhirhub.api.inputs import allow_head, refuse_nul
 from fhirhub.api.responses import (
     FHIR_JSON,
     content_response,
@@ -124,6 +124,16 @@ async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = F
 async def metadata(request: Request) -> Response:
     negotiate(request)
     return fhir_response(capabilities.capability_statement(base_url(request), _STARTED), request)
+
+
+@router.api_route("/metadata", methods=["PUT", "POST", "DELETE", "PATCH"], include_in_schema=False)
+async def metadata_not_writable() -> Response:
+    """The CapabilityStatement is read only: 405, not the 404 of a type named 'metadata'."""
+    raise FhirError(
+        405,
+        [Issue("not-supported", "metadata is read only; use GET")],
+        {"Allow": "GET, HEAD"},
+    )
 
 
 @router.post("")
@@ -491,3 +501,6 @@ def _bundle_get(
             }
         ],
     }
+
+
+allow_head(router)

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from fhirhub.api.bodies import read_body
 from fhirhub.api.deps import Database, SettingsDep
-from fhirhub.api.inputs import MessageId, refuse_nul
+from fhirhub.api.inputs import MessageId, allow_head, refuse_nul
 from fhirhub.ingest.service import IngestService, describe
 
 router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Depends(refuse_nul)])
@@ -85,3 +85,6 @@ async def ingest(
 async def ingest_status(request: Request, message_id: MessageId) -> Response:
     row = await run_in_threadpool(ingest_service(request).get, message_id)
     return json_response(describe(row))
+
+
+allow_head(router)

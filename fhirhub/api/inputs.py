@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import Path, Request
+from fastapi import APIRouter, Path, Request
+from fastapi.routing import APIRoute
 
 from fhirhub.errors import bad_request
 
@@ -36,3 +37,11 @@ async def refuse_nul(request: Request) -> None:
 
 MAX_ID = 2**63 - 1  # the largest BIGINT
 MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="An inbox message id.")]
+
+
+def allow_head(router: APIRouter) -> None:
+    """Every GET route of ``router`` answers HEAD too: the same status and headers, and no
+    body (the server leaves it out for HEAD)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
+            route.methods.add("HEAD")
