@@ -41,7 +41,18 @@ MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="An inbox message i
 
 def allow_head(router: APIRouter) -> None:
     """Every GET route of ``router`` answers HEAD too: the same status and headers, and no
-    body (the server leaves it out for HEAD)."""
-    for route in router.routes:
+    body (the server leaves it out for HEAD). Routes of their own, out of the OpenAPI
+    document, so that each operation keeps one id there."""
+    for route in list(router.routes):
         if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
-            route.methods.add("HEAD")
+            router.routes.append(
+                APIRoute(
+                    route.path,
+                    route.endpoint,
+                    methods=["HEAD"],
+                    name=f"{route.name}_head",
+                    include_in_schema=False,
+                    dependencies=route.dependencies,
+                    response_class=route.response_class,
+                )
+            )

@@ -96,14 +96,21 @@ def _cursor(value: str | None) -> tuple[int, int, int] | None:
     if value is None:
         return None
     parts = value.split("_")
-    if len(parts) != 3 or not all(_bigint(p) for p in parts):
+    bits = (64, 64, 32)  # last_updated, resource_pk (BIGINT), version (INTEGER)
+    if len(parts) != 3 or not all(_fits(p, b) for p, b in zip(parts, bits, strict=True)):
         raise bad_request(f"_page '{value}' is not a page of this server", "_page")
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-def _bigint(text: str) -> bool:
+def _fits(text: str, bits: int) -> bool:
+    """Is ``text`` a whole number a signed ``bits``-bit column holds?"""
     digits = text.removeprefix("-")
-    return digits.isascii() and digits.isdigit() and len(digits) <= 19 and int(digits) < 2**63
+    return (
+        digits.isascii()
+        and digits.isdigit()
+        and len(digits) <= 19
+        and int(digits) < 2 ** (bits - 1)
+    )
 
 
 def _url(base: str, params: list[tuple[str, str]]) -> str:

@@ -146,6 +146,7 @@ def test_nul_in_an_ingest_payload(client: TestClient) -> None:
         "/fhir/Patient/_history?_page=%C2%B2",
         "/fhir/Patient/_history?_page=" + "_".join([BIG, "1", "1"]),
         "/fhir/_history?_page=" + "_".join(["1", "-" + "9" * 25, "1"]),
+        "/fhir/_history?_page=" + "_".join(["1", "1", str(2**31)]),
         "/fhir/Patient/_history?_page=1_1_" + "9" * 5000,
         "/fhir/Patient?_cursor=made-up",
         "/fhir/Patient?_cursor=" + "9" * 5000,
@@ -189,7 +190,9 @@ def test_numbers_near_zero_are_searched(client: TestClient, url: str) -> None:
     assert r.json()["resourceType"] == "Bundle"
 
 
-@pytest.mark.parametrize("version", ["%C2%B2", "9" * 20, BIG, "9" * 5000, "-1", "1.5"])
+@pytest.mark.parametrize(
+    "version", ["%C2%B2", "9" * 20, BIG, "9" * 5000, "-1", "1.5", str(2**31), "10000000000"]
+)
 def test_vread_versions_out_of_range(
     client: TestClient, stored: dict[str, Any], version: str
 ) -> None:
@@ -198,7 +201,8 @@ def test_vread_versions_out_of_range(
 
 
 @pytest.mark.parametrize(
-    "etag", ['W/"' + "9" * 5000 + '"', 'W/"' + BIG + '"', 'W/"²"', '"' + "9" * 20 + '"']
+    "etag",
+    ['W/"' + "9" * 5000 + '"', 'W/"' + BIG + '"', 'W/"²"', '"' + "9" * 20 + '"', f'W/"{2**31}"'],
 )
 def test_if_match_out_of_range(client: TestClient, stored: dict[str, Any], etag: str) -> None:
     pid = stored["id"]

@@ -159,3 +159,62 @@ def test_a_claimed_message_is_handed_out_again_only_once_its_lease_runs_out(
         assert resource_count(engine, "Provenance") == 1
     finally:
         service.dispatcher.close()
+
+
+# --- mode=sync under contention --------------------------------------------------------------
+
+
+def _one_visit_variants(n: int) -> list[bytes]:
+    """The same visit ``n`` times, each a different payload (so a message of its own)."""
+    (one,), _ = payloads(1, 1)
+    bundle = orjson.loads(one)
+    return [orjson.dumps({**bundle, "id": f"resend-{k}"}) for k in range(n)]
+
+
+def test_sync_ingest_of_one_visit_sent_concurrently_is_never_a_500(
+    engine: Engine, settings: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from fhirhub.api.app import create_app
+
+    load_reference(engine)
+    app = create_app(settings, run_migrations=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        def send(body: bytes) -> Any:
+            return client.post("/ingest/puskesmas?mode=sync", content=body)
+
+        variants = _one_visit_variants(8)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, variants))
+        for r in answers:
+            assert r.status_code in (200, 503), r.text
+            if r.status_code == 503:  # kept; sending it again stores it
+                assert r.headers["retry-after"]
+                assert r.json()["resourceType"] == "OperationOutcome"
+        for body, r in zip(variants, answers, strict=True):
+            if r.status_code == 503:
+                assert send(body).status_code == 200
+    assert resource_count(engine, "Patient") == 1
+
+
+def test_sync_ingest_answers_503_when_storing_fails_for_a_passing_reason(
+    engine: Engine, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from fhirhub.api.app import create_app
+    from fhirhub.ingest.pipeline import Pipeline, TransientError
+
+    def busy(self: Pipeline, message_id: int) -> Any:
+        raise TransientError("IntegrityError")
+
+    load_reference(engine)
+    monkeypatch.setattr(Pipeline, "process", busy)
+    app = create_app(settings, run_migrations=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/ingest/puskesmas?mode=sync", content=_one_visit_variants(1)[0])
+    assert r.status_code == 503, r.text
+    assert r.headers["retry-after"] == "5"
+    assert r.json()["issue"][0]["code"] == "transient"
