@@ -274,6 +274,11 @@ class Pipeline:
                     409,
                     [Issue("conflict", f"Inbox message {message_id} is already processed")],
                 )
+            if row.status == "processing" and (row.lease_until or 0) >= now_us():
+                raise FhirError(
+                    409,
+                    [Issue("conflict", f"Inbox message {message_id} is being processed")],
+                )
             repo.reopen(message_id)
             return repo.get(message_id) or row
 

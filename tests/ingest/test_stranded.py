@@ -218,3 +218,24 @@ def test_sync_ingest_answers_503_when_storing_fails_for_a_passing_reason(
     assert r.status_code == 503, r.text
     assert r.headers["retry-after"] == "5"
     assert r.json()["issue"][0]["code"] == "transient"
+
+
+def test_a_message_being_processed_is_not_replayed(engine: Engine, settings: Any) -> None:
+    from fhirhub.errors import FhirError
+    from fhirhub.ingest.service import IngestService
+    from fhirhub.storage.inbox_repository import InboxRepository
+
+    service = IngestService.from_settings(engine, settings)
+    try:
+        message_id = service.pipeline.receive("puskesmas", payloads(1, 1)[0][0]).id
+        now = now_us()
+        with engine.begin() as conn:
+            InboxRepository(conn).claim(
+                message_id, now=now, lease_until=now + 60_000_000, max_attempts=5
+            )
+        with pytest.raises(FhirError) as refused:
+            service.replay([message_id])
+        assert refused.value.status == 409
+        assert service.get(message_id).status == "processing"
+    finally:
+        service.dispatcher.close()
