@@ -285,13 +285,17 @@ class Pipeline:
 
 def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:
     """400, nothing kept, for what no database could store or search alike: NUL characters
-    (PostgreSQL cannot keep them in JSONB) and header values past their columns."""
+    (PostgreSQL cannot keep them in JSONB), and header values past their columns or not
+    ASCII."""
     if has_nul(payload):
         raise FhirError.single(400, "invalid", "NUL characters are not allowed in a payload")
     if content_type is not None and len(content_type) > MAX_LABEL:
         raise FhirError.single(
             400, "invalid", f"Content-Type is longer than {MAX_LABEL} characters"
         )
+    if content_type is not None and not (content_type.isascii() and content_type.isprintable()):
+        # A media type is ASCII (RFC 9110); the admin API gives it back in a header.
+        raise FhirError.single(400, "invalid", "Content-Type must be printable ASCII")
     if sender is not None and len(sender) > MAX_LABEL:
         raise FhirError.single(400, "invalid", f"sender is longer than {MAX_LABEL} characters")
 

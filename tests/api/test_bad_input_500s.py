@@ -335,11 +335,15 @@ def test_ids_over_a_bigint(client: TestClient, url: str) -> None:
     still_serving(client)
 
 
-def test_an_ingest_content_type_of_5_kb(client: TestClient) -> None:
-    ctype = "application/fhir+json; x=" + "a" * 5000
+@pytest.mark.parametrize(
+    "ctype", ["application/fhir+json; x=" + "a" * 5000, "application/fhir+json; x=ä", "a\tb"]
+)
+def test_an_ingest_content_type_of_5_kb_or_not_ascii(client: TestClient, ctype: str) -> None:
     for mode in ("async", "sync"):
         r = client.post(
-            f"/ingest/puskesmas?mode={mode}", content=b"{}", headers={"content-type": ctype}
+            f"/ingest/puskesmas?mode={mode}",
+            content=b"{}",
+            headers={"content-type": ctype.encode()},
         )
         outcome(r, (400, 415))
     still_serving(client)
