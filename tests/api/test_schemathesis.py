@@ -56,5 +56,6 @@ def test_no_operation_answers_5xx(db_url: str) -> None:
                     assert response.json()["resourceType"] == "OperationOutcome"
 
             no_5xx()
-    finally:
+    finally:  # schemathesis keeps the app's lifespan running: stop its inbox sweeps here
+        app.state.ingest.stop()
         app.state.database.engine.dispose()

@@ -196,6 +196,7 @@ def test_sync_ingest_of_one_visit_sent_concurrently_is_never_a_500(
         for body, r in zip(variants, answers, strict=True):
             if r.status_code == 503:
                 assert send(body).status_code == 200
+    app.state.database.engine.dispose()
     assert resource_count(engine, "Patient") == 1
 
 
@@ -215,6 +216,7 @@ def test_sync_ingest_answers_503_when_storing_fails_for_a_passing_reason(
     app = create_app(settings, run_migrations=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.post("/ingest/puskesmas?mode=sync", content=_one_visit_variants(1)[0])
+    app.state.database.engine.dispose()
     assert r.status_code == 503, r.text
     assert r.headers["retry-after"] == "5"
     assert r.json()["issue"][0]["code"] == "transient"
