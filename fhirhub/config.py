@@ -124,6 +124,16 @@ class Settings(BaseSettings):
         default=300,
         description="Seconds after which beat re-enqueues a message still waiting.",
     )
+    ingest_sweep_interval: float = Field(
+        default=60.0,
+        description="Seconds between sweeps of the inbox (Celery beat, or the server itself "
+        "when no broker is set).",
+    )
+    ingest_lease_seconds: int = Field(
+        default=60,
+        description="Seconds a worker holds a message it processes; a message still "
+        "'processing' after that is taken to be a dead worker's and handed out again.",
+    )
 
     @property
     def migrates_itself(self) -> bool:

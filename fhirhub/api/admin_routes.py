@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fhirhub.api.ingest_routes import ingest_service, json_response
+from fhirhub.api.inputs import MAX_ID, MessageId, allow_head, refuse_nul
 from fhirhub.ingest.service import describe
 
-router = APIRouter(prefix="/admin/inbox", tags=["admin"])
-Status = Literal["received", "processed", "rejected", "failed"]
+router = APIRouter(prefix="/admin/inbox", tags=["admin"], dependencies=[Depends(refuse_nul)])
+Status = Literal["received", "processing", "processed", "rejected", "failed"]
 PAYLOAD_TYPES = {
     "application/fhir+json",
     "application/json",
@@ -28,7 +29,7 @@ async def list_messages(
     request: Request,
     status: Status | None = None,
     source: str | None = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     rows = await run_in_threadpool(
@@ -50,13 +51,13 @@ async def counts(request: Request) -> Response:
 
 
 @router.get("/{message_id}")
-async def show(request: Request, message_id: int) -> Response:
+async def show(request: Request, message_id: MessageId) -> Response:
     row = await run_in_threadpool(ingest_service(request).get, message_id)
     return json_response(describe(row))
 
 
 @router.get("/{message_id}/payload")
-async def payload(request: Request, message_id: int) -> Response:
+async def payload(request: Request, message_id: MessageId) -> Response:
     service = ingest_service(request)
     row = await run_in_threadpool(service.get, message_id)
     raw = await run_in_threadpool(service.payload, message_id)
@@ -70,8 +71,11 @@ async def payload(request: Request, message_id: int) -> Response:
 
 
 @router.post("/{message_id}/replay", status_code=202)
-async def replay(request: Request, message_id: int) -> Response:
+async def replay(request: Request, message_id: MessageId) -> Response:
     service = ingest_service(request)
     await run_in_threadpool(service.replay, [message_id])
     row = await run_in_threadpool(service.get, message_id)
     return json_response(describe(row), status_code=202)
+
+
+allow_head(router)

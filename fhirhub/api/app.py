@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -23,6 +26,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     if run_migrations:
         migrate(settings.database_url)
     app = FastAPI(
+        lifespan=_lifespan,
         title="fhirhub",
         version=__version__,
         description="FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau",
@@ -52,6 +56,19 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
         return {"status": "ok"}
 
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """With no broker the server sweeps its inbox itself; a graceful stop (SIGTERM) first
+    processes every message it accepted and queued here."""
+    from starlette.concurrency import run_in_threadpool
+
+    app.state.ingest.start()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(app.state.ingest.stop)
 
 
 def _install_ingest(app: FastAPI, settings: Settings) -> None:

@@ -13,11 +13,12 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
+from fhirhub.api.inputs import allow_head, refuse_nul
 from fhirhub.api.responses import (
     FHIR_JSON,
     content_response,
@@ -36,7 +37,7 @@ from fhirhub.services import capabilities, history, read, transaction
 from fhirhub.services.writes import Result, Writer, check_type, parse_etag
 from fhirhub.storage.repository import ResourceRepository
 
-router = APIRouter(prefix="/fhir")
+router = APIRouter(prefix="/fhir", dependencies=[Depends(refuse_nul)])
 
 RESOURCE_MEDIA = {"application/fhir+json", "application/json", "application/json+fhir"}
 PATCH_MEDIA = {"application/json-patch+json"}
@@ -119,6 +120,16 @@ async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = F
 async def metadata(request: Request) -> Response:
     negotiate(request)
     return fhir_response(capabilities.capability_statement(base_url(request), _STARTED), request)
+
+
+@router.api_route("/metadata", methods=["PUT", "POST", "DELETE", "PATCH"], include_in_schema=False)
+async def metadata_not_writable() -> Response:
+    """The CapabilityStatement is read only: 405, not the 404 of a type named 'metadata'."""
+    raise FhirError(
+        405,
+        [Issue("not-supported", "metadata is read only; use GET")],
+        {"Allow": "GET, HEAD"},
+    )
 
 
 @router.post("")
@@ -497,3 +508,6 @@ def _bundle_get(
             }
         ],
     }
+
+
+allow_head(router)

@@ -12,15 +12,16 @@ from functools import partial
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fhirhub.api.bodies import read_body
 from fhirhub.api.deps import Database, SettingsDep
+from fhirhub.api.inputs import MessageId, allow_head, refuse_nul
 from fhirhub.ingest.service import IngestService, describe
 
-router = APIRouter(prefix="/ingest", tags=["ingest"])
+router = APIRouter(prefix="/ingest", tags=["ingest"], dependencies=[Depends(refuse_nul)])
 
 
 def json_response(
@@ -81,6 +82,9 @@ async def ingest(
 
 
 @router.get("/status/{message_id}", name="ingest_status")
-async def ingest_status(request: Request, message_id: int) -> Response:
+async def ingest_status(request: Request, message_id: MessageId) -> Response:
     row = await run_in_threadpool(ingest_service(request).get, message_id)
     return json_response(describe(row))
+
+
+allow_head(router)

@@ -10,7 +10,11 @@
    marks it ``rejected`` with its OperationOutcome; any other error leaves it ``failed``.
 
 Processing is idempotent: a message that is processed or rejected is not processed again unless
-replayed, and a worker killed mid-way leaves nothing but a counted attempt.
+replayed, and a worker killed mid-way leaves nothing but a counted attempt. A worker first claims
+the message (``processing``, with a lease) in a committed transaction of its own; a message left
+``processing`` by a worker that died is claimed again by the sweep once the lease has run out,
+and the status check inside the storing transaction (under the row lock on PostgreSQL, the write
+lock on SQLite) makes sure only one worker ever stores it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from fhirhub.ingest import adapters, metrics, provenance
 from fhirhub.ingest.adapters import Context, Mapped, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
+from fhirhub.model.json import has_nul
 from fhirhub.services import transaction
 from fhirhub.services.writes import Writer
 from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
@@ -43,6 +48,7 @@ log = logging.getLogger("fhirhub.ingest")
 # Errors worth another attempt: the database went away or a concurrent writer won a race.
 TRANSIENT = (OperationalError, IntegrityError, psycopg.OperationalError, psycopg.IntegrityError)
 FINAL = ("processed", "rejected")
+MAX_LABEL = 128  # inbox_messages.content_type and .sender
 
 
 class TransientError(Exception):
@@ -62,6 +68,7 @@ class Pipeline:
     context: Context
     base_url: str = "urn:fhirhub"
     max_attempts: int = 5
+    lease_seconds: int = 60  # a claim older than this is taken to be a dead worker's
 
     # --- 1. receive --------------------------------------------------------------------------
 
@@ -74,6 +81,7 @@ class Pipeline:
         content_type: str | None = None,
     ) -> Receipt:
         adapters.get(source)  # an unknown source is the client's mistake: 404, nothing stored
+        _refuse_unkeepable(payload, content_type, sender)
         checksum = hashlib.sha256(payload).hexdigest()
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
@@ -109,17 +117,24 @@ class Pipeline:
             row = repo.get(message_id, for_update=True)
             if row is None:
                 raise not_found(f"No inbox message {message_id}")
-            if row.status in FINAL:
-                return row
+            now = now_us()
+            if row.status in FINAL or (
+                row.status == "processing" and (row.lease_until or 0) >= now
+            ):
+                return row  # finished, or a live worker holds it
             if row.attempts >= self.max_attempts:
                 repo.finish(
                     message_id,
                     status="failed",
-                    at=now_us(),
+                    at=now,
                     error=f"gave up after {row.attempts} attempts",
                 )
                 return repo.get(message_id) or row
-            repo.count_attempt(message_id)
+            lease_until = now + self.lease_seconds * 1_000_000
+            if not repo.claim(
+                message_id, now=now, lease_until=lease_until, max_attempts=self.max_attempts
+            ):
+                return repo.get(message_id) or row  # another worker claimed it first
         started = time.perf_counter()
         outcome = "failed"
         source = row.source
@@ -168,7 +183,7 @@ class Pipeline:
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
             row = repo.get(message_id, for_update=True)
-            if row is None or row.status in FINAL:  # another worker finished it meanwhile
+            if row is None or row.status != "processing":  # another worker finished it
                 return row.status if row else "failed"
             payload = repo.payload(message_id)
             assert payload is not None
@@ -259,8 +274,30 @@ class Pipeline:
                     409,
                     [Issue("conflict", f"Inbox message {message_id} is already processed")],
                 )
+            if row.status == "processing" and (row.lease_until or 0) >= now_us():
+                raise FhirError(
+                    409,
+                    [Issue("conflict", f"Inbox message {message_id} is being processed")],
+                )
             repo.reopen(message_id, self.max_attempts)
             return repo.get(message_id) or row
+
+
+def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:
+    """400, nothing kept, for what no database could store or search alike: NUL characters
+    (PostgreSQL cannot keep them in JSONB), and header values past their columns or not
+    ASCII."""
+    if has_nul(payload):
+        raise FhirError.single(400, "invalid", "NUL characters are not allowed in a payload")
+    if content_type is not None and len(content_type) > MAX_LABEL:
+        raise FhirError.single(
+            400, "invalid", f"Content-Type is longer than {MAX_LABEL} characters"
+        )
+    if content_type is not None and not (content_type.isascii() and content_type.isprintable()):
+        # A media type is ASCII (RFC 9110); the admin API gives it back in a header.
+        raise FhirError.single(400, "invalid", "Content-Type must be printable ASCII")
+    if sender is not None and len(sender) > MAX_LABEL:
+        raise FhirError.single(400, "invalid", f"sender is longer than {MAX_LABEL} characters")
 
 
 def default_context(mappings_dir: Path, terminology_dir: Path) -> Context:

@@ -6,7 +6,10 @@ and the Celery tasks are thin wrappers around it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -20,6 +23,8 @@ from fhirhub.ingest.pipeline import Pipeline, Receipt, TransientError
 from fhirhub.ingest.queue import Dispatcher
 from fhirhub.model.instant import now_us, to_instant
 from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
+
+log = logging.getLogger("fhirhub.ingest")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,10 @@ class Answer:
 class IngestService:
     pipeline: Pipeline
     dispatcher: Dispatcher
+    sweep_after: int = 300
+    sweep_interval: float = 60.0
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _sweeper: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(
@@ -46,6 +55,7 @@ class IngestService:
             context,
             base_url=settings.base_url or "urn:fhirhub",
             max_attempts=settings.ingest_max_attempts,
+            lease_seconds=settings.ingest_lease_seconds,
         )
         dispatcher = Dispatcher(
             settings.broker_url,
@@ -54,7 +64,12 @@ class IngestService:
             queue=settings.broker_queue,
             background=background,
         )
-        return cls(pipeline, dispatcher)
+        return cls(
+            pipeline,
+            dispatcher,
+            sweep_after=settings.ingest_sweep_after,
+            sweep_interval=settings.ingest_sweep_interval,
+        )
 
     @property
     def engine(self) -> Engine:
@@ -82,9 +97,26 @@ class IngestService:
         sender: str | None = None,
         content_type: str | None = None,
     ) -> InboxRow:
-        """The synchronous path: keep, then process here, through the same pipeline."""
+        """The synchronous path: keep, then process here, through the same pipeline. The same
+        payload being processed by another worker is waited for. Raises ``FhirError`` 503 when
+        it cannot be stored now (a concurrent writer, the database away): it is kept and
+        retried, and sending it again is safe."""
         receipt = self.pipeline.receive(source, payload, sender=sender, content_type=content_type)
-        return self.pipeline.process(receipt.id)
+        try:
+            row = self.pipeline.process(receipt.id)
+            deadline = time.monotonic() + self.pipeline.lease_seconds
+            while row.status == "processing" and time.monotonic() < deadline:
+                time.sleep(0.05)  # another worker holds it; its answer is ours
+                row = self.get(receipt.id)
+            if row.status == "processing":
+                raise TransientError("still processing elsewhere")
+        except TransientError:
+            raise FhirError(
+                503,
+                [Issue("transient", "The message is kept but cannot be stored now; send it again")],
+                {"Retry-After": "5"},
+            ) from None
+        return row
 
     def claim(self, bundle: dict[str, Any]) -> str | None:
         """The source whose adapter claims a Bundle posted to ``POST /fhir``, if any."""
@@ -101,14 +133,7 @@ class IngestService:
         """``POST /fhir`` of a claimed Bundle: kept, processed here, and answered as the first
         time it was sent (its transaction-response, with full URLs on ``base_url``, or its
         rejection)."""
-        try:
-            row = self.submit_and_process(source, payload, content_type=content_type)
-        except TransientError:
-            raise FhirError(
-                503,
-                [Issue("transient", "The Bundle is kept but cannot be stored now; send it again")],
-                {"Retry-After": "5"},
-            ) from None
+        row = self.submit_and_process(source, payload, content_type=content_type)
         if row.status == "processed":
             with self.engine.connect() as conn:
                 response = InboxRepository(conn).response(row.id)
@@ -142,15 +167,52 @@ class IngestService:
         return reopened
 
     def sweep(self, older_than_seconds: int) -> list[int]:
-        """Hand out again what waits too long: lost enqueues, retryable failures."""
-        cutoff = now_us() - older_than_seconds * 1_000_000
-        with self.engine.connect() as conn:
-            repo = InboxRepository(conn)
-            ids = repo.ids(statuses=["received"], received_before=cutoff) + repo.ids(
-                statuses=["failed"], max_attempts=self.pipeline.max_attempts
+        """Hand out again what no live worker is on: messages ``received`` more than
+        ``older_than_seconds`` ago (a lost enqueue, or a process that died with them queued),
+        ``processing`` past their lease (a worker that died mid-way), retryable failures.
+        Handing one out twice is safe: a message is claimed by one worker only."""
+        now = now_us()
+        with self.engine.begin() as conn:
+            ids = InboxRepository(conn).stranded(
+                now=now,
+                received_before=now - older_than_seconds * 1_000_000,
+                max_attempts=self.pipeline.max_attempts,
             )
-        self.dispatcher.submit(sorted(set(ids)))
+        if ids:
+            log.info("sweep messages=%s", len(ids))
+        self.dispatcher.submit(ids)
         return ids
+
+    def start(self) -> None:
+        """With no broker, this process sweeps the inbox itself (beat does it otherwise): at
+        once, for what a process before it left behind, then every ``sweep_interval``."""
+        if self.dispatcher.uses_broker or self._sweeper is not None:
+            return
+        self._stop.clear()
+        self._sweeper = threading.Thread(
+            target=self._sweep_until_stopped, name="ingest-sweep", daemon=True
+        )
+        self._sweeper.start()
+
+    def _sweep_until_stopped(self) -> None:
+        older_than = 0  # at start-up: every message waiting
+        while True:
+            try:
+                self.sweep(older_than)
+            except Exception as exc:  # the database is away; the next sweep tries again
+                log.warning("sweep failed error=%s", type(exc).__name__)
+            older_than = self.sweep_after
+            if self._stop.wait(self.sweep_interval):
+                return
+
+    def stop(self) -> None:
+        """A graceful stop: no more sweeps, and every message queued here is processed before
+        this returns."""
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join()
+            self._sweeper = None
+        self.dispatcher.close()
 
     # --- reading -----------------------------------------------------------------------------
 

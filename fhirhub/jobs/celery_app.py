@@ -18,7 +18,7 @@ celery_app.conf.update(
     celery_config(_settings.broker_url, _settings.broker_visibility_timeout, _settings.broker_queue)
 )
 celery_app.conf.beat_schedule = {
-    "sweep-inbox": {"task": TASK_SWEEP, "schedule": 60.0},
+    "sweep-inbox": {"task": TASK_SWEEP, "schedule": _settings.ingest_sweep_interval},
 }
 app = celery_app  # what ``celery -A fhirhub.jobs.celery_app`` looks for
 

@@ -28,6 +28,7 @@ class Status(StrEnum):
     """An inbox message's status (fhirhub.storage.inbox_models.STATUSES)."""
 
     received = "received"
+    processing = "processing"
     processed = "processed"
     rejected = "rejected"
     failed = "failed"

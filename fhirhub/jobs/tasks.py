@@ -3,7 +3,8 @@
 ``fhirhub.ingest.process_message`` acknowledges late: a worker that dies mid-task leaves the
 message on the broker to be delivered again, which is safe because processing is idempotent
 (the inbox row's status commits with the data). Retries, with backoff, only on the listed
-transient errors.
+transient errors. A message another worker has claimed is retried too: once that worker's
+lease has run out (it died) the message is claimed again; if it finished, nothing is done.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ def reset() -> None:
     max_retries=8,
 )
 def process_message(message_id: int) -> str:
-    return service().pipeline.process(message_id).status
+    status = service().pipeline.process(message_id).status
+    if status == "processing":  # claimed by a worker that may have died: try after its lease
+        raise TransientError("claimed by another worker")
+    return status
 
 
 @celery_app.task(name=TASK_SWEEP, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3)

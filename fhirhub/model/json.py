@@ -4,6 +4,11 @@ orjson is fast but reads ``1.50`` as the float 1.5, losing the precision FHIR gi
 Bodies that hold such a number (a trailing zero, an exponent, more digits than a double keeps,
 or an integer past 64 bits) are read by the standard library into :class:`FhirDecimal`, a float
 that remembers its text and is written back unchanged.
+
+What is parsed is also held to what can be stored and validated, the same on every database:
+no NUL character (PostgreSQL cannot keep ``\\u0000`` in JSONB), no nesting deeper than
+:data:`MAX_DEPTH` (validation recurses per level), and no ``contained`` resource that contains
+resources itself (dom-2). Each is a 400 naming the element.
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from typing import Any
 
 import orjson
 
-from fhirhub.errors import bad_request
+from fhirhub.errors import FhirError, Issue, bad_request
 
 # A number whose shortest float form would differ from its text.
 _LOSSY_NUMBER = re.compile(rb"[-\d](?:\.\d*0(?![\d.])|[eE]|\.\d{15,}|\d{18,})")
+# Nesting of objects and arrays. FHIR resources run to about 20 (Questionnaire items, nested
+# extensions); validating 400 levels overflowed Python's stack.
+MAX_DEPTH = 100
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 not itself escaped
 
 
 class FhirDecimal(float):
@@ -45,16 +54,104 @@ def _int_or_decimal(text: str) -> int | FhirDecimal:
 
 
 def loads(body: bytes | str) -> Any:
-    """Parse JSON, keeping decimals exact. Raises a 400 FhirError on malformed input."""
+    """Parse JSON, keeping decimals exact. Raises a 400 FhirError on malformed input, a NUL
+    character, nesting deeper than :data:`MAX_DEPTH`, or a contained resource that contains
+    others."""
     raw = body.encode() if isinstance(body, str) else body
+    deep = raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
     try:
         if _LOSSY_NUMBER.search(raw) is None:
-            return orjson.loads(raw)
-        return _stdjson.loads(
-            raw, parse_float=FhirDecimal, parse_int=_int_or_decimal, parse_constant=_reject_constant
-        )
-    except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"The body is not valid JSON: {exc}", code="structure") from None
+            value = orjson.loads(raw)
+        else:  # recursive: past about 1,000 levels a RecursionError, refused below
+            value = _stdjson.loads(
+                raw,
+                parse_float=FhirDecimal,
+                parse_int=_int_or_decimal,
+                parse_constant=_reject_constant,
+            )
+    except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        message = str(exc) if not isinstance(exc, RecursionError) else "nested too deep"
+        raise bad_request(f"The body is not valid JSON: {message}", code="structure") from None
+    if deep and _depth_exceeds(value, MAX_DEPTH):
+        raise _too_deep()
+    issues: list[Issue] = []
+    if _NUL_ESCAPE.search(raw) is not None:
+        issues += _nul_issues(value)
+    if b'"contained"' in raw:
+        issues += _nested_contained(value)
+    if issues:
+        raise FhirError(400, issues)
+    return value
+
+
+def has_nul(raw: bytes) -> bool:
+    """Does this JSON (or other) text hold a NUL character, raw or as ``\\u0000``?"""
+    return b"\x00" in raw or _NUL_ESCAPE.search(raw) is not None
+
+
+def _too_deep() -> FhirError:
+    return bad_request(f"The body is nested more than {MAX_DEPTH} levels deep", code="too-costly")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > limit:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                push((child, depth + 1))
+    return False
+
+
+def _root(value: Any) -> str:
+    rtype = value.get("resourceType") if isinstance(value, dict) else None
+    return rtype if isinstance(rtype, str) and rtype.isalpha() else "$"
+
+
+def _nul_issues(value: Any) -> list[Issue]:
+    issues: list[Issue] = []
+    stack: list[tuple[Any, str]] = [(value, _root(value))]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                issues.append(Issue("invalid", "NUL characters are not allowed", (path,)))
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    issues.append(Issue("invalid", "NUL characters are not allowed", (path,)))
+                else:
+                    stack.append((child, f"{path}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(node))
+    return sorted(issues, key=lambda i: i.expression)
+
+
+def _nested_contained(value: Any) -> list[Issue]:
+    """dom-2: a contained resource SHALL NOT contain additional contained resources."""
+    issues: list[Issue] = []
+    stack: list[tuple[Any, str, bool]] = [(value, _root(value), False)]
+    while stack:
+        node, path, inside = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if key == "contained" and inside and "resourceType" in node:
+                    issues.append(
+                        Issue(
+                            "invalid",
+                            "dom-2: a contained resource cannot contain resources",
+                            (f"{path}.contained",),
+                        )
+                    )
+                    continue
+                nested = inside or (key == "contained" and "resourceType" in node)
+                stack.append((child, f"{path}.{key}", nested))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{i}]", inside) for i, child in enumerate(node))
+    return sorted(issues, key=lambda i: i.expression)
 
 
 def _reject_constant(name: str) -> None:

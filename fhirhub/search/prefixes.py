@@ -92,11 +92,20 @@ def _date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
     return and_(low <= qhi + delta, high >= qlo - delta)
 
 
+# A search number beyond this has no double to compare with (1e400 reads as infinity).
+MAX_NUMBER = 1e300
+
+
 def _number(text: str, name: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise bad_request(f"malformed number '{text}' in parameter '{name}'", name) from None
+    if not abs(value) <= MAX_NUMBER:  # also NaN and "infinity"
+        raise bad_request(
+            f"number '{text[:40]}' in parameter '{name}' is out of range (at most 1e300)", name
+        )
+    return value
 
 
 def number_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:

@@ -141,6 +141,8 @@ class Criteria:
         out = []
         merged: dict[str, list[str]] = {}
         for name, value in params:
+            if "\x00" in name or "\x00" in value:  # not storable, so never found: refused
+                raise bad_request("NUL characters are not allowed in a search", name)
             if name in RESULT_PARAMS or name.split(":")[0] in RESULT_PARAMS:
                 continue
             if self._mergeable(res_type, name):

@@ -135,10 +135,14 @@ def precision_range(text: str) -> tuple[float, float]:
     t = text.strip().lower()
     if "e" in t:
         mant, _, exp = t.partition("e")
-        decimals = len(mant.partition(".")[2]) - int(exp)
+        exp = exp.lstrip("+")
+        # An exponent of thousands of digits is far past any double either way.
+        scale = int(exp) if len(exp.lstrip("-")) <= 6 else (-(10**6) if "-" in exp else 10**6)
+        decimals = len(mant.partition(".")[2]) - scale
     else:
         decimals = len(t.partition(".")[2])
-    half = 0.5 * 10.0 ** (-decimals)
+    # 10.0 ** 400 overflows; past +-300 the half-width is 0 or beyond any stored value anyway.
+    half = 0.5 * 10.0 ** -max(-300, min(decimals, 400))
     return value - half, value + half
 
 

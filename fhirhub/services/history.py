@@ -101,7 +101,7 @@ def _entry(v: StoredVersion, base_url: str, elements: search._Controls | None) -
 def _count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
         raise bad_request(search._count_message(value), "_count")
     return min(int(value), maximum)
 
@@ -110,9 +110,21 @@ def _cursor(value: str | None) -> tuple[int, int, int] | None:
     if value is None:
         return None
     parts = value.split("_")
-    if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts):
+    bits = (64, 64, 32)  # last_updated, resource_pk (BIGINT), version (INTEGER)
+    if len(parts) != 3 or not all(_fits(p, b) for p, b in zip(parts, bits, strict=True)):
         raise bad_request(f"_page '{value}' is not a page of this server", "_page")
     return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def _fits(text: str, bits: int) -> bool:
+    """Is ``text`` a whole number a signed ``bits``-bit column holds?"""
+    digits = text.removeprefix("-")
+    return (
+        digits.isascii()
+        and digits.isdigit()
+        and len(digits) <= 19
+        and int(digits) < 2 ** (bits - 1)
+    )
 
 
 def _url(base: str, params: list[tuple[str, str]]) -> str:

@@ -23,7 +23,7 @@ def read(repo: ResourceRepository, res_type: str, res_id: str) -> StoredVersion:
 
 def vread(repo: ResourceRepository, res_type: str, res_id: str, version: str) -> StoredVersion:
     check_type(res_type)
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit() and len(version) <= 9):  # an INTEGER
         raise FhirError.single(404, "not-found", f"{res_type}/{res_id} has no version '{version}'")
     found = repo.version(res_type, res_id, int(version))
     if found is None:

@@ -139,7 +139,7 @@ def _controls(
     for name, value in params:
         base, _, mod = name.partition(":")
         if base == "_count":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit() and len(value) <= 9):
                 raise bad_request(_count_message(value), name)
             c.count = min(int(value), maximum)
         elif base == "_sort":
@@ -173,8 +173,10 @@ def _controls(
 
 
 def _count_message(value: str) -> str:
-    negative = value.startswith("-") and value[1:].isdigit()
-    return f"_count must be {'0 or more' if negative else 'a whole number'}, not '{value}'"
+    if value.isascii() and value.isdigit():
+        return "_count must be at most 999999999"
+    negative = value.startswith("-") and value[1:].isascii() and value[1:].isdigit()
+    return f"_count must be {'0 or more' if negative else 'a whole number'}, not '{value[:40]}'"
 
 
 def _types(
@@ -246,6 +248,8 @@ def _run(
     cutoff: int | None = int(cur["cut"]) if cur else None
     if cur and cur.get("sort") != _sort_sig(ctl.sort):
         raise bad_request("_cursor belongs to a search with another _sort", "_cursor")
+    if cur and not _cursor_fits(cur, ctl.sort):
+        raise bad_request("_cursor is not a page of this server", "_cursor")
     hits: list[Hit] = []
     more = False
     if ctl.summary != "count" and ctl.count > 0:
@@ -438,6 +442,32 @@ def _decode_cursor(value: str) -> dict[str, Any]:
         return data
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise bad_request(f"_cursor '{value}' is not a page of this server", "_cursor") from None
+
+
+_TEXT_KEYS = ("string", "token", "uri", "reference", "_id")
+
+
+def _cursor_fits(cur: dict[str, Any], sort: list[SortKey]) -> bool:
+    """Are a cursor's values what a page of this sort holds (a made-up one reaches SQL)?"""
+
+    def whole(v: Any) -> bool:
+        return type(v) is int and -(2**63) <= v < 2**63
+
+    def fits(v: Any, ptype: str) -> bool:
+        if ptype in _TEXT_KEYS:
+            return isinstance(v, str) and len(v) <= 4096 and "\x00" not in v
+        if ptype in ("date", "_lastUpdated"):
+            return whole(v)
+        return whole(v) or (type(v) is float and abs(v) <= 1e308)
+
+    keys, cut = cur.get("k"), cur.get("cut")
+    return (
+        whole(cut)
+        and isinstance(keys, list)
+        and len(keys) == len(sort) + 1
+        and whole(keys[-1])
+        and all(fits(v, k.ptype) for v, k in zip(keys, sort, strict=False))
+    )
 
 
 def _cursor_param(cur: dict[str, Any] | None) -> list[tuple[str, str]]:

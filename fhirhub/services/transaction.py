@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from fhirhub.errors import FhirError, Issue, bad_request, conflict, operation_outcome
+from fhirhub.model.json import loads
 from fhirhub.model.resource_types import is_resource_type
 from fhirhub.model.validation import resource_issues
 from fhirhub.search import find_matches
@@ -343,8 +344,12 @@ def _parse_entry(index: int, raw: Any, base_url: str) -> Entry:
     if not isinstance(request, dict):
         raise bad_request("The entry has no request", f"{where}.request", code="required")
     method = request.get("method")
-    if method not in _ORDER:
-        raise bad_request(f"Unknown method '{method}'", f"{where}.request.method")
+    if not isinstance(method, str) or method not in _ORDER:
+        shown = method if isinstance(method, str) else type(method).__name__
+        raise bad_request(f"Unknown method '{shown[:20]}'", f"{where}.request.method")
+    for key in ("ifNoneExist", "ifMatch", "ifNoneMatch", "ifModifiedSince"):
+        if request.get(key) is not None and not isinstance(request[key], str):
+            raise bad_request(f"request.{key} must be a string", f"{where}.request.{key}")
     url = request.get("url")
     if not isinstance(url, str) or not url:
         raise bad_request("The entry has no request.url", f"{where}.request.url", "required")
@@ -424,14 +429,30 @@ def _type_id(path: str) -> tuple[str, str]:
 
 
 def _patch_operations(entry: Entry) -> Any:
-    resource = entry.resource
-    if resource and resource.get("resourceType") == "Binary" and "data" in resource:
-        import base64
+    """The JSON Patch a PATCH entry carries as a Binary (base64 ``data``)."""
+    import base64
+    import binascii
 
-        return orjson.loads(base64.b64decode(resource["data"]))
-    raise bad_request(
-        "A PATCH entry needs a Binary resource holding a JSON Patch", f"{entry.where}.resource"
-    )
+    resource = entry.resource
+    if not (resource and resource.get("resourceType") == "Binary" and "data" in resource):
+        raise bad_request(
+            "A PATCH entry needs a Binary resource holding a JSON Patch", f"{entry.where}.resource"
+        )
+    where = f"{entry.where}.resource.data"
+    data = resource["data"]
+    try:
+        if not isinstance(data, str):
+            raise ValueError
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("Binary.data is not base64", where) from None
+    try:
+        operations = loads(raw)
+    except FhirError as err:
+        raise bad_request(f"Binary.data is not a JSON Patch: {err.summary}", where) from None
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise bad_request("A JSON Patch is a list of operations", where, code="structure")
+    return operations
 
 
 def _rewrite_references(writer: Writer, entry: Entry, ids: dict[str, str]) -> None:

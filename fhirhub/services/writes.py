@@ -29,7 +29,7 @@ Key = tuple[str, str]
 
 # Every resource a transaction stores has the same lastUpdated: format it once, not per entry.
 instant = functools.lru_cache(maxsize=64)(to_instant)
-_ETAG = re.compile(r'^(?:W/)?"?([0-9]+)"?$')
+_ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,9})"?$')  # a version fits an INTEGER column
 FLUSH_EVERY = 500
 
 

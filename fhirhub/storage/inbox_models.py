@@ -1,7 +1,9 @@
 """The inbox: every payload a source sent, kept as received (compressed) before it is processed.
 
-A message moves received -> processed | rejected (its OperationOutcome kept) | failed (the error
-kept); a processed one keeps its transaction-response. ``(source, checksum)`` is unique, so the
+A message moves received -> processing (claimed by one worker until ``lease_until``) ->
+processed | rejected (its OperationOutcome kept) | failed (the error kept); a processed one keeps
+its transaction-response. A message left ``processing`` by a worker that died is claimed again
+once its lease has run out. ``(source, checksum)`` is unique, so the
 same payload sent again is the same message.
 """
 
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fhirhub.storage.models import Base
 from fhirhub.storage.types import BigIntPk
 
-STATUSES = ("received", "processed", "rejected", "failed")
+STATUSES = ("received", "processing", "processed", "rejected", "failed")
 
 
 class InboxMessage(Base):
@@ -42,6 +44,8 @@ class InboxMessage(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # failure: class and message
     resources: Mapped[int | None] = mapped_column(Integer, nullable=True)  # entries stored
     processed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # While ``processing``: the claim holds until then (microseconds since the epoch, UTC).
+    lease_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 inbox_messages = cast(Table, InboxMessage.__table__)

@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,6 +30,7 @@ class InboxRow:
     error: str | None
     resources: int | None
     processed_at: int | None
+    lease_until: int | None
 
 
 _COLUMNS = [c for c in M.columns if c.name not in ("payload", "response")]
@@ -92,8 +93,26 @@ class InboxRepository:
         raw = self.conn.execute(select(M.c.payload).where(M.c.id == message_id)).scalar()
         return zlib.decompress(raw) if raw is not None else None
 
-    def count_attempt(self, message_id: int) -> None:
-        self.conn.execute(update(M).where(M.c.id == message_id).values(attempts=M.c.attempts + 1))
+    def claim(self, message_id: int, *, now: int, lease_until: int, max_attempts: int) -> bool:
+        """Take a message for processing until ``lease_until``, counting the attempt; False
+        when another worker holds it (its lease still runs) or it is finished or used up.
+
+        One guarded UPDATE: of two workers claiming at once, exactly one changes the row (the
+        other waits for its row lock on PostgreSQL, for the write lock on SQLite, and then no
+        longer matches)."""
+        claimable = or_(
+            M.c.status.in_(("received", "failed")),
+            and_(
+                M.c.status == "processing",
+                or_(M.c.lease_until.is_(None), M.c.lease_until < now),
+            ),
+        )
+        result = self.conn.execute(
+            update(M)
+            .where(M.c.id == message_id, M.c.attempts < max_attempts, claimable)
+            .values(status="processing", attempts=M.c.attempts + 1, lease_until=lease_until)
+        )
+        return result.rowcount == 1
 
     def finish(
         self,
@@ -113,6 +132,7 @@ class InboxRepository:
             .values(
                 status=status,
                 processed_at=at,
+                lease_until=None,
                 outcome=outcome,
                 outcome_status=outcome_status,
                 error=error,
@@ -131,7 +151,9 @@ class InboxRepository:
         attempts go on counting (the replay is one more), below ``max_attempts`` so that it runs."""
         attempts = case((M.c.attempts >= max_attempts, max_attempts - 1), else_=M.c.attempts)
         self.conn.execute(
-            update(M).where(M.c.id == message_id).values(status="received", attempts=attempts)
+            update(M)
+            .where(M.c.id == message_id)
+            .values(status="received", attempts=attempts, lease_until=None)
         )
 
     def messages(
@@ -165,6 +187,35 @@ class InboxRepository:
             stmt = stmt.where(M.c.attempts < max_attempts)
         if received_before is not None:
             stmt = stmt.where(M.c.received_at < received_before)
+        return [int(i) for i in self.conn.execute(stmt).scalars()]
+
+    def stranded(
+        self, *, now: int, received_before: int, max_attempts: int, limit: int = 10_000
+    ) -> list[int]:
+        """Messages no live worker is on: ``received`` before ``received_before`` (their
+        enqueue was lost, or the process that queued them died), ``processing`` whose lease
+        ran out (their worker died; if used up, they are then marked failed), and ``failed``
+        ones with attempts left.
+
+        On PostgreSQL the rows a live worker is processing are locked (``FOR UPDATE`` for the
+        whole of its transaction) and skipped."""
+        stmt = (
+            select(M.c.id)
+            .where(
+                or_(
+                    and_(M.c.status == "received", M.c.received_at < received_before),
+                    and_(
+                        M.c.status == "processing",
+                        or_(M.c.lease_until.is_(None), M.c.lease_until < now),
+                    ),
+                    and_(M.c.status == "failed", M.c.attempts < max_attempts),
+                )
+            )
+            .order_by(M.c.id)
+            .limit(limit)
+        )
+        if self.postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
         return [int(i) for i in self.conn.execute(stmt).scalars()]
 
     def counts(self) -> list[tuple[str, str, int]]:

@@ -98,6 +98,7 @@ def setup(
         "FHIRHUB_BROKER_URL": broker_url,
         "FHIRHUB_BROKER_QUEUE": queue,
         "FHIRHUB_BROKER_VISIBILITY_TIMEOUT": "3",
+        "FHIRHUB_INGEST_LEASE_SECONDS": "2",  # a dead worker's claim runs out soon
         "FHIRHUB_MAPPINGS_DIR": str(mappings),
         "FHIRHUB_TERMINOLOGY_DIR": str(ROOT / "terminology"),
     }
@@ -160,7 +161,7 @@ def test_a_worker_killed_mid_message_leaves_exactly_one_copy(setup, engine: Engi
     finally:
         blocked.rollback()
         blocker.close()
-    assert service.get(receipt.id).status == "received"
+    assert service.get(receipt.id).status == "processing"  # claimed by the dead worker
     workers.start()
     wait_for(lambda: service.get(receipt.id).status == "processed", 120, "redelivery")
     row = service.get(receipt.id)
