@@ -62,10 +62,12 @@ MODULES: dict[str, list[str]] = {
     ],
     "ingest/canonical.py": [
         "tests/ingest/test_canonical.py",
+        "tests/ingest/test_normalise.py",
         "tests/ingest/test_golden.py",
         "tests/ingest/test_puskesmas_adapter.py",
     ],
     "ingest/normalise.py": [
+        "tests/ingest/test_normalise.py",
         "tests/ingest/test_golden.py",
         "tests/ingest/test_pipeline.py",
         "tests/ingest/test_puskesmas_adapter.py",
@@ -137,7 +139,7 @@ def run_module(module: str, tree: Path, session: Path, args: argparse.Namespace)
     cr = str(BIN / "cosmic-ray")
     if args.rerun_survivors and session.exists():
         with sqlite3.connect(session) as db:
-            db.execute("DELETE FROM work_results WHERE test_outcome = 'survived'")
+            db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'")
     elif not session.exists():
         subprocess.run([cr, "init", str(config), str(session)], cwd=tree, env=env, check=True)
         mark_annotations(session, tree / "fhirhub" / module)
@@ -190,7 +192,7 @@ def mark_annotations(session: Path, module: Path) -> None:
             if any(lo <= (sr, sc) and (er, ec) <= hi for lo, hi in spans):
                 db.execute(
                     "INSERT INTO work_results (worker_outcome, output, test_outcome, job_id) "
-                    "VALUES ('skipped', 'equivalent: a type annotation', NULL, ?)",
+                    "VALUES ('SKIPPED', 'equivalent: a type annotation', NULL, ?)",
                     (job_id,),
                 )
 
@@ -210,7 +212,7 @@ def keep_sample(session: Path, n: int, seed: int) -> None:
             if job_id not in chosen:
                 db.execute(
                     "INSERT INTO work_results (worker_outcome, output, test_outcome, job_id) "
-                    "VALUES ('skipped', 'not sampled', NULL, ?)",
+                    "VALUES ('SKIPPED', 'not sampled', NULL, ?)",
                     (job_id,),
                 )
 
@@ -226,6 +228,7 @@ def summary(module: str, session: Path, workdir: Path) -> dict[str, object]:
     counts = {"annotation": 0, "not sampled": 0, "killed": 0, "survived": 0}
     survivors = []
     for _job, worker, output, outcome, diff, operator, row in results:
+        worker, outcome = (worker or "").lower(), (outcome or "").lower()
         if worker == "skipped":
             counts["annotation" if output and "annotation" in output else "not sampled"] += 1
         elif outcome == "survived":
