@@ -40,6 +40,7 @@ BIN = Path(sys.executable).parent
 MODULES: dict[str, list[str]] = {
     "services/writes.py": [
         "tests/api/test_write_ordering.py",
+        "tests/api/test_write_results.py",
         "tests/api/test_update_delete_patch.py",
         "tests/api/test_create_read.py",
         "tests/api/test_history.py",
