@@ -47,6 +47,7 @@ MODULES: dict[str, list[str]] = {
         "tests/api/test_transaction.py",
     ],
     "services/transaction.py": [
+        "tests/api/test_transaction_rules.py",
         "tests/api/test_transaction.py",
         "tests/api/test_fhirpy_client.py",
         "tests/api/test_write_ordering.py",
