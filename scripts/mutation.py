@@ -58,6 +58,7 @@ MODULES: dict[str, list[str]] = {
         "tests/search/test_last_updated.py",
     ],
     "search/clauses.py": [
+        "tests/search/test_clause_edges.py",
         "tests/search/test_param_types.py",
         "tests/search/test_find_matches.py",
         "tests/search/test_custom_params.py",

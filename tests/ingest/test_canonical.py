@@ -291,3 +291,8 @@ def test_how_clinics_write_female_is_female(written: str) -> None:
 def test_other_genders_are_kept_as_sent() -> None:
     for value in ("waria", "X", "", "  ", "laki", "L P"):
         assert c.gender(value) is None
+
+
+@given(st.from_regex(r"PKM[0-9]{2}", fullmatch=True))
+def test_a_facility_record_number_system_is_its_code_in_lower_case(code: str) -> None:
+    assert c.mrn_system(code) == f"https://fhirhub.baubaukota.go.id/sid/mrn/{code.lower()}"
