@@ -77,6 +77,15 @@ def test_twelve_national_digits_is_the_longest_phone(national: str) -> None:
     assert c.phone_e164(f"0{national}1") is None
 
 
+@given(
+    st.from_regex(r"8[0-9]{0,6}", fullmatch=True),  # fewer than 8 national digits
+    st.sampled_from(["0{}", "+62{}", "62{}", "{}", "0{}-"]),
+)
+def test_fewer_than_eight_national_digits_is_not_a_phone(national: str, form: str) -> None:
+    assert c.phone_e164(form.format(national)) is None
+    assert c.phone_e164("0" + national + "1" * (8 - len(national))) is not None  # 8: a phone
+
+
 @given(st.text(alphabet="0123456789+- ", max_size=7))
 def test_too_short_to_be_a_phone(value: str) -> None:
     assert c.phone_e164(value) is None

@@ -88,14 +88,19 @@ def test_the_gender_of_a_patient_and_of_its_contacts() -> None:
 
 def test_a_kelurahan_named_in_text_gets_its_code_beside_other_extensions() -> None:
     other = {"url": "https://example.org/rt-rw", "valueString": "007/002"}
+    # a URL that sorts after the administrativeCode's: only equality means "already coded"
+    local = {
+        "url": "https://fhirhub.baubaukota.go.id/StructureDefinition/dusun",
+        "valueString": "II",
+    }
     patient = canonical(
         {
             "resourceType": "Patient",
-            "address": [{"extension": [other], "text": "Jl. Wa Ode Wau 93, Kel. Lipu"}],
+            "address": [{"extension": [other, local], "text": "Jl. Wa Ode Wau 93, Kel. Lipu"}],
         }
     )
     (address,) = patient["address"]
-    assert address["extension"][0] == other
+    assert address["extension"][:2] == [other, local]
     (code,) = [e for e in address["extension"] if e["url"] == c.ADMINISTRATIVE_CODE]
     assert {"url": "village", "valueCode": LIPU} in code["extension"]
 

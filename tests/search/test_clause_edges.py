@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from fhirhub.errors import FhirError
 from fhirhub.search import find_matches
+from fhirhub.services.search import search
 
 V2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
@@ -43,6 +44,13 @@ def q(engine: Engine) -> Callable[[str, str], list[str]]:
             {"resourceType": "Observation", "id": "o2", "status": "final",
              "subject": {"reference": "Group/g1"}},
         )  # fmt: skip
+        for vid, url in (
+            ("v1", "http://acme.org/fhir/"),
+            ("v2", "http://acme.org/fhir"),
+            ("v3", "http://acme.org/fhir/ValueSet/123"),
+            ("v4", "http://acme.org/f"),
+        ):
+            store(conn, {"resourceType": "ValueSet", "id": vid, "status": "active", "url": url})
 
     def query(res_type: str, query: str) -> list[str]:
         with engine.connect() as conn:
@@ -74,3 +82,23 @@ def test_of_type_needs_system_code_and_value(q: Callable[[str, str], list[str]])
         with pytest.raises(FhirError) as err:
             q("Patient", f"identifier:of-type={bad}")
         assert err.value.status == 400, bad
+
+
+def test_uri_above_matches_every_ancestor_with_or_without_its_slash(
+    q: Callable[[str, str], list[str]],
+) -> None:
+    """:above: the URL and each of its parents, written with or without a trailing slash;
+    a string prefix that is not a path segment ("http://acme.org/f") is not a parent."""
+    assert q("ValueSet", "url:above=http://acme.org/fhir/ValueSet/123") == ["v1", "v2", "v3"]
+
+
+def test_an_absolute_reference_to_this_server_is_a_local_one(engine: Engine, q) -> None:  # type: ignore[no-untyped-def]
+    base = "http://fhir.test/fhir"
+    with engine.connect() as conn:
+        found = search(
+            conn,
+            res_type="Observation",
+            params=[("subject", f"{base}/Patient/p1")],
+            base_url=base,
+        )
+    assert [e["resource"]["id"] for e in found["entry"]] == ["o1"]

@@ -8,6 +8,7 @@ range starts, ``sa`` one whose range starts *after* it ends: touching is not eno
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from search_helpers import store
@@ -68,3 +69,19 @@ def test_date_prefix_edges_are_one_microsecond(
     q: Callable[[str], list[str]], value: str, expected: list[str]
 ) -> None:
     assert q(value) == expected
+
+
+def test_ap_is_within_a_tenth_of_the_distance_to_now(engine: Engine) -> None:
+    """ap: "approximately the same", fhirhub's choice following the specification's
+    suggestion: within 10% of the distance between the value and now (at least a day).
+    A value 1,000 days ago is matched by a resource 60 days from it, not 150 days."""
+    today = datetime.now(UTC).date()
+    asked = today - timedelta(days=1000)
+    with engine.begin() as conn:
+        for oid, days in (("near", 60), ("far", 150)):
+            when = (asked - timedelta(days=days)).isoformat()
+            store(conn, {"resourceType": "Observation", "id": oid, "status": "final",
+                         "effectiveDateTime": when})  # fmt: skip
+    with engine.connect() as conn:
+        found = find_matches(conn, "Observation", f"date=ap{asked.isoformat()}")
+    assert sorted(rid for _, rid in found) == ["near"]
