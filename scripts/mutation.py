@@ -11,6 +11,7 @@ only, stopping at the first failure. Slow: minutes per module; not part of CI.
     .venv/bin/python scripts/mutation.py --budget 1200 ...    # stop each module after 20 min
     .venv/bin/python scripts/mutation.py --report             # the tables of the last run
     .venv/bin/python scripts/mutation.py --rerun-survivors ingest/canonical.py  # after a fix
+    .venv/bin/python scripts/mutation.py --rerun-survivors --skip-pending ...  # survivors only
 
 Mutants of type annotations (``str | None`` -> ``str - None``) are never evaluated (the modules
 use ``from __future__ import annotations``): they are marked equivalent before the run. The
@@ -90,6 +91,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
     parser.add_argument("--report", action="store_true", help="only print the last results")
     parser.add_argument("--rerun-survivors", action="store_true")
+    parser.add_argument(
+        "--skip-pending",
+        action="store_true",
+        help="mark the mutants not run yet as not sampled (with --rerun-survivors: only those)",
+    )
     args = parser.parse_args()
     modules = [m.removeprefix("fhirhub/") for m in args.modules] or list(MODULES)
     for m in modules:
@@ -140,6 +146,8 @@ def run_module(module: str, tree: Path, session: Path, args: argparse.Namespace)
     )
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     cr = str(BIN / "cosmic-ray")
+    if args.skip_pending and session.exists():
+        keep_sample(session, 0, args.seed)
     if args.rerun_survivors and session.exists():
         with sqlite3.connect(session) as db:
             db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'")
