@@ -305,3 +305,14 @@ def test_other_genders_are_kept_as_sent() -> None:
 @given(st.from_regex(r"PKM[0-9]{2}", fullmatch=True))
 def test_a_facility_record_number_system_is_its_code_in_lower_case(code: str) -> None:
     assert c.mrn_system(code) == f"https://fhirhub.baubaukota.go.id/sid/mrn/{code.lower()}"
+
+
+@given(
+    st.sampled_from(["2024-02-30", "2023-02-29", "2024-13-01", "2024-00-10", "2024-04-31"]),
+    st.sampled_from(["T10:00:00Z", "T10:00:00+07:00", "T24:30:00+08:00", "T10:61:00Z"]),
+)
+def test_an_impossible_date_or_time_is_kept_as_sent(day: str, time: str) -> None:
+    """Shaped like a dateTime but not a real moment: wita() gives up (None), it never raises."""
+    assert c.wita(day + time) is None
+    resource = {"effectiveDateTime": day + time}
+    assert c.times_to_wita(resource) == {"effectiveDateTime": day + time}

@@ -14,6 +14,7 @@ import pytest
 from search_helpers import store
 from sqlalchemy import Engine
 
+from fhirhub.errors import FhirError
 from fhirhub.search import find_matches
 
 # Each Observation happens at one microsecond around 10:00:00 WITA on 2013-01-14.
@@ -85,3 +86,31 @@ def test_ap_is_within_a_tenth_of_the_distance_to_now(engine: Engine) -> None:
     with engine.connect() as conn:
         found = find_matches(conn, "Observation", f"date=ap{asked.isoformat()}")
     assert sorted(rid for _, rid in found) == ["near"]
+
+
+def test_dates_before_1970_with_range_prefixes(engine: Engine) -> None:
+    """gt, ge and ap also bound the range scan by the parameter's largest span; a birth date
+    before the epoch (negative microseconds) is still found."""
+    with engine.begin() as conn:
+        for pid, born in (("old", "1950-06-01"), ("young", "1990-06-01")):
+            store(conn, {"resourceType": "Patient", "id": pid, "birthDate": born})
+    with engine.connect() as conn:
+
+        def ids(query: str) -> list[str]:
+            return sorted(rid for _, rid in find_matches(conn, "Patient", query))
+
+        assert ids("birthdate=gt1940-01-01") == ["old", "young"]
+        assert ids("birthdate=ge1950-06-01") == ["old", "young"]
+        assert ids("birthdate=gt1960") == ["young"]
+        assert ids("birthdate=ap1950-06-01") == ["old"]
+
+
+def test_an_unknown_prefix_is_named_in_the_error(engine: Engine) -> None:
+    with engine.connect() as conn:
+        for value in ("zz2020", "xxA2020", "geX"):
+            with pytest.raises(FhirError) as err:
+                find_matches(conn, "Observation", f"date={value}")
+            assert err.value.status == 400
+        with pytest.raises(FhirError) as err:
+            find_matches(conn, "Observation", "date=xxA2020")
+        assert "unknown prefix 'xx'" in err.value.issues[0].diagnostics
