@@ -316,3 +316,14 @@ def test_an_impossible_date_or_time_is_kept_as_sent(day: str, time: str) -> None
     assert c.wita(day + time) is None
     resource = {"effectiveDateTime": day + time}
     assert c.times_to_wita(resource) == {"effectiveDateTime": day + time}
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"[0-9]{14,20}", fullmatch=True),  # too long
+        st.from_regex(r"[0-9]{0,6}[A-Za-z][0-9]{0,6}", fullmatch=True),  # a letter in it
+        st.just(""),
+    )
+)
+def test_what_is_not_thirteen_digits_or_fewer_is_not_a_bpjs_card(value: str) -> None:
+    assert c.bpjs_card(value) is None
