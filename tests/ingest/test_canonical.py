@@ -327,3 +327,11 @@ def test_an_impossible_date_or_time_is_kept_as_sent(day: str, time: str) -> None
 )
 def test_what_is_not_thirteen_digits_or_fewer_is_not_a_bpjs_card(value: str) -> None:
     assert c.bpjs_card(value) is None
+
+
+def test_times_in_lists_are_rewritten_too() -> None:
+    """Timing.event and other repeating dateTimes: each item at +08:00, other strings kept."""
+    timing = {"event": ["2024-05-12T03:18:00Z", "2024-05-13T03:18:00.5Z", "Senin", "2024-05-14"]}
+    assert c.times_to_wita(timing) == {
+        "event": ["2024-05-12T11:18:00+08:00", "2024-05-13T11:18:00.5+08:00", "Senin", "2024-05-14"]
+    }
