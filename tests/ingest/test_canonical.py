@@ -335,3 +335,10 @@ def test_times_in_lists_are_rewritten_too() -> None:
     assert c.times_to_wita(timing) == {
         "event": ["2024-05-12T11:18:00+08:00", "2024-05-13T11:18:00.5+08:00", "Senin", "2024-05-14"]
     }
+
+
+@given(st.from_regex(r"[0-9]{11}", fullmatch=True), st.sampled_from(["P{}", "p{}", " P{} "]))
+def test_an_ihs_number_is_p_and_eleven_digits(digits: str, form: str) -> None:
+    assert c.ihs_number(form.format(digits)) == f"P{digits}"
+    assert c.ihs_number(f"P{digits[:10]}") is None
+    assert c.ihs_number(f"Q{digits}") is None
