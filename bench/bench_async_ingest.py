@@ -118,6 +118,7 @@ def main() -> None:
         f"async POST /ingest + workers {async_rate:.0f} resources/s; "
         f"async / sync = {async_rate / sync_rate:.2f}"
     )
+    common.finish()
 
 
 def sync_round(args: Any, reference: bytes, bodies: list[bytes]) -> float:
@@ -137,6 +138,8 @@ def sync_round(args: Any, reference: bytes, bodies: list[bytes]) -> float:
         f"inbox {inbox_statuses(sync_url)}; + {provenance} Provenance"
         f"{', ' + str(len(bad)) + ' failed' if bad else ''})"
     )
+    if bad:
+        common.failure(f"{len(bad)} of {len(statuses)} POST /fhir failed, first: {bad[0]}")
     return rate
 
 
@@ -169,7 +172,12 @@ def async_round(args: Any, reference: bytes, bodies: list[bytes]) -> float:
                     post_all(args.port, "/fhir", [reference], 1)
                     base = common.count_resources(async_url)
                     started = time.perf_counter()
-                    accepted, _ = post_all(args.port, "/ingest/puskesmas", bodies, args.clients)
+                    accepted, statuses = post_all(
+                        args.port, "/ingest/puskesmas", bodies, args.clients
+                    )
+                    refused = [s for s in statuses if s != 202]
+                    if refused:  # they never reach the inbox: waiting for them would not end
+                        raise SystemExit(f"{len(refused)} Bundles refused, first: {refused[0]}")
                     while True:
                         left, total = inbox_left(async_url)
                         if left == 0 and total == len(bodies):

@@ -110,6 +110,7 @@ def main() -> None:
     with common.connect(url) as conn:
         conn.execute("DROP TABLE bench_create")
         conn.commit()
+    common.finish()
 
 
 if __name__ == "__main__":

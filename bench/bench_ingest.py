@@ -107,9 +107,10 @@ def main() -> None:
         f"resources/s; ratio {common.ratio(med_http, med_copy).strip()}"
     )
     print(f"stored {stored:,} resources (expected {expected:,})")
-    print("ingest " + common.verdict(med_http, TARGET, "resources/s"))
+    print("ingest " + common.verdict(med_http, TARGET, "resources/s", "HTTP ingest"))
     if stored != expected:
-        raise SystemExit("resource count mismatch")
+        common.failure(f"resource count mismatch: stored {stored:,}, expected {expected:,}")
+    common.finish()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """Read by id (GET /fhir/Patient/{id}): req/s and p50/p99 latency at 1, 8 and 32 clients.
 
+The target (2,000 reads/s) is judged at 8 clients (``JUDGED``), the level the README reports;
+the other levels are printed for the shape of the curve. Only 2xx answers count as reads; the
+script exits non-zero when the target is missed or any request failed.
+
 The load generator is wrk (install: apt-get update && apt-get install -y wrk), each request
 naming a random one of the stored Patients. Two baselines run in the same rounds, at the same
 concurrency:
@@ -23,6 +27,7 @@ import common
 
 TARGET = 2000.0
 CONCURRENCY = (1, 8, 32)
+JUDGED = 8  # clients: the level the target is judged at
 
 READ_LUA = """
 init = function(args)
@@ -102,8 +107,12 @@ def main() -> None:
                 f"{common.ratio(rps, base_h):>12} {base_pg:>12,.0f} {common.ratio(rps, base_pg):>8}"
             )
             print("        " + meter.line(r.requests, "reads (last round)"))
-    best = max(summary.values())
-    print(f"\nbest read rate {best:,.0f} req/s: read " + common.verdict(best, TARGET, "req/s"))
+    judged = summary[JUDGED]
+    print(
+        f"\nread rate at {JUDGED} clients {judged:,.0f} req/s: read "
+        + common.verdict(judged, TARGET, "req/s", f"read at {JUDGED} clients")
+    )
+    common.finish()
 
 
 if __name__ == "__main__":

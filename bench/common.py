@@ -539,21 +539,34 @@ def require_wrk() -> str:
 
 @dataclass
 class WrkResult:
-    requests: int
+    requests: int  # responses received
     seconds: float
-    rps: float
+    rps: float  # 2xx responses per second: a failed request is not throughput
     p50_ms: float
     p99_ms: float
-    errors: int  # responses other than 2xx/3xx
+    errors: int  # responses other than 2xx
     socket_errors: int  # connect, read, write errors and timeouts (10 s)
 
+    @property
+    def failed(self) -> int:
+        return self.errors + self.socket_errors
 
+
+# Each wrk thread counts its 2xx responses; done() adds them up (threads are kept by setup()).
 _WRK_DONE = """
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+ok2xx = 0
+response = function(status, headers, body)
+  if status >= 200 and status < 300 then ok2xx = ok2xx + 1 end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
+  local ok = 0
+  for _, thread in ipairs(threads) do ok = ok + thread:get("ok2xx") end
   io.write(string.format("JSON {\\"requests\\": %d, \\"duration_us\\": %d, \\"p50_us\\": %d,"
-    .. " \\"p99_us\\": %d, \\"errors\\": %d, \\"socket\\": %d}\\n", summary.requests,
-    summary.duration, latency:percentile(50), latency:percentile(99), e.status,
+    .. " \\"p99_us\\": %d, \\"ok\\": %d, \\"socket\\": %d}\\n", summary.requests,
+    summary.duration, latency:percentile(50), latency:percentile(99), ok,
     e.connect + e.read + e.write + e.timeout))
 end
 """
@@ -562,7 +575,8 @@ end
 def wrk(
     url: str, *, connections: int, seconds: float, script: str = "", threads: int | None = None
 ) -> WrkResult:
-    """Run wrk for ``seconds`` with ``connections`` keep-alive connections."""
+    """Run wrk for ``seconds`` with ``connections`` keep-alive connections. The rate counts
+    only 2xx responses; every other response and every socket error is a failure."""
     exe = require_wrk()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script + "\n" + _WRK_DONE)
@@ -593,15 +607,18 @@ def wrk(
     line = next(ln for ln in out.splitlines() if ln.startswith("JSON "))
     data = json.loads(line[5:])
     secs = data["duration_us"] / 1e6
-    return WrkResult(
+    result = WrkResult(
         data["requests"],
         secs,
-        data["requests"] / secs,
+        data["ok"] / secs,
         data["p50_us"] / 1000,
         data["p99_us"] / 1000,
-        data["errors"],
+        data["requests"] - data["ok"],
         data["socket"],
     )
+    if result.failed:
+        failure(f"{result.failed} of {result.requests} requests to {url} failed", quiet=True)
+    return result
 
 
 # --- statistics and printing ---------------------------------------------------------------
@@ -630,8 +647,32 @@ def environment_note() -> str:
     )
 
 
-def verdict(value: float, target: float, unit: str) -> str:
-    return f"{'MET' if value >= target else 'MISSED'} (target >= {target:,.0f} {unit})"
+_FAILURES: list[str] = []
+
+
+def failure(message: str, *, quiet: bool = False) -> None:
+    """Record what makes this run a failure (a missed target, a failed request): ``finish``
+    then exits non-zero."""
+    _FAILURES.append(message)
+    if not quiet:
+        print("FAILED: " + message, flush=True)
+
+
+def verdict(value: float, target: float, unit: str, what: str = "") -> str:
+    """MET or MISSED against a lower bound; a miss makes the run fail (see ``finish``)."""
+    met = value >= target
+    if not met:
+        failure(f"{what or 'target'}: {value:,.0f} {unit} < {target:,.0f} {unit}", quiet=True)
+    return f"{'MET' if met else 'MISSED'} (target >= {target:,.0f} {unit})"
+
+
+def finish() -> None:
+    """Exit non-zero, naming why, if a target was missed or a request failed."""
+    if _FAILURES:
+        print("\nthis run FAILED:", file=sys.stderr)
+        for message in dict.fromkeys(_FAILURES):
+            print("  " + message, file=sys.stderr)
+        sys.exit(1)
 
 
 # --- CPU accounting ------------------------------------------------------------------------

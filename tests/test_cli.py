@@ -94,12 +94,6 @@ def test_load_transaction_bundle(use_db: str, tmp_path: Path) -> None:
     assert _count(use_db, "Observation") == 1
 
 
-def test_migrate(use_db: str) -> None:
-    result = runner.invoke(app, ["migrate"])
-    assert result.exit_code == 0
-    assert "migrated" in result.output
-
-
 def test_load_sends_a_puskesmas_bundle_through_the_inbox(use_db: str, tmp_path: Path) -> None:
     from fhirhub.synth import demo_bundles
 

@@ -89,9 +89,12 @@ def phone_e164(value: str) -> str | None:
 
     Accepts the forms clinics write: ``0812…``, ``62812…``, ``+62812…``, ``0812-xxxx-xxxx``,
     ``+62 812-…``, and ``812…`` without the trunk zero. National numbers (after +62) have 8
-    to 12 digits.
+    to 12 digits. A number dialled with an international prefix (``00…``) is not a form of an
+    Indonesian number and is not made one.
     """
     v = _PHONE_NOISE.sub("", value.strip())
+    if v.startswith("00"):
+        return None
     if v.startswith("+"):
         digits = v[1:]
         if not digits.startswith("62"):

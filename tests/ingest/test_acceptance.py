@@ -17,6 +17,8 @@ from ingest_factories import city, facility_of, per_patient
 from sqlalchemy import Engine, text
 
 from fhirhub.ingest.service import IngestService
+from fhirhub.search import find_matches
+from fhirhub.storage.repository import ResourceRepository
 
 TOTAL = 1000
 NEW_CODE = "ISPA-BERAT"  # a local diagnosis code PKM10 started to use before its map knew it
@@ -154,12 +156,25 @@ def test_a_thousand_bundles_none_lost_and_the_fixed_ones_replayed(
     after = {r.id: r.status for r in service.messages(limit=2 * TOTAL)}
     assert {i for i in rejected if after[i] == "processed"} == fixed
     assert sum(1 for s in after.values() if s == "rejected") == len(broken) - len(fixed)
+    local = "https://fhirhub.baubaukota.go.id/CodeSystem/diagnosa-lokal"
     with engine.connect() as conn:
         patients = conn.execute(
             text("SELECT COUNT(*) FROM resources WHERE res_type = 'Patient'")
         ).scalar_one()
-        j069 = conn.execute(
-            text("SELECT COUNT(*) FROM resources WHERE res_type = 'Condition'")
-        ).scalar_one()
+        # the replayed diagnoses: stored with the translation first, the local code kept
+        replayed = find_matches(conn, "Condition", f"code={local}|{NEW_CODE}")
+        repo = ResourceRepository(conn)
+        codings = []
+        for _pk, res_id in replayed:
+            stored = repo.current("Condition", res_id)
+            assert stored is not None and stored.content is not None
+            codings.append(orjson.loads(stored.content)["code"]["coding"])
+        j069 = find_matches(conn, "Condition", "code=http://hl7.org/fhir/sid/icd-10|J06.9")
     assert patients == TOTAL - len(broken) + len(fixed)
-    assert j069 > 0
+    assert len(codings) == len(fixed) > 0  # one changed diagnosis per fixed message
+    for coding in codings:
+        assert [(c["system"], c["code"]) for c in coding] == [
+            ("http://hl7.org/fhir/sid/icd-10", "J06.9"),
+            (local, NEW_CODE),
+        ]
+    assert {res_id for _, res_id in replayed} <= {res_id for _, res_id in j069}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from fhirhub.api.app import create_app
 from fhirhub.config import Settings, get_settings
-from fhirhub.ingest.queue import TASK_SWEEP, queue_depth
+from fhirhub.ingest.queue import TASK_SWEEP, Dispatcher, producer, queue_depth
 
 
 def test_readyz_checks_a_real_broker(db_url: str, broker_url: str) -> None:
@@ -21,7 +23,37 @@ def test_readyz_checks_a_real_broker(db_url: str, broker_url: str) -> None:
     assert r.status_code == 200
     assert r.json()["checks"] == {"database": "ok", "schema": "ok", "broker": "ok"}
     assert "fhirhub_ingest_queue_depth" in metrics
-    assert queue_depth(broker_url, 3600, "fhirhub-ops") in (0, None)  # never declared: None
+
+
+def test_queue_depth_counts_the_waiting_messages(broker_url: str) -> None:
+    """The depth /metrics reports: the messages sent to the queue and not yet taken."""
+    queue = f"fhirhub-depth-{uuid.uuid4().hex[:8]}"
+    redis = broker_url.startswith("redis")
+    # a queue nobody declared: an empty list on Redis; unknown (None) on RabbitMQ
+    assert queue_depth(broker_url, 3600, queue) == (0 if redis else None)
+    dispatcher = Dispatcher(broker_url, lambda _id: None, queue=queue)
+    try:
+        dispatcher.submit([11, 12, 13])
+        assert queue_depth(broker_url, 3600, queue) == 3
+        dispatcher.submit([14])
+        assert queue_depth(broker_url, 3600, queue) == 4
+    finally:
+        _delete_queue(broker_url, queue)
+
+
+def test_queue_depth_without_a_broker_is_unknown() -> None:
+    assert queue_depth(None) is None
+    assert queue_depth("redis://127.0.0.1:1/0") is None  # nothing listens there
+    assert queue_depth("amqp://guest:guest@127.0.0.1:1//") is None
+
+
+def _delete_queue(broker_url: str, queue: str) -> None:
+    with producer(broker_url, 3600, queue).connection_for_write() as conn:
+        channel = conn.default_channel
+        if conn.transport.driver_type == "redis":
+            channel.client.delete(queue)
+        else:
+            channel.queue_delete(queue)
 
 
 @pytest.mark.parametrize("command", ["worker", "beat"])

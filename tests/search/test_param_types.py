@@ -109,7 +109,7 @@ def _resources() -> list[dict]:
         *[
             {"resourceType": "RiskAssessment", "id": f"r{i}", "status": "final",
              "subject": {"reference": "Patient/p1"}, "prediction": [{"probabilityDecimal": v}]}
-            for i, v in enumerate([0.1, 0.15, 100, 99.5])
+            for i, v in enumerate([0.1, 0.15, 100, 99.5, 140])
         ],
         # uris
         {"resourceType": "ValueSet", "id": "v1", "status": "active",
@@ -175,20 +175,20 @@ def test_birthdate_precision(q: Callable[[str, str], list[str]]) -> None:
     [
         ("100", ["r2", "r3"]),  # [99.5, 100.5)
         ("100.0", ["r2"]),  # [99.95, 100.05)
-        ("1e2", ["r2"]),  # [50, 150) at exponent precision? no: 1e2 -> one digit, [50,150)
-        ("gt0.1", ["r1", "r2", "r3"]),
+        ("1e2", ["r2", "r3", "r4"]),  # one significant digit: [50, 150)
+        ("1.0e2", ["r2", "r3"]),  # two: [95, 105)
+        ("1.4e2", ["r4"]),  # [135, 145)
+        ("gt0.1", ["r1", "r2", "r3", "r4"]),
         ("lt0.15", ["r0"]),
-        ("ge0.15", ["r1", "r2", "r3"]),
+        ("ge0.15", ["r1", "r2", "r3", "r4"]),
         ("le0.1", ["r0"]),
-        ("ne100", ["r0", "r1"]),
+        ("ne100", ["r0", "r1", "r4"]),
         ("ap100", ["r2", "r3"]),  # within 10%
-        ("sa0.1", ["r1", "r2", "r3"]),
+        ("sa0.1", ["r1", "r2", "r3", "r4"]),
         ("eb100", ["r0", "r1", "r3"]),
     ],
 )
 def test_number(q: Callable[[str, str], list[str]], query: str, expected: list[str]) -> None:
-    if query == "1e2":
-        expected = ["r2", "r3"]  # 1e2 has one significant digit: [50, 150)
     assert q("RiskAssessment", f"probability={query}") == expected
 
 
@@ -410,7 +410,7 @@ def test_open_and_long_periods_are_found_by_after_queries(engine: Engine) -> Non
         # :missing on every type (search.html#missing)
         ("Observation", "date:missing=true&_id=a,q1", ["q1"]),
         ("Observation", "date:missing=false&_id=a,q1", ["a"]),
-        ("RiskAssessment", "probability:missing=false", ["r0", "r1", "r2", "r3"]),
+        ("RiskAssessment", "probability:missing=false", ["r0", "r1", "r2", "r3", "r4"]),
         ("Observation", "value-quantity:missing=false", ["q1", "q2", "q3"]),
         ("ValueSet", "url:missing=false", ["v1", "v2", "v3"]),
         ("ValueSet", "url:missing=true", []),
