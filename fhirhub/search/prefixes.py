@@ -59,7 +59,11 @@ def _ap_delta(qlo: int) -> int:
 def _date_clause(low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
     try:
         prefix, text = split_prefix(v)
-    except ValueError:  # no date begins with letters: say what is wrong with the value
+    except ValueError as exc:  # no date begins with letters: say what is wrong with the value
+        if v[2:3].isdigit():  # a date after two letters: the letters are the mistake
+            raise bad_request(
+                f"{exc} in parameter '{name}'; prefixes: " + ", ".join(PREFIXES), name
+            ) from None
         raise bad_request(
             f"'{v[:100]}' is not a date in parameter '{name}' ([prefix]YYYY[-MM[-DD[Thh:mm:ss"
             "+zz:zz]]], e.g. 1990-01-05 or ge2026-01; prefixes: " + ", ".join(PREFIXES) + ")",

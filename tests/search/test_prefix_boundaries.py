@@ -112,5 +112,8 @@ def test_an_unknown_prefix_is_named_in_the_error(engine: Engine) -> None:
                 find_matches(conn, "Observation", f"date={value}")
             assert err.value.status == 400
         with pytest.raises(FhirError) as err:
-            find_matches(conn, "Observation", "date=xxA2020")
+            find_matches(conn, "Observation", "date=xx2020")
         assert "unknown prefix 'xx'" in err.value.issues[0].diagnostics
+        with pytest.raises(FhirError) as err:
+            find_matches(conn, "Observation", "date=notadate")
+        assert "'notadate' is not a date" in err.value.issues[0].diagnostics
