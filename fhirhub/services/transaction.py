@@ -458,31 +458,44 @@ def _patch_operations(entry: Entry) -> Any:
 def _rewrite_references(writer: Writer, entry: Entry, ids: dict[str, str]) -> None:
     """Point the entry's references at the resources they resolve to. The Bundle itself is
     left as it came (a copy is made of each object on the way to a changed reference), so
-    that a unit of work that lost a race can run again from the same Bundle."""
+    that a unit of work that lost a race can run again from the same Bundle. Where a node
+    sits is kept as a chain of steps, spelt out only at a reference (most nodes have none)."""
 
-    def visit(node: Any, path: str) -> Any:
+    def visit(node: Any, trail: _Trail) -> Any:
         changed: Any = None
-        if isinstance(node, dict):
+        if type(node) is dict:
             for key, value in node.items():
-                if key == "reference" and isinstance(value, str):
-                    new = _resolve(writer, value, ids, f"{path}.reference")
-                elif isinstance(value, dict | list):
-                    new = visit(value, f"{path}.{key}")
+                if key == "reference" and type(value) is str:
+                    new = _resolve(writer, value, ids, _spell((trail, ".reference")))
+                elif type(value) is dict or type(value) is list:
+                    new = visit(value, (trail, "." + key))
                 else:
                     continue
                 if new is not value:
                     changed = changed if changed is not None else dict(node)
                     changed[key] = new
-        elif isinstance(node, list):
+        elif type(node) is list:
             for i, item in enumerate(node):
-                if isinstance(item, dict | list):
-                    new = visit(item, f"{path}[{i}]")
+                if type(item) is dict or type(item) is list:
+                    new = visit(item, (trail, i))
                     if new is not item:
                         changed = changed if changed is not None else list(node)
                         changed[i] = new
         return node if changed is None else changed
 
-    entry.resource = visit(entry.resource, f"{entry.where}.resource")
+    entry.resource = visit(entry.resource, (None, f"{entry.where}.resource"))
+
+
+# (parent, step): a step is ".key", "[i]" as an int, or the path of the root.
+_Trail = tuple[Any, str | int]
+
+
+def _spell(trail: _Trail | None) -> str:
+    steps: list[str] = []
+    while trail is not None:
+        trail, step = trail
+        steps.append(f"[{step}]" if type(step) is int else str(step))
+    return "".join(reversed(steps))
 
 
 def _resolve(writer: Writer, reference: str, ids: dict[str, str], path: str) -> str:
