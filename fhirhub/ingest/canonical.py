@@ -10,14 +10,17 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-NIK = "https://fhir.kemkes.go.id/id/nik"
-NIK_IBU = "https://fhir.kemkes.go.id/id/nik-ibu"
-IHS_NUMBER = "https://fhir.kemkes.go.id/id/ihs-number"
-BPJS_CARD = "https://fhir.bpjs-kesehatan.go.id/id/no-kartu"
-MRN_BASE = "https://fhirhub.baubaukota.go.id/sid/mrn/"  # + facility code in lower case
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-LOINC = "http://loinc.org"
-ADMINISTRATIVE_CODE = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
+from fhirhub.model.systems import (  # noqa: F401  (the canonical module names them too)
+    ADMINISTRATIVE_CODE,
+    BPJS_CARD,
+    ICD10,
+    IHS_NUMBER,
+    LOINC,
+    MRN_BASE,
+    NIK,
+    NIK_IBU,
+)
+
 WITA = timezone(timedelta(hours=8), "WITA")
 
 

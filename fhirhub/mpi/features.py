@@ -15,17 +15,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from fhirhub.model.systems import ADMINISTRATIVE_CODE, BPJS_CARD, IHS_NUMBER, MRN_BASE, NIK, NIK_IBU
 from fhirhub.mpi.names import ParsedName, parse_name, phonetic
 from fhirhub.mpi.nik import Nik, conflicts, parse_nik
-
-# Identifier systems of the canonical form (docs/canonical.md; the same values as
-# fhirhub.ingest.canonical, which sits above this layer and so cannot be imported here).
-NIK = "https://fhir.kemkes.go.id/id/nik"
-NIK_IBU = "https://fhir.kemkes.go.id/id/nik-ibu"
-IHS_NUMBER = "https://fhir.kemkes.go.id/id/ihs-number"
-BPJS_CARD = "https://fhir.bpjs-kesehatan.go.id/id/no-kartu"
-MRN_BASE = "https://fhirhub.baubaukota.go.id/sid/mrn/"
-ADMINISTRATIVE_CODE = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
 
 _NOT_DIGITS = re.compile(r"\D")
 _DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)")
