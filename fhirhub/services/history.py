@@ -101,9 +101,7 @@ def _entry(v: StoredVersion, base_url: str, elements: search._Controls | None) -
 def _count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not (value.isascii() and value.isdigit() and len(value) <= 9):
-        raise bad_request(search._count_message(value), "_count")
-    return min(int(value), maximum)
+    return search.count_value(value, maximum)
 
 
 def _cursor(value: str | None) -> tuple[int, int, int] | None:

@@ -139,9 +139,7 @@ def _controls(
     for name, value in params:
         base, _, mod = name.partition(":")
         if base == "_count":
-            if not (value.isascii() and value.isdigit() and len(value) <= 9):
-                raise bad_request(_count_message(value), name)
-            c.count = min(int(value), maximum)
+            c.count = count_value(value, maximum, name)
         elif base == "_sort":
             c.sort.extend(engine.sort_keys(res_type, value, name))
         elif base in ("_include", "_revinclude"):
@@ -172,11 +170,18 @@ def _controls(
     return c
 
 
-def _count_message(value: str) -> str:
+def count_value(value: str, maximum: int, name: str = "_count") -> int:
+    """``_count`` as a number of at most ``maximum``: ASCII digits, at most 9 of them (400
+    saying why otherwise). Search and history both read it here."""
+    if value.isascii() and value.isdigit() and len(value) <= 9:
+        return min(int(value), maximum)
     if value.isascii() and value.isdigit():
-        return "_count must be at most 999999999"
-    negative = value.startswith("-") and value[1:].isascii() and value[1:].isdigit()
-    return f"_count must be {'0 or more' if negative else 'a whole number'}, not '{value[:40]}'"
+        message = "_count must be at most 999999999"
+    else:
+        negative = value.startswith("-") and value[1:].isascii() and value[1:].isdigit()
+        wanted = "0 or more" if negative else "a whole number"
+        message = f"_count must be {wanted}, not '{value[:40]}'"
+    raise bad_request(message, name)
 
 
 def _types(
