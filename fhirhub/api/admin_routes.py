@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -11,9 +11,9 @@ from starlette.responses import Response
 from fhirhub.api.ingest_routes import ingest_service, json_response
 from fhirhub.api.inputs import MAX_ID, MessageId, allow_head, refuse_nul
 from fhirhub.ingest.service import describe
+from fhirhub.storage.inbox_status import Status
 
 router = APIRouter(prefix="/admin/inbox", tags=["admin"], dependencies=[Depends(refuse_nul)])
-Status = Literal["received", "processing", "processed", "rejected", "failed"]
 PAYLOAD_TYPES = {
     "application/fhir+json",
     "application/json",
@@ -33,7 +33,11 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     rows = await run_in_threadpool(
-        ingest_service(request).messages, status=status, source=source, after_id=after, limit=limit
+        ingest_service(request).messages,
+        status=status.value if status else None,
+        source=source,
+        after_id=after,
+        limit=limit,
     )
     body: dict[str, object] = {"messages": [describe(r) for r in rows]}
     if len(rows) == limit:

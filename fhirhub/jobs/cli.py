@@ -8,13 +8,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from fhirhub.config import get_settings
+from fhirhub.storage.inbox_status import Status
 
 if TYPE_CHECKING:
     from fhirhub.ingest.service import IngestService
@@ -22,16 +22,6 @@ if TYPE_CHECKING:
 inbox = typer.Typer(
     help="The inbox of received messages: list, inspect, replay.", no_args_is_help=True
 )
-
-
-class Status(StrEnum):
-    """An inbox message's status (fhirhub.storage.inbox_models.STATUSES)."""
-
-    received = "received"
-    processing = "processing"
-    processed = "processed"
-    rejected = "rejected"
-    failed = "failed"
 
 
 @contextmanager

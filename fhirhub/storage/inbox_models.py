@@ -14,10 +14,11 @@ from typing import cast
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from fhirhub.storage.inbox_status import Status
 from fhirhub.storage.models import Base
 from fhirhub.storage.types import BigIntPk
 
-STATUSES = ("received", "processing", "processed", "rejected", "failed")
+STATUSES = tuple(Status)
 
 
 class InboxMessage(Base):
