@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 import threading
 import time
@@ -21,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError, Issue
+from fhirhub.model.resource_types import is_valid_id
 from fhirhub.services.writes import Writer
 from fhirhub.storage import nonblocking
 from fhirhub.storage.repository import ResourceRepository, StoredVersion, lost_race
@@ -28,9 +28,6 @@ from fhirhub.storage.repository import ResourceRepository, StoredVersion, lost_r
 T = TypeVar("T")
 # Attempts at a unit of work that lost a race to a concurrent writer (see Database.transact).
 ATTEMPTS = 4
-# Ids the non-blocking read takes (http://hl7.org/fhir/R4/datatypes.html#id); any other goes
-# the ordinary way, to its 404 or 400.
-_PLAIN_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class LostRace(FhirError):
@@ -134,7 +131,8 @@ class Database:
         the hottest route); otherwise, or with no idle connection, in a worker thread. The
         connection's statement timeout bounds it in the database, :attr:`search_timeout` on
         the loop."""
-        if self.engine.dialect.name == "postgresql" and _PLAIN_ID.fullmatch(res_id):
+        # Any other id goes the ordinary way, to its 400.
+        if self.engine.dialect.name == "postgresql" and is_valid_id(res_id):
             try:
                 with anyio.fail_after(self.search_timeout + 1.0):
                     found = await nonblocking.current(self.engine, res_type, res_id)
