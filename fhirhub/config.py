@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     auth: Literal["off"] = Field(
         default="off", description="Authorisation mode; 'off' until OAuth 2 lands."
     )
+    patient_index: Literal["on", "off"] = Field(
+        default="on",
+        description="The patient index: every Patient write links the record to its Person "
+        "(docs/mpi.md). 'off' only to measure what it costs; Person resources then go stale.",
+    )
     auth_signing_keys: str | None = Field(
         default=None,
         description="Keys that sign access tokens: a JSON Web Key Set (private RSA, EC or OKP "

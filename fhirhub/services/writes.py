@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import jsonpatch
+from sqlalchemy import Connection
 
+from fhirhub.config import get_settings
 from fhirhub.errors import FhirError, Issue, bad_request, precondition_failed
 from fhirhub.model.instant import now_us, to_instant
 from fhirhub.model.json import dumps_str, loads
@@ -23,6 +25,7 @@ from fhirhub.model.validation import validate_resource
 from fhirhub.search import find_matches
 from fhirhub.search.indexing import index_rows
 from fhirhub.search.query import RESULT_PARAMS
+from fhirhub.services.patient_index import PatientIndex
 from fhirhub.storage.repository import ResourceRepository, StoredVersion, Write
 
 Key = tuple[str, str]
@@ -90,22 +93,47 @@ def check_type(res_type: str) -> None:
 class Writer:
     """Writes of one database transaction, staged and stored in batches."""
 
-    def __init__(self, repo: ResourceRepository, *, now: int | None = None) -> None:
+    def __init__(
+        self,
+        repo: ResourceRepository,
+        *,
+        now: int | None = None,
+        patient_index: PatientIndex | bool | None = True,
+    ) -> None:
         self.repo = repo
         self.now = now if now is not None else now_us()
         self._pending: list[Write] = []
         self._heads: dict[Key, StoredVersion | None] = {}
         self.unchanged = 0  # writes that matched what was stored (counted for load reports)
+        if patient_index is True:  # the default: on unless the settings turn it off
+            patient_index = _patient_index()
+        self.patient_index = patient_index or None
+
+    @staticmethod
+    def default_index() -> PatientIndex | None:
+        """The patient index every Writer uses unless told otherwise (None when it is off)."""
+        return _patient_index()
+
+    @property
+    def conn(self) -> Connection:
+        return self.repo.conn
 
     # --- state -------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        self.repo.apply(self._pending)
-        for w in self._pending:  # the staged pks are now known
-            head = self._heads.get((w.res_type, w.res_id))
-            if head is not None and head.pk == 0 and w.pk is not None:
-                self._heads[(w.res_type, w.res_id)] = _as_head(w)
-        self._pending.clear()
+        """Store what is staged; the patient index then places the Patients just stored (its
+        Persons, Tasks and Provenance are staged and stored in the same loop)."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            self.repo.apply(batch)
+            for w in batch:  # the staged pks are now known
+                head = self._heads.get((w.res_type, w.res_id))
+                if head is not None and head.pk == 0 and w.pk is not None:
+                    self._heads[(w.res_type, w.res_id)] = _as_head(w)
+            if self.patient_index is not None:
+                patients = [w for w in batch if w.res_type == "Patient"]
+                if patients:
+                    self.patient_index.on_patients(self, patients)
 
     def prefetch(self, keys: list[Key]) -> None:
         """Read (and lock) the current versions of resources about to be written."""
@@ -142,6 +170,7 @@ class Writer:
         self, resource: dict[str, Any], *, if_none_exist: str | None = None, validated: bool = False
     ) -> Result:
         res_type = _resource_type(resource)
+        self._check_writable(res_type)
         if not validated:
             validate_resource(resource)
         if if_none_exist is not None:
@@ -166,6 +195,7 @@ class Writer:
         validated: bool = False,
     ) -> Result:
         check_type(res_type)
+        self._check_writable(res_type)
         _check_body(resource, res_type, res_id)
         if not validated:
             validate_resource(resource)
@@ -185,6 +215,7 @@ class Writer:
         validated: bool = False,
     ) -> Result:
         check_type(res_type)
+        self._check_writable(res_type)
         if not validated:
             validate_resource(resource)
         res_id = self.conditional_target(res_type, query, resource)
@@ -224,6 +255,7 @@ class Writer:
         self, res_type: str, res_id: str, operations: Any, *, if_match: str | None = None
     ) -> Result:
         check_type(res_type)
+        self._check_writable(res_type)
         prev = self.head(res_type, res_id)
         _check_exists(prev, res_type, res_id)
         assert prev is not None and prev.content is not None
@@ -240,6 +272,7 @@ class Writer:
 
     def delete(self, res_type: str, res_id: str) -> Result:
         check_type(res_type)
+        self._check_writable(res_type)
         prev = self.head(res_type, res_id)
         if prev is None or prev.deleted:  # deleting again changes nothing
             version = prev.version if prev else 0
@@ -250,6 +283,7 @@ class Writer:
 
     def conditional_delete(self, res_type: str, query: str) -> Result:
         check_type(res_type)
+        self._check_writable(res_type)
         found = self.matches(res_type, query, lock=True, what="Conditional delete")
         if len(found) > 1:
             raise precondition_failed(
@@ -263,11 +297,45 @@ class Writer:
     def store_new(self, resource: dict[str, Any]) -> Result:
         """Create a validated resource under the id it already carries (assigned by a
         transaction before its references were rewritten)."""
+        self._check_writable(resource["resourceType"])
         return self._store(resource["resourceType"], resource["id"], resource, None, "POST")
 
     def existing(self, res_type: str, res_id: str) -> Result:
         """The current version of a resource, as the result of a write that changed nothing."""
         return self._existing(res_type, res_id)
+
+    # --- the server's own writes (the patient index's Persons, Tasks and Provenance) ----------
+
+    def put_internal(self, resource: dict[str, Any]) -> int:
+        """Store a resource the server itself writes, under its id; returns its version."""
+        res_type, res_id = resource["resourceType"], resource["id"]
+        prev = self.head(res_type, res_id)
+        if prev is not None and not prev.deleted and _same_content(prev, resource):
+            return prev.version
+        method = "POST" if prev is None or prev.deleted else "PUT"
+        return self._store(res_type, res_id, resource, prev, method).version
+
+    def delete_internal(self, res_type: str, res_id: str) -> int:
+        prev = self.head(res_type, res_id)
+        if prev is None or prev.deleted:
+            return prev.version if prev else 0
+        return self._store(res_type, res_id, None, prev, "DELETE").version
+
+    def current_body(self, res_type: str, res_id: str) -> dict[str, Any] | None:
+        prev = self.head(res_type, res_id)
+        if prev is None or prev.content is None:
+            return None
+        body: dict[str, Any] = loads(prev.content)
+        return body
+
+    def _check_writable(self, res_type: str) -> None:
+        if res_type == "Person" and self.patient_index is not None:
+            raise FhirError.single(
+                405,
+                "not-supported",
+                "Person resources are written by the patient index only; a data steward links "
+                "and unlinks records with Patient/$mpi-link and Patient/$mpi-unlink",
+            )
 
     def forget_pending(self) -> None:
         """Drop staged writes and cached heads after their savepoint was rolled back."""
@@ -327,6 +395,15 @@ class Writer:
         created = prev is None or prev.deleted
         status = 204 if resource is None else 201 if created else 200
         return Result(status, res_type, res_id, version, last_updated, resource, content)
+
+
+@functools.cache
+def _shared_index() -> PatientIndex:
+    return PatientIndex()
+
+
+def _patient_index() -> PatientIndex | None:
+    return _shared_index() if get_settings().patient_index == "on" else None
 
 
 def _as_head(w: Write) -> StoredVersion:

@@ -1,0 +1,233 @@
+"""Every SQL statement on the patient index's tables (``fhirhub/storage/mpi_models.py``).
+
+Statements take and return ids only; the records' demographics stay in the resource store.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, text, update
+
+from fhirhub.storage.engine import is_postgres
+from fhirhub.storage.models import resources as R
+from fhirhub.storage.mpi_models import mpi_blocks as B
+from fhirhub.storage.mpi_models import mpi_decisions as D
+from fhirhub.storage.mpi_models import mpi_records as M
+from fhirhub.storage.mpi_models import mpi_state as S
+
+LEVEL3, LEVEL4 = "level3", "level4"  # linked automatically / decided by a person
+_CHUNK = 500  # ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class Membership:
+    person_id: str
+    assurance: str
+
+
+def lock(conn: Connection, keys: Iterable[str]) -> None:
+    """Serialise index writers that share any of ``keys`` until the transaction ends, taking
+    the locks in one global order (so two writers never wait for each other). SQLite writers
+    already hold the database's write lock."""
+    wanted = sorted({f"mpi|{k}" for k in keys})
+    if not wanted or not is_postgres(conn):
+        return
+    conn.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h "
+            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
+        ),
+        {"keys": wanted},
+    )
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def memberships(conn: Connection, patient_ids: Iterable[str]) -> dict[str, Membership]:
+    out: dict[str, Membership] = {}
+    for chunk in _chunks(sorted(set(patient_ids))):
+        rows = conn.execute(
+            select(M.c.patient_id, M.c.person_id, M.c.assurance).where(M.c.patient_id.in_(chunk))
+        )
+        out.update({r.patient_id: Membership(r.person_id, r.assurance) for r in rows})
+    return out
+
+
+def members(conn: Connection, person_id: str) -> dict[str, str]:
+    """The Patients of a Person, with their assurance."""
+    rows = conn.execute(
+        select(M.c.patient_id, M.c.assurance)
+        .where(M.c.person_id == person_id)
+        .order_by(M.c.patient_id)
+    )
+    return {r.patient_id: r.assurance for r in rows}
+
+
+def persons_of(conn: Connection, patient_ids: Iterable[str]) -> dict[str, str]:
+    return {pid: m.person_id for pid, m in memberships(conn, patient_ids).items()}
+
+
+def set_membership(
+    conn: Connection, patient_id: str, person_id: str, assurance: str, now: int
+) -> None:
+    done = conn.execute(
+        update(M)
+        .where(M.c.patient_id == patient_id)
+        .values(person_id=person_id, assurance=assurance, updated=now)
+    )
+    if done.rowcount == 0:
+        conn.execute(
+            insert(M).values(
+                patient_id=patient_id, person_id=person_id, assurance=assurance, updated=now
+            )
+        )
+
+
+def drop_membership(conn: Connection, patient_id: str) -> None:
+    conn.execute(delete(M).where(M.c.patient_id == patient_id))
+
+
+# --- blocking keys ---------------------------------------------------------------------------
+
+
+def replace_blocks(conn: Connection, patient_id: str, keys: Iterable[str]) -> None:
+    """The record's blocking keys become ``keys`` (only the difference is written)."""
+    wanted = set(keys)
+    have = set(conn.scalars(select(B.c.key).where(B.c.patient_id == patient_id)))
+    gone = have - wanted
+    if gone:
+        conn.execute(delete(B).where(B.c.patient_id == patient_id, B.c.key.in_(sorted(gone))))
+    new = wanted - have
+    if new:
+        conn.execute(insert(B), [{"key": k, "patient_id": patient_id} for k in sorted(new)])
+
+
+def insert_blocks(conn: Connection, rows: Sequence[tuple[str, str]]) -> None:
+    """Blocking keys of records that have none yet: (key, patient id)."""
+    for chunk in _chunks(list(rows), 5000):
+        conn.execute(insert(B), [{"key": k, "patient_id": p} for k, p in chunk])
+
+
+def drop_blocks(conn: Connection, patient_id: str) -> None:
+    conn.execute(delete(B).where(B.c.patient_id == patient_id))
+
+
+def candidates(
+    conn: Connection, keys: Iterable[str], exclude: str, cap: int
+) -> tuple[dict[str, set[str]], list[str]]:
+    """Records sharing a key with a record (``exclude`` being itself): patient id -> the keys
+    shared, and the keys whose block holds more than ``cap`` records (not read beyond the cap:
+    a crowd is never scored; the caller sends the record to review)."""
+    wanted = sorted(set(keys))
+    found: dict[str, set[str]] = defaultdict(set)
+    overflow: list[str] = []
+    if not wanted:
+        return found, overflow
+    ranked = (
+        select(
+            B.c.key,
+            B.c.patient_id,
+            func.row_number().over(partition_by=B.c.key, order_by=B.c.patient_id).label("n"),
+        )
+        .where(B.c.key.in_(wanted))
+        .subquery()
+    )
+    rows = conn.execute(
+        select(ranked.c.key, ranked.c.patient_id).where(ranked.c.n <= cap + 2)
+    ).all()
+    per_key: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        if r.patient_id != exclude:
+            per_key[r.key].append(r.patient_id)
+    for key, pids in per_key.items():
+        if len(pids) > cap:
+            overflow.append(key)
+            continue
+        for pid in pids:
+            found[pid].add(key)
+    return found, sorted(overflow)
+
+
+# --- decisions by a person -------------------------------------------------------------------
+
+
+def decisions(conn: Connection, patient_id: str) -> dict[str, bool]:
+    """What people decided about ``patient_id`` and each other record: other id -> same?"""
+    rows = conn.execute(
+        select(D.c.patient_a, D.c.patient_b, D.c.same).where(
+            (D.c.patient_a == patient_id) | (D.c.patient_b == patient_id)
+        )
+    )
+    return {(r.patient_b if r.patient_a == patient_id else r.patient_a): r.same for r in rows}
+
+
+def decide(conn: Connection, a: str, b: str, same: bool, who: str, now: int) -> None:
+    lo, hi = sorted((a, b))
+    conn.execute(delete(D).where(D.c.patient_a == lo, D.c.patient_b == hi))
+    conn.execute(insert(D).values(patient_a=lo, patient_b=hi, same=same, who=who, decided=now))
+
+
+def drop_decisions(conn: Connection, patient_id: str) -> None:
+    conn.execute(delete(D).where((D.c.patient_a == patient_id) | (D.c.patient_b == patient_id)))
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+def get_state(conn: Connection, name: str) -> str | None:
+    value: str | None = conn.scalar(select(S.c.value).where(S.c.name == name))
+    return value
+
+
+def set_state(conn: Connection, name: str, value: str) -> None:
+    if conn.execute(update(S).where(S.c.name == name).values(value=value)).rowcount == 0:
+        conn.execute(insert(S).values(name=name, value=value))
+
+
+def drop_state(conn: Connection, name: str) -> None:
+    conn.execute(delete(S).where(S.c.name == name))
+
+
+# --- reads of the store ----------------------------------------------------------------------
+
+
+def patient_bodies(conn: Connection, patient_ids: Iterable[str]) -> dict[str, Any]:
+    """The current bodies of Patients (JSON text or, on PostgreSQL, parsed), without locks."""
+    out: dict[str, Any] = {}
+    for chunk in _chunks(sorted(set(patient_ids))):
+        rows = conn.execute(
+            select(R.c.res_id, R.c.content).where(
+                R.c.res_type == "Patient", R.c.res_id.in_(chunk), R.c.deleted.is_(False)
+            )
+        )
+        out.update({r.res_id: r.content for r in rows if r.content is not None})
+    return out
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Records by assurance and persons: for ``fhirhub mpi stats``."""
+    out = {
+        f"records_{a}": n
+        for a, n in conn.execute(select(M.c.assurance, func.count()).group_by(M.c.assurance))
+    }
+    out["records"] = sum(out.values())
+    out["persons"] = conn.scalar(select(func.count(func.distinct(M.c.person_id)))) or 0
+    out["decisions"] = conn.scalar(select(func.count()).select_from(D)) or 0
+    return out
+
+
+def all_memberships(conn: Connection) -> Iterable[tuple[str, str, str]]:
+    """(patient id, person id, assurance) of every record, by person."""
+    yield from conn.execute(
+        select(M.c.patient_id, M.c.person_id, M.c.assurance).order_by(M.c.person_id, M.c.patient_id)
+    ).tuples()
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,545 @@
+"""The patient index in the one write path: every stored Patient belongs to exactly one Person.
+
+:class:`PatientIndex` is called by :meth:`fhirhub.services.writes.Writer.flush` with the Patient
+versions it has just stored, in the same database transaction, so no route and no adapter can
+skip it, and a reader never sees a Patient without its Person. For each record it
+
+1. extracts its features and blocking keys (``fhirhub.mpi.features``) and locks the keys, so two
+   writers of one citizen's records take turns (PostgreSQL advisory locks; SQLite writers are
+   serial already);
+2. reads its candidates through ``mpi_blocks`` (each block capped; an overflowing block sends the
+   record to review instead of being scored), scores each (``fhirhub.mpi.score.decide``) and
+   applies what people decided about a pair (``mpi_decisions``: never undone automatically);
+3. joins the best Person it links to (every record of that Person free of a forbidding rule),
+   keeps a record where a person put it (``level4``), or starts a new Person; other plausible
+   Persons become review ``Task``s (``code`` = ``mpi-review``);
+4. rewrites each Person it touched (``link[]`` and demographics by the survivorship rules of
+   docs/mpi.md), deletes a Person left with no records, and records every link change as a
+   ``Provenance`` (who, when, score, why).
+
+Person, Task and Provenance go through the same Writer (``put_internal``), so they are versioned
+and searchable like any resource. Logs and messages name ids only.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources as package_files
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+from fhirhub.errors import FhirError
+from fhirhub.model.instant import to_instant
+from fhirhub.model.json import loads
+from fhirhub.mpi import store
+from fhirhub.mpi.features import Features, blocking_keys, extract
+from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide
+from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
+from fhirhub.storage.repository import Write
+
+TASK_CODE_SYSTEM = "https://fhirhub.baubaukota.go.id/CodeSystem/mpi"
+REVIEW_CODE = "mpi-review"
+SCORE_EXTENSION = "https://fhirhub.baubaukota.go.id/StructureDefinition/mpi-score"
+MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+INDEX_AGENT = "fhirhub patient index"
+MAX_BLOCK = 200  # records a blocking key may hold and still be scored
+_IDS = uuid.UUID("6c1f3c52-62a4-4a7e-9a52-3f0cf6a1d8f1")  # namespace of derived Task ids
+# Whose word wins for identity (NIK, name, birth date, sex): national registries first.
+_SOURCE_RANK = ("satusehat", "bpjs", "rsud", "puskesmas")
+
+
+class IndexWriter(Protocol):
+    """What the index needs of :class:`fhirhub.services.writes.Writer`."""
+
+    @property
+    def conn(self) -> Connection: ...
+
+    @property
+    def now(self) -> int: ...
+
+    def put_internal(self, resource: dict[str, Any]) -> int: ...
+
+    def delete_internal(self, res_type: str, res_id: str) -> int: ...
+
+    def current_body(self, res_type: str, res_id: str) -> dict[str, Any] | None: ...
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+@cache
+def default_model() -> Model:
+    """The model shipped with fhirhub (``fhirhub/mpi/default_model.json``), estimated without
+    labels by ``scripts/train_default_model.py``; ``fhirhub mpi rebuild`` replaces it with one
+    estimated from the store's own records."""
+    text = package_files.files("fhirhub.mpi").joinpath("default_model.json").read_text()
+    return Model.from_json(text)
+
+
+_loaded: dict[str, Model] = {}
+
+
+def load_model(conn: Connection) -> Model:
+    version = store.get_state(conn, "model-version")
+    if version is None:
+        return default_model()
+    if version not in _loaded:
+        text = store.get_state(conn, "model")
+        _loaded.clear()
+        _loaded[version] = Model.from_json(text) if text else default_model()
+    return _loaded[version]
+
+
+def save_model(conn: Connection, model: Model) -> None:
+    store.set_state(conn, "model", model.to_json())
+    store.set_state(conn, "model-version", str(uuid.uuid4()))
+
+
+# --- placing a record ------------------------------------------------------------------------
+
+
+@dataclass
+class _PersonView:
+    """What a record's candidates say about one Person."""
+
+    person_id: str
+    best: tuple[float, str, Decision] | None = None  # (probability, patient, decision)
+    link: float = -1.0  # the best probability of a linking member, -1 when none
+    forbidden: bool = False
+    human_same: bool = False
+
+
+@dataclass
+class _Change:
+    patient_id: str
+    person_id: str
+    action: str  # "link" or "unlink"
+    why: str
+    probability: float | None
+    who: str
+
+
+@dataclass
+class _Flush:
+    """Persons touched and link changes made while handling one batch of Patients."""
+
+    persons: set[str] = field(default_factory=set)
+    changes: list[_Change] = field(default_factory=list)
+
+
+class PatientIndex:
+    def __init__(self, model: Callable[[Connection], Model] = load_model) -> None:
+        self._model = model
+
+    # The write path's entry: the Patient versions a flush has just stored.
+    def on_patients(self, w: IndexWriter, writes: Sequence[Write]) -> None:
+        latest: dict[str, str | None] = {}
+        for x in writes:
+            latest[x.res_id] = x.content
+        features: dict[str, Features] = {}
+        keys: dict[str, set[str]] = {}
+        for pid, content in latest.items():
+            if content is not None:
+                features[pid] = extract(loads(content))
+                keys[pid] = blocking_keys(features[pid])
+        store.lock(w.conn, [k for ks in keys.values() for k in ks])
+        current = store.memberships(w.conn, latest)
+        model = self._model(w.conn)
+        todo = _Flush()
+        for pid in sorted(latest):
+            if latest[pid] is None:
+                self._remove(w, pid, current.get(pid), todo)
+            else:
+                store.replace_blocks(w.conn, pid, keys[pid])
+                self._place(w, model, pid, features[pid], keys[pid], current.get(pid), todo)
+        self._finish(w, todo)
+
+    def _place(
+        self,
+        w: IndexWriter,
+        model: Model,
+        pid: str,
+        f: Features,
+        keys: set[str],
+        cur: Membership | None,
+        todo: _Flush,
+    ) -> None:
+        conn = w.conn
+        found, overflow = store.candidates(conn, keys, pid, MAX_BLOCK)
+        human = store.decisions(conn, pid)
+        ids = set(found) | {o for o, same in human.items() if same}
+        views = self._score(conn, model, f, ids, human)
+        linkable = sorted(
+            (v for v in views.values() if not v.forbidden and (v.human_same or v.link >= 0)),
+            key=lambda v: (not v.human_same, -v.link, v.person_id),
+        )
+        target = linkable[0] if linkable else None
+        if (cur is not None and cur.assurance == LEVEL4) or (
+            cur is not None
+            and (
+                (target is not None and target.person_id == cur.person_id)
+                or (target is None and not _others(conn, cur.person_id, pid))
+            )
+        ):
+            todo.persons.add(cur.person_id)
+            destination = cur.person_id
+        else:
+            if target is None:
+                destination = str(uuid.uuid4())
+                why, probability = "no linking candidate: a new person", None
+            else:
+                destination = target.person_id
+                probability = 1.0 if target.human_same else target.link
+                why = "decided by a person" if target.human_same else "automatic link"
+            assurance = LEVEL4 if target is not None and target.human_same else LEVEL3
+            self._move(w, pid, cur, destination, assurance, why, probability, INDEX_AGENT, todo)
+        for v in views.values():
+            if v.person_id == destination or v.forbidden or v.best is None:
+                continue
+            probability, other, decision = v.best
+            if decision.band in (LINK, REVIEW):
+                self._review(w, pid, other, decision)
+        if overflow and target is None:
+            crowded = sorted({k.split(":")[0] for k in overflow})
+            self._review(
+                w, pid, None, None, [f"blocks over {MAX_BLOCK} records: {k}" for k in crowded]
+            )
+
+    def _score(
+        self,
+        conn: Connection,
+        model: Model,
+        f: Features,
+        ids: Iterable[str],
+        human: dict[str, bool],
+    ) -> dict[str, _PersonView]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        bodies = store.patient_bodies(conn, ids)
+        where = store.memberships(conn, bodies)
+        views: dict[str, _PersonView] = {}
+        for other, body in bodies.items():
+            m = where.get(other)
+            if m is None:
+                continue
+            d = decide(model, f, extract(_as_dict(body)))
+            v = views.setdefault(m.person_id, _PersonView(m.person_id))
+            same = human.get(other)
+            if same is False or (d.band == NO_LINK and d.reasons):
+                v.forbidden = True
+            if same is True:
+                v.human_same = True
+            if d.band == LINK or same is True:
+                v.link = max(v.link, d.probability)
+            if v.best is None or d.probability > v.best[0]:
+                v.best = (d.probability, other, d)
+        return views
+
+    def _move(
+        self,
+        w: IndexWriter,
+        pid: str,
+        cur: Membership | None,
+        destination: str,
+        assurance: str,
+        why: str,
+        probability: float | None,
+        who: str,
+        todo: _Flush,
+    ) -> None:
+        if cur is not None and cur.person_id != destination:
+            todo.persons.add(cur.person_id)
+            todo.changes.append(_Change(pid, cur.person_id, "unlink", why, probability, who))
+        store.set_membership(w.conn, pid, destination, assurance, w.now)
+        todo.persons.add(destination)
+        if cur is None or cur.person_id != destination or cur.assurance != assurance:
+            todo.changes.append(_Change(pid, destination, "link", why, probability, who))
+
+    def _remove(self, w: IndexWriter, pid: str, cur: Membership | None, todo: _Flush) -> None:
+        store.drop_blocks(w.conn, pid)
+        if cur is None:
+            return
+        store.drop_membership(w.conn, pid)
+        todo.persons.add(cur.person_id)
+        change = _Change(pid, cur.person_id, "unlink", "record deleted", None, INDEX_AGENT)
+        todo.changes.append(change)
+
+    def _finish(self, w: IndexWriter, todo: _Flush) -> None:
+        """Rewrite every Person touched (in one order, each under its lock), then record the
+        changes as Provenance naming the Persons' new versions."""
+        versions: dict[str, int] = {}
+        for person_id in sorted(todo.persons):
+            store.lock(w.conn, [f"person:{person_id}"])
+            versions[person_id] = self._write_person(w, person_id)
+        for change in todo.changes:
+            w.put_internal(_provenance(change, versions.get(change.person_id), w.now))
+
+    def _write_person(self, w: IndexWriter, person_id: str) -> int:
+        linked = store.members(w.conn, person_id)
+        if not linked:
+            return w.delete_internal("Person", person_id)
+        bodies = {pid: _as_dict(b) for pid, b in store.patient_bodies(w.conn, linked).items()}
+        return w.put_internal(person_body(person_id, linked, bodies))
+
+    def _review(
+        self,
+        w: IndexWriter,
+        pid: str,
+        other: str | None,
+        decision: Decision | None,
+        reasons: Sequence[str] = (),
+    ) -> None:
+        """An open ``mpi-review`` Task for the pair, unless one exists (open or decided)."""
+        pair = sorted(p for p in (pid, other) if p)
+        task_id = str(uuid.uuid5(_IDS, "mpi-review|" + "|".join(pair)))
+        if w.current_body("Task", task_id) is not None:
+            return
+        w.put_internal(review_task(task_id, pid, other, decision, reasons, w.now))
+
+    # --- decisions by a data steward ---------------------------------------------------------
+
+    def link(self, w: IndexWriter, source: str, target: str, who: str, why: str) -> str:
+        """A person decided ``source`` and ``target`` are one citizen: ``source`` joins the
+        Person of ``target`` (both at ``level4``), and automatic matching never parts them.
+        Returns the Person id. Also the call for HL7 ADT^A40 merges and SATUSEHAT/BPJS
+        identity confirmations (docs/mpi.md)."""
+        if source == target:
+            raise FhirError.single(400, "invalid", "A record cannot be linked to itself")
+        got = self._memberships_of(w, [source, target])
+        todo = _Flush()
+        person = got[target].person_id
+        store.decide(w.conn, source, target, True, who, w.now)
+        self._move(w, source, got[source], person, LEVEL4, why, 1.0, who, todo)
+        self._move(w, target, got[target], person, LEVEL4, why, 1.0, who, todo)
+        self._close_review(w, source, target, "same person", who)
+        self._finish(w, todo)
+        return person
+
+    def unlink(self, w: IndexWriter, source: str, who: str, why: str) -> str:
+        """A person decided ``source`` is not the citizen of the other records of its Person:
+        it leaves for a new Person of its own (``level4``), and automatic matching never joins
+        it with any of them again. Returns the new Person id."""
+        got = self._memberships_of(w, [source])
+        cur = got[source]
+        todo = _Flush()
+        others = [p for p in store.members(w.conn, cur.person_id) if p != source]
+        if not others:
+            raise FhirError.single(
+                409, "business-rule", f"Patient/{source} is the only record of its Person"
+            )
+        for other in others:
+            store.decide(w.conn, source, other, False, who, w.now)
+            self._close_review(w, source, other, "different people", who)
+        person = str(uuid.uuid4())
+        self._move(w, source, cur, person, LEVEL4, why, None, who, todo)
+        self._finish(w, todo)
+        return person
+
+    def _memberships_of(self, w: IndexWriter, ids: Sequence[str]) -> dict[str, Membership]:
+        store.lock(w.conn, [f"patient:{i}" for i in ids])
+        got = store.memberships(w.conn, ids)
+        for i in ids:
+            if i not in got:
+                raise FhirError.single(404, "not-found", f"Patient/{i} is not known")
+        return got
+
+    def _close_review(self, w: IndexWriter, a: str, b: str, outcome: str, who: str) -> None:
+        task_id = str(uuid.uuid5(_IDS, "mpi-review|" + "|".join(sorted((a, b)))))
+        task = w.current_body("Task", task_id)
+        if task is None or task.get("status") != "requested":
+            return
+        task = {k: v for k, v in task.items() if k != "meta"}
+        task["status"] = "completed"
+        task["lastModified"] = to_instant(w.now)
+        task["owner"] = {"display": who}
+        task["output"] = [
+            {"type": {"text": "decision"}, "valueString": outcome},
+        ]
+        w.put_internal(task)
+
+
+# --- $match ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    patient_id: str
+    body: dict[str, Any]
+    decision: Decision
+
+    @property
+    def grade(self) -> str:
+        """The match-grade extension's code."""
+        if self.decision.band == LINK:
+            return "certain"
+        if self.decision.band == REVIEW:
+            return "probable"
+        return "possible"
+
+
+def match(
+    conn: Connection, patient: dict[str, Any], *, count: int | None, only_certain: bool
+) -> list[Match]:
+    """Stored Patients that may be the citizen of ``patient``, best first; creates nothing.
+    Pairs a rule forbids (``certainly-not``) and scores below 1% are left out."""
+    f = extract(patient)
+    found, _ = store.candidates(conn, blocking_keys(f), "", MAX_BLOCK)
+    model = load_model(conn)
+    out = []
+    for pid, body in store.patient_bodies(conn, found).items():
+        body = _as_dict(body)
+        d = decide(model, f, extract(body))
+        if d.band == NO_LINK and (d.reasons or d.probability < 0.01):
+            continue
+        if only_certain and d.band != LINK:
+            continue
+        out.append(Match(pid, body, d))
+    out.sort(key=lambda m: (-m.decision.probability, m.patient_id))
+    return out[:count] if count is not None else out
+
+
+# --- resources the index writes ---------------------------------------------------------------
+
+
+def person_body(
+    person_id: str, linked: dict[str, str], bodies: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A Person from its records, by the survivorship rules of docs/mpi.md: identity (NIK and
+    the other national identifiers, name, sex, birth date) from the most trusted source
+    (SATUSEHAT, BPJS, RSUD, Puskesmas, others), the latest record breaking a tie; telecom and
+    address from the most recently updated record that has them."""
+    by_trust = sorted(bodies.values(), key=lambda b: (_rank(b), _neg_updated(b), b["id"]))
+    by_time = sorted(bodies.values(), key=lambda b: (_neg_updated(b), b["id"]))
+    person: dict[str, Any] = {"resourceType": "Person", "id": person_id}
+    identifiers: dict[str, dict[str, Any]] = {}
+    for body in by_trust:
+        for ident in body.get("identifier") or []:
+            system = ident.get("system") if isinstance(ident, dict) else None
+            if isinstance(system, str) and "/sid/mrn/" not in system and ident.get("value"):
+                identifiers.setdefault(system, {"system": system, "value": ident["value"]})
+    if identifiers:
+        person["identifier"] = [identifiers[s] for s in sorted(identifiers)]
+    for key in ("name", "gender", "birthDate"):
+        value = next((b[key] for b in by_trust if b.get(key)), None)
+        if value is not None:
+            person[key] = value
+    for key in ("telecom", "address"):
+        value = next((b[key] for b in by_time if b.get(key)), None)
+        if value is not None:
+            person[key] = value
+    person["active"] = True
+    person["link"] = [
+        {"target": {"reference": f"Patient/{pid}"}, "assurance": linked[pid]}
+        for pid in sorted(linked)
+    ]
+    return person
+
+
+def review_task(
+    task_id: str,
+    pid: str,
+    other: str | None,
+    decision: Decision | None,
+    reasons: Sequence[str],
+    now: int,
+) -> dict[str, Any]:
+    inputs: list[dict[str, Any]] = [
+        {"type": {"text": "record"}, "valueReference": {"reference": f"Patient/{p}"}}
+        for p in (pid, other)
+        if p
+    ]
+    if decision is not None:
+        inputs.append({"type": {"text": "probability"}, "valueDecimal": _dec(decision.probability)})
+        inputs.append({"type": {"text": "weight"}, "valueDecimal": _dec(decision.weight)})
+        inputs += [
+            {"type": {"text": f"weight:{name}"}, "valueDecimal": _dec(bits)}
+            for name, bits in sorted(decision.breakdown.items())
+        ]
+        reasons = [*reasons, *decision.reasons]
+    inputs += [{"type": {"text": "reason"}, "valueString": r} for r in reasons]
+    return {
+        "resourceType": "Task",
+        "id": task_id,
+        "status": "requested",
+        "intent": "proposal",
+        "priority": "routine",
+        "code": {
+            "coding": [{"system": TASK_CODE_SYSTEM, "code": REVIEW_CODE}],
+            "text": "Tinjau kemungkinan rekam medis ganda",
+        },
+        "description": "Possible match: are these records one person?",
+        "focus": {"reference": f"Patient/{pid}"},
+        "authoredOn": to_instant(now),
+        "lastModified": to_instant(now),
+        "input": inputs,
+    }
+
+
+def _provenance(change: _Change, version: int | None, now: int) -> dict[str, Any]:
+    target = f"Person/{change.person_id}"
+    prov: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": str(uuid.uuid4()),
+        "target": [{"reference": f"{target}/_history/{version}" if version else target}],
+        "recorded": to_instant(now),
+        "activity": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                    "code": "UPDATE",
+                }
+            ],
+            "text": f"{change.action} Patient/{change.patient_id}",
+        },
+        "reason": [{"text": change.why}],
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/"
+                            "provenance-participant-type",
+                            "code": "assembler" if change.who == INDEX_AGENT else "verifier",
+                        }
+                    ]
+                },
+                "who": {"display": change.who},
+            }
+        ],
+        "entity": [{"role": "source", "what": {"reference": f"Patient/{change.patient_id}"}}],
+    }
+    if change.probability is not None:
+        prov["extension"] = [{"url": SCORE_EXTENSION, "valueDecimal": _dec(change.probability)}]
+    return prov
+
+
+def _others(conn: Connection, person_id: str, pid: str) -> bool:
+    return any(p != pid for p in store.members(conn, person_id))
+
+
+def _rank(body: dict[str, Any]) -> int:
+    source = str((body.get("meta") or {}).get("source") or "")
+    for i, name in enumerate(_SOURCE_RANK):
+        if f"/source/{name}/" in source or source.endswith(f"/source/{name}"):
+            return i
+    return len(_SOURCE_RANK)
+
+
+def _neg_updated(body: dict[str, Any]) -> str:
+    # ISO instants of one zone order as text; inverted so that the latest sorts first
+    updated = str((body.get("meta") or {}).get("lastUpdated") or "")
+    return "".join(chr(0x10FFFF - ord(c)) for c in updated)
+
+
+def _dec(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _as_dict(body: Any) -> dict[str, Any]:
+    return body if isinstance(body, dict) else json.loads(body)

@@ -1,0 +1,50 @@
+"""Estimate fhirhub's shipped patient-index model (fhirhub/mpi/default_model.json).
+
+The model is estimated WITHOUT labels (u from random pairs, m and lambda by EM; see
+fhirhub/mpi/score.py) from the Patients of a synthetic city (`fhirhub synth`, seed 1), the
+city the thresholds were chosen on. A running fhirhub replaces it with a model estimated from
+its own records: `fhirhub mpi rebuild`.
+
+    .venv/bin/python scripts/train_default_model.py [--persons 2000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from fhirhub.mpi.features import extract
+from fhirhub.mpi.score import train
+from fhirhub.synth.generate import build
+from fhirhub.synth.writer import write_city
+
+OUT = Path(__file__).resolve().parents[1] / "fhirhub" / "mpi" / "default_model.json"
+
+
+def patients(out: Path) -> list[dict]:
+    found = []
+    for path in sorted((out / "puskesmas").glob("*/*.json")):
+        bundle = json.loads(path.read_text())
+        found += [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    with (out / "satusehat" / "Patient.ndjson").open() as f:
+        found += [json.loads(line) for line in f if line.strip()]
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        write_city(build(args.persons, args.seed), Path(tmp), workers=1)
+        records = [extract(p) for p in patients(Path(tmp))]
+    model = train(records)
+    OUT.write_text(json.dumps(json.loads(model.to_json()), indent=1, sort_keys=True) + "\n")
+    print(f"{len(records)} records -> {OUT} (prior {model.prior:.4f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The patient index in the write path: every Patient write, by any route, leaves the record in
+exactly one Person; review Tasks, steward decisions, Provenance and $match (issue 11)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factories import NIK, patient
+from fastapi.testclient import TestClient
+
+FHIR = {"Content-Type": "application/fhir+json"}
+MRN = "https://fhirhub.baubaukota.go.id/sid/mrn/"
+
+
+def record(facility: str, number: str, **extra: Any) -> dict[str, Any]:
+    body = patient(**{k: v for k, v in extra.items() if k in ("nik", "family")})
+    body["identifier"].append({"system": MRN + facility, "value": number})
+    body.update({k: v for k, v in extra.items() if k not in ("nik", "family")})
+    return body
+
+
+def create(client: TestClient, body: dict[str, Any]) -> str:
+    r = client.post("/fhir/Patient", json=body, headers=FHIR)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def person_of(client: TestClient, pid: str) -> dict[str, Any]:
+    bundle = client.get(f"/fhir/Person?link=Patient/{pid}").json()
+    assert bundle["total"] == 1, bundle
+    return dict(bundle["entry"][0]["resource"])
+
+
+def linked(person: dict[str, Any]) -> dict[str, str]:
+    return {x["target"]["reference"].split("/")[1]: x["assurance"] for x in person["link"]}
+
+
+def persons(client: TestClient) -> int:
+    return int(client.get("/fhir/Person?_summary=count").json()["total"])
+
+
+def open_reviews(client: TestClient) -> list[dict[str, Any]]:
+    bundle = client.get("/fhir/Task?code=mpi-review&status=requested").json()
+    return [e["resource"] for e in bundle.get("entry", [])]
+
+
+def params(**values: Any) -> dict[str, Any]:
+    out = []
+    for name, value in values.items():
+        if isinstance(value, dict):
+            out.append({"name": name, "resource": value})
+        elif isinstance(value, bool):
+            out.append({"name": name, "valueBoolean": value})
+        elif isinstance(value, int):
+            out.append({"name": name, "valueInteger": value})
+        else:
+            out.append({"name": name, "valueReference": {"reference": value}})
+    return {"resourceType": "Parameters", "parameter": out}
+
+
+def test_records_of_one_citizen_from_two_facilities_are_one_person(client: TestClient):
+    a = create(client, record("pkm01", "000123"))
+    b = create(client, record("rsud01", "RM-77"))
+    person = person_of(client, a)
+    assert linked(person) == {a: "level3", b: "level3"}
+    assert person_of(client, b)["id"] == person["id"]
+    assert person["identifier"] == [{"system": NIK, "value": "7472014501900001"}]
+    assert person["birthDate"] == "1990-01-05"
+    assert persons(client) == 1
+
+
+def test_two_valid_niks_are_never_linked(client: TestClient):
+    a = create(client, record("pkm01", "1", nik="7472014501900001"))
+    b = create(client, record("pkm02", "2", nik="7472024501900007"))
+    assert person_of(client, a)["id"] != person_of(client, b)["id"]
+    assert open_reviews(client) == []
+
+
+def test_a_transaction_of_two_records_of_one_citizen_makes_one_person(client: TestClient):
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": record("clinic-a", "9"), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": record("clinic-b", "8"), "request": {"method": "POST", "url": "Patient"}},
+        ],
+    }
+    r = client.post("/fhir", json=bundle, headers=FHIR)
+    assert r.status_code == 200, r.text
+    ids = [e["response"]["location"].split("/")[1] for e in r.json()["entry"]]
+    assert set(linked(person_of(client, ids[0]))) == set(ids)
+    assert persons(client) == 1
+
+
+def test_deleting_a_record_unlinks_it_and_an_empty_person_is_deleted(client: TestClient):
+    a = create(client, record("pkm01", "1"))
+    b = create(client, record("pkm02", "2"))
+    person_id = person_of(client, a)["id"]
+    assert client.delete(f"/fhir/Patient/{b}").status_code == 204
+    assert linked(person_of(client, a)) == {a: "level3"}
+    assert client.delete(f"/fhir/Patient/{a}").status_code == 204
+    assert client.get(f"/fhir/Person/{person_id}").status_code == 410
+    history = client.get(f"/fhir/Person/{person_id}/_history").json()
+    assert history["total"] >= 3  # created, b linked, b unlinked (and deleted)
+
+
+def test_an_update_that_changes_the_nik_moves_the_record_out(client: TestClient):
+    a = create(client, record("pkm01", "1"))
+    b_body = record("pkm02", "2")
+    b = create(client, b_body)
+    assert person_of(client, a)["id"] == person_of(client, b)["id"]
+    b_body = {**b_body, "id": b, "identifier": [{"system": NIK, "value": "7472024501900007"}]}
+    assert client.put(f"/fhir/Patient/{b}", json=b_body, headers=FHIR).status_code == 200
+    assert person_of(client, a)["id"] != person_of(client, b)["id"]
+    assert linked(person_of(client, a)) == {a: "level3"}
+
+
+def test_a_client_cannot_write_a_person(client: TestClient):
+    body = {"resourceType": "Person", "name": [{"text": "X"}]}
+    r = client.post("/fhir/Person", json=body, headers=FHIR)
+    assert r.status_code == 405
+    assert r.json()["resourceType"] == "OperationOutcome"
+    a = create(client, record("pkm01", "1"))
+    person = person_of(client, a)
+    r = client.put(f"/fhir/Person/{person['id']}", json=person, headers=FHIR)
+    assert r.status_code == 405
+    assert client.delete(f"/fhir/Person/{person['id']}").status_code == 405
+    entry = {"resource": body, "request": {"method": "POST", "url": "Person"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    assert client.post("/fhir", json=bundle, headers=FHIR).status_code == 405
+
+
+def test_a_possible_match_becomes_a_review_task_a_steward_decides(client: TestClient):
+    # The same NIK, but a birth date its NIK contradicts: at most a review.
+    a = create(client, record("pkm01", "1"))
+    b = create(client, record("pkm02", "2", birthDate="1991-03-05"))
+    assert person_of(client, a)["id"] != person_of(client, b)["id"]
+    (task,) = open_reviews(client)
+    refs = {i["valueReference"]["reference"] for i in task["input"] if "valueReference" in i}
+    assert refs == {f"Patient/{a}", f"Patient/{b}"}
+    assert any(i["type"]["text"] == "probability" for i in task["input"])
+    assert any(i["type"]["text"].startswith("weight:") for i in task["input"])
+
+    r = client.post(
+        "/fhir/Patient/$mpi-link", json=params(source=f"Patient/{b}", target=f"Patient/{a}"),
+        headers=FHIR,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    person = person_of(client, a)
+    assert linked(person) == {a: "level4", b: "level4"}
+    assert open_reviews(client) == []
+    done = client.get(f"/fhir/Task/{task['id']}").json()
+    assert done["status"] == "completed"
+    assert done["output"][0]["valueString"] == "same person"
+    prov = client.get(f"/fhir/Provenance?target=Person/{person['id']}").json()
+    assert any(
+        e["resource"]["agent"][0]["type"]["coding"][0]["code"] == "verifier" for e in prov["entry"]
+    )
+
+    # Undone by the other decision; later writes never undo it.
+    r = client.post("/fhir/Patient/$mpi-unlink", json=params(source=f"Patient/{b}"), headers=FHIR)
+    assert r.status_code == 200, r.text
+    assert person_of(client, a)["id"] != person_of(client, b)["id"]
+    body = client.get(f"/fhir/Patient/{b}").json()
+    body["birthDate"] = "1990-01-05"  # now it would link automatically
+    assert client.put(f"/fhir/Patient/{b}", json=body, headers=FHIR).status_code == 200
+    assert person_of(client, a)["id"] != person_of(client, b)["id"]
+
+
+def test_match_scores_candidates_and_creates_nothing(client: TestClient):
+    a = create(client, record("pkm01", "1"))
+    create(client, record("pkm02", "2", nik="7472024501900007", family="Wa Ode Sitti"))
+    before = persons(client)
+    probe = patient()
+    r = client.post("/fhir/Patient/$match", json=params(resource=probe), headers=FHIR)
+    assert r.status_code == 200, r.text
+    bundle = r.json()
+    assert bundle["type"] == "searchset"
+    first = bundle["entry"][0]
+    assert first["resource"]["id"] == a
+    assert first["search"]["mode"] == "match"
+    assert first["search"]["extension"][0]["valueCode"] == "certain"
+    assert 0.99 <= first["search"]["score"] <= 1
+    assert all(e["resource"]["id"] == a for e in bundle["entry"])  # the other NIK: certainly not
+    only = client.post(
+        "/fhir/Patient/$match",
+        json=params(resource={**probe, "birthDate": "1990-01-06"}, onlyCertainMatches=True),
+        headers=FHIR,
+    ).json()
+    assert all(e["search"]["extension"][0]["valueCode"] == "certain" for e in only["entry"])
+    assert persons(client) == before
+    assert client.get("/fhir/Patient?_summary=count").json()["total"] == 2
+
+
+def test_match_refuses_bad_parameters(client: TestClient):
+    cases = [
+        ({"resourceType": "Parameters", "parameter": []}, "Parameters.parameter[resource]"),
+        (params(resource={"resourceType": "Observation"}), "Parameters.parameter[resource]"),
+        (params(resource=patient(), count=0), "Parameters.parameter[count]"),
+        (params(resource={**patient(), "gender": "x"}), "Patient.gender"),
+    ]
+    for body, where in cases:
+        r = client.post("/fhir/Patient/$match", json=body, headers=FHIR)
+        assert r.status_code == 400, (body, r.text)
+        assert where in r.text
+
+
+def test_steward_operations_refuse_unknown_records(client: TestClient):
+    a = create(client, record("pkm01", "1"))
+    r = client.post(
+        "/fhir/Patient/$mpi-link", json=params(source=f"Patient/{a}", target="Patient/nope"),
+        headers=FHIR,
+    )  # fmt: skip
+    assert r.status_code == 404
+    r = client.post("/fhir/Patient/$mpi-unlink", json=params(source=f"Patient/{a}"), headers=FHIR)
+    assert r.status_code == 409  # the only record of its Person
