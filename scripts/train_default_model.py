@@ -27,7 +27,8 @@ def patients(out: Path) -> list[dict]:
     found = []
     for path in sorted((out / "puskesmas").glob("*/*.json")):
         bundle = json.loads(path.read_text())
-        found += [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+        resources = [e["resource"] for e in bundle["entry"]]
+        found += [r for r in resources if r["resourceType"] == "Patient"]
     with (out / "satusehat" / "Patient.ndjson").open() as f:
         found += [json.loads(line) for line in f if line.strip()]
     return found
