@@ -107,14 +107,56 @@ def replace_blocks(conn: Connection, patient_id: str, keys: Iterable[str]) -> No
         conn.execute(insert(B), [{"key": k, "patient_id": patient_id} for k in sorted(new)])
 
 
+def replace_blocks_many(conn: Connection, keys: dict[str, set[str]]) -> None:
+    """:func:`replace_blocks` for many records: three statements, whatever their number."""
+    if not keys:
+        return
+    have: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted(keys)):
+        for r in conn.execute(select(B.c.key, B.c.patient_id).where(B.c.patient_id.in_(chunk))):
+            have[r.patient_id].add(r.key)
+    gone = [(k, pid) for pid, ks in have.items() for k in ks - keys[pid]]
+    for pid in sorted({pid for _, pid in gone}):
+        ks = sorted(k for k, p in gone if p == pid)
+        conn.execute(delete(B).where(B.c.patient_id == pid, B.c.key.in_(ks)))
+    new = [(k, pid) for pid, ks in keys.items() for k in sorted(ks - have.get(pid, set()))]
+    insert_blocks(conn, new)
+
+
 def insert_blocks(conn: Connection, rows: Sequence[tuple[str, str]]) -> None:
     """Blocking keys of records that have none yet: (key, patient id)."""
     for chunk in _chunks(list(rows), 5000):
         conn.execute(insert(B), [{"key": k, "patient_id": p} for k, p in chunk])
 
 
+def clear_blocks(conn: Connection) -> None:
+    conn.execute(delete(B))
+
+
 def drop_blocks(conn: Connection, patient_id: str) -> None:
     conn.execute(delete(B).where(B.c.patient_id == patient_id))
+
+
+def blocks(conn: Connection, keys: Iterable[str], cap: int) -> dict[str, list[str]]:
+    """The records of each blocking key, at most ``cap + 1`` of them (one more than ``cap``
+    tells a block is over it)."""
+    wanted = sorted(set(keys))
+    out: dict[str, list[str]] = defaultdict(list)
+    for chunk in _chunks(wanted):
+        ranked = (
+            select(
+                B.c.key,
+                B.c.patient_id,
+                func.row_number().over(partition_by=B.c.key, order_by=B.c.patient_id).label("n"),
+            )
+            .where(B.c.key.in_(chunk))
+            .subquery()
+        )
+        for r in conn.execute(
+            select(ranked.c.key, ranked.c.patient_id).where(ranked.c.n <= cap + 1)
+        ):
+            out[r.key].append(r.patient_id)
+    return out
 
 
 def candidates(
@@ -166,6 +208,33 @@ def decisions(conn: Connection, patient_id: str) -> dict[str, bool]:
     return {(r.patient_b if r.patient_a == patient_id else r.patient_a): r.same for r in rows}
 
 
+def decisions_many(conn: Connection, patient_ids: Iterable[str]) -> dict[str, dict[str, bool]]:
+    """:func:`decisions` of many records."""
+    out: dict[str, dict[str, bool]] = defaultdict(dict)
+    for chunk in _chunks(sorted(set(patient_ids))):
+        rows = conn.execute(
+            select(D.c.patient_a, D.c.patient_b, D.c.same).where(
+                D.c.patient_a.in_(chunk) | D.c.patient_b.in_(chunk)
+            )
+        )
+        for r in rows:
+            out[r.patient_a][r.patient_b] = r.same
+            out[r.patient_b][r.patient_a] = r.same
+    return out
+
+
+def members_many(conn: Connection, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """:func:`members` of many Persons."""
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for chunk in _chunks(sorted(set(person_ids))):
+        rows = conn.execute(
+            select(M.c.person_id, M.c.patient_id, M.c.assurance).where(M.c.person_id.in_(chunk))
+        )
+        for r in rows:
+            out[r.person_id][r.patient_id] = r.assurance
+    return out
+
+
 def decide(conn: Connection, a: str, b: str, same: bool, who: str, now: int) -> None:
     lo, hi = sorted((a, b))
     conn.execute(delete(D).where(D.c.patient_a == lo, D.c.patient_b == hi))
@@ -209,6 +278,46 @@ def patient_bodies(conn: Connection, patient_ids: Iterable[str]) -> dict[str, An
     return out
 
 
+def all_patient_bodies(conn: Connection) -> Iterable[tuple[str, Any]]:
+    """(id, body) of every current Patient, by id, read in pages."""
+    after = ""
+    while True:
+        rows = conn.execute(
+            select(R.c.res_id, R.c.content)
+            .where(R.c.res_type == "Patient", R.c.deleted.is_(False), R.c.res_id > after)
+            .order_by(R.c.res_id)
+            .limit(5000)
+        ).all()
+        if not rows:
+            return
+        yield from ((r.res_id, r.content) for r in rows if r.content is not None)
+        after = rows[-1].res_id
+
+
+def patient_ids_after(conn: Connection, after: str, limit: int) -> list[str]:
+    return list(
+        conn.scalars(
+            select(R.c.res_id)
+            .where(R.c.res_type == "Patient", R.c.deleted.is_(False), R.c.res_id > after)
+            .order_by(R.c.res_id)
+            .limit(limit)
+        )
+    )
+
+
+def count_patients(conn: Connection, up_to: str | None = None) -> int:
+    query = select(func.count()).where(R.c.res_type == "Patient", R.c.deleted.is_(False))
+    if up_to is not None:
+        query = query.where(R.c.res_id <= up_to)
+    return int(conn.scalar(query) or 0)
+
+
+def orphan_records(conn: Connection) -> list[str]:
+    """Records of Patients that are no longer current (deleted while the index was off)."""
+    current = select(R.c.res_id).where(R.c.res_type == "Patient", R.c.deleted.is_(False))
+    return list(conn.scalars(select(M.c.patient_id).where(M.c.patient_id.not_in(current))))
+
+
 def counts(conn: Connection) -> dict[str, int]:
     """Records by assurance and persons: for ``fhirhub mpi stats``."""
     out = {
@@ -223,9 +332,9 @@ def counts(conn: Connection) -> dict[str, int]:
 
 def all_memberships(conn: Connection) -> Iterable[tuple[str, str, str]]:
     """(patient id, person id, assurance) of every record, by person."""
-    yield from conn.execute(
-        select(M.c.patient_id, M.c.person_id, M.c.assurance).order_by(M.c.person_id, M.c.patient_id)
-    ).tuples()
+    query = select(M.c.patient_id, M.c.person_id, M.c.assurance)
+    rows = conn.execute(query.order_by(M.c.person_id, M.c.patient_id))
+    yield from ((r.patient_id, r.person_id, r.assurance) for r in rows)
 
 
 def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:

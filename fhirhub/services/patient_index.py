@@ -31,14 +31,14 @@ from functools import cache
 from importlib import resources as package_files
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from fhirhub.errors import FhirError
 from fhirhub.model.instant import to_instant
 from fhirhub.model.json import loads
 from fhirhub.mpi import store
 from fhirhub.mpi.features import Features, blocking_keys, extract
-from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide
+from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide, train
 from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
 from fhirhub.storage.repository import Write
 
@@ -67,6 +67,10 @@ class IndexWriter(Protocol):
     def delete_internal(self, res_type: str, res_id: str) -> int: ...
 
     def current_body(self, res_type: str, res_id: str) -> dict[str, Any] | None: ...
+
+    def prefetch(self, keys: list[tuple[str, str]]) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -132,6 +136,17 @@ class _Flush:
     changes: list[_Change] = field(default_factory=list)
 
 
+@dataclass
+class _Batch:
+    """What one batch of records needs, read in a few statements for the whole batch."""
+
+    features: dict[str, Features]  # the batch's records and their candidates
+    found: dict[str, set[str]]  # record -> candidates sharing a key (blocks within the cap)
+    overflow: dict[str, list[str]]  # record -> its keys whose block is over the cap
+    human: dict[str, dict[str, bool]]  # record -> other record -> "same" decided by a person
+    where: dict[str, Membership]  # record -> its Person now (kept current by _move)
+
+
 class PatientIndex:
     def __init__(self, model: Callable[[Connection], Model] = load_model) -> None:
         self._model = model
@@ -141,53 +156,77 @@ class PatientIndex:
         latest: dict[str, str | None] = {}
         for x in writes:
             latest[x.res_id] = x.content
-        features: dict[str, Features] = {}
-        keys: dict[str, set[str]] = {}
-        for pid, content in latest.items():
-            if content is not None:
-                features[pid] = extract(loads(content))
-                keys[pid] = blocking_keys(features[pid])
-        store.lock(w.conn, [k for ks in keys.values() for k in ks])
-        current = store.memberships(w.conn, latest)
-        model = self._model(w.conn)
+        bodies = {pid: loads(c) for pid, c in latest.items() if c is not None}
+        deleted = [pid for pid, c in latest.items() if c is None]
+        self._process(w, bodies, deleted, changed=True)
+
+    def rematch(self, w: IndexWriter, patient_ids: Sequence[str]) -> int:
+        """Place existing records again (``fhirhub mpi rebuild``, after the blocking keys were
+        rebuilt); returns how many moved to another Person."""
+        bodies = {p: _as_dict(b) for p, b in store.patient_bodies(w.conn, patient_ids).items()}
+        return self._process(w, bodies, [], changed=False)
+
+    def _process(
+        self, w: IndexWriter, bodies: dict[str, dict[str, Any]], deleted: list[str], changed: bool
+    ) -> int:
+        conn = w.conn
+        features = {pid: extract(b) for pid, b in bodies.items()}
+        keys = {pid: blocking_keys(f) for pid, f in features.items()}
+        store.lock(conn, [k for ks in keys.values() for k in ks])
+        if changed:
+            store.replace_blocks_many(conn, keys)
+            for pid in deleted:
+                store.drop_blocks(conn, pid)
+        by_key = store.blocks(conn, {k for ks in keys.values() for k in ks}, MAX_BLOCK)
+        found: dict[str, set[str]] = {}
+        overflow: dict[str, list[str]] = {}
+        for pid, ks in keys.items():
+            found[pid] = set()
+            for k in ks:
+                others = [o for o in by_key.get(k, ()) if o != pid]
+                if len(others) > MAX_BLOCK:
+                    overflow.setdefault(pid, []).append(k)
+                else:
+                    found[pid].update(others)
+        human = store.decisions_many(conn, features)
+        wanted = set().union(*found.values(), *(set(h) for h in human.values())) - set(features)
+        for other, body in store.patient_bodies(conn, wanted).items():
+            features[other] = extract(_as_dict(body))
+        where = store.memberships(conn, set(features) | set(deleted))
+        batch = _Batch(features, found, overflow, human, where)
+        model = self._model(conn)
         todo = _Flush()
-        for pid in sorted(latest):
-            if latest[pid] is None:
-                self._remove(w, pid, current.get(pid), todo)
-            else:
-                store.replace_blocks(w.conn, pid, keys[pid])
-                self._place(w, model, pid, features[pid], keys[pid], current.get(pid), todo)
+        for pid in sorted(deleted):
+            self._remove(w, pid, where.pop(pid, None), todo)
+        moved = 0
+        for pid in sorted(bodies):
+            moved += self._place(w, model, pid, batch, todo, refresh=changed)
         self._finish(w, todo)
+        return moved
 
     def _place(
-        self,
-        w: IndexWriter,
-        model: Model,
-        pid: str,
-        f: Features,
-        keys: set[str],
-        cur: Membership | None,
-        todo: _Flush,
-    ) -> None:
+        self, w: IndexWriter, model: Model, pid: str, batch: _Batch, todo: _Flush, refresh: bool
+    ) -> int:
         conn = w.conn
-        found, overflow = store.candidates(conn, keys, pid, MAX_BLOCK)
-        human = store.decisions(conn, pid)
-        ids = set(found) | {o for o, same in human.items() if same}
-        views = self._score(conn, model, f, ids, human)
+        cur = batch.where.get(pid)
+        human = batch.human.get(pid, {})
+        ids = batch.found.get(pid, set()) | {o for o, same in human.items() if same}
+        views = self._score(model, batch.features[pid], ids, batch, human)
         linkable = sorted(
             (v for v in views.values() if not v.forbidden and (v.human_same or v.link >= 0)),
             key=lambda v: (not v.human_same, -v.link, v.person_id),
         )
         target = linkable[0] if linkable else None
-        if (cur is not None and cur.assurance == LEVEL4) or (
-            cur is not None
-            and (
-                (target is not None and target.person_id == cur.person_id)
-                or (target is None and not _others(conn, cur.person_id, pid))
-            )
-        ):
-            todo.persons.add(cur.person_id)
+        stay = cur is not None and (
+            cur.assurance == LEVEL4
+            or (target is not None and target.person_id == cur.person_id)
+            or (target is None and not _others(conn, cur.person_id, pid))
+        )
+        if stay:
+            assert cur is not None
             destination = cur.person_id
+            if refresh:
+                todo.persons.add(destination)
         else:
             if target is None:
                 destination = str(uuid.uuid4())
@@ -198,37 +237,34 @@ class PatientIndex:
                 why = "decided by a person" if target.human_same else "automatic link"
             assurance = LEVEL4 if target is not None and target.human_same else LEVEL3
             self._move(w, pid, cur, destination, assurance, why, probability, INDEX_AGENT, todo)
+            batch.where[pid] = Membership(destination, assurance)
         for v in views.values():
             if v.person_id == destination or v.forbidden or v.best is None:
                 continue
-            probability, other, decision = v.best
+            _, other, decision = v.best
             if decision.band in (LINK, REVIEW):
                 self._review(w, pid, other, decision)
-        if overflow and target is None:
-            crowded = sorted({k.split(":")[0] for k in overflow})
-            self._review(
-                w, pid, None, None, [f"blocks over {MAX_BLOCK} records: {k}" for k in crowded]
-            )
+        if batch.overflow.get(pid) and target is None:
+            crowded = sorted({k.split(":")[0] for k in batch.overflow[pid]})
+            reasons = [f"blocks over {MAX_BLOCK} records: {k}" for k in crowded]
+            self._review(w, pid, None, None, reasons)
+        return 0 if stay or cur is None else 1
 
     def _score(
         self,
-        conn: Connection,
         model: Model,
         f: Features,
         ids: Iterable[str],
+        batch: _Batch,
         human: dict[str, bool],
     ) -> dict[str, _PersonView]:
-        ids = list(ids)
-        if not ids:
-            return {}
-        bodies = store.patient_bodies(conn, ids)
-        where = store.memberships(conn, bodies)
         views: dict[str, _PersonView] = {}
-        for other, body in bodies.items():
-            m = where.get(other)
-            if m is None:
+        for other in ids:
+            m = batch.where.get(other)
+            theirs = batch.features.get(other)
+            if m is None or theirs is None:  # deleted, or new in this batch and not placed yet
                 continue
-            d = decide(model, f, extract(_as_dict(body)))
+            d = decide(model, f, theirs)
             v = views.setdefault(m.person_id, _PersonView(m.person_id))
             same = human.get(other)
             if same is False or (d.band == NO_LINK and d.reasons):
@@ -271,21 +307,25 @@ class PatientIndex:
         todo.changes.append(change)
 
     def _finish(self, w: IndexWriter, todo: _Flush) -> None:
-        """Rewrite every Person touched (in one order, each under its lock), then record the
-        changes as Provenance naming the Persons' new versions."""
+        """Rewrite every Person touched (each under its lock, taken in one order), then record
+        the changes as Provenance naming the Persons' new versions."""
+        if not todo.persons:
+            return
+        ordered = sorted(todo.persons)
+        store.lock(w.conn, [f"person:{p}" for p in ordered])
+        linked = store.members_many(w.conn, ordered)
+        bodies = store.patient_bodies(w.conn, {p for m in linked.values() for p in m})
+        w.prefetch([("Person", p) for p in ordered])
         versions: dict[str, int] = {}
-        for person_id in sorted(todo.persons):
-            store.lock(w.conn, [f"person:{person_id}"])
-            versions[person_id] = self._write_person(w, person_id)
+        for person_id in ordered:
+            mine = linked.get(person_id)
+            if not mine:
+                versions[person_id] = w.delete_internal("Person", person_id)
+                continue
+            records = {pid: _as_dict(bodies[pid]) for pid in mine if pid in bodies}
+            versions[person_id] = w.put_internal(person_body(person_id, mine, records))
         for change in todo.changes:
             w.put_internal(_provenance(change, versions.get(change.person_id), w.now))
-
-    def _write_person(self, w: IndexWriter, person_id: str) -> int:
-        linked = store.members(w.conn, person_id)
-        if not linked:
-            return w.delete_internal("Person", person_id)
-        bodies = {pid: _as_dict(b) for pid, b in store.patient_bodies(w.conn, linked).items()}
-        return w.put_internal(person_body(person_id, linked, bodies))
 
     def _review(
         self,
@@ -543,3 +583,81 @@ def _dec(x: float) -> float:
 
 def _as_dict(body: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else json.loads(body)
+
+
+# --- rebuild ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RebuildReport:
+    records: int = 0
+    moved: int = 0
+    removed: int = 0
+    resumed: bool = False
+
+
+def rebuild(
+    engine: Engine,
+    *,
+    retrain: bool = True,
+    batch: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildReport:
+    """Place every record again: estimate the model from the store's records (no labels),
+    rebuild the blocking keys, then re-match the records in batches, each batch its own
+    transaction with its progress stored, so an interrupted rebuild resumes where it stopped.
+    Decisions by people stay as they are. Every moment, each Patient has exactly one Person."""
+    index = PatientIndex()
+    report = RebuildReport()
+    with engine.begin() as conn:
+        state = store.get_state(conn, "rebuild")
+    if state is None:
+        with engine.begin() as conn:
+            features = {pid: extract(_as_dict(b)) for pid, b in _all_patients(conn)}
+            if retrain and len(features) >= 2:
+                save_model(conn, train(list(features.values())))
+            store.clear_blocks(conn)
+            rows = [(k, pid) for pid, f in features.items() for k in sorted(blocking_keys(f))]
+            store.insert_blocks(conn, rows)
+            store.set_state(conn, "rebuild", json.dumps({"after": ""}))
+        after = ""
+    else:
+        after = json.loads(state)["after"]
+        report.resumed = True
+    with engine.connect() as conn:
+        total = store.count_patients(conn)
+        done = store.count_patients(conn, up_to=after) if after else 0
+    while True:
+        with engine.begin() as conn:
+            ids = store.patient_ids_after(conn, after, batch)
+            if not ids:
+                break
+            w = _writer(conn, index)
+            report.moved += index.rematch(w, ids)
+            w.flush()
+            after = ids[-1]
+            store.set_state(conn, "rebuild", json.dumps({"after": after}))
+        done += len(ids)
+        report.records += len(ids)
+        if progress is not None:
+            progress(done, total)
+    with engine.begin() as conn:
+        orphans = store.orphan_records(conn)
+        if orphans:
+            w = _writer(conn, index)
+            index._process(w, {}, orphans, changed=True)
+            w.flush()
+        report.removed = len(orphans)
+        store.drop_state(conn, "rebuild")
+    return report
+
+
+def _writer(conn: Connection, index: PatientIndex) -> IndexWriter:
+    from fhirhub.services.writes import Writer  # the Writer calls this module: imported late
+    from fhirhub.storage.repository import ResourceRepository
+
+    return Writer(ResourceRepository(conn), patient_index=index)
+
+
+def _all_patients(conn: Connection) -> Iterable[tuple[str, Any]]:
+    yield from store.all_patient_bodies(conn)
