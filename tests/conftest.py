@@ -175,3 +175,8 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+# Rows the patient index wrote (Persons, review Tasks, its Provenance), for tests that count what
+# the sources sent: ``... WHERE res_type = :t AND {SOURCES_ONLY}``.
+SOURCES_ONLY = "(content IS NULL OR CAST(content AS TEXT) NOT LIKE '%/source/patient-index%')"

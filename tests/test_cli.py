@@ -14,6 +14,7 @@ from fhirhub import cli
 from fhirhub.cli import app
 from fhirhub.config import get_settings
 from fhirhub.storage.engine import make_engine
+from tests.conftest import SOURCES_ONLY
 
 runner = CliRunner()
 NIK = "https://fhir.kemkes.go.id/id/nik"
@@ -32,7 +33,10 @@ def _count(url: str, res_type: str) -> int:
     engine = make_engine(url)
     with engine.connect() as conn:
         n = conn.execute(
-            text("SELECT count(*) FROM resources WHERE res_type = :t AND NOT deleted"),
+            text(
+                "SELECT count(*) FROM resources WHERE res_type = :t AND NOT deleted "
+                f"AND {SOURCES_ONLY}"
+            ),
             {"t": res_type},
         ).scalar_one()
     engine.dispose()

@@ -9,6 +9,9 @@ from sqlalchemy import Engine, text
 
 from fhirhub.cli import load_demo
 from fhirhub.config import Settings
+from tests.conftest import SOURCES_ONLY
+
+BY_TYPE = f"SELECT res_type, count(*) FROM resources WHERE {SOURCES_ONLY} GROUP BY res_type"
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,11 +31,17 @@ def test_demo_city_loads_without_rejections(engine: Engine, db_url: str) -> None
     report = load_demo(engine, settings, persons=40, seed=3)
     assert report.rejected == 0, report.problems[:5]
     assert report.stored > 100
-    kinds = count(engine, "SELECT res_type, count(*) FROM resources GROUP BY res_type")
+    kinds = count(engine, BY_TYPE)
     assert kinds["Organization"] >= 19  # Dinkes, 17 Puskesmas, the RSUD
     assert kinds["Patient"] >= 40
     inbox = count(engine, "SELECT status, count(*) FROM inbox_messages GROUP BY status")
     assert set(inbox) == {"processed"} and kinds["Provenance"] == inbox["processed"]
     again = load_demo(engine, settings, persons=40, seed=3)  # a restart loads it again
     assert again.rejected == 0 and again.stored == 0 and again.unchanged == report.stored
-    assert count(engine, "SELECT res_type, count(*) FROM resources GROUP BY res_type") == kinds
+    assert (
+        count(
+            engine,
+            BY_TYPE,
+        )
+        == kinds
+    )

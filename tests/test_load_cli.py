@@ -19,6 +19,7 @@ from fhirhub.config import get_settings
 from fhirhub.services.load import load_paths
 from fhirhub.services.load_plan import plan
 from fhirhub.storage.engine import make_engine
+from tests.conftest import SOURCES_ONLY
 
 runner = CliRunner()
 NIK = "https://fhir.kemkes.go.id/id/nik"
@@ -37,7 +38,10 @@ def _count(url: str, res_type: str) -> int:
     engine = make_engine(url)
     with engine.connect() as conn:
         n = conn.execute(
-            text("SELECT count(*) FROM resources WHERE res_type = :t AND NOT deleted"),
+            text(
+                "SELECT count(*) FROM resources WHERE res_type = :t AND NOT deleted "
+                f"AND {SOURCES_ONLY}"
+            ),
             {"t": res_type},
         ).scalar_one()
     engine.dispose()

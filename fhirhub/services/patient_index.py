@@ -44,7 +44,8 @@ from fhirhub.storage.repository import Write
 
 TASK_CODE_SYSTEM = "https://fhirhub.baubaukota.go.id/CodeSystem/mpi"
 REVIEW_CODE = "mpi-review"
-SCORE_EXTENSION = "https://fhirhub.baubaukota.go.id/StructureDefinition/mpi-score"
+LINK_CHANGE_EXTENSION = "https://fhirhub.baubaukota.go.id/StructureDefinition/mpi-link-change"
+INDEX_SOURCE = "https://fhirhub.baubaukota.go.id/source/patient-index"
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 INDEX_AGENT = "fhirhub patient index"
 MAX_BLOCK = 200  # records a blocking key may hold and still be scored
@@ -324,8 +325,11 @@ class PatientIndex:
                 continue
             records = {pid: _as_dict(bodies[pid]) for pid in mine if pid in bodies}
             versions[person_id] = w.put_internal(person_body(person_id, mine, records))
+        by_agent: dict[str, list[_Change]] = {}
         for change in todo.changes:
-            w.put_internal(_provenance(change, versions.get(change.person_id), w.now))
+            by_agent.setdefault(change.who, []).append(change)
+        for who, changes in sorted(by_agent.items()):
+            w.put_internal(_provenance(who, changes, versions, w.now))
 
     def _review(
         self,
@@ -456,7 +460,11 @@ def person_body(
     address from the most recently updated record that has them."""
     by_trust = sorted(bodies.values(), key=lambda b: (_rank(b), _neg_updated(b), b["id"]))
     by_time = sorted(bodies.values(), key=lambda b: (_neg_updated(b), b["id"]))
-    person: dict[str, Any] = {"resourceType": "Person", "id": person_id}
+    person: dict[str, Any] = {
+        "resourceType": "Person",
+        "id": person_id,
+        "meta": {"source": INDEX_SOURCE},
+    }
     identifiers: dict[str, dict[str, Any]] = {}
     for body in by_trust:
         for ident in body.get("identifier") or []:
@@ -506,6 +514,7 @@ def review_task(
     return {
         "resourceType": "Task",
         "id": task_id,
+        "meta": {"source": INDEX_SOURCE},
         "status": "requested",
         "intent": "proposal",
         "priority": "routine",
@@ -521,12 +530,42 @@ def review_task(
     }
 
 
-def _provenance(change: _Change, version: int | None, now: int) -> dict[str, Any]:
-    target = f"Person/{change.person_id}"
-    prov: dict[str, Any] = {
+def _provenance(
+    who: str, changes: list[_Change], versions: dict[str, int], now: int
+) -> dict[str, Any]:
+    """One Provenance for the link changes of one unit of work by one agent: ``target`` the
+    Persons' new versions, one ``entity`` per change (the Patient, with the Person, the change,
+    the score and the reason in the ``mpi-link-change`` extension)."""
+    persons = sorted({c.person_id for c in changes})
+    entities = []
+    for c in changes:
+        detail: list[dict[str, Any]] = [
+            {"url": "person", "valueReference": {"reference": f"Person/{c.person_id}"}},
+            {"url": "change", "valueCode": c.action},
+            {"url": "reason", "valueString": c.why},
+        ]
+        if c.probability is not None:
+            detail.append({"url": "probability", "valueDecimal": _dec(c.probability)})
+        entities.append(
+            {
+                "extension": [{"url": LINK_CHANGE_EXTENSION, "extension": detail}],
+                "role": "source",
+                "what": {"reference": f"Patient/{c.patient_id}"},
+            }
+        )
+    reasons = sorted({c.why for c in changes})
+    return {
         "resourceType": "Provenance",
         "id": str(uuid.uuid4()),
-        "target": [{"reference": f"{target}/_history/{version}" if version else target}],
+        "meta": {"source": INDEX_SOURCE},
+        "target": [
+            {
+                "reference": f"Person/{p}/_history/{versions[p]}"
+                if versions.get(p)
+                else f"Person/{p}"
+            }
+            for p in persons
+        ],
         "recorded": to_instant(now),
         "activity": {
             "coding": [
@@ -535,9 +574,9 @@ def _provenance(change: _Change, version: int | None, now: int) -> dict[str, Any
                     "code": "UPDATE",
                 }
             ],
-            "text": f"{change.action} Patient/{change.patient_id}",
+            "text": "patient index: records linked to or unlinked from persons",
         },
-        "reason": [{"text": change.why}],
+        "reason": [{"text": r} for r in reasons],
         "agent": [
             {
                 "type": {
@@ -545,18 +584,15 @@ def _provenance(change: _Change, version: int | None, now: int) -> dict[str, Any
                         {
                             "system": "http://terminology.hl7.org/CodeSystem/"
                             "provenance-participant-type",
-                            "code": "assembler" if change.who == INDEX_AGENT else "verifier",
+                            "code": "assembler" if who == INDEX_AGENT else "verifier",
                         }
                     ]
                 },
-                "who": {"display": change.who},
+                "who": {"display": who},
             }
         ],
-        "entity": [{"role": "source", "what": {"reference": f"Patient/{change.patient_id}"}}],
+        "entity": entities,
     }
-    if change.probability is not None:
-        prov["extension"] = [{"url": SCORE_EXTENSION, "valueDecimal": _dec(change.probability)}]
-    return prov
 
 
 def _others(conn: Connection, person_id: str, pid: str) -> bool:

@@ -144,6 +144,7 @@ def test_reindex_operation(client: TestClient) -> None:
     r = client.post("/fhir/Patient/$reindex")
     assert r.status_code == 200
     assert r.json()["parameter"][0] == {"name": "reindexed", "valueInteger": 1}
-    assert client.post("/fhir/$reindex").json()["parameter"][0]["valueInteger"] == 2
+    # the Patient, the Organization, and the patient index's Person and Provenance
+    assert client.post("/fhir/$reindex").json()["parameter"][0]["valueInteger"] == 4
     found = client.get("/fhir/Patient", params={"identifier": patient()["identifier"][0]["value"]})
     assert len(found.json()["entry"]) == 1

@@ -36,7 +36,7 @@ def _city(client: TestClient) -> None:
             "managingOrganization": {"reference": "Organization/pkm"},
         },
     )
-    _put(client, {**patient(nik="7472014501900002"), "id": "p2"})
+    _put(client, {**patient(nik="7472024501900007", family="La Ode Hasan"), "id": "p2"})
     _put(
         client,
         {
@@ -74,9 +74,10 @@ def test_the_whole_set_in_one_bundle_with_what_it_refers_to(client: TestClient) 
     assert r.headers["content-type"].startswith("application/fhir+json")
     bundle = r.json()
     assert [link["relation"] for link in bundle["link"]] == ["self"]  # no next page
-    assert bundle["total"] == OBSERVATIONS + 2
+    assert bundle["total"] == OBSERVATIONS + 3  # with p1's Person, in its compartment (link)
     assert _modes(bundle) == {
         ("match", "Patient"): 1,
+        ("match", "Person"): 1,
         ("match", "Encounter"): 1,
         ("match", "Observation"): OBSERVATIONS,
         ("include", "Practitioner"): 1,
@@ -104,7 +105,7 @@ def test_count_pages_it(client: TestClient) -> None:
     while nxt := [link["url"] for link in page["link"] if link["relation"] == "next"]:
         page = client.get(nxt[0]).json()
         seen += sum(1 for e in page["entry"] if e["search"]["mode"] == "match")
-    assert seen == OBSERVATIONS + 2
+    assert seen == OBSERVATIONS + 3
 
 
 def test_streamed_in_batches(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,8 +113,8 @@ def test_streamed_in_batches(client: TestClient, monkeypatch: pytest.MonkeyPatch
     _city(client)
     monkeypatch.setattr(everything, "BATCH", 7)
     bundle = client.get("/fhir/Patient/p1/$everything").json()
-    assert sum(_modes(bundle).values()) == OBSERVATIONS + 2 + 4
-    assert len({e["fullUrl"] for e in bundle["entry"]}) == OBSERVATIONS + 2 + 4
+    assert sum(_modes(bundle).values()) == OBSERVATIONS + 3 + 4
+    assert len({e["fullUrl"] for e in bundle["entry"]}) == OBSERVATIONS + 3 + 4
 
 
 def test_type_and_unknown_patient(client: TestClient) -> None:

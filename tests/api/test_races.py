@@ -411,8 +411,12 @@ def test_a_unit_of_work_that_lost_a_race_runs_again_from_the_start(db_url: str) 
     try:
         assert db.transact(lose_once) == 2
         with engine.connect() as conn:
-            ids = conn.execute(text("SELECT res_id FROM resources ORDER BY res_id")).scalars()
+            ids = conn.execute(
+                text("SELECT res_id FROM resources WHERE res_type = 'Patient' ORDER BY res_id")
+            ).scalars()
             assert list(ids) == ["p2"]  # the first attempt's write was rolled back
+            persons = conn.execute(text("SELECT count(*) FROM mpi_records")).scalar_one()
+            assert persons == 1  # and so was its patient index record
 
         def always_deadlocked(writer: Writer) -> None:
             calls.append(0)

@@ -10,12 +10,13 @@ from sqlalchemy import Engine, text
 
 from fhirhub.ingest import provenance
 from fhirhub.ingest.service import IngestService
+from tests.conftest import SOURCES_ONLY
 
 
 def counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT res_type, COUNT(*) FROM resources GROUP BY res_type")
+            text(f"SELECT res_type, COUNT(*) FROM resources WHERE {SOURCES_ONLY} GROUP BY res_type")
         ).all()
     return {t: n for t, n in rows}
 
@@ -65,8 +66,8 @@ def test_every_resource_names_its_source_and_a_provenance_points_at_the_message(
             c if isinstance(c, dict) else orjson.loads(c)
             for (c,) in conn.execute(
                 text(
-                    "SELECT content FROM resources WHERE res_type IN "
-                    "('Patient','Encounter','Condition','Observation','Provenance')"
+                    "SELECT content FROM resources WHERE res_type IN ('Patient','Encounter',"
+                    f"'Condition','Observation','Provenance') AND {SOURCES_ONLY}"
                 )
             )
         ]

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, text
 from fhirhub.model.instant import now_us
 from fhirhub.storage.engine import make_engine
 from tests.api.conftest import LiveServer
+from tests.conftest import SOURCES_ONLY
 
 pytestmark = pytest.mark.slow
 FINAL = ("processed", "rejected")
@@ -74,7 +75,8 @@ def resource_count(engine: Engine, res_type: str) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                text("SELECT count(*) FROM resources WHERE res_type = :t"), {"t": res_type}
+                text(f"SELECT count(*) FROM resources WHERE res_type = :t AND {SOURCES_ONLY}"),
+                {"t": res_type},
             ).scalar_one()
         )
 

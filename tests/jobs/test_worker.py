@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from fhirhub.config import Settings
 from fhirhub.ingest.queue import queue_depth
 from fhirhub.ingest.service import IngestService
+from tests.conftest import SOURCES_ONLY
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -124,7 +125,8 @@ def count(engine: Engine, res_type: str) -> int:
     with engine.connect() as conn:
         return int(
             conn.execute(
-                text("SELECT COUNT(*) FROM resources WHERE res_type = :t"), {"t": res_type}
+                text(f"SELECT COUNT(*) FROM resources WHERE res_type = :t AND {SOURCES_ONLY}"),
+                {"t": res_type},
             ).scalar_one()
         )
 

@@ -1,0 +1,3 @@
+from fhirhub.cli import main
+
+main()
