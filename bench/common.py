@@ -91,8 +91,15 @@ def _libpq(url: str) -> str:
 
 
 def count_resources(url: str) -> int:
+    """Resources the clients sent: not the Persons, review Tasks and Provenance that the patient
+    index writes beside them."""
     with connect(url) as conn:
-        return int(conn.execute("SELECT count(*) FROM resources").fetchone()[0])
+        row = conn.execute(
+            "SELECT count(*) FROM resources WHERE content IS NULL "
+            "OR content->'meta'->>'source' IS DISTINCT FROM "
+            "'https://fhirhub.baubaukota.go.id/source/patient-index'"
+        ).fetchone()
+        return int(row[0])
 
 
 def analyze(url: str) -> None:
@@ -127,7 +134,11 @@ class Server:
 
 @contextmanager
 def server(
-    url: str, port: int, workers: int = 2, profile_dir: str | None = None
+    url: str,
+    port: int,
+    workers: int = 2,
+    profile_dir: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Run ``fhirhub serve`` on ``url`` until the block ends; optionally under py-spy.
 
@@ -135,7 +146,12 @@ def server(
     benchmark running at the same time) would report their figures as its own.
     """
     _require_free_port(port)
-    env = {**os.environ, "FHIRHUB_DATABASE_URL": url, "FHIRHUB_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "FHIRHUB_DATABASE_URL": url,
+        "FHIRHUB_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
     cmd = [
         str(Path(sys.executable).with_name("fhirhub")),
         "serve",

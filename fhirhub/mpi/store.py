@@ -88,6 +88,22 @@ def set_membership(
         )
 
 
+def set_memberships(
+    conn: Connection, records: dict[str, Membership], now: int, fresh: Iterable[str] = ()
+) -> None:
+    """:func:`set_membership` for many records (``fresh`` ones have none yet): two statements."""
+    ids = sorted(set(records) - set(fresh))
+    for chunk in _chunks(ids):
+        conn.execute(delete(M).where(M.c.patient_id.in_(chunk)))
+    conn.execute(
+        insert(M),
+        [
+            {"patient_id": p, "person_id": m.person_id, "assurance": m.assurance, "updated": now}
+            for p, m in records.items()
+        ],
+    )
+
+
 def drop_membership(conn: Connection, patient_id: str) -> None:
     conn.execute(delete(M).where(M.c.patient_id == patient_id))
 
@@ -107,12 +123,15 @@ def replace_blocks(conn: Connection, patient_id: str, keys: Iterable[str]) -> No
         conn.execute(insert(B), [{"key": k, "patient_id": patient_id} for k in sorted(new)])
 
 
-def replace_blocks_many(conn: Connection, keys: dict[str, set[str]]) -> None:
-    """:func:`replace_blocks` for many records: three statements, whatever their number."""
+def replace_blocks_many(
+    conn: Connection, keys: dict[str, set[str]], created: Iterable[str] = ()
+) -> None:
+    """:func:`replace_blocks` for many records (``created`` ones have none yet): a few
+    statements, whatever their number."""
     if not keys:
         return
     have: dict[str, set[str]] = defaultdict(set)
-    for chunk in _chunks(sorted(keys)):
+    for chunk in _chunks(sorted(set(keys) - set(created))):
         for r in conn.execute(select(B.c.key, B.c.patient_id).where(B.c.patient_id.in_(chunk))):
             have[r.patient_id].add(r.key)
     gone = [(k, pid) for pid, ks in have.items() for k in ks - keys[pid]]
@@ -139,9 +158,23 @@ def drop_blocks(conn: Connection, patient_id: str) -> None:
 
 def blocks(conn: Connection, keys: Iterable[str], cap: int) -> dict[str, list[str]]:
     """The records of each blocking key, at most ``cap + 1`` of them (one more than ``cap``
-    tells a block is over it)."""
+    tells a block is over it): a crowded key is never read whole."""
     wanted = sorted(set(keys))
     out: dict[str, list[str]] = defaultdict(list)
+    if not wanted:
+        return out
+    if is_postgres(conn):
+        rows = conn.execute(
+            text(
+                "SELECT k.key, b.patient_id FROM unnest(CAST(:keys AS text[])) AS k(key) "
+                "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
+                "WHERE mpi_blocks.key = k.key LIMIT :n) AS b"
+            ),
+            {"keys": wanted, "n": cap + 1},
+        )
+        for r in rows:
+            out[r.key].append(r.patient_id)
+        return out
     for chunk in _chunks(wanted):
         ranked = (
             select(

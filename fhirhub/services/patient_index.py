@@ -24,6 +24,7 @@ and searchable like any resource. Logs and messages name ids only.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ class IndexWriter(Protocol):
     @property
     def now(self) -> int: ...
 
-    def put_internal(self, resource: dict[str, Any]) -> int: ...
+    def put_internal(self, resource: dict[str, Any], new: bool = False) -> int: ...
 
     def delete_internal(self, res_type: str, res_id: str) -> int: ...
 
@@ -86,23 +87,35 @@ def default_model() -> Model:
     return Model.from_json(text)
 
 
-_loaded: dict[str, Model] = {}
+MODEL_RECHECK = 10.0  # seconds a process uses its model before asking for a newer one
+_loaded: dict[str, tuple[str | None, Model, float]] = {}  # database url -> version, model, when
 
 
 def load_model(conn: Connection) -> Model:
+    """The model stored by the last ``fhirhub mpi rebuild`` (else the shipped one). Each process
+    asks the database at most every MODEL_RECHECK seconds whether a newer one was stored."""
+    where = str(conn.engine.url)
+    now = time.monotonic()
+    cached = _loaded.get(where)
+    if cached is not None and now - cached[2] < MODEL_RECHECK:
+        return cached[1]
     version = store.get_state(conn, "model-version")
-    if version is None:
-        return default_model()
-    if version not in _loaded:
+    if cached is not None and cached[0] == version:
+        model = cached[1]
+    elif version is None:
+        model = default_model()
+    else:
         text = store.get_state(conn, "model")
-        _loaded.clear()
-        _loaded[version] = Model.from_json(text) if text else default_model()
-    return _loaded[version]
+        model = Model.from_json(text) if text else default_model()
+    _loaded[where] = (version, model, now)
+    return model
 
 
 def save_model(conn: Connection, model: Model) -> None:
+    version = str(uuid.uuid4())
     store.set_state(conn, "model", model.to_json())
-    store.set_state(conn, "model-version", str(uuid.uuid4()))
+    store.set_state(conn, "model-version", version)
+    _loaded[str(conn.engine.url)] = (version, model, time.monotonic())
 
 
 # --- placing a record ------------------------------------------------------------------------
@@ -134,7 +147,12 @@ class _Flush:
     """Persons touched and link changes made while handling one batch of Patients."""
 
     persons: set[str] = field(default_factory=set)
+    new_persons: set[str] = field(default_factory=set)  # made in this batch: nobody else knows
     changes: list[_Change] = field(default_factory=list)
+    pending: dict[str, Membership] = field(default_factory=dict)  # not yet written
+    moves: dict[str, Membership] = field(default_factory=dict)  # every move of the batch
+    fresh: set[str] = field(default_factory=set)  # records placed for the first time
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # the batch's records
 
 
 @dataclass
@@ -159,7 +177,8 @@ class PatientIndex:
             latest[x.res_id] = x.content
         bodies = {pid: loads(c) for pid, c in latest.items() if c is not None}
         deleted = [pid for pid, c in latest.items() if c is None]
-        self._process(w, bodies, deleted, changed=True)
+        created = {x.res_id for x in writes if x.version == 1}
+        self._process(w, bodies, deleted, changed=True, created=created)
 
     def rematch(self, w: IndexWriter, patient_ids: Sequence[str]) -> int:
         """Place existing records again (``fhirhub mpi rebuild``, after the blocking keys were
@@ -168,14 +187,19 @@ class PatientIndex:
         return self._process(w, bodies, [], changed=False)
 
     def _process(
-        self, w: IndexWriter, bodies: dict[str, dict[str, Any]], deleted: list[str], changed: bool
+        self,
+        w: IndexWriter,
+        bodies: dict[str, dict[str, Any]],
+        deleted: list[str],
+        changed: bool,
+        created: set[str] | frozenset[str] = frozenset(),
     ) -> int:
         conn = w.conn
         features = {pid: extract(b) for pid, b in bodies.items()}
         keys = {pid: blocking_keys(f) for pid, f in features.items()}
         store.lock(conn, [k for ks in keys.values() for k in ks])
         if changed:
-            store.replace_blocks_many(conn, keys)
+            store.replace_blocks_many(conn, keys, created)
             for pid in deleted:
                 store.drop_blocks(conn, pid)
         by_key = store.blocks(conn, {k for ks in keys.values() for k in ks}, MAX_BLOCK)
@@ -196,7 +220,7 @@ class PatientIndex:
         where = store.memberships(conn, set(features) | set(deleted))
         batch = _Batch(features, found, overflow, human, where)
         model = self._model(conn)
-        todo = _Flush()
+        todo = _Flush(bodies=bodies)
         for pid in sorted(deleted):
             self._remove(w, pid, where.pop(pid, None), todo)
         moved = 0
@@ -208,7 +232,6 @@ class PatientIndex:
     def _place(
         self, w: IndexWriter, model: Model, pid: str, batch: _Batch, todo: _Flush, refresh: bool
     ) -> int:
-        conn = w.conn
         cur = batch.where.get(pid)
         human = batch.human.get(pid, {})
         ids = batch.found.get(pid, set()) | {o for o, same in human.items() if same}
@@ -221,7 +244,7 @@ class PatientIndex:
         stay = cur is not None and (
             cur.assurance == LEVEL4
             or (target is not None and target.person_id == cur.person_id)
-            or (target is None and not _others(conn, cur.person_id, pid))
+            or (target is None and not self._others(w, cur.person_id, pid, todo))
         )
         if stay:
             assert cur is not None
@@ -231,6 +254,7 @@ class PatientIndex:
         else:
             if target is None:
                 destination = str(uuid.uuid4())
+                todo.new_persons.add(destination)
                 why, probability = "no linking candidate: a new person", None
             else:
                 destination = target.person_id
@@ -293,7 +317,9 @@ class PatientIndex:
         if cur is not None and cur.person_id != destination:
             todo.persons.add(cur.person_id)
             todo.changes.append(_Change(pid, cur.person_id, "unlink", why, probability, who))
-        store.set_membership(w.conn, pid, destination, assurance, w.now)
+        todo.pending[pid] = todo.moves[pid] = Membership(destination, assurance)
+        if cur is None:
+            todo.fresh.add(pid)
         todo.persons.add(destination)
         if cur is None or cur.person_id != destination or cur.assurance != assurance:
             todo.changes.append(_Change(pid, destination, "link", why, probability, who))
@@ -312,24 +338,43 @@ class PatientIndex:
         the changes as Provenance naming the Persons' new versions."""
         if not todo.persons:
             return
+        self._write_memberships(w, todo)
         ordered = sorted(todo.persons)
-        store.lock(w.conn, [f"person:{p}" for p in ordered])
-        linked = store.members_many(w.conn, ordered)
-        bodies = store.patient_bodies(w.conn, {p for m in linked.values() for p in m})
-        w.prefetch([("Person", p) for p in ordered])
+        known = [p for p in ordered if p not in todo.new_persons]
+        store.lock(w.conn, [f"person:{p}" for p in known])
+        linked = store.members_many(w.conn, known)
+        for pid, m in todo.moves.items():  # a new Person's records all moved in this batch
+            if m.person_id in todo.new_persons:
+                linked[m.person_id][pid] = m.assurance
+        wanted = {p for m in linked.values() for p in m} - set(todo.bodies)
+        bodies = {p: _as_dict(b) for p, b in store.patient_bodies(w.conn, wanted).items()}
+        bodies.update(todo.bodies)
+        w.prefetch([("Person", p) for p in known])
         versions: dict[str, int] = {}
         for person_id in ordered:
             mine = linked.get(person_id)
             if not mine:
                 versions[person_id] = w.delete_internal("Person", person_id)
                 continue
-            records = {pid: _as_dict(bodies[pid]) for pid in mine if pid in bodies}
-            versions[person_id] = w.put_internal(person_body(person_id, mine, records))
+            records = {pid: bodies[pid] for pid in mine if pid in bodies}
+            body = person_body(person_id, mine, records)
+            versions[person_id] = w.put_internal(body, new=person_id in todo.new_persons)
         by_agent: dict[str, list[_Change]] = {}
         for change in todo.changes:
             by_agent.setdefault(change.who, []).append(change)
         for who, changes in sorted(by_agent.items()):
-            w.put_internal(_provenance(who, changes, versions, w.now))
+            w.put_internal(_provenance(who, changes, versions, w.now), new=True)
+
+    def _write_memberships(self, w: IndexWriter, todo: _Flush) -> None:
+        if todo.pending:
+            store.set_memberships(w.conn, todo.pending, w.now, todo.fresh)
+            todo.pending.clear()
+            todo.fresh.clear()  # their rows exist now
+
+    def _others(self, w: IndexWriter, person_id: str, pid: str, todo: _Flush) -> bool:
+        """Whether the Person has records other than ``pid`` (this batch's moves included)."""
+        self._write_memberships(w, todo)
+        return any(p != pid for p in store.members(w.conn, person_id))
 
     def _review(
         self,
@@ -381,6 +426,7 @@ class PatientIndex:
             store.decide(w.conn, source, other, False, who, w.now)
             self._close_review(w, source, other, "different people", who)
         person = str(uuid.uuid4())
+        todo.new_persons.add(person)
         self._move(w, source, cur, person, LEVEL4, why, None, who, todo)
         self._finish(w, todo)
         return person
@@ -593,10 +639,6 @@ def _provenance(
         ],
         "entity": entities,
     }
-
-
-def _others(conn: Connection, person_id: str, pid: str) -> bool:
-    return any(p != pid for p in store.members(conn, person_id))
 
 
 def _rank(body: dict[str, Any]) -> int:

@@ -306,9 +306,12 @@ class Writer:
 
     # --- the server's own writes (the patient index's Persons, Tasks and Provenance) ----------
 
-    def put_internal(self, resource: dict[str, Any]) -> int:
-        """Store a resource the server itself writes, under its id; returns its version."""
+    def put_internal(self, resource: dict[str, Any], new: bool = False) -> int:
+        """Store a resource the server itself writes, under its id; returns its version.
+        ``new``: the id was just made (a UUID), so there is no current version to look up."""
         res_type, res_id = resource["resourceType"], resource["id"]
+        if new:
+            self._heads.setdefault((res_type, res_id), None)
         prev = self.head(res_type, res_id)
         if prev is not None and not prev.deleted and _same_content(prev, resource):
             return prev.version

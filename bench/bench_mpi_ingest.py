@@ -1,0 +1,79 @@
+"""Bundle ingest with the patient index on, beside the same run with it off (issue 11).
+
+The foundation's ingest benchmark (bench_ingest.py: transaction Bundles of 100 entries, one
+Patient in ten) POSTed to two servers at once, each on its own fresh database: one with
+FHIRHUB_PATIENT_INDEX=on (every Patient matched and placed in a Person, in the same
+transaction), one with it off. Rounds alternate which server goes first, so the machine's
+noise falls on both. Target: with the index, at least 0.8 of the rate without it.
+
+    .venv/bin/python bench/bench_mpi_ingest.py [--quick] [--clients 2] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from bench_ingest import post_bundles
+
+TARGET_RATIO = 0.8
+
+
+def main() -> None:
+    args = common.arguments(
+        __doc__.splitlines()[0],
+        clients=(int, 2, "concurrent client connections"),
+        rounds=(int, 5, "measured rounds (median reported)"),
+        bundles=(int, 30, "bundles of 100 entries per round"),
+    )
+    if args.quick:
+        args.rounds, args.bundles = 3, 6
+    rng = random.Random(20260101)
+    rounds = [
+        [orjson.dumps(common.transaction_bundle(rng, 100)) for _ in range(args.bundles)]
+        for _ in range(args.rounds)
+    ]
+    warmup = [orjson.dumps(common.transaction_bundle(rng, 100)) for _ in range(4)]
+    common.header("bench_mpi_ingest: bundle ingest with the patient index on and off")
+    print(common.environment_note())
+    print(
+        f"servers: {args.workers} workers each; clients: {args.clients}; "
+        f"{args.rounds} rounds of {args.bundles} bundles ({args.bundles * 100} resources)"
+    )
+    modes = {"on": args.port, "off": args.port + 1}
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    with ExitStack() as stack:
+        for mode, port in modes.items():
+            url = common.fresh_database(f"{args.db}_mpi_{mode}")
+            env = {"FHIRHUB_PATIENT_INDEX": mode}
+            stack.enter_context(common.server(url, port, args.workers, env=env))
+            post_bundles(port, warmup, args.clients)
+        print(f"\n{'round':>5} {'index on res/s':>15} {'index off res/s':>16} {'on/off':>7}")
+        for i, bodies in enumerate(rounds, 1):
+            order = ["on", "off"] if i % 2 else ["off", "on"]
+            got = {}
+            for mode in order:
+                got[mode] = len(bodies) * 100 / post_bundles(modes[mode], bodies, args.clients)
+                rates[mode].append(got[mode])
+            print(f"{i:>5} {got['on']:>15,.0f} {got['off']:>16,.0f} {got['on'] / got['off']:>7.2f}")
+    on, off = common.median(rates["on"]), common.median(rates["off"])
+    ratios = sorted(a / b for a, b in zip(rates["on"], rates["off"], strict=True))
+    ratio = ratios[len(ratios) // 2]
+    print(
+        f"\nmedian: index on {on:,.0f} resources/s; index off (baseline) {off:,.0f} "
+        f"resources/s; median of per-round ratios {ratio:.2f} (target at least {TARGET_RATIO})"
+    )
+    if ratio < TARGET_RATIO:
+        common.failure(f"the index costs more than it may: ratio {ratio:.2f} < {TARGET_RATIO}")
+    common.finish()
+
+
+if __name__ == "__main__":
+    main()
