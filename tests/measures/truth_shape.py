@@ -39,6 +39,7 @@ def shape(report: dict[str, Any]) -> dict[str, Any]:
             )
         return {"facility": out}
     shaped: dict[str, Any] = {}
+    prefixes = [g["code"]["coding"][0]["code"] + "/" if "code" in g else "" for g in report["group"]]
     for group in report["group"]:
         prefix = group["code"]["coding"][0]["code"] + "/" if "code" in group else ""
         city = shaped.setdefault("city", {}).setdefault("7472", {})
@@ -51,6 +52,10 @@ def shape(report: dict[str, Any]) -> dict[str, Any]:
                 level.setdefault(key, {}).update(
                     _pops(stratum["population"], stratum.get("measureScore"), prefix)
                 )
+    for level in shaped.values():  # a stratum one group lacks counts 0 in it (as the truth says)
+        for pops in level.values():
+            for prefix in prefixes:
+                pops.setdefault(prefix + "numerator", 0)
     return shaped
 
 
