@@ -317,19 +317,29 @@ class Evaluator:
                 for code in counts:
                     list_id = f"{g.code + '-' if g.code else ''}{code}"
                     lists[code] = list_id
-                    contained.append(
-                        {
-                            "resourceType": "List",
-                            "id": list_id,
-                            "status": "current",
-                            "mode": "snapshot",
-                            "title": f"{m.id} {g.code or ''} {code}".replace("  ", " "),
-                            "entry": [
-                                {"item": {"reference": key}}
-                                for key in sorted(tally.subjects.get(code, []))
-                            ],
+                    listed: dict[str, Any] = {
+                        "resourceType": "List",
+                        "id": list_id,
+                        "status": "current",
+                        "mode": "snapshot",
+                        "title": f"{m.id} {g.code or ''} {code}".replace("  ", " "),
+                    }
+                    entries = [
+                        {"item": {"reference": key}}
+                        for key in sorted(tally.subjects.get(code, []))
+                    ]
+                    if entries:
+                        listed["entry"] = entries
+                    else:
+                        listed["emptyReason"] = {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                                    "code": "nilknown",
+                                }
+                            ]
                         }
-                    )
+                    contained.append(listed)
             group: dict[str, Any] = {}
             if g.code:
                 group["code"] = _coding(GROUP_SYSTEM, g.code)
@@ -359,7 +369,10 @@ class Evaluator:
             if score is not None:
                 stratum["measureScore"] = score
             out.append(stratum)
-        return {"code": [self._stratifier_code(name)], "stratum": out}
+        found_strata: dict[str, Any] = {"code": [self._stratifier_code(name)]}
+        if out:
+            found_strata["stratum"] = out
+        return found_strata
 
     @staticmethod
     def _stratifier_code(name: str) -> dict[str, Any]:
@@ -417,7 +430,10 @@ class Evaluator:
             if score is not None:
                 stratum["measureScore"] = score
             strata.append(stratum)
-        group["stratifier"] = [{"code": [self._stratifier_code(result.stratifier)], "stratum": strata}]
+        stratifier: dict[str, Any] = {"code": [self._stratifier_code(result.stratifier)]}
+        if strata:
+            stratifier["stratum"] = strata
+        group["stratifier"] = [stratifier]
         return [group], []
 
 

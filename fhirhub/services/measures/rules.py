@@ -207,11 +207,11 @@ def growth(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Population
             wx = [x for x in w if x.day == day][-1]
             value, how = length(hx)
             _, _, z = zscores(sex, (day - birth).days, wx.value, value, how)
-            out["wasting"] = {DEN} | ({NUM} if z is not None and z < below else set())
+            out["wasting"] = {IP, DEN} | ({NUM} if z is not None and z < below else set())
     if "underweight" in groups and w:
         x = w[-1]
         _, z, _ = zscores(sex, (x.day - birth).days, x.value, None, "L")
-        out["underweight"] = {DEN} | ({NUM} if z is not None and z < below else set())
+        out["underweight"] = {IP, DEN} | ({NUM} if z is not None and z < below else set())
     return out
 
 
