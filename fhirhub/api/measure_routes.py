@@ -67,8 +67,9 @@ async def _params(request: Request, settings: Any) -> list[tuple[str, str]]:
         return params
     if ctype not in MEDIA:
         raise FhirError.single(
-            415, "not-supported", f"Content-Type '{ctype or '(none)'}' is not supported; send "
-            "application/fhir+json"
+            415,
+            "not-supported",
+            f"Content-Type '{ctype or '(none)'}' is not supported; send application/fhir+json",
         )
     return params + _parameters(loads(raw))
 

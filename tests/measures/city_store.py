@@ -42,16 +42,14 @@ def clinical_bundles(sc: SynthCity) -> Iterator[dict[str, Any]]:
     patients = 0
     urls = _urls()
     for key in sorted(sc.records, key=lambda k: (k[0], k[1], k[2])):
-        pid, code, newborn = key
+        pid, code, _newborn = key
         p = sc.persons[pid]
         fac = city.facility(code)
         rec = sc.records[key]
         pat = fhir.patient_resource(city, rec, p, sc.deceased_at(p, code), sc.today)
         pat["id"] = patient_id(key)
         ref = f"Patient/{pat['id']}"
-        entries.append(
-            {"fullUrl": ref, "resource": pat, "request": {"method": "PUT", "url": ref}}
-        )
+        entries.append({"fullUrl": ref, "resource": pat, "request": {"method": "PUT", "url": ref}})
         practs = fhir.practitioner_ids(fac)
         for idx, e in enumerate(p.events):
             if e.facility != code or sc.record_key(p, e) != key:

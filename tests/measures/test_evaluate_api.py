@@ -30,7 +30,11 @@ def _patient(pid: str, kelurahan: str = PKM01_KELURAHAN, gender: str = "female")
         "gender": gender,
         "birthDate": "1990-05-01",
         "address": [
-            {"extension": [{"url": ADMIN, "extension": [{"url": "village", "valueCode": kelurahan}]}]}
+            {
+                "extension": [
+                    {"url": ADMIN, "extension": [{"url": "village", "valueCode": kelurahan}]}
+                ]
+            }
         ],
     }
 
@@ -105,11 +109,17 @@ def test_a_person_with_three_records_counts_once(three_records: TestClient) -> N
     assert _count(group, "initial-population") == 2
     assert _count(group, "numerator") == 1
     lists = {c["id"]: c for c in report["contained"]}
-    numerator = next(p for p in group["population"] if p["code"]["coding"][0]["code"] == "numerator")
+    numerator = next(
+        p for p in group["population"] if p["code"]["coding"][0]["code"] == "numerator"
+    )
     listed = lists[numerator["subjectResults"]["reference"][1:]]
     assert [e["item"]["reference"] for e in listed["entry"]] == ["Person/p1"]
-    ip = next(p for p in group["population"] if p["code"]["coding"][0]["code"] == "initial-population")
-    assert [e["item"]["reference"] for e in lists[ip["subjectResults"]["reference"][1:]]["entry"]] == [
+    ip = next(
+        p for p in group["population"] if p["code"]["coding"][0]["code"] == "initial-population"
+    )
+    assert [
+        e["item"]["reference"] for e in lists[ip["subjectResults"]["reference"][1:]]["entry"]
+    ] == [
         "Patient/b",
         "Person/p1",
     ]
@@ -135,7 +145,14 @@ def test_the_person_s_demographics_win_over_its_records(three_records: TestClien
             "gender": "male",
             "birthDate": "2000-02-01",
             "address": [
-                {"extension": [{"url": ADMIN, "extension": [{"url": "village", "valueCode": PKM03_KELURAHAN}]}]}
+                {
+                    "extension": [
+                        {
+                            "url": ADMIN,
+                            "extension": [{"url": "village", "valueCode": PKM03_KELURAHAN}],
+                        }
+                    ]
+                }
             ],
             "link": [{"target": {"reference": f"Patient/a{i}"}} for i in (1, 2, 3)],
         },
@@ -240,7 +257,9 @@ def test_unknown_measure_subject_and_organization(client: TestClient) -> None:
     _outcome(client.get(HIV, params={**YEAR, "subject": "Patient/nobody"}), 404)
     _outcome(client.get(HIV, params={**YEAR, "organization": "Organization/nowhere"}), 404)
     issue = _outcome(
-        client.get("/fhir/Measure/morb-01/$evaluate-measure", params={**YEAR, "subject": "Patient/x"}),
+        client.get(
+            "/fhir/Measure/morb-01/$evaluate-measure", params={**YEAR, "subject": "Patient/x"}
+        ),
         400,
     )
     assert issue["expression"] == ["subject"]
@@ -259,4 +278,6 @@ def test_bad_bodies(client: TestClient) -> None:
     )
     assert issue["expression"] == ["Parameters.parameter[0]"]
     _outcome(client.post(HIV, content=b"{not json", headers=FHIR), 400)
-    _outcome(client.post(HIV, content=b"periodStart=2025", headers={"content-type": "text/plain"}), 415)
+    _outcome(
+        client.post(HIV, content=b"periodStart=2025", headers={"content-type": "text/plain"}), 415
+    )

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from city_store import bundles
 from fastapi.testclient import TestClient
+from truth_shape import restricted, shape
 
 from fhirhub.api.app import create_app
 from fhirhub.config import Settings
@@ -18,11 +20,10 @@ from fhirhub.storage.engine import make_engine
 from fhirhub.synth import truth
 from fhirhub.synth.generate import SynthCity, build
 
-from city_store import bundles
-from truth_shape import restricted, shape
-
 PERSONS, SEED = 300, 7
-CATALOGUE = [p.stem for p in sorted((Path(__file__).parents[2] / "measures" / "Measure").glob("*.json"))]
+CATALOGUE = [
+    p.stem for p in sorted((Path(__file__).parents[2] / "measures" / "Measure").glob("*.json"))
+]
 _reports: dict[str, dict[str, Any]] = {}  # backend -> measure id -> report (without its date)
 
 
@@ -64,10 +65,13 @@ def _zero(shaped: dict[str, Any]) -> bool:
 
 
 def test_catalogue_is_complete() -> None:
-    assert CATALOGUE == sorted(
-        [f"spm-{i:02d}" for i in range(1, 13)]
-        + ["imm-01", "imm-02", "nut-01", "nut-02", "mor-01", "mor-02", "morb-01"]
-        + ["surv-01", "surv-02", "dq-01"]
+    assert (
+        sorted(
+            [f"spm-{i:02d}" for i in range(1, 13)]
+            + ["imm-01", "imm-02", "nut-01", "nut-02", "mor-01", "mor-02", "morb-01"]
+            + ["surv-01", "surv-02", "dq-01"]
+        )
+        == CATALOGUE
     )
 
 
@@ -100,7 +104,9 @@ def test_every_indicator_equals_the_truth(db_url: str) -> None:
     assert sum(1 for mid in CATALOGUE if mid in expected["indicators"]) >= 17
 
 
-def test_same_reports_on_sqlite_and_postgresql(db_url: str, sqlite_template: Path, tmp_path: Path) -> None:
+def test_same_reports_on_sqlite_and_postgresql(
+    db_url: str, sqlite_template: Path, tmp_path: Path
+) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("compared once, on the PostgreSQL run")
     if "postgresql" not in _reports:

@@ -33,13 +33,17 @@ def shape(report: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for stratum in report["group"][0]["stratifier"][0]["stratum"]:
             fac, week = (_code(c["value"]) for c in stratum["component"])
-            alert = any(e["url"] == ALERT and e["valueBoolean"] for e in stratum.get("extension", []))
+            alert = any(
+                e["url"] == ALERT and e["valueBoolean"] for e in stratum.get("extension", [])
+            )
             out.setdefault(fac, []).append(
                 {"week": week, "count": stratum["population"][0]["count"], "alert": alert}
             )
         return {"facility": out}
     shaped: dict[str, Any] = {}
-    prefixes = [g["code"]["coding"][0]["code"] + "/" if "code" in g else "" for g in report["group"]]
+    prefixes = [
+        g["code"]["coding"][0]["code"] + "/" if "code" in g else "" for g in report["group"]
+    ]
     for group in report["group"]:
         prefix = group["code"]["coding"][0]["code"] + "/" if "code" in group else ""
         city = shaped.setdefault("city", {}).setdefault("7472", {})

@@ -1,5 +1,5 @@
-"""Population-health indicators (INDICATORS.md): the catalogue of Measures in ``measures/`` evaluated
-over the store into MeasureReports (``$evaluate-measure``).
+"""Population-health indicators (INDICATORS.md): the catalogue of Measures in ``measures/``
+evaluated over the store into MeasureReports (``$evaluate-measure``).
 
 - :mod:`.catalogue` reads the Measures, their parameters, the ViewDefinitions they name and the
   kelurahan → Puskesmas table (all data in ``measures/``);

@@ -42,8 +42,12 @@ from fhirhub.services.measures.source import view_rows
 
 ALLOWED = {"periodStart", "periodEnd", "reportType", "subject", "organization"}
 IGNORED = {"_format", "_pretty"}
-REPORT_TYPES = {"summary": "summary", "population": "summary", "subject-list": "subject-list",
-                "subject": "individual"}
+REPORT_TYPES = {
+    "summary": "summary",
+    "population": "summary",
+    "subject-list": "subject-list",
+    "subject": "individual",
+}
 STRATUM_SYSTEMS = {
     "kelurahan": BASE + "/CodeSystem/kelurahan",
     "puskesmas": BASE + "/sid/facility",
@@ -259,7 +263,9 @@ class Evaluator:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         rule = PERSON_RULES.get(m.rule)
         if rule is None:
-            raise bad_request(f"Measure {m.id} has the unknown rule {m.rule!r}", "Measure.extension")
+            raise bad_request(
+                f"Measure {m.id} has the unknown rule {m.rule!r}", "Measure.extension"
+            )
         resident = str(m.value("resident-prefix", "7472"))
         views = {v.rsplit("/", 1)[-1] for v in m.views}
         people = self.data.people(resident)
@@ -298,8 +304,8 @@ class Evaluator:
                 "sex": p.gender or "unknown",
                 "age-group": band,
             }
-            for group, pops in found.items():
-                tally = tallies[group]
+            for group_code, pops in found.items():
+                tally = tallies[group_code]
                 for pop in pops:
                     tally.counts[pop] += 1
                     tally.subjects[pop].append(p.key)
@@ -325,8 +331,7 @@ class Evaluator:
                         "title": f"{m.id} {g.code or ''} {code}".replace("  ", " "),
                     }
                     entries = [
-                        {"item": {"reference": key}}
-                        for key in sorted(tally.subjects.get(code, []))
+                        {"item": {"reference": key}} for key in sorted(tally.subjects.get(code, []))
                     ]
                     if entries:
                         listed["entry"] = entries

@@ -33,7 +33,10 @@ FacilityOf = Callable[[str | None], str | None]
 
 
 def top_diagnoses(
-    m: MeasureDef, encounters: Sequence[Event], period: Period, facility_of: FacilityOf,
+    m: MeasureDef,
+    encounters: Sequence[Event],
+    period: Period,
+    facility_of: FacilityOf,
     only: str | None,
 ) -> FacilityResult:
     per: dict[str, Counter[str]] = defaultdict(Counter)
@@ -56,7 +59,10 @@ def top_diagnoses(
 
 
 def weekly_surveillance(
-    m: MeasureDef, encounters: Sequence[Event], period: Period, facility_of: FacilityOf,
+    m: MeasureDef,
+    encounters: Sequence[Event],
+    period: Period,
+    facility_of: FacilityOf,
     only: str | None,
 ) -> FacilityResult:
     """Encounters with the codes per facility and epi week; a week alerts when its count is at

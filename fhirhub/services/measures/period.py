@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 from fhirhub.errors import FhirError, Issue, bad_request
 
@@ -49,16 +49,14 @@ def instant_key(value: object) -> str:
         return ""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=WITA)
-    return dt.astimezone(timezone.utc).isoformat()
+    return dt.astimezone(UTC).isoformat()
 
 
 def parse_date(value: str, name: str, *, end: bool) -> date:
     """A FHIR date (YYYY, YYYY-MM or YYYY-MM-DD): its first day, or its last with ``end``."""
     m = _DATE.fullmatch(value.strip())
     if m is None:
-        raise bad_request(
-            f"{name} {value!r} is not a date (YYYY, YYYY-MM or YYYY-MM-DD)", name
-        )
+        raise bad_request(f"{name} {value!r} is not a date (YYYY, YYYY-MM or YYYY-MM-DD)", name)
     year, month, day = int(m[1]), m[2], m[3]
     try:
         if day is not None:
@@ -75,9 +73,17 @@ def parse_date(value: str, name: str, *, end: bool) -> date:
 
 def parse_period(start: str | None, end: str | None) -> Period:
     if not start:
-        raise bad_request("periodStart is required (a date: YYYY, YYYY-MM or YYYY-MM-DD)", "periodStart", "required")
+        raise bad_request(
+            "periodStart is required (a date: YYYY, YYYY-MM or YYYY-MM-DD)",
+            "periodStart",
+            "required",
+        )
     ps = parse_date(start, "periodStart", end=False)
-    pe = parse_date(end, "periodEnd", end=True) if end else parse_date(start, "periodStart", end=True)
+    pe = (
+        parse_date(end, "periodEnd", end=True)
+        if end
+        else parse_date(start, "periodStart", end=True)
+    )
     if pe < ps:
         raise bad_request(
             f"periodEnd {pe.isoformat()} is before periodStart {ps.isoformat()}", "periodEnd"

@@ -22,7 +22,7 @@ Context = Mapping[str, object]  # providers: the Organization keys that are heal
 PersonRule = Callable[[MeasureDef, Person, Period, Context], Populations]
 
 
-def _pops(counted: bool, yes: bool, *, kind: str) -> set[str]:
+def _pops(yes: bool, *, kind: str) -> set[str]:
     out = {IP}
     if kind == "C":
         out.add(DEN)
@@ -33,13 +33,11 @@ def _pops(counted: bool, yes: bool, *, kind: str) -> set[str]:
 
 def _in_age(m: MeasureDef, p: Person, period: Period) -> bool:
     assert p.birth is not None
-    if m.params.get("age-years"):
-        if not within(age_years(p.birth, period.end), bounds(str(m.value("age-years")))):
-            return False
-    if m.params.get("age-months"):
-        if not within(age_months(p.birth, period.end), bounds(str(m.value("age-months")))):
-            return False
-    sex = m.params.get("sex")
+    years, months, sex = m.params.get("age-years"), m.params.get("age-months"), m.params.get("sex")
+    if years and not within(age_years(p.birth, period.end), bounds(str(years[0]))):
+        return False
+    if months and not within(age_months(p.birth, period.end), bounds(str(months[0]))):
+        return False
     return not sex or p.gender == sex[0]
 
 
@@ -70,7 +68,7 @@ def antenatal_care(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Po
             sum(1 for w in weeks if within(w, span)) >= n for span, n in by_week
         ):
             ok = True
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def facility_delivery(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -82,7 +80,7 @@ def facility_delivery(m: MeasureDef, p: Person, period: Period, ctx: Context) ->
     deliveries = [e for e in p.events if e.encounter and e.day in period and codes.any_of(e.codes)]
     if not deliveries:
         return {}
-    return {None: _pops(True, any(e.provider in providers for e in deliveries), kind=m.kind)}
+    return {None: _pops(any(e.provider in providers for e in deliveries), kind=m.kind)}
 
 
 def newborn_visits(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -93,7 +91,7 @@ def newborn_visits(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Po
     days = {(e.day - p.birth).days for e in p.events if e.encounter and codes.any_of(e.codes)}
     windows = [bounds(w) for w in str(m.value("visit-days")).split(",")]
     ok = all(any(within(d, w) for d in days) for w in windows)
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def measurement_counts(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -106,7 +104,7 @@ def measurement_counts(m: MeasureDef, p: Person, period: Period, ctx: Context) -
         wanted = code_set(codes)
         if sum(1 for x in in_period if x.codes & wanted) < int(n):
             ok = False
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def encounter_in_period(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -114,7 +112,7 @@ def encounter_in_period(m: MeasureDef, p: Person, period: Period, ctx: Context) 
         return {}
     codes = icd_set(m.value("service-codes"))
     ok = any(e.encounter and e.day in period and codes.any_of(e.codes) for e in p.events)
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def _diagnosed_by(p: Person, codes: str, end: date) -> bool:
@@ -127,7 +125,7 @@ def chronic_measured(m: MeasureDef, p: Person, period: Period, ctx: Context) -> 
         return {}
     wanted = code_set(m.value("measurement-codes"))
     ok = any(x.day in period and x.codes & wanted for x in p.measurements)
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def chronic_encounter(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -135,7 +133,7 @@ def chronic_encounter(m: MeasureDef, p: Person, period: Period, ctx: Context) ->
         return {}
     codes = icd_set(m.value("condition-codes"))
     ok = any(e.encounter and e.day in period and codes.any_of(e.codes) for e in p.events)
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def presumptive_tested(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -148,7 +146,7 @@ def presumptive_tested(m: MeasureDef, p: Person, period: Period, ctx: Context) -
     tests = code_set(m.value("test-codes"))
     last = first + timedelta(days=int(m.value("test-within-days")))
     ok = any(first <= x.day <= last and x.codes & tests for x in p.measurements)
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def immunisation(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -169,7 +167,7 @@ def immunisation(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Popu
         ]
         if len(given) < n:
             ok = False
-    return {None: _pops(True, ok, kind=m.kind)}
+    return {None: _pops(ok, kind=m.kind)}
 
 
 def growth(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Populations:
@@ -198,7 +196,7 @@ def growth(m: MeasureDef, p: Person, period: Period, ctx: Context) -> Population
         x = h[-1]
         value, how = length(x)
         z, _, _ = zscores(sex, (x.day - birth).days, None, value, how)
-        out[None] = _pops(True, z is not None and z < below, kind="C")
+        out[None] = _pops(z is not None and z < below, kind="C")
     if "wasting" in groups:  # latest day with both a weight and a length/height
         days = sorted({x.day for x in h} & {x.day for x in w})
         if days:
