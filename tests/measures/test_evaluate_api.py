@@ -4,10 +4,17 @@ Puskesmas, and every bad input answered 4xx with an OperationOutcome saying what
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from fhirhub.api.app import create_app
+from fhirhub.config import Settings
 
 FHIR = {"content-type": "application/fhir+json"}
 ADMIN = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
@@ -281,3 +288,72 @@ def test_bad_bodies(client: TestClient) -> None:
     _outcome(
         client.post(HIV, content=b"periodStart=2025", headers={"content-type": "text/plain"}), 415
     )
+
+
+def _table(directory: Path, versions: list[tuple[str, int, str]]) -> None:
+    pop = directory / "population"
+    pop.mkdir(parents=True, exist_ok=True)
+    (pop / "versions.json").write_text(
+        json.dumps(
+            {
+                "versions": [
+                    {"id": vid, "year": year, "source": f"test {vid}", "file": f"{vid}.csv"}
+                    for vid, year, _ in versions
+                ]
+            }
+        )
+    )
+    for vid, _, body in versions:
+        (pop / f"{vid}.csv").write_text("area,target,sex,age_band,count\n" + body)
+
+
+@pytest.fixture
+def with_population(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    directory = tmp_path / "measures"
+    shutil.copytree(Path(__file__).parents[2] / "measures", directory)
+    _table(
+        directory,
+        [
+            ("v2024", 2024, f"{PKM01_KELURAHAN},hiv-at-risk,female,35-39,50\n"),
+            (
+                "v2025",
+                2025,
+                f"{PKM01_KELURAHAN},hiv-at-risk,female,35-39,40\n"
+                f"{PKM01_KELURAHAN},hiv-at-risk,male,35-39,30\n"
+                f"7472011012,hiv-at-risk,female,35-39,20\n"  # PKM01 too
+                f"{PKM03_KELURAHAN},hiv-at-risk,female,0-4,10\n"
+                f"{PKM03_KELURAHAN},residents,female,0-4,999\n",
+            ),
+        ],
+    )
+    app = create_app(Settings(database_url=db_url, measures_dir=directory), run_migrations=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for i in (1, 2):
+            _put(c, _patient(f"a{i}"))
+            _put(c, _hiv_test(f"hiv-a{i}", f"a{i}", "2025-03-01"))
+        yield c
+    app.state.database.engine.dispose()
+
+
+def test_projected_denominators_come_from_the_population_table(
+    with_population: TestClient,
+) -> None:
+    report = with_population.get(HIV, params=YEAR).json()
+    assert report["extension"][0]["valueString"] == "v2025 (test v2025)"
+    group = report["group"][0]
+    assert _count(group, "denominator") == 100
+    assert _count(group, "numerator") == 2
+    assert group["measureScore"]["value"] == 0.02
+    assert _strata(group, "puskesmas")["PKM01"]["denominator"] == 90
+    assert _strata(group, "kelurahan")[PKM01_KELURAHAN]["denominator"] == 70
+    assert _strata(group, "sex")["female"]["denominator"] == 70
+    assert _strata(group, "age-group")["35-39"]["denominator"] == 90
+    older = with_population.get(HIV, params={"periodStart": "2024"}).json()
+    assert older["extension"][0]["valueString"] == "v2024 (test v2024)"
+    assert _count(older["group"][0], "denominator") == 50
+    one = with_population.get(HIV, params={**YEAR, "organization": "PKM03"}).json()
+    assert _count(one["group"][0], "denominator") == 10
+    # no table for imm-01's target: no denominator, no score
+    imm = with_population.get("/fhir/Measure/imm-01/$evaluate-measure", params=YEAR).json()
+    assert _count(imm["group"][0], "denominator") is None
+    assert "extension" not in imm

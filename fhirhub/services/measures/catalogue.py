@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from fhirhub.errors import FhirError, Issue
+from fhirhub.services.measures.population import PopulationTable, load_tables
 
 BASE = "https://fhirhub.baubaukota.go.id"
 SD = BASE + "/StructureDefinition/"
@@ -75,6 +76,7 @@ class Catalogue:
     views: Mapping[str, Mapping[str, Any]]  # by canonical URL
     puskesmas: Mapping[str, str]  # kelurahan code -> Puskesmas code
     puskesmas_codes: tuple[str, ...]
+    populations: tuple[PopulationTable, ...] = ()
 
     def view(self, url: str) -> Mapping[str, Any]:
         found = self.views.get(url)
@@ -176,7 +178,7 @@ def _cached(directory: Path, stamp: tuple[tuple[str, int], ...]) -> Catalogue:
         for kel in pkm.get("kelurahan", []):
             of[kel] = pkm["code"]
     codes = tuple(p["code"] for p in areas.get("puskesmas", []))
-    return Catalogue(measures, views, of, codes)
+    return Catalogue(measures, views, of, codes, tuple(load_tables(directory / "population")))
 
 
 def load_catalogue(directory: Path) -> Catalogue:
@@ -185,6 +187,7 @@ def load_catalogue(directory: Path) -> Catalogue:
         *(directory / "Measure").glob("*.json"),
         *(directory / "views").glob("*.json"),
         directory / "puskesmas-areas.json",
+        *(directory / "population").glob("*"),
     ]
     stamp = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
     return _cached(directory, stamp)

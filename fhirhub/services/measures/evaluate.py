@@ -37,6 +37,7 @@ from fhirhub.services.measures.people import (
     load_measurements,
 )
 from fhirhub.services.measures.period import Period, age_years, parse_period
+from fhirhub.services.measures.population import PopRow, stratum_filter, table_for
 from fhirhub.services.measures.rules import PERSON_RULES
 from fhirhub.services.measures.source import view_rows
 
@@ -58,6 +59,7 @@ STRATUM_SYSTEMS = {
 STRATIFIER_SYSTEM = BASE + "/CodeSystem/measure-stratifier"
 GROUP_SYSTEM = BASE + "/CodeSystem/measure-group"
 ALERT_URL = BASE + "/StructureDefinition/measure-alert"
+TABLE_URL = BASE + "/StructureDefinition/measure-population-table"
 FACILITY_RULES = {"top-diagnoses", "weekly-surveillance", "reporting-completeness"}
 
 
@@ -214,6 +216,7 @@ class Evaluator:
         return org
 
     def report(self, m: MeasureDef) -> dict[str, Any]:
+        self.table_used: str | None = None
         only = self._organization_code()
         if m.rule in FACILITY_RULES:
             groups, contained = self._facility_groups(m, only)
@@ -222,6 +225,8 @@ class Evaluator:
         report: dict[str, Any] = {"resourceType": "MeasureReport"}
         if contained:
             report["contained"] = contained
+        if self.table_used is not None:
+            report["extension"] = [{"url": TABLE_URL, "valueString": self.table_used}]
         report.update(
             {
                 "status": "complete",
@@ -311,13 +316,16 @@ class Evaluator:
                     tally.subjects[pop].append(p.key)
                     for stratifier, value in keys.items():
                         tally.strata[stratifier][value][pop] += 1
+        self._projected = self._projection(m, resident, only)
         groups = []
         contained: list[dict[str, Any]] = []
         for g in m.groups:
             tally = tallies.get(g.code) or _Tally()
             counts = {c: tally.counts.get(c, 0) for c in g.populations if c != "denominator"}
-            if "denominator" in g.populations and m.kind != "P":
-                counts["denominator"] = tally.counts.get("denominator", 0)
+            if "denominator" in g.populations:
+                den = self._denominator(m, tally.counts, None, None)
+                if den is not None:
+                    counts["denominator"] = den
             lists: dict[str, str] = {}
             if self.options.report_type in ("subject-list", "individual"):
                 for code in counts:
@@ -353,21 +361,69 @@ class Evaluator:
             if score is not None:
                 group["measureScore"] = score
             group["stratifier"] = [
-                self._stratifier(s, g.populations, tally.strata.get(s, {}), m.kind)
-                for s in g.strata
+                self._stratifier(m, s, g.populations, tally.strata.get(s, {})) for s in g.strata
             ]
             groups.append(group)
         return groups, contained
 
+    def _projection(
+        self, m: MeasureDef, resident: str, only: str | None
+    ) -> Callable[[Callable[[PopRow], bool], str | None], int | None] | None:
+        """For a P-kind measure, the population table's sum over a stratum's rows (None when the
+        catalogue has no table for the period or the table cannot give that stratum)."""
+        target = m.value("denominator-target", "")
+        table = table_for(self.catalogue.populations, self.period.end.year)
+        if m.kind != "P" or not target or table is None:
+            return None
+        if not any(r.target == target for r in table.rows):
+            return None
+        self.table_used = f"{table.id} ({table.source})"
+        of = self.catalogue.puskesmas
+
+        def projected(keep: Callable[[PopRow], bool], needs: str | None) -> int | None:
+            if only is not None:
+                return (
+                    table.denominator(
+                        target,
+                        lambda r: of.get(r.area) == only and keep(r),
+                        needs="kelurahan",
+                    )
+                    if needs in (None, "kelurahan", "puskesmas")
+                    else None
+                )
+            return table.denominator(
+                target, lambda r: r.area.startswith(resident) and keep(r), needs=needs
+            )
+
+        return projected
+
+    def _denominator(
+        self, m: MeasureDef, counted: Mapping[str, int], name: str | None, value: str | None
+    ) -> int | None:
+        if m.kind != "P":
+            return counted.get("denominator", 0)
+        if self._projected is None:
+            return None
+        if name is None or value is None:
+            return self._projected(lambda r: True, None)
+        needs = "kelurahan" if name == "puskesmas" else name
+        return self._projected(stratum_filter(name, value, self.catalogue.puskesmas), needs)
+
     def _stratifier(
-        self, name: str, codes: Sequence[str], strata: Mapping[str, Mapping[str, int]], kind: str
+        self,
+        m: MeasureDef,
+        name: str,
+        codes: Sequence[str],
+        strata: Mapping[str, Mapping[str, int]],
     ) -> dict[str, Any]:
         out = []
         for value in sorted(strata):
             found = strata[value]
             counts = {c: found.get(c, 0) for c in codes if c != "denominator"}
-            if "denominator" in codes and kind != "P":
-                counts["denominator"] = found.get("denominator", 0)
+            if "denominator" in codes:
+                den = self._denominator(m, found, name, value)
+                if den is not None:
+                    counts["denominator"] = den
             stratum: dict[str, Any] = {"value": self._value(name, value)}
             stratum["population"] = _populations(codes, counts)
             score = _score(counts)
