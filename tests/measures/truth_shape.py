@@ -24,14 +24,14 @@ def shape(report: dict[str, Any]) -> dict[str, Any]:
     measure = report["measure"].split("|")[0].rsplit("/", 1)[-1]
     if measure == "morb-01":
         out: dict[str, Any] = {}
-        for stratum in report["group"][0]["stratifier"][0]["stratum"]:
+        for stratum in report["group"][0]["stratifier"][0].get("stratum", []):
             fac, cat = (_code(c["value"]) for c in stratum["component"])
             count = stratum["population"][0]["count"]
             out.setdefault(fac, []).append({"category": cat, "count": count})
         return {"facility": out}
     if measure.startswith("surv-"):
         out = {}
-        for stratum in report["group"][0]["stratifier"][0]["stratum"]:
+        for stratum in report["group"][0]["stratifier"][0].get("stratum", []):
             fac, week = (_code(c["value"]) for c in stratum["component"])
             alert = any(
                 e["url"] == ALERT and e["valueBoolean"] for e in stratum.get("extension", [])
@@ -51,7 +51,7 @@ def shape(report: dict[str, Any]) -> dict[str, Any]:
         for stratifier in group["stratifier"]:
             name = stratifier["code"][0]["coding"][0]["code"]
             level = shaped.setdefault(name, {})
-            for stratum in stratifier["stratum"]:
+            for stratum in stratifier.get("stratum", []):
                 key = _code(stratum["value"])
                 level.setdefault(key, {}).update(
                     _pops(stratum["population"], stratum.get("measureScore"), prefix)

@@ -10,6 +10,6 @@ evaluated over the store into MeasureReports (``$evaluate-measure``).
 - :mod:`.evaluate` checks the operation's parameters and builds the MeasureReport.
 """
 
-from fhirhub.services.measures.evaluate import evaluate, evaluate_all
+from fhirhub.services.measures.evaluate import evaluate, evaluate_all, evaluate_many
 
-__all__ = ["evaluate", "evaluate_all"]
+__all__ = ["evaluate", "evaluate_all", "evaluate_many"]

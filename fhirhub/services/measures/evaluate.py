@@ -515,10 +515,15 @@ def evaluate(
     return Evaluator(cat, data, options).report(m)
 
 
-def evaluate_all(
-    conn: Connection, directory: Path, params: Sequence[tuple[str, str]]
-) -> dict[str, Any]:
-    """A Bundle (collection) of the MeasureReports of every Measure, the data read once."""
+def evaluate_many(
+    conn: Connection,
+    directory: Path,
+    measure_ids: Sequence[str] | None,
+    params: Sequence[tuple[str, str]],
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The MeasureReports of the given Measures (every one when None), the data read once;
+    ``progress`` hears each measure's id once it is done."""
     cat = load_catalogue(directory)
     options = parse_options(params)
     if options.subject is not None:
@@ -527,9 +532,29 @@ def evaluate_all(
             "evaluate one Measure for a subject",
             "subject",
         )
+    if measure_ids is None:
+        chosen = list(cat.measures.values())
+    else:
+        unknown = [m for m in measure_ids if m not in cat.measures]
+        if unknown:
+            raise not_found(f"Measure/{unknown[0]} is not known")
+        chosen = [cat.measures[m] for m in measure_ids]
     data = Dataset(cat, lambda view: view_rows(conn, view))
     ev = Evaluator(cat, data, options)
-    reports = [ev.report(m) for m in cat.measures.values()]
+    reports = []
+    for m in chosen:
+        reports.append(ev.report(m))
+        if progress is not None:
+            progress(m.id)
+    return reports
+
+
+def evaluate_all(
+    conn: Connection, directory: Path, params: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
+    """A Bundle (collection) of the MeasureReports of every Measure, the data read once."""
+    cat = load_catalogue(directory)
+    reports = evaluate_many(conn, directory, None, params)
     return {
         "resourceType": "Bundle",
         "type": "collection",

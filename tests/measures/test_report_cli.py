@@ -1,0 +1,129 @@
+"""``fhirhub report``: a period's indicators as CSV, XLSX (one sheet per indicator) and a DHIS2
+dataValueSets payload, the same numbers as ``$evaluate-measure``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from fhirhub.cli import app
+from fhirhub.config import get_settings
+from fhirhub.services.load import load_bundles
+
+ADMIN = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
+runner = CliRunner()
+
+
+@pytest.fixture
+def stored(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Two women of PKM01's area, one tested for HIV in 2025."""
+    monkeypatch.setenv("FHIRHUB_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    entries = []
+    for pid in ("w1", "w2"):
+        patient = {
+            "resourceType": "Patient",
+            "id": pid,
+            "gender": "female",
+            "birthDate": "1990-05-01",
+            "address": [
+                {
+                    "extension": [
+                        {"url": ADMIN, "extension": [{"url": "village", "valueCode": "7472011007"}]}
+                    ]
+                }
+            ],
+        }
+        entries.append({"resource": patient, "request": {"method": "PUT", "url": f"Patient/{pid}"}})
+    test = {
+        "resourceType": "Observation",
+        "id": "t1",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "75622-1"}]},
+        "subject": {"reference": "Patient/w1"},
+        "effectiveDateTime": "2025-05-05",
+    }
+    entries.append({"resource": test, "request": {"method": "PUT", "url": "Observation/t1"}})
+    report = load_bundles(
+        engine, [{"resourceType": "Bundle", "type": "transaction", "entry": entries}]
+    )
+    assert report.rejected == 0, report.problems
+    yield db_url
+    get_settings.cache_clear()
+
+
+def test_csv(stored: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    result = runner.invoke(
+        app, ["report", "--period", "2025", "--measure", "spm-12", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    total = next(r for r in rows if r["stratifier"] == "")
+    assert (total["measure"], total["initial-population"], total["numerator"]) == (
+        "spm-12",
+        "2",
+        "1",
+    )
+    assert {(r["stratifier"], r["stratum"]) for r in rows} >= {
+        ("puskesmas", "PKM01"),
+        ("sex", "female"),
+    }
+
+
+def test_xlsx_has_a_sheet_per_indicator(stored: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.xlsx"
+    result = runner.invoke(
+        app, ["report", "--period", "2025", "--format", "xlsx", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    book = load_workbook(out, read_only=True)
+    try:
+        assert len(book.sheetnames) == 22 and "spm-12" in book.sheetnames
+        header, total = list(book["spm-12"].iter_rows(values_only=True))[:2]
+    finally:
+        book.close()
+    row = dict(zip(header, total, strict=False))  # trailing empty cells are not kept
+    assert (row["initial-population"], row["numerator"]) == (2, 1)
+
+
+def test_dhis2_data_value_set(stored: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            "--period",
+            "2025",
+            "--measure",
+            "spm-12",
+            "--format",
+            "dhis2",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(out.read_text())
+    assert body["idScheme"] == "CODE"
+    values = {
+        (v["dataElement"], v["orgUnit"], v["categoryOptionCombo"]): v["value"]
+        for v in body["dataValues"]
+    }
+    assert all(v["period"] == "2025" for v in body["dataValues"])
+    assert values[("SPM12_NUM", "7472", "default")] == "1"
+    assert values[("SPM12_IP", "PKM01", "default")] == "2"
+    assert values[("SPM12_NUM", "7472", "P")] == "1"
+
+
+def test_bad_period_is_one_line(stored: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "--period", "2025-13", "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 1
+    assert "periodStart" in result.output
