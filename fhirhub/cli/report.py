@@ -18,7 +18,7 @@ from fhirhub.config import get_settings
 console = Console(stderr=True)
 
 
-class Format(str, enum.Enum):
+class Format(enum.StrEnum):
     csv = "csv"
     xlsx = "xlsx"
     dhis2 = "dhis2"
