@@ -45,6 +45,10 @@ def report(
     organization: Annotated[
         str | None, typer.Option(help="One Puskesmas (PKM01 or Organization/id).")
     ] = None,
+    alerts: Annotated[
+        bool,
+        typer.Option("--alerts", help="Also store surv-* alerts as Communications to Dinkes."),
+    ] = False,
 ) -> None:
     """Write the indicators of a period to a file."""
     from fhirhub.services.measures import evaluate_many
@@ -73,10 +77,24 @@ def report(
             reports = evaluate_many(
                 conn, directory, measure or None, params, lambda _: bar.advance(task)
             )
+        if alerts:
+            _store_alerts(engine, reports)
     finally:
         engine.dispose()
     written = _write(reports, fmt, out, directory)
     console.print(f"{len(reports)} indicators, {written} rows written to {out}")
+
+
+def _store_alerts(engine: Any, reports: list[dict[str, Any]]) -> None:
+    from fhirhub.services.measures import alerts
+    from fhirhub.services.writes import Writer
+    from fhirhub.storage.repository import ResourceRepository
+
+    with engine.begin() as conn:
+        writer = Writer(ResourceRepository(conn))
+        found, changed = alerts.store(writer, reports)
+        writer.flush()
+    console.print(f"{found} surveillance alerts, {changed} new or changed, stored")
 
 
 def _write(reports: list[dict[str, Any]], fmt: Format, out: Path, directory: Path) -> int:

@@ -127,3 +127,56 @@ def test_bad_period_is_one_line(stored: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", "--period", "2025-13", "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 1
     assert "periodStart" in result.output
+
+
+def _dengue(eid: str, day: str) -> dict[str, object]:
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": "Patient/w2"},
+        "period": {"start": f"{day}T09:00:00+08:00"},
+        "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "A91"}]}],
+        "serviceProvider": {"reference": "Organization/org-pkm03"},
+    }
+
+
+def test_surveillance_alerts_become_communications(
+    stored: str, engine: Engine, tmp_path: Path
+) -> None:
+    org = {
+        "resourceType": "Organization",
+        "id": "org-pkm03",
+        "identifier": [
+            {"system": "https://fhirhub.baubaukota.go.id/sid/facility", "value": "PKM03"}
+        ],
+    }
+    # three suspected dengue cases in epi week 2025-W07 (9-15 February), none before: an alert
+    entries = [{"resource": org, "request": {"method": "PUT", "url": "Organization/org-pkm03"}}]
+    for i, day in enumerate(("2025-02-10", "2025-02-11", "2025-02-15")):
+        e = _dengue(f"d{i}", day)
+        entries.append({"resource": e, "request": {"method": "PUT", "url": f"Encounter/d{i}"}})
+    e = _dengue("d9", "2025-03-20")  # alone in its week: no alert
+    entries.append({"resource": e, "request": {"method": "PUT", "url": "Encounter/d9"}})
+    report = load_bundles(
+        engine, [{"resourceType": "Bundle", "type": "transaction", "entry": entries}]
+    )
+    assert report.rejected == 0, report.problems
+    args = ["report", "--period", "2025", "--measure", "surv-02", "--alerts"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    assert "1 surveillance alerts, 1 new or changed" in result.output
+    rows = list(csv.DictReader((tmp_path / "s.csv").read_text().splitlines()))
+    flagged = [(r["stratum"], r["initial-population"]) for r in rows if r["alert"] == "True"]
+    assert flagged == [("PKM03 2025-W07", "3")]
+    with engine.connect() as conn:
+        from fhirhub.storage.repository import ResourceRepository
+
+        found = ResourceRepository(conn).current("Communication", "alert-surv-02-pkm03-2025-w07")
+    assert found is not None and found.content is not None
+    comm = json.loads(found.content)
+    assert comm["sent"] == "2025-02-15T23:59:59+08:00"
+    assert "3 kasus di PKM03" in comm["payload"][0]["contentString"]
+    again = runner.invoke(app, [*args, "--out", str(tmp_path / "s2.csv")])
+    assert "1 surveillance alerts, 0 new or changed" in again.output
