@@ -45,6 +45,10 @@ def report(
     organization: Annotated[
         str | None, typer.Option(help="One Puskesmas (PKM01 or Organization/id).")
     ] = None,
+    store: Annotated[
+        bool,
+        typer.Option("--store", help="Also keep the MeasureReports in the store."),
+    ] = False,
     alerts: Annotated[
         bool,
         typer.Option("--alerts", help="Also store surv-* alerts as Communications to Dinkes."),
@@ -77,24 +81,29 @@ def report(
             reports = evaluate_many(
                 conn, directory, measure or None, params, lambda _: bar.advance(task)
             )
-        if alerts:
-            _store_alerts(engine, reports)
+        if alerts or store:
+            _store(engine, reports, alerts=alerts, reports_too=store)
     finally:
         engine.dispose()
     written = _write(reports, fmt, out, directory)
     console.print(f"{len(reports)} indicators, {written} rows written to {out}")
 
 
-def _store_alerts(engine: Any, reports: list[dict[str, Any]]) -> None:
-    from fhirhub.services.measures import alerts
+def _store(engine: Any, reports: list[dict[str, Any]], *, alerts: bool, reports_too: bool) -> None:
+    from fhirhub.services.measures import alerts as alert_service
+    from fhirhub.services.measures import stored
     from fhirhub.services.writes import Writer
     from fhirhub.storage.repository import ResourceRepository
 
     with engine.begin() as conn:
         writer = Writer(ResourceRepository(conn))
-        found, changed = alerts.store(writer, reports)
+        if reports_too:
+            found, changed = stored.store(writer, reports)
+            console.print(f"{found} MeasureReports, {changed} new or changed, stored")
+        if alerts:
+            found, changed = alert_service.store(writer, reports)
+            console.print(f"{found} surveillance alerts, {changed} new or changed, stored")
         writer.flush()
-    console.print(f"{found} surveillance alerts, {changed} new or changed, stored")
 
 
 def _write(reports: list[dict[str, Any]], fmt: Format, out: Path, directory: Path) -> int:

@@ -180,3 +180,41 @@ def test_surveillance_alerts_become_communications(
     assert "3 kasus di PKM03" in comm["payload"][0]["contentString"]
     again = runner.invoke(app, [*args, "--out", str(tmp_path / "s2.csv")])
     assert "1 surveillance alerts, 0 new or changed" in again.output
+
+
+def test_stored_reports_change_only_when_the_numbers_do(
+    stored: str, engine: Engine, tmp_path: Path
+) -> None:
+    args = ["report", "--period", "2025", "--measure", "spm-12", "--measure", "spm-05", "--store"]
+    first = runner.invoke(app, [*args, "--out", str(tmp_path / "a.csv")])
+    assert first.exit_code == 0, first.output
+    assert "2 MeasureReports, 2 new or changed" in first.output
+    again = runner.invoke(app, [*args, "--out", str(tmp_path / "b.csv")])
+    assert "2 MeasureReports, 0 new or changed" in again.output
+    test = {
+        "resourceType": "Observation",
+        "id": "t2",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "75622-1"}]},
+        "subject": {"reference": "Patient/w2"},
+        "effectiveDateTime": "2025-07-05",
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": test, "request": {"method": "PUT", "url": "Observation/t2"}}],
+    }
+    assert load_bundles(engine, [bundle]).rejected == 0
+    more = runner.invoke(app, [*args, "--out", str(tmp_path / "c.csv")])
+    assert "2 MeasureReports, 1 new or changed" in more.output
+    from fhirhub.storage.repository import ResourceRepository
+
+    with engine.connect() as conn:
+        kept = ResourceRepository(conn).current("MeasureReport", "spm-12-2025-01-01-2025-12-31")
+    assert kept is not None and kept.version == 2 and kept.content is not None
+    numerator = [
+        p["count"]
+        for p in json.loads(kept.content)["group"][0]["population"]
+        if p["code"]["coding"][0]["code"] == "numerator"
+    ]
+    assert numerator == [2]
