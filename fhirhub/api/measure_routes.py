@@ -102,3 +102,11 @@ async def evaluate_one(
         timeout=settings.measure_timeout,
     )
     return fhir_response(report, request)
+
+
+@router.get("/Measure/{measure_id}/$data-requirements")
+async def data_requirements(request: Request, settings: SettingsDep, measure_id: str) -> Response:
+    negotiate(request)
+    if not is_valid_id(measure_id):
+        raise bad_request(f"'{measure_id}' is not a valid Measure id", "Measure.id")
+    return fhir_response(measures.data_requirements(settings.measures_dir, measure_id), request)

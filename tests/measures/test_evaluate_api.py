@@ -357,3 +357,60 @@ def test_projected_denominators_come_from_the_population_table(
     imm = with_population.get("/fhir/Measure/imm-01/$evaluate-measure", params=YEAR).json()
     assert _count(imm["group"][0], "denominator") is None
     assert "extension" not in imm
+
+
+def test_data_requirements(client: TestClient) -> None:
+    answer = client.get("/fhir/Measure/spm-08/$data-requirements")
+    assert answer.status_code == 200, answer.text
+    library = answer.json()
+    assert library["resourceType"] == "Library"
+    types = {d["type"] for d in library["dataRequirement"]}
+    assert types == {"Person", "Patient", "Encounter", "Condition", "Observation"}
+    assert any(a["resource"].endswith("/measure_observation") for a in library["relatedArtifact"])
+    _outcome(client.get("/fhir/Measure/nope/$data-requirements"), 404)
+
+
+def test_one_facility_for_facility_indicators(client: TestClient) -> None:
+    for pid, org, code in (("x1", "pkm01", "PKM01"), ("x2", "pkm03", "PKM03")):
+        _put(
+            client,
+            {
+                "resourceType": "Organization",
+                "id": f"org-{org}",
+                "identifier": [
+                    {"system": "https://fhirhub.baubaukota.go.id/sid/facility", "value": code}
+                ],
+            },
+        )
+        _put(client, _patient(pid))
+        _put(
+            client,
+            {
+                "resourceType": "Encounter",
+                "id": f"e-{pid}",
+                "status": "finished",
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "AMB",
+                },
+                "subject": {"reference": f"Patient/{pid}"},
+                "period": {"start": "2025-02-03T08:00:00+08:00"},
+                "reasonCode": [
+                    {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "J06.9"}]}
+                ],
+                "serviceProvider": {"reference": f"Organization/org-{org}"},
+            },
+        )
+    dq = client.get(
+        "/fhir/Measure/dq-01/$evaluate-measure",
+        params={"periodStart": "2025-02", "organization": "Organization/org-pkm03"},
+    ).json()
+    group = dq["group"][0]
+    assert (_count(group, "numerator"), _count(group, "denominator")) == (1, 5)  # Feb: 5 weeks
+    assert set(_strata(group, "puskesmas")) == {"PKM03"}
+    morb = client.get("/fhir/Measure/morb-01/$evaluate-measure", params={"periodStart": "2025"})
+    strata = morb.json()["group"][0]["stratifier"][0]["stratum"]
+    assert [[c["value"]["text"] for c in s["component"]] for s in strata] == [
+        ["PKM01", "J06"],
+        ["PKM03", "J06"],
+    ]

@@ -10,6 +10,11 @@ evaluated over the store into MeasureReports (``$evaluate-measure``).
 - :mod:`.evaluate` checks the operation's parameters and builds the MeasureReport.
 """
 
-from fhirhub.services.measures.evaluate import evaluate, evaluate_all, evaluate_many
+from fhirhub.services.measures.evaluate import (
+    data_requirements,
+    evaluate,
+    evaluate_all,
+    evaluate_many,
+)
 
-__all__ = ["evaluate", "evaluate_all", "evaluate_many"]
+__all__ = ["data_requirements", "evaluate", "evaluate_all", "evaluate_many"]

@@ -564,3 +564,40 @@ def evaluate_all(
             for m, r in zip(cat.measures.values(), reports, strict=True)
         ],
     }
+
+
+def data_requirements(directory: Path, measure_id: str) -> dict[str, Any]:
+    """``Measure/{id}/$data-requirements``: a Library naming the ViewDefinitions the Measure
+    reads and, per resource type, the elements their columns use."""
+    cat = load_catalogue(directory)
+    m = cat.measures.get(measure_id)
+    if m is None:
+        raise not_found(f"Measure/{measure_id} is not known")
+    paths: dict[str, list[str]] = {}
+    for url in m.views:
+        view = cat.view(url)
+        found = paths.setdefault(str(view.get("resource")), [])
+        stack = list(view.get("select") or [])
+        while stack:
+            select = stack.pop(0)
+            for column in select.get("column") or []:
+                if column.get("path") not in found:
+                    found.append(column["path"])
+            stack.extend(select.get("select") or [])
+            stack.extend(select.get("unionAll") or [])
+    return {
+        "resourceType": "Library",
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/library-type",
+                    "code": "module-definition",
+                }
+            ]
+        },
+        "relatedArtifact": [{"type": "depends-on", "resource": url} for url in m.views],
+        "dataRequirement": [
+            {"type": res_type, "mustSupport": columns} for res_type, columns in paths.items()
+        ],
+    }
