@@ -103,6 +103,10 @@ def parse_period(start: str | None, end: str | None) -> Period:
     return Period(ps, pe)
 
 
+def today_wita() -> date:
+    return datetime.now(WITA).date()
+
+
 def age_years(birth: date, on: date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
