@@ -201,6 +201,9 @@ def test_one_subject_and_one_puskesmas(three_records: TestClient) -> None:
     assert report["subject"] == {"reference": "Patient/b"}
     assert _count(report["group"][0], "numerator") == 1
     pkm = three_records.get(HIV, params={**YEAR, "organization": "PKM03"}).json()
+    assert pkm["reporter"] == {
+        "identifier": {"system": "https://fhirhub.baubaukota.go.id/sid/facility", "value": "PKM03"}
+    }
     assert _count(pkm["group"][0], "initial-population") == 1
     assert set(_strata(pkm["group"][0], "puskesmas")) == {"PKM03"}
 

@@ -237,14 +237,13 @@ class Evaluator:
         if self.options.subject:
             report["subject"] = {"reference": self.options.subject}
         report["date"] = to_instant(now_us())
-        if self.options.organization:
+        if self.options.organization and only:
             ref = self.options.organization
-            report["reporter"] = {
-                "reference": ref if ref.startswith("Organization/") else None,
-                "display": only,
-            }
-            if report["reporter"]["reference"] is None:
-                del report["reporter"]["reference"]
+            report["reporter"] = (
+                {"reference": ref, "display": only}
+                if ref.startswith("Organization/")
+                else {"identifier": {"system": STRATUM_SYSTEMS["facility"], "value": only}}
+            )
         report["period"] = {
             "start": self.period.start.isoformat(),
             "end": self.period.end.isoformat(),

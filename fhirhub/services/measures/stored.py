@@ -23,7 +23,7 @@ def report_id(report: Mapping[str, Any]) -> str:
     parts = [measure_id(report), report["period"]["start"], report["period"]["end"]]
     reporter = report.get("reporter") or {}
     if reporter:
-        parts.append(str(reporter.get("display") or reporter.get("reference", "")))
+        parts.append(str(reporter.get("display") or reporter.get("identifier", {}).get("value")))
     if report.get("type") != "summary":
         parts.append(str(report.get("type")))
     return _UNSAFE.sub("-", "-".join(parts))[:64]
