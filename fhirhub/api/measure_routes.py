@@ -74,8 +74,7 @@ async def _params(request: Request, settings: Any) -> list[tuple[str, str]]:
     return params + _parameters(loads(raw))
 
 
-@router.api_route("/Measure/$evaluate-measure", methods=["GET", "POST"])
-async def evaluate_all(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+async def _evaluate_all(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     negotiate(request)
     params = await _params(request, settings)
     directory = settings.measures_dir
@@ -87,8 +86,7 @@ async def evaluate_all(request: Request, db: DatabaseDep, settings: SettingsDep)
     return fhir_response(bundle, request)
 
 
-@router.api_route("/Measure/{measure_id}/$evaluate-measure", methods=["GET", "POST"])
-async def evaluate_one(
+async def _evaluate_one(
     request: Request, db: DatabaseDep, settings: SettingsDep, measure_id: str
 ) -> Response:
     negotiate(request)
@@ -102,6 +100,13 @@ async def evaluate_one(
         timeout=settings.measure_timeout,
     )
     return fhir_response(report, request)
+
+
+# GET and POST as routes of their own: one operation id each in the OpenAPI document
+router.get("/Measure/$evaluate-measure", operation_id="evaluate_all_get")(_evaluate_all)
+router.post("/Measure/$evaluate-measure", operation_id="evaluate_all_post")(_evaluate_all)
+router.get("/Measure/{measure_id}/$evaluate-measure", operation_id="evaluate_get")(_evaluate_one)
+router.post("/Measure/{measure_id}/$evaluate-measure", operation_id="evaluate_post")(_evaluate_one)
 
 
 @router.get("/Measure/{measure_id}/$data-requirements")
