@@ -127,7 +127,13 @@ class Dataset:
     def people(self, resident: str) -> People:
         if self._people is None:
             self._people = People(self.rows, re.compile(re.escape(resident) + r"\d{6}"))
+            self._forget("measure_patient", "measure_person")
         return self._people
+
+    def _forget(self, *names: str) -> None:
+        """Rows already turned into persons and events are not kept (memory)."""
+        for name in names:
+            self._rows.pop(name, None)
 
     def need(self, what: str, resident: str) -> None:
         if what in self._loaded:
@@ -135,10 +141,13 @@ class Dataset:
         people = self.people(resident)
         if what == "events":
             self.encounters = load_events(people, self.rows)
+            self._forget("measure_encounter", "measure_encounter_diagnosis", "measure_condition")
         elif what == "measurements":
             load_measurements(people, self.rows)
+            self._forget("measure_observation")
         elif what == "doses":
             load_doses(people, self.rows)
+            self._forget("measure_immunization")
         self._loaded.add(what)
 
     @property
