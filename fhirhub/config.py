@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         description="Seconds a search (or read by id) may hold the database before it is "
         "cancelled and answered 503 with Retry-After.",
     )
+    measure_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds an `$evaluate-measure` may read the database before it is "
+        "cancelled and answered 503 with Retry-After.",
+    )
     search_max_parameters: int = Field(
         default=64,
         ge=1,
@@ -116,6 +122,10 @@ class Settings(BaseSettings):
     )
     terminology_dir: Path = Field(
         default=_ROOT / "terminology", description="ConceptMaps, region codes (terminology/)."
+    )
+    measures_dir: Path = Field(
+        default=_ROOT / "measures",
+        description="Indicator Measures, their views and reference tables (measures/).",
     )
     broker_queue: str = Field(default="fhirhub", description="The queue of the ingest tasks.")
     broker_visibility_timeout: int = Field(

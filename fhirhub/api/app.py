@@ -9,7 +9,15 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from fhirhub import __version__
-from fhirhub.api import admin_routes, errors, fhir_routes, ingest_routes, mpi_routes, ops_routes
+from fhirhub.api import (
+    admin_routes,
+    errors,
+    fhir_routes,
+    ingest_routes,
+    measure_routes,
+    mpi_routes,
+    ops_routes,
+)
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
 from fhirhub.config import Settings, get_settings
@@ -49,6 +57,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     hide_query_in_access_log()
     errors.install(app)
     app.include_router(mpi_routes.router)
+    app.include_router(measure_routes.router)  # before fhir_routes' /{type}/{id}/{compartment}
     app.include_router(fhir_routes.router)
     _install_ingest(app, settings)
 

@@ -359,6 +359,9 @@ def _sources(engine: Engine, settings: Settings) -> Iterator[BundleRoute]:
 
 
 def _register_optional() -> None:
+    from fhirhub.cli.report import report
+
+    app.command("report", help="Write a period's indicators (CSV, XLSX, DHIS2).")(report)
     try:
         from fhirhub.synth.cli import synth
     except ImportError:  # pragma: no cover - the generator is part of the package

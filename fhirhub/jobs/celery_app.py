@@ -7,6 +7,7 @@ run, in process (``fhirhub.ingest.queue.Dispatcher``).
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_process_init
 
 from fhirhub.config import get_settings
@@ -19,6 +20,16 @@ celery_app.conf.update(
 )
 celery_app.conf.beat_schedule = {
     "sweep-inbox": {"task": TASK_SWEEP, "schedule": _settings.ingest_sweep_interval},
+    # at 03:00 (the beat's time zone is WITA): last month's reports on the 1st, the
+    # surveillance alerts once an epi week (Sunday to Saturday) has ended
+    "measures-monthly": {
+        "task": "fhirhub.measures.monthly",
+        "schedule": crontab(minute=0, hour=3, day_of_month=1),
+    },
+    "surveillance-weekly": {
+        "task": "fhirhub.measures.surveillance",
+        "schedule": crontab(minute=0, hour=3, day_of_week="sunday"),
+    },
 }
 app = celery_app  # what ``celery -A fhirhub.jobs.celery_app`` looks for
 

@@ -61,3 +61,33 @@ def process_message(message_id: int) -> str:
 def sweep() -> int:
     settings = get_settings()
     return len(service().sweep(settings.ingest_sweep_after))
+
+
+TASK_MEASURES_MONTHLY = "fhirhub.measures.monthly"
+TASK_SURVEILLANCE_WEEKLY = "fhirhub.measures.surveillance"
+
+
+@celery_app.task(name=TASK_MEASURES_MONTHLY, autoretry_for=TRANSIENT, retry_backoff=60)
+def measures_monthly() -> dict[str, int]:
+    """Every indicator for the last calendar month (WITA), its MeasureReports kept."""
+    from fhirhub.services.measures import stored
+    from fhirhub.services.measures.period import today_wita
+
+    params = stored.last_month(today_wita())
+    return stored.run(service().engine, get_settings().measures_dir, params)
+
+
+@celery_app.task(name=TASK_SURVEILLANCE_WEEKLY, autoretry_for=TRANSIENT, retry_backoff=60)
+def surveillance_weekly() -> dict[str, int]:
+    """surv-01/02 for the year so far, after each epi week: new alerts become Communications."""
+    from fhirhub.services.measures import stored
+    from fhirhub.services.measures.period import today_wita
+
+    params = stored.year_to_date(today_wita())
+    return stored.run(
+        service().engine,
+        get_settings().measures_dir,
+        params,
+        ["surv-01", "surv-02"],
+        keep_reports=False,
+    )

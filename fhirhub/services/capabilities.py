@@ -28,6 +28,8 @@ OPERATIONS = (
     ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
     # not an R4 core operation: fhirhub's own, as HAPI FHIR has one
     ("reindex", "https://fhirhub.baubaukota.go.id/fhir/OperationDefinition/reindex"),
+    ("evaluate-measure", "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),
+    ("data-requirements", "http://hl7.org/fhir/OperationDefinition/Measure-data-requirements"),
 )
 
 

@@ -74,6 +74,7 @@ def test_beat_sweeps_the_inbox_every_minute() -> None:
     from fhirhub.jobs.celery_app import celery_app
 
     celery_app.loader.import_default_modules()  # what a worker does at start
-    (entry,) = celery_app.conf.beat_schedule.values()
+    entry = celery_app.conf.beat_schedule["sweep-inbox"]  # beside the indicator jobs
     assert entry == {"task": TASK_SWEEP, "schedule": 60.0}
     assert TASK_SWEEP in celery_app.tasks
+    assert {"fhirhub.measures.monthly", "fhirhub.measures.surveillance"} <= set(celery_app.tasks)

@@ -1,0 +1,66 @@
+"""Code lists of the Measures' parameters: ``"Z00.0-Z00.3,Z10,O80-O84"``.
+
+An ICD-10 entry is a code or a range; either includes every sub-code (``Z10`` holds ``Z10.1``,
+``I10-I15`` holds ``I15.9``). A range with dotted ends compares at the precision of its ends
+(``Z00.0-Z00.3`` holds ``Z00.1`` and ``Z00.10``, not ``Z00.4``). Other lists (LOINC, CVX) are
+plain sets of codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Range:
+    lo: str
+    hi: str
+
+    def holds(self, code: str) -> bool:
+        if "." in self.lo or "." in self.hi:
+            c = code if "." in code else code + ".0"
+            return self.lo <= c[: len(self.hi)] <= self.hi
+        return self.lo <= code[: len(self.hi)] <= self.hi
+
+
+@dataclass(frozen=True)
+class IcdSet:
+    ranges: tuple[_Range, ...]
+
+    def holds(self, code: str) -> bool:
+        return any(r.holds(code) for r in self.ranges)
+
+    def any_of(self, codes: Iterable[str]) -> bool:
+        return any(self.holds(c) for c in codes)
+
+
+def icd_set(spec: str) -> IcdSet:
+    ranges = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        ranges.append(_Range(lo.strip(), (hi or lo).strip()))
+    return IcdSet(tuple(ranges))
+
+
+def code_set(spec: str) -> frozenset[str]:
+    return frozenset(p.strip() for p in spec.split(",") if p.strip())
+
+
+def bounds(spec: str) -> tuple[int, int | None]:
+    """``"7-15"`` → (7, 15); ``"60-"`` → (60, None); ``"3"`` → (3, 3)."""
+    lo, sep, hi = spec.partition("-")
+    if not sep:
+        return int(lo), int(lo)
+    return int(lo), (int(hi) if hi.strip() else None)
+
+
+def within(value: int, spec: tuple[int, int | None]) -> bool:
+    return spec[0] <= value and (spec[1] is None or value <= spec[1])
+
+
+def band_label(spec: tuple[int, int | None]) -> str:
+    return f"{spec[0]}-{spec[1]}" if spec[1] is not None else f"{spec[0]}+"

@@ -1,0 +1,224 @@
+"""Persons and their events, assembled from view rows.
+
+A person is a ``Person`` of the patient index (``link[].target`` = ``Patient/{id}``): counted
+once however many Patient records it links. A Patient that no Person links is a person of its
+own. Demographics are the master record's: the Person's own ``gender``, ``birthDate`` and
+address when it has them, else the value most of its Patient records agree on. A death is the
+earliest ``deceasedDateTime`` of its records.
+
+An event is an Encounter (its date the WITA date of ``period.start``; its codes those of its
+``reasonCode``, of the Conditions its ``diagnosis`` lists and of the Conditions recorded in it),
+or a Condition recorded outside any Encounter (dated by ``recordedDate`` or ``onset``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fhirhub.services.measures.period import instant_key, local_date
+
+Rows = Callable[[str], Iterable[Mapping[str, Any]]]  # view name -> its rows
+
+
+@dataclass(slots=True)
+class Event:
+    key: str  # Encounter/… or Condition/…
+    day: date
+    instant: str
+    codes: set[str]  # ICD-10
+    encounter: bool  # False for a Condition recorded outside an encounter
+    provider: str | None = None  # Organization/… of the encounter
+    first_dx: str | None = None  # code of the first (rank 1) diagnosis
+
+
+@dataclass(slots=True)
+class Measurement:
+    key: str
+    day: date
+    instant: str
+    codes: frozenset[str]  # LOINC, of code and components
+    value: float | None
+    encounter: str | None
+
+
+@dataclass(slots=True)
+class Dose:
+    day: date
+    cvx: frozenset[str]
+
+
+@dataclass(slots=True)
+class Person:
+    key: str  # Person/… or Patient/…
+    gender: str | None = None
+    birth: date | None = None
+    kelurahan: str | None = None
+    death: date | None = None
+    records: list[str] = field(default_factory=list)  # Patient/… keys
+    events: list[Event] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    doses: list[Dose] = field(default_factory=list)
+
+
+def _agreed(values: Iterable[Any]) -> Any:
+    """The value most records agree on (ties: the first record's)."""
+    counted = Counter(v for v in values if v is not None)
+    if not counted:
+        return None
+    best = max(counted.values())
+    return next(v for v in counted if counted[v] == best)
+
+
+class People:
+    """The persons of the store and an index from Patient records to them."""
+
+    def __init__(self, rows: Rows, resident: re.Pattern[str]) -> None:
+        self.resident = resident
+        self.persons: dict[str, Person] = {}
+        self.of_record: dict[str, Person] = {}
+        patients: dict[str, Mapping[str, Any]] = {}
+        for row in rows("measure_patient"):
+            patients[row["key"]] = row
+        person_rows: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for row in rows("measure_person"):
+            if row.get("active") is False:
+                continue
+            person_rows[row["key"]].append(row)
+        for key in sorted(person_rows):
+            person = Person(key)
+            first = person_rows[key][0]
+            for row in person_rows[key]:
+                target = row.get("patient")
+                if target and target not in self.of_record:  # a record counts for one person
+                    person.records.append(target)
+                    self.of_record[target] = person
+            recs = [patients[r] for r in person.records if r in patients]
+            person.gender = first.get("gender") or _agreed(r.get("gender") for r in recs)
+            person.birth = local_date(first.get("birth_date")) or _agreed(
+                local_date(r.get("birth_date")) for r in recs
+            )
+            person.kelurahan = self._village(first.get("kelurahan")) or _agreed(
+                self._village(r.get("kelurahan")) for r in recs
+            )
+            person.death = self._death(recs)
+            self.persons[key] = person
+        for key, row in patients.items():
+            if key in self.of_record:
+                continue
+            person = Person(
+                key,
+                gender=row.get("gender"),
+                birth=local_date(row.get("birth_date")),
+                kelurahan=self._village(row.get("kelurahan")),
+                death=self._death([row]),
+                records=[key],
+            )
+            self.persons[key] = person
+            self.of_record[key] = person
+
+    def _village(self, codes: Any) -> str | None:
+        codes = [c for c in codes or [] if isinstance(c, str)]
+        return next((c for c in codes if self.resident.fullmatch(c)), codes[0] if codes else None)
+
+    @staticmethod
+    def _death(records: list[Mapping[str, Any]]) -> date | None:
+        days = [d for d in (local_date(r.get("deceased_at")) for r in records) if d is not None]
+        return min(days) if days else None
+
+    def person_of(self, patient: str | None) -> Person | None:
+        return self.of_record.get(patient) if patient else None
+
+    def __iter__(self) -> Iterator[Person]:
+        return iter(self.persons.values())
+
+
+def load_events(people: People, rows: Rows) -> list[Event]:
+    """Every event, attached to its person; the list of all encounter events is returned (the
+    facility indicators count encounters whoever they belong to)."""
+    conditions: dict[str, Mapping[str, Any]] = {}
+    in_encounter: dict[str, list[str]] = defaultdict(list)
+    for row in rows("measure_condition"):
+        conditions[row["key"]] = row
+        if row.get("encounter"):
+            in_encounter[row["encounter"]].append(row["key"])
+    listed: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    for i, row in enumerate(rows("measure_encounter_diagnosis")):
+        if row.get("condition"):
+            rank = row.get("rank")
+            listed[row["encounter"]].append(
+                (rank if isinstance(rank, int) else 1 << 30, i, row["condition"])
+            )
+    encounters: list[Event] = []
+    seen_conditions: set[str] = set()
+    for row in rows("measure_encounter"):
+        day = local_date(row.get("start"))
+        if day is None:
+            continue
+        key = row["key"]
+        codes = {c for c in row.get("reason_codes") or [] if isinstance(c, str)}
+        first_dx = None
+        for _, _, cond in sorted(listed.get(key, [])):
+            cond_codes = (conditions.get(cond) or {}).get("codes") or []
+            codes.update(cond_codes)
+            seen_conditions.add(cond)
+            if first_dx is None and cond_codes:
+                first_dx = cond_codes[0]
+        for cond in in_encounter.get(key, []):
+            codes.update(conditions[cond].get("codes") or [])
+            seen_conditions.add(cond)
+        if first_dx is None and row.get("reason_codes"):
+            first_dx = row["reason_codes"][0]
+        event = Event(
+            key, day, instant_key(row.get("start")), codes, True, row.get("provider"), first_dx
+        )
+        encounters.append(event)
+        person = people.person_of(row.get("subject"))
+        if person is not None:
+            person.events.append(event)
+    for key, row in conditions.items():
+        if key in seen_conditions or not row.get("codes"):
+            continue
+        when = row.get("recorded") or row.get("onset")
+        day = local_date(when)
+        person = people.person_of(row.get("subject"))
+        if day is None or person is None:
+            continue
+        person.events.append(Event(key, day, instant_key(when), set(row["codes"]), False))
+    for person in people:
+        person.events.sort(key=lambda e: (e.day, e.instant, e.key))
+    return encounters
+
+
+def load_measurements(people: People, rows: Rows) -> None:
+    for row in rows("measure_observation"):
+        person = people.person_of(row.get("subject"))
+        day = local_date(row.get("effective"))
+        if person is None or day is None:
+            continue
+        value = row.get("value")
+        person.measurements.append(
+            Measurement(
+                row["key"],
+                day,
+                instant_key(row.get("effective")),
+                frozenset(c for c in row.get("codes") or [] if isinstance(c, str)),
+                float(value) if isinstance(value, int | float) else None,
+                row.get("encounter"),
+            )
+        )
+    for person in people:
+        person.measurements.sort(key=lambda m: (m.day, m.instant, m.key))
+
+
+def load_doses(people: People, rows: Rows) -> None:
+    for row in rows("measure_immunization"):
+        person = people.person_of(row.get("patient"))
+        day = local_date(row.get("occurrence"))
+        if person is None or day is None:
+            continue
+        person.doses.append(Dose(day, frozenset(row.get("cvx") or [])))
