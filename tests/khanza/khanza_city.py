@@ -4,7 +4,7 @@ The city's generator writes the RSUD's visits as Khanza rows (``fhirhub.synth.rs
 ``rsud/khanza/*.csv``); these functions create a database with the Khanza schema subset
 (``khanza_schema.sql``) and insert those rows, with the NOT NULL columns the generator does not
 write filled as Khanza's forms fill them (``-``, 0). The city has no procedures; each inpatient
-stay gets one (ICD-9-CM 89.03), each obstetric visit another (73.59), so that
+stay gets one (ICD-9-CM 89.03), each obstetric visit another (73.59, after it), so that
 ``prosedur_pasien`` is read too. Used by tests/khanza and bench/bench_khanza.py.
 """
 
@@ -71,8 +71,10 @@ ORDER = (
     "diagnosa_pasien",
     "prosedur_pasien",
 )
-PROCEDURES = {"RANAP": ("89.03", "Interview and evaluation, described as comprehensive")}
-PROCEDURES_OBG = ("73.59", "Other manually assisted delivery")
+PROCEDURES = {
+    "Ranap": ("89.03", "Interview and evaluation, described as comprehensive"),
+    "OBG": ("73.59", "Other manually assisted delivery"),
+}
 
 
 @dataclass
@@ -108,10 +110,10 @@ def city_rows(persons: int = 300, seed: int = 3) -> KhanzaRows:
     with tempfile.TemporaryDirectory() as tmp:
         task_rsud(sc, Path(tmp))
         folder = Path(tmp) / "rsud" / "khanza"
-        tables = {
-            path.stem: [dict(r) for r in csv.DictReader(path.open(newline=""))]
-            for path in folder.glob("*.csv")
-        }
+        tables = {}
+        for path in folder.glob("*.csv"):
+            with path.open(newline="") as f:
+                tables[path.stem] = [dict(r) for r in csv.DictReader(f)]
     for table, rows in tables.items():
         for row in rows:
             for key, value in _DEFAULTS.get(table, {}).items():
@@ -122,18 +124,17 @@ def city_rows(persons: int = 300, seed: int = 3) -> KhanzaRows:
     tables["dokter"] = [{"kd_dokter": "D001", "nm_dokter": "dr. RSUD", "jk": "L", "status": "1"}]
     procedures, icd9 = [], {}
     for reg in tables["reg_periksa"]:
-        found = PROCEDURES.get(reg["kd_poli"]) or (
-            PROCEDURES_OBG if reg["kd_poli"] == "OBG" else None
-        )
-        if found:
-            code, name = found
+        found = [PROCEDURES["Ranap"]] if reg["status_lanjut"] == "Ranap" else []
+        if reg["kd_poli"] == "OBG":
+            found.append(PROCEDURES["OBG"])
+        for rank, (code, name) in enumerate(found, start=1):
             icd9[code] = {"kode": code, "deskripsi_panjang": name, "deskripsi_pendek": name[:40]}
             procedures.append(
                 {
                     "no_rawat": reg["no_rawat"],
                     "kode": code,
                     "status": reg["status_lanjut"],
-                    "prioritas": 1,
+                    "prioritas": rank,
                 }
             )
     tables["icd9"] = list(icd9.values())
