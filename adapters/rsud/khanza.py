@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -343,11 +344,19 @@ def _put(resource: dict[str, Any]) -> dict[str, Any]:
 
 def _start(reg: dict[str, Any], clock: str) -> str | None:
     day, time = _text(reg.get("tgl_registrasi")), _text(reg.get("jam_reg"))
-    if not day or not _DATE.match(day):
+    if not day or not _DATE.match(day) or not _valid(day, "%Y-%m-%d"):
         return None
-    if time and _TIME.match(time):
+    if time and _TIME.match(time) and _valid(time, "%H:%M:%S"):
         return f"{day}T{time}{clock}"
     return day
+
+
+def _valid(value: str, form: str) -> bool:
+    try:
+        datetime.strptime(value, form)
+    except ValueError:
+        return False
+    return True
 
 
 def _patient(visit: dict[str, Any], table: KhanzaMapping, context: Context) -> dict[str, Any]:
