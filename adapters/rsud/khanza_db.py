@@ -60,7 +60,8 @@ def start_of(window: Window) -> str:
 
 
 def plain(value: Any) -> Any:
-    """A column's value as JSON: dates and times in ISO form, decimals as text."""
+    """A column's value as JSON: dates and times in ISO form, decimals as text, text without
+    NUL characters (the inbox refuses them)."""
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, timedelta):  # PyMySQL reads TIME as a timedelta
@@ -74,6 +75,8 @@ def plain(value: Any) -> Any:
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, set | frozenset):
         return sorted(value)
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "")  # no database of fhirhub's can keep NUL in JSON
     return value
 
 

@@ -4,9 +4,10 @@ Some sources are not sent but read: the RSUD's SIMRS Khanza database. A *puller*
 under the ``fhirhub.pullers`` entry-point group, like adapters; the engine never names one)
 reads the records past a position, in the order of its positions, in batches. For each batch:
 
-1. every record is kept in the inbox (``Pipeline.receive``, committed) as the payload of the
-   puller's ``source``, whose adapter maps it like any other message; the same record read again
-   is the same payload, hence the same inbox message, never stored twice;
+1. the batch's records are kept in the inbox (``Pipeline.receive_many``, one commit) as
+   payloads of the puller's ``source``, whose adapter maps them like any other message; the
+   same record read again is the same payload, hence the same inbox message, never stored
+   twice;
 2. then the watermark (``pull_watermarks``, one per source and database) moves to the batch's
    last position, so a pull that is stopped resumes after what it has kept;
 3. then the new messages are handed to the workers (or processed here without a broker); a
@@ -203,10 +204,12 @@ def pull(
             continue
         new: list[int] = []
         again: list[int] = []
-        for row in rows:
-            receipt = pipeline.receive(
-                puller.source, row.payload, sender=row.sender, content_type=puller.content_type
-            )
+        receipts = pipeline.receive_many(
+            puller.source,
+            [(row.payload, row.sender) for row in rows],
+            content_type=puller.content_type,
+        )
+        for receipt in receipts:
             if not receipt.duplicate:
                 new.append(receipt.id)
             elif receipt.status in ("received", "failed"):
