@@ -302,3 +302,26 @@ def test_an_unreachable_khanza_is_one_error_and_leaves_the_watermark(
     with pytest.raises(pulls.SourceUnavailable, match="khanza: OperationalError"):
         pulls.pull(service, "khanza", bad)
     assert pulls.watermark(service, "khanza", bad) is None
+
+
+def test_a_batch_is_kept_whole_or_not_at_all(service: IngestService, engine: Engine):
+    from fhirhub.errors import FhirError
+
+    with pytest.raises(FhirError):
+        service.pipeline.receive_many(
+            "khanza", [(b'{"a": 1}', "RSUD01"), (b'{"a": "\\u0000"}', "RSUD01")]
+        )
+    assert sum(inbox(engine).values()) == 0
+    receipts = service.pipeline.receive_many(
+        "khanza", [(b'{"a": 1}', "RSUD01"), (b'{"a": 1}', "RSUD01"), (b'{"a": 2}', None)]
+    )
+    assert [r.duplicate for r in receipts] == [False, True, False]
+    assert receipts[0].id == receipts[1].id and receipts[1].status == "received"
+    assert inbox(engine) == Counter({"received": 2})
+
+
+def test_text_with_nul_characters_is_read_without_them():
+    from adapters.rsud.khanza_db import payload_of, plain
+
+    assert plain("JL. ANOA\x00 NO. 5") == "JL. ANOA NO. 5"
+    assert b"\\u0000" not in payload_of({"pasien": {"alamat": plain("A\x00B")}})
