@@ -84,12 +84,12 @@ def pull_into(db: str, khanza: str, batch: int, process: bool) -> tuple[float, i
     settings = Settings(database_url=url, broker_url=None)
     service = IngestService.from_settings(engine, settings)
     if not process:  # kept only: what a pull costs when a broker's workers do the mapping
-        service.dispatcher.submit = lambda ids: None  # type: ignore[method-assign]
+        service.dispatcher.submit = lambda message_ids: None  # type: ignore[method-assign]
     started = time.perf_counter()
     report = pulls.pull(service, "khanza", khanza, batch=batch)
     elapsed = time.perf_counter() - started
     with engine.connect() as conn:
-        resources = dict(
+        resources: dict[str, int] = dict(
             conn.execute(text("SELECT res_type, count(*) FROM resources GROUP BY res_type")).all()
         )
     service.dispatcher.close()

@@ -260,11 +260,11 @@ def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
             continue
         encounter = resource.get("encounter")
         ref = encounter.get("reference") if isinstance(encounter, dict) else None
-        key = encounter_keys.get(ref) if isinstance(ref, str) else None
-        if key is None:
+        visit = encounter_keys.get(ref) if isinstance(ref, str) else None
+        if visit is None:
             continue
-        n = ordinal[(key, rtype)]
-        ordinal[(key, rtype)] += 1
-        res_id = child_id(*key, rtype, n)
+        n = ordinal[(visit, rtype)]
+        ordinal[(visit, rtype)] += 1
+        res_id = child_id(*visit, rtype, n)
         resource["id"] = res_id
         entry["request"] = {"method": "PUT", "url": f"{rtype}/{res_id}"}
