@@ -48,7 +48,7 @@ def _mariadb() -> None:
 
 @pytest.fixture(scope="session")
 def city() -> KhanzaRows:
-    return city_rows()
+    return city_rows(persons=150)  # 42 RSUD visits, 12 procedures
 
 
 @pytest.fixture
