@@ -79,3 +79,28 @@ def test_beat_pulls_khanza_only_when_its_database_is_set():
         "schedule": 300.0,
         "options": {"expires": 300.0},
     }
+
+
+def test_the_beat_task_pulls_new_visits_and_waits_out_a_khanza_that_is_down(
+    env: pytest.MonkeyPatch, db_url: str, khanza_url: str, city: KhanzaRows
+):
+    from fhirhub.jobs import tasks
+
+    insert(khanza_url, city)
+    env.setenv("FHIRHUB_KHANZA_URL", khanza_url)
+    get_settings.cache_clear()
+    tasks.reset()
+    try:
+        assert tasks.pull("khanza") == len(city.visits)
+        assert tasks.pull("khanza") == 0
+        assert encounters(db_url) == len(city.visits)
+        env.setenv("FHIRHUB_KHANZA_URL", "mysql+pymysql://root@127.0.0.1:1/sik")
+        get_settings.cache_clear()
+        assert tasks.pull("khanza") == 0  # logged; the next beat tries again
+        env.delenv("FHIRHUB_KHANZA_URL")
+        get_settings.cache_clear()
+        assert tasks.pull("khanza") == 0
+    finally:
+        tasks.service().dispatcher.close()
+        tasks.service().engine.dispose()
+        tasks.reset()
