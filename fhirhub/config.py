@@ -149,6 +149,24 @@ class Settings(BaseSettings):
         description="Seconds a worker holds a message it processes; a message still "
         "'processing' after that is taken to be a dead worker's and handed out again.",
     )
+    # The SIMRS Khanza channel (adapters/rsud/khanza*.py, `fhirhub pull khanza`)
+    khanza_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the RSUD's SIMRS Khanza database "
+        "(`mysql+pymysql://user:password@host:3306/sik`), read only; beat pulls new visits from "
+        "it when set.",
+    )
+    khanza_pull_interval: float = Field(
+        default=900.0, gt=0, description="Seconds between beat's pulls from SIMRS Khanza."
+    )
+    khanza_lookback_days: int = Field(
+        default=7,
+        ge=0,
+        le=366,
+        description="Days before the watermark a Khanza pull reads again, for diagnoses and "
+        "procedures entered after a visit was first pulled (unchanged visits are not stored "
+        "again).",
+    )
 
     @property
     def migrates_itself(self) -> bool:

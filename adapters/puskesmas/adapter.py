@@ -20,7 +20,6 @@ Identifiers, phones, kelurahan codes, ICD-10 and times are made canonical by the
 from __future__ import annotations
 
 import re
-import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -29,10 +28,9 @@ import orjson
 from adapters.puskesmas.mapping import FacilityMapping, Mappings, load_mappings
 from fhirhub.errors import FhirError, Issue
 from fhirhub.ingest import Context, Mapped, Message
+from fhirhub.ingest.visits import ENCOUNTER_SYSTEM, child_id, encounter_id
 
 LOCAL_SYSTEMS = "https://fhirhub.baubaukota.go.id/CodeSystem/"
-ENCOUNTER_SYSTEM = "http://sys-ids.kemkes.go.id/encounter/"
-_IDS = uuid.UUID("6a1b7c52-3f0e-4c1f-9d6e-2b8f0c5e7a11")  # namespace of derived ids
 _CHILDREN = ("Condition", "Observation", "Immunization")
 _CODED = {"Condition": "code", "Observation": "code", "Immunization": "vaccineCode"}
 
@@ -233,7 +231,7 @@ def _clock(node: Any, offset: str) -> None:
 
 def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
     """Encounters and their children by ids derived from the encounter's identifier."""
-    encounter_keys: dict[str, str] = {}  # fullUrl -> "system|value"
+    encounter_keys: dict[str, tuple[str, str]] = {}  # fullUrl -> (system, value)
     for entry in entries:
         resource = entry.get("resource")
         request = entry.get("request")
@@ -244,14 +242,14 @@ def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
         for ident in resource.get("identifier") or []:
             system, value = ident.get("system"), ident.get("value")
             if isinstance(system, str) and system.startswith(ENCOUNTER_SYSTEM) and value:
-                key = f"{system}|{value}"
-                res_id = str(uuid.uuid5(_IDS, f"{key}|Encounter"))
+                key = (system, value)
+                res_id = encounter_id(system, value)
                 resource["id"] = res_id
                 entry["request"] = {"method": "PUT", "url": f"Encounter/{res_id}"}
                 if isinstance(entry.get("fullUrl"), str):
                     encounter_keys[entry["fullUrl"]] = key
                 break
-    ordinal: dict[tuple[str, str], int] = defaultdict(int)
+    ordinal: dict[tuple[tuple[str, str], str], int] = defaultdict(int)
     for entry in entries:
         resource = entry.get("resource")
         request = entry.get("request")
@@ -262,11 +260,11 @@ def _idempotent_requests(entries: list[dict[str, Any]]) -> None:
             continue
         encounter = resource.get("encounter")
         ref = encounter.get("reference") if isinstance(encounter, dict) else None
-        key = encounter_keys.get(ref) if isinstance(ref, str) else None
-        if key is None:
+        visit = encounter_keys.get(ref) if isinstance(ref, str) else None
+        if visit is None:
             continue
-        n = ordinal[(key, rtype)]
-        ordinal[(key, rtype)] += 1
-        res_id = str(uuid.uuid5(_IDS, f"{key}|{rtype}|{n}"))
+        n = ordinal[(visit, rtype)]
+        ordinal[(visit, rtype)] += 1
+        res_id = child_id(*visit, rtype, n)
         resource["id"] = res_id
         entry["request"] = {"method": "PUT", "url": f"{rtype}/{res_id}"}

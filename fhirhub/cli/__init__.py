@@ -380,6 +380,9 @@ def _register_jobs() -> None:
     app.add_typer(mpi, name="mpi")
     app.command("worker")(worker)
     app.command("beat")(beat)
+    from fhirhub.cli.pull import pull
+
+    app.add_typer(pull, name="pull")
 
 
 _register_jobs()

@@ -105,6 +105,44 @@ class Pipeline:
         )
         return Receipt(message_id, row.status, not new)
 
+    def receive_many(
+        self,
+        source: str,
+        payloads: list[tuple[bytes, str | None]],
+        *,
+        content_type: str | None = None,
+    ) -> list[Receipt]:
+        """``receive`` for many payloads ((payload, sender) pairs) in one transaction: all are
+        kept or none is. For a pull, which reads records in batches: one commit per batch
+        rather than per record."""
+        adapters.get(source)
+        for payload, sender in payloads:
+            _refuse_unkeepable(payload, content_type, sender)
+        receipts: list[Receipt] = []
+        with self.engine.begin() as conn:
+            repo = InboxRepository(conn)
+            now = now_us()
+            for payload, sender in payloads:
+                message_id, new = repo.add(
+                    source=source,
+                    sender=sender,
+                    content_type=content_type,
+                    received_at=now,
+                    checksum=hashlib.sha256(payload).hexdigest(),
+                    payload=payload,
+                )
+                row = None if new else repo.get(message_id)
+                receipts.append(Receipt(message_id, row.status if row else "received", not new))
+        for receipt in receipts:
+            metrics.RECEIVED.labels(source, str(receipt.duplicate).lower()).inc()
+        log.info(
+            "received messages=%s source=%s new=%s",
+            len(receipts),
+            source,
+            sum(not r.duplicate for r in receipts),
+        )
+        return receipts
+
     # --- 2. process --------------------------------------------------------------------------
 
     def process(self, message_id: int) -> InboxRow:

@@ -6,11 +6,14 @@ run, in process (``fhirhub.ingest.queue.Dispatcher``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import worker_process_init
 
-from fhirhub.config import get_settings
+from fhirhub.config import Settings, get_settings
+from fhirhub.ingest.pull import TASK_PULL, scheduled
 from fhirhub.ingest.queue import TASK_SWEEP, celery_config
 
 _settings = get_settings()
@@ -18,19 +21,35 @@ celery_app = Celery("fhirhub", include=["fhirhub.jobs.tasks"])
 celery_app.conf.update(
     celery_config(_settings.broker_url, _settings.broker_visibility_timeout, _settings.broker_queue)
 )
-celery_app.conf.beat_schedule = {
-    "sweep-inbox": {"task": TASK_SWEEP, "schedule": _settings.ingest_sweep_interval},
-    # at 03:00 (the beat's time zone is WITA): last month's reports on the 1st, the
-    # surveillance alerts once an epi week (Sunday to Saturday) has ended
-    "measures-monthly": {
-        "task": "fhirhub.measures.monthly",
-        "schedule": crontab(minute=0, hour=3, day_of_month=1),
-    },
-    "surveillance-weekly": {
-        "task": "fhirhub.measures.surveillance",
-        "schedule": crontab(minute=0, hour=3, day_of_week="sunday"),
-    },
-}
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The periodic jobs: the inbox sweep, and a pull from every source database that is set
+    (``FHIRHUB_KHANZA_URL``: ``fhirhub pull khanza`` every ``FHIRHUB_KHANZA_PULL_INTERVAL``)."""
+    schedule: dict[str, dict[str, Any]] = {
+        "sweep-inbox": {"task": TASK_SWEEP, "schedule": settings.ingest_sweep_interval},
+        # at 03:00 (the beat's time zone is WITA): last month's reports on the 1st, the
+        # surveillance alerts once an epi week (Sunday to Saturday) has ended
+        "measures-monthly": {
+            "task": "fhirhub.measures.monthly",
+            "schedule": crontab(minute=0, hour=3, day_of_month=1),
+        },
+        "surveillance-weekly": {
+            "task": "fhirhub.measures.surveillance",
+            "schedule": crontab(minute=0, hour=3, day_of_week="sunday"),
+        },
+    }
+    for name, interval in scheduled(settings).items():
+        schedule[f"pull-{name}"] = {
+            "task": TASK_PULL,
+            "args": [name],
+            "schedule": interval,
+            "options": {"expires": interval},  # a pull not started in time waits for the next
+        }
+    return schedule
+
+
+celery_app.conf.beat_schedule = beat_schedule(_settings)
 app = celery_app  # what ``celery -A fhirhub.jobs.celery_app`` looks for
 
 

@@ -9,11 +9,13 @@ lease has run out (it died) the message is claimed again; if it finished, nothin
 
 from __future__ import annotations
 
+import logging
 import os
 
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from fhirhub.config import get_settings
+from fhirhub.ingest import pull as pulls
 from fhirhub.ingest.pipeline import TransientError
 from fhirhub.ingest.queue import TASK_PROCESS, TASK_SWEEP
 from fhirhub.ingest.service import IngestService
@@ -21,6 +23,7 @@ from fhirhub.jobs.celery_app import celery_app
 from fhirhub.storage.engine import make_engine
 
 TRANSIENT = (TransientError, BrokerOperationalError, ConnectionError)
+log = logging.getLogger("fhirhub.jobs")
 
 _service: tuple[int, IngestService] | None = None
 
@@ -91,3 +94,19 @@ def surveillance_weekly() -> dict[str, int]:
         ["surv-01", "surv-02"],
         keep_reports=False,
     )
+
+
+@celery_app.task(name=pulls.TASK_PULL, autoretry_for=TRANSIENT, retry_backoff=30, max_retries=3)
+def pull(name: str) -> int:
+    """``fhirhub pull <name>`` from beat: the new records of a source database, kept in the
+    inbox and handed to the workers. A database that cannot be read is tried at the next beat."""
+    settings = get_settings()
+    url = pulls.configured_url(settings, name)
+    if url is None:
+        return 0
+    try:
+        report = pulls.pull(service(), name, url, lookback_days=pulls.lookback_days(settings, name))
+    except pulls.SourceUnavailable as err:
+        log.warning("pull source=%s unavailable: %s", name, err)
+        return 0
+    return report.kept
