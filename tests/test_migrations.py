@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import fhirhub.storage.inbox_models  # noqa: F401  (each import registers its tables)
-import fhirhub.storage.index_models  # noqa: F401
-import fhirhub.storage.mpi_models  # noqa: F401
+import fhirhub.storage.inbox_models
+import fhirhub.storage.index_models
+import fhirhub.storage.mpi_models
 import fhirhub.storage.pull_models  # noqa: F401
 from fhirhub.storage.engine import downgrade, make_engine, migrate
 from fhirhub.storage.models import Base

@@ -69,7 +69,7 @@ def test_pull_khanza_without_a_database_or_with_a_bad_date(env: pytest.MonkeyPat
 
 
 def test_beat_pulls_khanza_only_when_its_database_is_set():
-    assert set(beat_schedule(Settings())) == {"sweep-inbox"}
+    assert not any(name.startswith("pull-") for name in beat_schedule(Settings()))
     schedule = beat_schedule(
         Settings(khanza_url="mysql+pymysql://fhirhub:secret@khanza/sik", khanza_pull_interval=300)
     )

@@ -143,6 +143,28 @@ def test_a_person_with_three_records_counts_once(three_records: TestClient) -> N
     assert _strata(group, "age-group") == {"35-39": {"initial-population": 2, "numerator": 1}}
 
 
+@pytest.mark.index_on
+def test_records_the_running_index_links_count_once(client: TestClient) -> None:
+    """End to end: three records of one woman (one NIK) from three facilities, linked by the
+    patient index as they are written, count as one person; another woman counts apart."""
+    nik = {"system": "https://fhir.kemkes.go.id/id/nik", "value": "7472014105900003"}
+    other = {"system": "https://fhir.kemkes.go.id/id/nik", "value": "7472024207880001"}
+    for i in (1, 2, 3):
+        mrn = {"system": f"https://fhirhub.baubaukota.go.id/sid/mrn/clinic{i}", "value": f"{i}"}
+        body = {**_patient(f"a{i}"), "identifier": [nik, mrn], "name": [{"text": "Wa Ode Sitti"}]}
+        _put(client, body)
+        _put(client, _hiv_test(f"hiv-a{i}", f"a{i}", f"2025-0{i}-10T09:00:00+08:00"))
+    b = {**_patient("b"), "identifier": [other], "name": [{"text": "Siti Aminah"}]}
+    b["birthDate"] = "1988-07-02"
+    _put(client, b)
+    persons = client.get("/fhir/Person", params={"link": "Patient/a1"}).json()["entry"]
+    assert len(persons[0]["resource"]["link"]) == 3
+    report = client.get(HIV, params=YEAR).json()
+    group = report["group"][0]
+    assert _count(group, "initial-population") == 2
+    assert _count(group, "numerator") == 1
+
+
 def test_the_person_s_demographics_win_over_its_records(three_records: TestClient) -> None:
     _put(
         three_records,
