@@ -134,6 +134,16 @@ class Settings(BaseSettings):
         description="Seconds a worker holds a message it processes; a message still "
         "'processing' after that is taken to be a dead worker's and handed out again.",
     )
+    mllp_max_frame_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest HL7 v2 message the MLLP listener takes (a larger one is answered AR).",
+    )
+    mllp_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds an MLLP connection may stay silent before the listener closes it.",
+    )
 
     @property
     def migrates_itself(self) -> bool:

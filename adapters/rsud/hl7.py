@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.exceptions import HL7apyException
@@ -229,6 +230,13 @@ def _position(name: str | None, previous: int = 0) -> int | None:
     return previous + 1
 
 
+def _raw(subcomponent: Any) -> str:
+    """A value as sent (hl7apy's ``to_er7`` escapes it again, sequences it does not know
+    included)."""
+    value = getattr(subcomponent.value, "value", None)
+    return value if isinstance(value, str) else str(subcomponent.to_er7())
+
+
 def _children(element: object) -> list[tuple[int, object]]:
     out: list[tuple[int, object]] = []
     last = 0
@@ -298,7 +306,7 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
                 subs: list[str] = []
                 for spos, subcomponent in _children(component):
                     subs.extend([""] * (spos - len(subs) - 1))
-                    subs.append(unescape(subcomponent.to_er7(), esc, seps))  # type: ignore[attr-defined]
+                    subs.append(unescape(_raw(subcomponent), esc, seps))  # type: ignore[attr-defined]
                 comps.extend([[] for _ in range(cpos - len(comps) - 1)])
                 if cpos <= len(comps):
                     comps[cpos - 1] = comps[cpos - 1] + subs
