@@ -125,6 +125,7 @@ class Listener:
     wait_seconds: float = 60.0  # how long to wait for a message another worker is storing
     connections: int = 0
     _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         self._server = await asyncio.start_server(self.handle, host, port, limit=2**20)
@@ -132,6 +133,9 @@ class Listener:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # type: ignore[arg-type]
         frames = FrameReader(self.max_frame_bytes)
         try:
             while True:
@@ -154,6 +158,8 @@ class Listener:
             log.error("mllp connection error=%s", type(exc).__name__)
         finally:
             self.connections -= 1
+            if task is not None:
+                self._tasks.discard(task)  # type: ignore[arg-type]
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
@@ -220,6 +226,17 @@ class Listener:
     def _count(self, header: Header | None, ack: bytes, code: str) -> bytes:
         metrics.HL7_MESSAGES.labels(self.source, header.kind if header else "unknown", code).inc()
         return ack
+
+    async def close(self) -> None:
+        """Stop listening and close every connection (a message being stored is finished by
+        its thread; its ACK is not sent, so its sender sends it again)."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
