@@ -150,7 +150,7 @@ def test_unsupported_type_and_version_are_ar(service: IngestService) -> None:
 def test_garbage_half_frames_and_oversized_frames_never_stop_the_listener(
     service: IngestService, engine: Engine
 ) -> None:
-    with running(service.pipeline, max_frame_bytes=4096, idle_seconds=1.0) as (listener, port):
+    with running(service.pipeline, max_frame_bytes=4096, idle_seconds=1.0) as (_, port):
         client = Client(port)
         client.send_raw(b"garbage before any frame\r\n")
         assert client.exchange(b"this is not HL7").code == "AR"
