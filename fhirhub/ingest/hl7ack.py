@@ -155,6 +155,18 @@ def _err_segment(item: ErrorItem, version: str) -> str:
     return f"ERR|{eld}"
 
 
+HL7_MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7")
+
+
+def is_hl7(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.split(";")[0].strip().lower() in HL7_MEDIA_TYPES  # type: ignore[union-attr]
+
+
+def err_segments(errors: list[ErrorItem], version: str = "2.5") -> list[str]:
+    """The ERR segments an ACK carries for ``errors`` (the inbox shows them too)."""
+    return [_err_segment(e, version) for e in errors]
+
+
 def build(
     header: Header | None,
     code: str,
