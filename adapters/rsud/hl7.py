@@ -272,7 +272,7 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
     encoding_chars = msh[1] if len(msh) > 1 else ""
     if len(encoding_chars) < 4 or sep in encoding_chars or sep.isalnum():
         raise _reject("structure", "MSH-1/MSH-2 do not declare the separators", "MSH[1]-2")
-    comp, rep, esc, sub = encoding_chars[:4]
+    comp, rep, esc, sub = (encoding_chars[i] for i in range(4))
     version_field = msh[11] if len(msh) > 11 else ""
     version = version_field.split(comp)[0].strip()
     if not version:
@@ -306,7 +306,7 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
                 subs: list[str] = []
                 for spos, subcomponent in _children(component):
                     subs.extend([""] * (spos - len(subs) - 1))
-                    subs.append(unescape(_raw(subcomponent), esc, seps))  # type: ignore[attr-defined]
+                    subs.append(unescape(_raw(subcomponent), esc, seps))
                 comps.extend([[] for _ in range(cpos - len(comps) - 1)])
                 if cpos <= len(comps):
                     comps[cpos - 1] = comps[cpos - 1] + subs

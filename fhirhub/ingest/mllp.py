@@ -135,7 +135,7 @@ class Listener:
         self.connections += 1
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)  # type: ignore[arg-type]
+            self._tasks.add(task)
         frames = FrameReader(self.max_frame_bytes)
         try:
             while True:
@@ -159,7 +159,7 @@ class Listener:
         finally:
             self.connections -= 1
             if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
+                self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
