@@ -212,8 +212,8 @@ class Listener:
         try:
             row = self.pipeline.process(message_id)
             while row.status == "processing" and time.monotonic() < deadline:
-                time.sleep(0.05)
-                row = _row(self.pipeline, message_id)
+                time.sleep(0.05)  # another worker holds it; claimed here once its lease ends
+                row = self.pipeline.process(message_id)
             return row
         except TransientError:
             return None
@@ -242,15 +242,6 @@ class Listener:
         assert self._server is not None
         async with self._server:
             await self._server.serve_forever()
-
-
-def _row(pipeline: Pipeline, message_id: int) -> InboxRow:
-    from fhirhub.storage.inbox_repository import InboxRepository
-
-    with pipeline.engine.connect() as conn:
-        row = InboxRepository(conn).get(message_id)
-    assert row is not None
-    return row
 
 
 def _not_hl7() -> ErrorItem:

@@ -250,3 +250,36 @@ def test_merge_is_refused_until_the_patient_index_takes_it() -> None:
         canonical((GOLDEN / "adt-a40-v25-merge.hl7").read_bytes())
     assert caught.value.issues[0].code == "not-supported"
     assert caught.value.issues[0].expression == ("MSH[1]-9",)
+
+
+def test_merge_parameters_name_the_record_that_goes_and_the_one_that_stays() -> None:
+    from adapters.rsud.adapter import merge_parameters
+    from adapters.rsud.hl7 import parse_payload
+    from adapters.rsud.hl7map import Mapper
+    from adapters.rsud.mapping import load_mappings
+
+    (parsed,) = parse_payload((GOLDEN / "adt-a40-v25-merge.hl7").read_bytes())
+    mappings = load_mappings(ROOT / "mappings" / "rsud")
+    facility = mappings.facility("RSUD01")
+    assert facility is not None
+    mapper = Mapper(
+        mappings, facility, Context(ROOT / "mappings", ROOT / "terminology").concept_maps, parsed
+    )
+    pid = parsed.first("PID")
+    assert pid is not None
+    patient = mapper.apply(pid, {"resourceType": "Patient"})
+    params = merge_parameters(mapper, parsed, patient)
+    assert params is not None and not mapper.issues
+    by_name = {p["name"]: p for p in params["parameter"]}
+    assert by_name["source-patient-identifier"]["valueIdentifier"]["value"] == "000999"
+    assert by_name["target-patient-identifier"]["valueIdentifier"]["value"] == "000123"
+    assert by_name["result-patient"]["resource"]["resourceType"] == "Patient"
+
+
+def test_merge_without_mrg_is_an_error_at_mrg() -> None:
+    payload = (
+        (GOLDEN / "adt-a40-v25-merge.hl7").read_bytes().replace(b"\rMRG|000999^^^RSUD01^MR", b"")
+    )
+    with pytest.raises(FhirError) as caught:
+        canonical(payload)
+    assert caught.value.issues[0].expression == ("MRG",)
