@@ -202,7 +202,8 @@ def unescape(value: str, esc: str, seps: dict[str, str]) -> str:
             out.append("\n")
         elif seq.startswith("X") and len(seq) > 1:
             try:
-                out.append(bytes.fromhex(seq[1:]).decode("utf-8", "replace"))
+                # hex data in the message's character set; never a NUL (no database keeps one)
+                out.append(bytes.fromhex(seq[1:]).decode("utf-8", "replace").replace("\x00", ""))
             except ValueError:
                 out.append(esc + seq + esc)
         elif (
@@ -270,6 +271,10 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
     """One message (CR-separated segments) read by hl7apy into plain segments."""
     sep, msh = _header_fields(text)
     encoding_chars = msh[1] if len(msh) > 1 else ""
+    if len(encoding_chars) == 3 and "&" not in text and "&" not in encoding_chars + sep:
+        # Old senders declare no subcomponent separator: '&' is free to be one.
+        text = text.replace(f"MSH{sep}{encoding_chars}{sep}", f"MSH{sep}{encoding_chars}&{sep}", 1)
+        encoding_chars += "&"
     if len(encoding_chars) < 4 or sep in encoding_chars or sep.isalnum():
         raise _reject("structure", "MSH-1/MSH-2 do not declare the separators", "MSH[1]-2")
     comp, rep, esc, sub = (encoding_chars[i] for i in range(4))

@@ -151,7 +151,7 @@ class Listener:
                 for item in frames.feed(data):
                     for answer in await self.answer(item):
                         writer.write(frame(answer))
-                    await writer.drain()
+                    await asyncio.wait_for(writer.drain(), self.idle_seconds)
         except (ConnectionError, OSError):
             return  # the peer went away; what it sent is kept or was never complete
         except Exception as exc:  # never let one connection take the listener down
