@@ -63,7 +63,8 @@ class RsudAdapter:
 
     def map(self, message: Message, context: Context) -> Mapped:
         mappings = load_mappings(context.mappings_dir / "rsud")
-        parsed_messages = parse_payload(message.payload)
+        read = frozenset(mappings.segments) | {"EVN", "PID", "PV1", "MRG", "OBX"}
+        parsed_messages = parse_payload(message.payload, read)
         entries: list[dict[str, Any]] = []
         issues: list[Issue] = []
         facility = None

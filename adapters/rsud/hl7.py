@@ -267,8 +267,10 @@ def _header_fields(text: str) -> tuple[str, list[str]]:
     return sep, first.split(sep)
 
 
-def parse(text: str, codec: str = "utf-8") -> Parsed:
-    """One message (CR-separated segments) read by hl7apy into plain segments."""
+def parse(text: str, codec: str = "utf-8", read: frozenset[str] | None = None) -> Parsed:
+    """One message (CR-separated segments) read by hl7apy into plain segments; with ``read``,
+    only the segments named there (and MSH) have their fields read, the others keep their
+    place and name."""
     sep, msh = _header_fields(text)
     encoding_chars = msh[1] if len(msh) > 1 else ""
     if len(encoding_chars) == 3 and "&" not in text and "&" not in encoding_chars + sep:
@@ -289,6 +291,10 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
             raise _reject("structure", f"Segment {k} has no valid segment name", f"segment {k}")
     if lib_version != version:
         text = text.replace(f"{sep}{version_field}", f"{sep}{lib_version}", 1)
+    lines = text.split("\r")
+    names = [line[:3] for line in lines]
+    if read is not None:  # only what the mapping reads goes through hl7apy (it is slow)
+        text = "\r".join(line for line in lines if line[:3] in read or line[:3] == "MSH")
     try:
         message = parse_message(text, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)
     except (HL7apyException, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -298,10 +304,16 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
     seps = {"F": sep, "S": comp, "T": sub, "R": rep, "E": esc}
     ordinals: dict[str, int] = {}
     segments: list[Segment] = []
-    for seg in message.children:
-        name = str(seg.name)
+    parsed_segments = iter(message.children)
+    for name in names:
         ordinals[name] = ordinals.get(name, 0) + 1
         out = Segment(name, ordinals[name])
+        segments.append(out)
+        if read is not None and name not in read and name != "MSH":
+            continue  # kept in its place, its fields unread
+        seg = next(parsed_segments, None)
+        if seg is None or str(seg.name) != name:
+            raise _reject("structure", f"Segment {name} could not be read", out.where())
         for fld in seg.children:
             pos = _position(fld.name)
             if pos is None:
@@ -320,7 +332,6 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
             if name == "MSH" and pos in (1, 2):
                 comps = [[fld.to_er7()]]
             out.fields.setdefault(pos, []).append(Rep(comps))
-        segments.append(out)
     msh_seg = segments[0]
     # MSH-9: type^trigger^structure; the trigger may be missing in old senders' ACK-like types
     return Parsed(
@@ -335,7 +346,7 @@ def parse(text: str, codec: str = "utf-8") -> Parsed:
     )
 
 
-def parse_payload(payload: bytes) -> list[Parsed]:
+def parse_payload(payload: bytes, read: frozenset[str] | None = None) -> list[Parsed]:
     """Every message of a payload (one message, or a batch)."""
     text, codec = decode(payload)
-    return [parse(m, codec) for m in split(text)]
+    return [parse(m, codec, read) for m in split(text)]
