@@ -22,6 +22,8 @@ writes a new MSH-7 but keeps MSH-10.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -55,11 +57,17 @@ class RsudAdapter:
         return False  # a hospital sends HL7 v2, never a FHIR Bundle
 
     def message_key(self, payload: bytes) -> str | None:
-        """``<sending facility>|<MSH-10>``: the inbox's key for this message, or None."""
+        """``<sending facility>|<MSH-10>|<content>``: the inbox's key for this message, or None.
+
+        A resend (on a timeout, after a restart) keeps MSH-10 and its content but often writes
+        a new MSH-7 and other line ends: it is the same message. A sender that reuses a control
+        id for other content (counters reset daily happen) sends another message, which is
+        kept and stored, not taken for a duplicate and lost: the content part is a digest of
+        the message without MSH-7, whatever its line ends."""
         header = read_header(payload)
         if header is None or not header[0] or not header[1]:
             return None
-        return f"hl7v2|{header[0].upper()}|{header[1]}"
+        return f"hl7v2|{header[0].upper()}|{header[1]}|{_content_digest(payload)}"
 
     def map(self, message: Message, context: Context) -> Mapped:
         mappings = load_mappings(context.mappings_dir / "rsud")
@@ -121,6 +129,18 @@ def read_header(payload: bytes) -> tuple[str, str] | None:
     facility = fields[3].split(comp)[0].decode("utf-8", "replace").strip()
     control = fields[9].decode("utf-8", "replace").strip()
     return facility, control
+
+
+def _content_digest(payload: bytes) -> str:
+    raw = payload.removeprefix(b"\xef\xbb\xbf")
+    lines = [line.strip() for line in re.split(rb"\r\n|\r|\n", raw) if line.strip()]
+    for k, line in enumerate(lines):
+        if line.startswith(b"MSH") and len(line) > 4:
+            fields = line.split(line[3:4])
+            if len(fields) > 6:
+                fields[6] = b""  # MSH-7, the time of sending
+            lines[k] = line[3:4].join(fields)
+    return hashlib.sha256(b"\r".join(lines)).hexdigest()[:32]
 
 
 # --- one message -----------------------------------------------------------------------------

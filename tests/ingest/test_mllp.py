@@ -278,3 +278,17 @@ def test_port_stays_open_after_a_peer_resets(service: IngestService) -> None:
         client = Client(port)
         assert client.exchange(message("OK")).code == "AA"
         client.close()
+
+
+def test_a_control_id_reused_for_other_content_is_stored_not_lost(
+    service: IngestService, engine: Engine
+) -> None:
+    with running(service.pipeline) as (_, port):
+        client = Client(port)
+        assert client.exchange(message("REUSED", visit="V1")).code == "AA"
+        crlf = message("REUSED", visit="V1").replace(b"\r", b"\r\n")  # a resend, other line ends
+        assert client.exchange(crlf).code == "AA"
+        assert client.exchange(message("REUSED", visit="V2")).code == "AA"  # another visit
+        client.close()
+    assert len(inbox(engine)) == 2
+    assert counts(engine)["Encounter"] == 2
