@@ -649,7 +649,7 @@ def _vaccinations(
 def merge_parameters(
     mapper: Mapper, parsed: Parsed, patient: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The merge instruction of an ADT^A40, for the patient index (TODO lead: the MPI's merge
+    """The merge instruction of an ADT^A40, for the patient index (TODO(lead): the MPI's merge
     call takes this; until it exists the adapter refuses A40 with ``not-supported`` and the
     message waits in the inbox for a replay).
 
