@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -148,10 +148,13 @@ class Listener:
                     if frames.pending:
                         log.info("mllp connection closed mid-frame bytes=%s", frames.pending)
                     return
-                for item in frames.feed(data):
-                    for answer in await self.answer(item):
-                        writer.write(frame(answer))
+
+                async def send(ack: bytes) -> None:
+                    writer.write(frame(ack))
                     await asyncio.wait_for(writer.drain(), self.idle_seconds)
+
+                for item in frames.feed(data):
+                    await self.answer(item, send)
         except (ConnectionError, OSError):
             return  # the peer went away; what it sent is kept or was never complete
         except Exception as exc:  # never let one connection take the listener down
@@ -164,22 +167,39 @@ class Listener:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def answer(self, item: Frame) -> list[bytes]:
-        """The acknowledgements of one frame, in the order they are sent."""
+    async def answer(self, item: Frame, send: Callable[[bytes], Awaitable[None]]) -> None:
+        """Acknowledge one frame: in enhanced mode the commit ACK as soon as the message is
+        kept, then the application ACK once its data is stored (or not)."""
         header = hl7ack.read_header(item.payload)
         if header is None:
-            return [self._count(None, hl7ack.build(None, "AR", errors=[_not_hl7()]), "AR")]
+            await send(self._count(None, hl7ack.build(None, "AR", errors=[_not_hl7()]), "AR"))
+            return
         if item.oversized:
             err = ErrorItem(
                 "structure", f"The frame is larger than {self.max_frame_bytes} bytes", "MSH[1]"
             )
-            return [self._count(header, hl7ack.build(header, "AR", errors=[err]), "AR")]
-        return await asyncio.to_thread(self.process, header, item.payload)
+            await send(self._count(header, hl7ack.build(header, "AR", errors=[err]), "AR"))
+            return
+        try:
+            message_id, refusal = await asyncio.to_thread(self.keep, header, item.payload)
+            if refusal is not None:
+                await send(refusal)
+                return
+            if header.enhanced and hl7ack.wanted(header.accept_ack, success=True):
+                await send(hl7ack.build(header, "CA"))
+            acks = await asyncio.to_thread(self.store, header, message_id)
+        except (ConnectionError, OSError, asyncio.CancelledError, TimeoutError):
+            raise
+        except Exception as exc:  # a bug must not close the connection without an answer
+            log.error("mllp answer failed error=%s", type(exc).__name__)
+            err = ErrorItem("transient", "The message could not be handled now; send it again")
+            acks = [self._count(header, hl7ack.build(header, "AE", errors=[err]), "AE")]
+        for ack in acks:
+            await send(ack)
 
-    def process(self, header: Header, payload: bytes) -> list[bytes]:
-        """Keep, store, acknowledge (runs in a worker thread: the database calls block)."""
-        out: list[bytes] = []
-        enhanced = header.enhanced
+    def keep(self, header: Header, payload: bytes) -> tuple[int, bytes | None]:
+        """Keep the message in the inbox (committed): its id, or the ACK that refuses it."""
+        code = "CR" if header.enhanced else "AR"
         try:
             receipt = self.pipeline.receive(
                 self.source,
@@ -189,21 +209,22 @@ class Listener:
             )
         except FhirError as err:  # not keepable (NUL characters, ...): refused as a whole
             errors = [ErrorItem("structure", i.diagnostics, "MSH[1]") for i in err.issues]
-            code = "CR" if enhanced else "AR"
-            return [self._count(header, hl7ack.build(header, code, errors=errors), code)]
+            return 0, self._count(header, hl7ack.build(header, code, errors=errors), code)
         except Exception as exc:  # the database is away: nothing kept
             log.warning("mllp receive failed error=%s", type(exc).__name__)
             err_item = ErrorItem("transient", "The message could not be kept; send it again")
-            code = "CE" if enhanced else "AE"
-            return [self._count(header, hl7ack.build(header, code, errors=[err_item]), code)]
-        if enhanced and hl7ack.wanted(header.accept_ack, success=True):
-            out.append(hl7ack.build(header, "CA"))
-        row = self._stored(receipt.id)
+            code = "CE" if header.enhanced else "AE"
+            return 0, self._count(header, hl7ack.build(header, code, errors=[err_item]), code)
+        return receipt.id, None
+
+    def store(self, header: Header, message_id: int) -> list[bytes]:
+        """Map and store a kept message; its application ACK (none when MSH-16 says so)."""
+        row = self._stored(message_id)
         code, errors = _application_ack(row)
-        if not enhanced or hl7ack.wanted(header.application_ack, success=code == "AA"):
-            out.append(hl7ack.build(header, code, errors=errors))
         metrics.HL7_MESSAGES.labels(self.source, header.kind, code).inc()
-        return out
+        if not header.enhanced or hl7ack.wanted(header.application_ack, success=code == "AA"):
+            return [hl7ack.build(header, code, errors=errors)]
+        return []
 
     def _stored(self, message_id: int) -> InboxRow | None:
         """Process the message (a duplicate already finished is left as it is) and wait for a
