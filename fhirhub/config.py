@@ -167,6 +167,16 @@ class Settings(BaseSettings):
         "procedures entered after a visit was first pulled (unchanged visits are not stored "
         "again).",
     )
+    mllp_max_frame_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest HL7 v2 message the MLLP listener takes (a larger one is answered AR).",
+    )
+    mllp_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds an MLLP connection may stay silent before the listener closes it.",
+    )
 
     @property
     def migrates_itself(self) -> bool:

@@ -388,6 +388,15 @@ def _register_jobs() -> None:
 _register_jobs()
 
 
+def _register_mllp() -> None:
+    from fhirhub.cli.mllp import mllp
+
+    app.command("mllp")(mllp)
+
+
+_register_mllp()
+
+
 def main() -> None:
     try:
         level = get_settings().log_level

@@ -75,6 +75,13 @@ class Adapter(Protocol):
         ...
 
 
+# Optional, looked up with getattr:
+# - ``media_types: tuple[str, ...]``: the payload types the adapter reads (``speaking``);
+# - ``message_key(payload: bytes) -> str | None``: the message's own id, when its source gives
+#   one (HL7 v2: sending facility + MSH-10); the inbox then takes a payload with a key it holds
+#   to be that message sent again, whatever its bytes (``Pipeline.receive``).
+
+
 _registered: dict[str, Adapter] = {}
 
 
@@ -110,6 +117,16 @@ def claiming(bundle: dict[str, Any], context: Context) -> str | None:
     _discover()
     for name in sorted(_registered):
         if _registered[name].claims(bundle, context):
+            return name
+    return None
+
+
+def speaking(media_type: str) -> str | None:
+    """The name of the source whose adapter reads payloads of ``media_type`` (its optional
+    ``media_types``), e.g. the one that reads HL7 v2 for the MLLP listener."""
+    _discover()
+    for name in sorted(_registered):
+        if media_type in getattr(_registered[name], "media_types", ()):
             return name
     return None
 

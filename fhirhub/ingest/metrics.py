@@ -16,3 +16,8 @@ LATENCY = Histogram(
     ["source", "outcome"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+HL7_MESSAGES = Counter(
+    "fhirhub_hl7_messages",
+    "HL7 v2 messages answered, by message type and trigger and by acknowledgement code",
+    ["source", "type", "ack"],
+)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError, Issue, not_found
-from fhirhub.ingest import adapters
+from fhirhub.ingest import adapters, hl7ack
 from fhirhub.ingest.adapters import Context
 from fhirhub.ingest.pipeline import Pipeline, Receipt, TransientError
 from fhirhub.ingest.queue import Dispatcher
@@ -268,6 +268,12 @@ def describe(row: InboxRow) -> dict[str, Any]:
     if row.outcome:
         out["outcome"] = orjson.loads(row.outcome)
         out["outcomeStatus"] = row.outcome_status or 422
+        if hl7ack.is_hl7(row.content_type):  # the acknowledgement's ERR segments, as sent
+            errors = hl7ack.errors_of(out["outcome"])
+            out["hl7"] = {
+                "ack": hl7ack.rejection_code(errors),
+                "err": hl7ack.err_segments(errors),
+            }
     if row.error:
         out["error"] = row.error
     return out

@@ -33,7 +33,9 @@ class InboxMessage(Base):
     sender: Mapped[str | None] = mapped_column(String(128), nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
     received_at: Mapped[int] = mapped_column(BigInteger)  # microseconds since the epoch, UTC
-    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the raw payload, hex
+    # sha256 of the raw payload, or of the message's own key when its adapter gives one (HL7:
+    # sending facility + MSH-10), hex
+    checksum: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)  # raw bytes
     payload: Mapped[bytes] = mapped_column(LargeBinary)  # zlib-compressed raw bytes
     status: Mapped[str] = mapped_column(String(16))

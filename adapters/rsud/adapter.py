@@ -1,0 +1,702 @@
+"""An HL7 v2 message (or batch) from a hospital in, the canonical transaction Bundle out.
+
+What each message type becomes is the message map (``mappings/rsud/messages.yaml``):
+
+- ADT A01/A02/A03/A04/A05/A08/A11/A13 -> Patient (a conditional update on the hospital's record
+  number, PID-3), Encounter (PV1; its id derived from the visit number PV1-19, its status from
+  the event, its status and location history), RelatedPerson (NK1), Condition (DG1);
+- ADT A28/A31 -> Patient (and RelatedPerson);
+- ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
+- ORU R01 -> DiagnosticReport (OBR) and Observation (OBX), the Patient created if new;
+- VXU V04 -> Immunization (RXA), the Patient created if new.
+
+Problems in a message are collected, each with the HL7 location of the field (``PID[1]-3``)
+as its expression; the MLLP listener turns them into the ERR segments of its ``AE``. A message
+that is not HL7 v2, of a version or type not mapped here, is refused with ``not-supported`` or
+``structure`` (``AR``).
+
+The inbox recognises a message sent again by its sending facility and control id (MSH-4 and
+MSH-10, :meth:`RsudAdapter.message_key`), not by its bytes: a sender that resends on a timeout
+writes a new MSH-7 but keeps MSH-10.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+from urllib.parse import quote
+
+from adapters.rsud.hl7 import Hl7Error, Parsed, Segment, parse_payload
+from adapters.rsud.hl7map import (
+    CATEGORY_OBS,
+    CONDITION_CATEGORY,
+    CONDITION_CLINICAL,
+    ENCOUNTER_SYSTEM,
+    MERGE,
+    UCUM,
+    Mapper,
+    derived_id,
+    dtm,
+    encounter_id,
+    number,
+    reference_range,
+)
+from adapters.rsud.mapping import Mappings, load_mappings
+from fhirhub.errors import FhirError, Issue
+from fhirhub.ingest import Context, Mapped, Message
+
+MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7")
+
+
+class RsudAdapter:
+    name = "rsud"
+    media_types = MEDIA_TYPES  # the MLLP listener finds the adapter that speaks HL7 v2 by these
+
+    def claims(self, bundle: dict[str, Any], context: Context) -> bool:
+        return False  # a hospital sends HL7 v2, never a FHIR Bundle
+
+    def message_key(self, payload: bytes) -> str | None:
+        """``<sending facility>|<MSH-10>|<content>``: the inbox's key for this message, or None.
+
+        A resend (on a timeout, after a restart) keeps MSH-10 and its content but often writes
+        a new MSH-7 and other line ends: it is the same message. A sender that reuses a control
+        id for other content (counters reset daily happen) sends another message, which is
+        kept and stored, not taken for a duplicate and lost: the content part is a digest of
+        the message without MSH-7, whatever its line ends."""
+        header = read_header(payload)
+        if header is None or not header[0] or not header[1]:
+            return None
+        return f"hl7v2|{header[0].upper()}|{header[1]}|{_content_digest(payload)}"
+
+    def map(self, message: Message, context: Context) -> Mapped:
+        mappings = load_mappings(context.mappings_dir / "rsud")
+        read = frozenset(mappings.segments) | {"EVN", "PID", "PV1", "MRG", "OBX"}
+        parsed_messages = parse_payload(message.payload, read)
+        entries: list[dict[str, Any]] = []
+        issues: list[Issue] = []
+        facility = None
+        for parsed in parsed_messages:
+            fac = mappings.facility(parsed.sending_facility)
+            if fac is None:
+                raise FhirError(
+                    422,
+                    [
+                        Issue(
+                            "not-found",
+                            f"No mapping table for sending facility "
+                            f"'{parsed.sending_facility[:40]}' (mappings/rsud/facilities.yaml)",
+                            ("MSH[1]-4",),
+                        )
+                    ],
+                )
+            facility = facility or fac
+            kind = f"{parsed.message_type}^{parsed.trigger}"
+            spec = mappings.messages.get(kind)
+            if spec is None:
+                raise Hl7Error(
+                    422,
+                    [
+                        Issue(
+                            "not-supported",
+                            f"Message type {kind[:20]} is not mapped",
+                            ("MSH[1]-9",),
+                        )
+                    ],
+                )
+            mapper = Mapper(mappings, fac, context.concept_maps, parsed)
+            entries.extend(_message(mapper, parsed, spec))
+            issues.extend(mapper.issues)
+        if issues:
+            raise FhirError(422, issues)
+        assert facility is not None
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": _last_wins(entries)}
+        return Mapped(bundle=bundle, sender=facility.code, organization=facility.organization)
+
+
+def read_header(payload: bytes) -> tuple[str, str] | None:
+    """(MSH-4 first component, MSH-10) of the first message, read without parsing it all."""
+    head = payload[:4096].lstrip(b"\xef\xbb\xbf\r\n\t \x0b")
+    start = head.find(b"MSH")
+    if start < 0 or len(head) < start + 8:
+        return None
+    sep = head[start + 3 : start + 4]
+    line = head[start:].split(b"\r", 1)[0].split(b"\n", 1)[0]
+    fields = line.split(sep)
+    comp = fields[1][:1] if len(fields) > 1 and fields[1] else b"^"
+    if len(fields) < 10:
+        return None
+    facility = fields[3].split(comp)[0].decode("utf-8", "replace").strip()
+    control = fields[9].decode("utf-8", "replace").strip()
+    return facility, control
+
+
+def _content_digest(payload: bytes) -> str:
+    raw = payload.removeprefix(b"\xef\xbb\xbf")
+    lines = [line.strip() for line in re.split(rb"\r\n|\r|\n", raw) if line.strip()]
+    for k, line in enumerate(lines):
+        if line.startswith(b"MSH") and len(line) > 4:
+            fields = line.split(line[3:4])
+            if len(fields) > 6:
+                fields[6] = b""  # MSH-7, the time of sending
+            lines[k] = line[3:4].join(fields)
+    return hashlib.sha256(b"\r".join(lines)).hexdigest()[:32]
+
+
+# --- one message -----------------------------------------------------------------------------
+
+
+def _message(mapper: Mapper, parsed: Parsed, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    fac = mapper.facility
+    entries: list[dict[str, Any]] = []
+    pid = parsed.first("PID")
+    if pid is None:
+        mapper.issue("required", "The message has no PID segment", "PID")
+        return []
+    patient = mapper.apply(pid, {"resourceType": "Patient"})
+    mrn = next(
+        (i for i in patient.get("identifier", []) if i.get("system") == fac.mrn_system), None
+    )
+    if mrn is None:
+        mapper.issue(
+            "required",
+            f"PID-3 carries no record number of {fac.code} (type MR, authority one of "
+            f"{sorted(fac.mrn_authorities)} or none)",
+            pid.where(3),
+        )
+        return []
+    patient["managingOrganization"] = {"reference": fac.organization}
+    patient_key = f"{fac.mrn_system}|{mrn['value']}"
+    patient_url = f"urn:uuid:{derived_id(patient_key, 'Patient')}"
+    query = f"identifier={quote(fac.mrn_system, safe=':/')}|{quote(mrn['value'], safe='')}"
+    if spec.get("patient") == "update":
+        request = {"method": "PUT", "url": f"Patient?{query}"}
+    else:
+        request = {"method": "POST", "url": "Patient", "ifNoneExist": query}
+    entries.append({"fullUrl": patient_url, "resource": patient, "request": request})
+    subject = {"reference": patient_url}
+
+    if spec.get("merge"):
+        merge_parameters(mapper, parsed, patient)  # checks MRG; the call itself is the MPI's
+        if not mapper.issues:
+            raise Hl7Error(
+                422,
+                [
+                    Issue(
+                        "not-supported",
+                        "ADT^A40 (merge) goes to the patient index's merge, which is not there "
+                        "yet: the message is kept and can be replayed once it is",
+                        ("MSH[1]-9",),
+                    )
+                ],
+            )
+        return entries
+
+    # --- the visit ---
+    encounter_ref: dict[str, str] | None = None
+    visit_key: str | None = None
+    pv1 = parsed.first("PV1")
+    mode = spec.get("encounter")
+    visit = pv1.get(19) if pv1 is not None else ""
+    if mode and visit:
+        system = ENCOUNTER_SYSTEM + fac.satusehat_organization_id
+        visit_key = f"{system}|{visit}"
+        enc_id = encounter_id(system, visit)
+        encounter_ref = {"reference": f"Encounter/{enc_id}"}
+    if mode and mode != "reference":
+        if pv1 is None or not visit:
+            mapper.issue(
+                "required",
+                "The visit number (PV1-19) is required for this event",
+                pv1.where(19) if pv1 is not None else "PV1",
+            )
+        else:
+            assert visit_key is not None and encounter_ref is not None
+            entries.append(_encounter(mapper, parsed, pv1, mode, visit_key, subject))
+    if spec.get("related"):
+        for n, nk1 in enumerate(parsed.all("NK1")):
+            person = mapper.apply(nk1, {"resourceType": "RelatedPerson"})
+            if len(person) == 1:
+                continue
+            person["patient"] = subject
+            rid = derived_id(patient_key, "RelatedPerson", str(n))
+            person["id"] = rid
+            entries.append(
+                {
+                    "fullUrl": f"urn:uuid:{rid}",
+                    "resource": person,
+                    "request": {"method": "PUT", "url": f"RelatedPerson/{rid}"},
+                }
+            )
+    if spec.get("conditions") and visit_key and encounter_ref:
+        entries.extend(_conditions(mapper, parsed, visit_key, subject, encounter_ref, entries))
+    if spec.get("results"):
+        entries.extend(_results(mapper, parsed, patient_key, visit_key, subject, encounter_ref))
+    if spec.get("vaccinations"):
+        entries.extend(_vaccinations(mapper, parsed, patient_key, subject, encounter_ref))
+    return entries
+
+
+def _encounter(
+    mapper: Mapper,
+    parsed: Parsed,
+    pv1: Segment,
+    mode: str,
+    visit_key: str,
+    subject: dict[str, str],
+) -> dict[str, Any]:
+    fac = mapper.facility
+    system, visit = visit_key.split("|", 1)
+    enc_id = encounter_id(system, visit)
+    enc: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": enc_id,
+        "identifier": [{"system": system, "value": visit}],
+    }
+    mapper.apply(pv1, enc)
+    enc.setdefault(
+        "class",
+        {
+            "system": mapper.m.table("patient-class").system,
+            **mapper.m.table("patient-class").default,
+        },
+    )
+    period = enc.get("period", {})
+    start, end = period.get("start"), period.get("end")
+    if mode == "keep":
+        state = "discharged" if end else "admitted" if start else "neither"
+        status = str(mapper.m.table("encounter-status").lookup(state))
+    else:
+        status = mode
+    if status in ("in-progress", "planned", "arrived") and end and mode != "keep":
+        period.pop("end", None)  # a cancelled discharge, a transfer: the visit goes on
+        end = None
+    enc["status"] = status
+    history: list[dict[str, Any]] = []
+    if start:
+        history.append({"status": "arrived", "period": {"start": start, "end": start}})
+        if status in ("in-progress", "finished"):
+            history.append(
+                {
+                    "status": "in-progress",
+                    "period": {"start": start, **({"end": end} if end else {})},
+                }
+            )
+        if status == "finished" and end:
+            history.append({"status": "finished", "period": {"start": end, "end": end}})
+    if status == "cancelled":
+        history.append(
+            {"status": "cancelled", "period": {"start": _event_time(mapper, parsed) or start}}
+        )
+    history = [h for h in history if h["period"].get("start")]
+    if history:
+        enc["statusHistory"] = history
+    locations = enc.pop("location", [])
+    prior = [mapper.location(r) for r in pv1.reps(6)]
+    when = _event_time(mapper, parsed)
+    out_locations: list[dict[str, Any]] = []
+    for loc in prior:
+        if loc is not None and mode == "in-progress" and parsed.trigger == "A02":
+            out_locations.append(
+                {**loc, "status": "completed", **({"period": {"end": when}} if when else {})}
+            )
+    for loc in locations:
+        state = "completed" if status in ("finished", "cancelled") else "active"
+        period_loc = (
+            {"start": when}
+            if parsed.trigger == "A02" and when
+            else ({"start": start} if start else {})
+        )
+        if status == "finished" and end:
+            period_loc["end"] = end
+        out_locations.append(
+            {**loc, "status": state, **({"period": period_loc} if period_loc else {})}
+        )
+    if not out_locations and fac.location:
+        out_locations.append({"location": {"reference": fac.location, "display": fac.name}})
+    enc["location"] = out_locations
+    enc["subject"] = subject
+    enc["serviceProvider"] = {"reference": fac.organization, "display": fac.name}
+    if enc.get("period") == {}:
+        enc.pop("period")
+    return {
+        "fullUrl": f"urn:uuid:{enc_id}",
+        "resource": enc,
+        "request": {"method": "PUT", "url": f"Encounter/{enc_id}"},
+    }
+
+
+def _event_time(mapper: Mapper, parsed: Parsed) -> str | None:
+    evn = parsed.first("EVN")
+    if evn is None:
+        return None
+    for position in (6, 2):
+        value = dtm(evn.get(position), mapper.facility.clock)
+        if value:
+            return value
+    return None
+
+
+def _conditions(
+    mapper: Mapper,
+    parsed: Parsed,
+    visit_key: str,
+    subject: dict[str, str],
+    encounter_ref: dict[str, str],
+    entries: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    diagnoses: list[dict[str, Any]] = []
+    for n, dg1 in enumerate(parsed.all("DG1")):
+        condition: dict[str, Any] = {"resourceType": "Condition"}
+        mapper.apply(dg1, condition)
+        if "code" not in condition:
+            mapper.issue("required", "DG1-3 (the diagnosis code) is empty", dg1.where(3))
+            continue
+        cid = derived_id(visit_key, "Condition", str(n))
+        condition.update(
+            {
+                "id": cid,
+                "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+                "category": [
+                    {"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis"}]}
+                ],
+                "subject": subject,
+                "encounter": encounter_ref,
+            }
+        )
+        out.append(
+            {
+                "fullUrl": f"urn:uuid:{cid}",
+                "resource": condition,
+                "request": {"method": "PUT", "url": f"Condition/{cid}"},
+            }
+        )
+        use = mapper.table_concept("diagnosis-use", dg1.get(6) or "F")
+        rank = dg1.get(15)
+        diagnosis: dict[str, Any] = {"condition": {"reference": f"urn:uuid:{cid}"}}
+        if use:
+            diagnosis["use"] = use
+        diagnosis["rank"] = int(rank) if rank.isdigit() and 0 < int(rank) < 1000 else n + 1
+        diagnoses.append(diagnosis)
+    if diagnoses:
+        for entry in entries:
+            if entry["resource"].get("resourceType") == "Encounter":
+                entry["resource"]["diagnosis"] = diagnoses
+    return out
+
+
+# --- results ---------------------------------------------------------------------------------
+
+_QUANTITY_TYPES = ("NM", "SN")
+_CODED_TYPES = ("CE", "CWE", "CNE", "CF")
+_TEXT_TYPES = ("ST", "TX", "FT", "IS", "ID", "")
+_TIME_TYPES = ("DT", "TS", "DTM")
+
+
+def _results(
+    mapper: Mapper,
+    parsed: Parsed,
+    patient_key: str,
+    visit_key: str | None,
+    subject: dict[str, str],
+    encounter_ref: dict[str, str] | None,
+) -> list[dict[str, Any]]:
+    """OBR/OBX groups, in the order sent: an OBX belongs to the OBR before it (an OBX before any
+    OBR stands alone)."""
+    groups: list[tuple[Segment | None, list[Segment]]] = []
+    for seg in parsed.segments:
+        if seg.name == "OBR":
+            groups.append((seg, []))
+        elif seg.name == "OBX":
+            if not groups:
+                groups.append((None, []))
+            groups[-1][1].append(seg)
+    if not groups:
+        mapper.issue("required", "The ORU has no OBR or OBX segment", "OBR")
+    out: list[dict[str, Any]] = []
+    base = visit_key or patient_key
+    for g, (obr, obxs) in enumerate(groups):
+        order = (obr.get(3) or obr.get(2)) if obr is not None else ""
+        order_key = f"{base}|order|{order or g}"
+        observations: list[dict[str, Any]] = []
+        report: dict[str, Any] | None = None
+        if obr is not None:
+            report = {"resourceType": "DiagnosticReport"}
+            mapper.apply(obr, report)
+            report.setdefault("status", "final")
+            if "code" not in report:
+                mapper.issue("required", "OBR-4 (the service) is empty", obr.where(4))
+        for k, obx in enumerate(obxs):
+            obs = _observation(mapper, obx, obr, report)
+            if obs is None:
+                continue
+            set_id = obx.get(1) or str(k + 1)
+            oid = derived_id(order_key, "Observation", set_id)
+            obs.update({"id": oid, "subject": subject})
+            if encounter_ref:
+                obs["encounter"] = encounter_ref
+            observations.append(
+                {
+                    "fullUrl": f"urn:uuid:{oid}",
+                    "resource": obs,
+                    "request": {"method": "PUT", "url": f"Observation/{oid}"},
+                }
+            )
+        if report is not None:
+            rid = derived_id(order_key, "DiagnosticReport")
+            report.update({"id": rid, "subject": subject})
+            if encounter_ref:
+                report["encounter"] = encounter_ref
+            if observations:
+                report["result"] = [{"reference": o["fullUrl"]} for o in observations]
+            report["performer"] = [
+                {"reference": mapper.facility.organization, "display": mapper.facility.name}
+            ]
+            out.append(
+                {
+                    "fullUrl": f"urn:uuid:{rid}",
+                    "resource": report,
+                    "request": {"method": "PUT", "url": f"DiagnosticReport/{rid}"},
+                }
+            )
+        out.extend(observations)
+    return out
+
+
+def _observation(
+    mapper: Mapper, obx: Segment, obr: Segment | None, report: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    obs: dict[str, Any] = {"resourceType": "Observation"}
+    value_type = obx.get(2).upper()
+    if value_type == "ED":  # an embedded document (a PDF report): the report's presented form
+        rep = obx.reps(5)[0] if obx.reps(5) else None
+        if rep is not None and report is not None:
+            media = "/".join(x for x in (rep.get(2).lower(), rep.get(3).lower()) if x)
+            report.setdefault("presentedForm", []).append(
+                {"contentType": media or "application/octet-stream", "data": rep.get(5)}
+            )
+        return None
+    mapper.apply(obx, obs)
+    code_reps = obx.reps(3)
+    if not code_reps:
+        mapper.issue("required", "OBX-3 (what was observed) is empty", obx.where(3))
+        return None
+    obs["code"] = mapper.concept(code_reps[0], obx.where(3), required=True)
+    obs.setdefault("status", "final")
+    obs["category"] = [
+        {"coding": [{"system": CATEGORY_OBS, "code": "laboratory", "display": "Laboratory"}]}
+    ]
+    if "effectiveDateTime" not in obs and obr is not None:
+        when = dtm(obr.get(7), mapper.facility.clock)
+        if when:
+            obs["effectiveDateTime"] = when
+    reps = obx.reps(5)
+    unit = _unit(obx)
+    if reps:
+        if value_type in _QUANTITY_TYPES or (
+            value_type == "" and number(reps[0].get(1)) is not None
+        ):
+            value = _quantity_value(mapper, obx, reps[0], value_type, unit)
+            if value:
+                obs.update(value)
+        elif value_type in _CODED_TYPES:
+            concept = mapper.concept(reps[0], obx.where(5), required=False)
+            if concept:
+                obs["valueCodeableConcept"] = concept
+        elif value_type in _TIME_TYPES:
+            when = dtm(reps[0].get(1), mapper.facility.clock)
+            if when is None:
+                mapper.issue("value", f"'{reps[0].get(1)[:30]}' is not a date/time", obx.where(5))
+            else:
+                obs["valueDateTime"] = when
+        elif value_type == "TM":
+            obs["valueString"] = reps[0].get(1)
+        else:  # ST, TX, FT and what a sender invented: kept as text
+            obs["valueString"] = "\n".join(
+                "^".join(s for s in (r.get(i) for i in range(1, len(r.components) + 1)) if s)
+                for r in reps
+            )
+    elif obs["status"] not in ("cancelled", "entered-in-error", "registered"):
+        obs["dataAbsentReason"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                    "code": "unknown",
+                }
+            ]
+        }
+    ranges = [reference_range(r.get(1), unit) for r in obx.reps(7)]
+    ranges = [r for r in ranges if r]
+    if ranges:
+        obs["referenceRange"] = ranges
+    return obs
+
+
+def _unit(obx: Segment) -> dict[str, Any] | None:
+    reps = obx.reps(6)
+    if not reps:
+        return None
+    code, text, system = reps[0].get(1), reps[0].get(2), reps[0].get(3).upper()
+    if not (code or text):
+        return None
+    unit: dict[str, Any] = {"unit": text or code}
+    if system in ("UCUM", "ANS+", "ISO+", "") and code:
+        unit["system"] = UCUM
+        unit["code"] = code
+    return unit
+
+
+def _quantity_value(
+    mapper: Mapper, obx: Segment, rep: Any, value_type: str, unit: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if value_type == "SN":  # comparator^num1^separator^num2
+        comparator, first, separator, second = rep.get(1), rep.get(2), rep.get(3), rep.get(4)
+        a = number(first)
+        if a is None:
+            mapper.issue("value", "SN value without a number", obx.where(5, 2))
+            return None
+        if separator in ("-", "~") and number(second) is not None:
+            low: dict[str, Any] = {"value": a, **(unit or {})}
+            high: dict[str, Any] = {"value": number(second), **(unit or {})}
+            return {"valueRange": {"low": low, "high": high}}
+        if separator in (":", "/") and number(second) is not None:
+            return {
+                "valueRatio": {"numerator": {"value": a}, "denominator": {"value": number(second)}}
+            }
+        q: dict[str, Any] = {"value": a, **(unit or {})}
+        if comparator in ("<", "<=", ">", ">="):
+            q["comparator"] = comparator
+        return {"valueQuantity": q}
+    raw = rep.get(1)
+    value = number(raw)
+    if value is None:
+        mapper.issue("value", f"'{raw[:30]}' is not a number (OBX-2 is {value_type})", obx.where(5))
+        return None
+    return {"valueQuantity": {"value": value, **(unit or {})}}
+
+
+# --- vaccinations ----------------------------------------------------------------------------
+
+
+def _vaccinations(
+    mapper: Mapper,
+    parsed: Parsed,
+    patient_key: str,
+    subject: dict[str, str],
+    encounter_ref: dict[str, str] | None,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    rxas = parsed.all("RXA")
+    if not rxas:
+        mapper.issue("required", "The VXU has no RXA segment", "RXA")
+    for rxa in rxas:
+        imm: dict[str, Any] = {"resourceType": "Immunization"}
+        mapper.apply(rxa, imm)
+        code_reps = rxa.reps(5)
+        if not code_reps:
+            mapper.issue("required", "RXA-5 (the vaccine) is empty", rxa.where(5))
+            continue
+        imm["vaccineCode"] = mapper.concept(code_reps[0], rxa.where(5), required=True)
+        if "occurrenceDateTime" not in imm:
+            mapper.issue("required", "RXA-3 (when it was given) is empty", rxa.where(3))
+            continue
+        imm.setdefault("status", "completed")
+        if rxa.get(21).upper() == "D":
+            imm["status"] = "entered-in-error"
+        if imm["status"] == "not-done":
+            reason = rxa.reps(18)
+            if reason:
+                concept = mapper.concept(reason[0], rxa.where(18), required=False)
+                if concept:
+                    imm["statusReason"] = concept
+        dose = number(rxa.get(6))
+        if dose is not None and dose != 999:
+            quantity: dict[str, Any] = {"value": dose}
+            if rxa.get(7, 1):
+                quantity.update(
+                    {"unit": rxa.get(7, 2) or rxa.get(7, 1), "system": UCUM, "code": rxa.get(7, 1)}
+                )
+            imm["doseQuantity"] = quantity
+        source = rxa.get(9)
+        imm["primarySource"] = source in ("", "00")
+        imm["patient"] = subject
+        if encounter_ref:
+            imm["encounter"] = encounter_ref
+        imm["performer"] = [
+            {"actor": {"reference": mapper.facility.organization, "display": mapper.facility.name}}
+        ]
+        codes = (
+            ",".join(c.get("code", "") for c in imm["vaccineCode"].get("coding", []))
+            if imm["vaccineCode"]
+            else ""
+        )
+        iid = derived_id(patient_key, "Immunization", imm["occurrenceDateTime"], codes)
+        imm["id"] = iid
+        out.append(
+            {
+                "fullUrl": f"urn:uuid:{iid}",
+                "resource": imm,
+                "request": {"method": "PUT", "url": f"Immunization/{iid}"},
+            }
+        )
+    return out
+
+
+# --- merge (ADT^A40) -------------------------------------------------------------------------
+
+
+def merge_parameters(
+    mapper: Mapper, parsed: Parsed, patient: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The merge instruction of an ADT^A40, for the patient index (TODO(lead): the MPI's merge
+    call takes this; until it exists the adapter refuses A40 with ``not-supported`` and the
+    message waits in the inbox for a replay).
+
+    A Parameters resource shaped after FHIR R5's ``Patient/$merge``: ``source-patient-identifier``
+    (MRG-1, the record that goes away), ``target-patient-identifier`` (PID-3, the one that
+    stays), ``result-patient`` (the surviving Patient as the PID gives it)."""
+    mrg = parsed.first("MRG")
+    if mrg is None:
+        mapper.issue("required", "ADT^A40 without an MRG segment", "MRG")
+        return None
+    sources = [mapper.identifier(r, mrg.where(1)) for r in mrg.reps(1)]
+    sources = [s for s in sources if s and s.get("system") == mapper.facility.mrn_system]
+    if not sources:
+        mapper.issue(
+            "required",
+            f"MRG-1 names no record number of {mapper.facility.code} to merge",
+            mrg.where(1),
+        )
+        return None
+    target = [
+        i for i in patient.get("identifier", []) if i.get("system") == mapper.facility.mrn_system
+    ]
+    return {
+        "resourceType": "Parameters",
+        "meta": {"profile": [MERGE]},
+        "parameter": [
+            *({"name": "source-patient-identifier", "valueIdentifier": s} for s in sources),
+            *({"name": "target-patient-identifier", "valueIdentifier": t} for t in target),
+            {"name": "result-patient", "resource": patient},
+        ],
+    }
+
+
+def _last_wins(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch may carry the same record twice (an admission and its discharge): the later
+    message's resource is the one stored, once."""
+    by_url: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
+    for entry in entries:
+        key = entry["fullUrl"]
+        if key in by_url:
+            out[by_url[key]] = entry
+        else:
+            by_url[key] = len(out)
+            out.append(entry)
+    return out
+
+
+def payload_mappings(context: Context) -> Mappings:
+    return load_mappings(context.mappings_dir / "rsud")
