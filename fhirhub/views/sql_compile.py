@@ -1,0 +1,501 @@
+"""Compile a ViewDefinition to one SQL query over the ``resources`` table (ADR 0004).
+
+The compiler walks the same :mod:`~fhirhub.views.fhirpath_ast` tree as the in-memory evaluator
+and gives the same rows, or refuses (:class:`Uncompilable`) and the view runs in memory over the
+streamed resources instead (``sql_run``); it never guesses. What it compiles:
+
+- ``select`` nesting, ``forEach`` (a join over the array), ``forEachOrNull`` (a LEFT JOIN),
+  ``unionAll`` (the query is a UNION ALL of one branch per combination), ``where``,
+  ``constant``, ``%rowIndex``, ``collection``;
+- paths of elements the R4 tables know (so the compiler knows which repeat and what type they
+  are; choice elements by their key, ``value.ofType(Quantity)`` is ``valueQuantity``), indexes
+  ``[n]``, ``first()``, ``exists()``, ``empty()``, ``where()``, ``not()``, ``join()``,
+  ``extension(url)``, ``getResourceKey()``, ``getReferenceKey([Type])``, ``=`` and ``!=`` of
+  values that are not dates or times, ``and``, ``or``, ``<``/``>`` of numbers, and literals.
+
+Everything else (``repeat``, boundaries, arithmetic, ``|``, date comparisons, string functions,
+``ofType()`` of a non-choice element, an element the tables do not know...) is Uncompilable.
+A non-collection column that may hold several values is selected as an array, and the runner
+raises the in-memory runner's error when one does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import cache
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import fhirhub.model
+from fhirhub.views.definition import Select, View
+from fhirhub.views.fhirpath_ast import (
+    Binary,
+    Call,
+    Constant,
+    Indexer,
+    Literal,
+    Member,
+    Node,
+    Variable,
+    type_name_of,
+)
+from fhirhub.views.fhirpath_types import STRING_TYPES, SUPERTYPES, Item
+from fhirhub.views.sql_dialect import Dialect
+
+_TEMPORAL = frozenset({"date", "dateTime", "instant", "time"})
+_NUMBERS = frozenset({"integer", "decimal", "unsignedInt", "positiveInt"})
+
+
+class Uncompilable(Exception):
+    """The view uses something the compiler does not translate: run it in memory."""
+
+
+@cache
+def _elements() -> dict[str, dict[str, list[Any]]]:
+    path = Path(fhirhub.model.__file__).resolve().parent / "data" / "r4_elements.json"
+    elements: dict[str, dict[str, list[Any]]] = json.loads(path.read_text())["elements"]
+    return elements
+
+
+def _is_a(kind: str | None, wanted: str) -> bool:
+    while kind is not None:
+        if kind.lower() == wanted.lower():
+            return True
+        kind = SUPERTYPES.get(kind)
+    return False
+
+
+@dataclass(frozen=True)
+class Val:
+    """A compiled expression. ``kind``: ``json`` (a JSON value, or with ``many`` a JSON array),
+    ``bool`` (an SQL boolean), ``text`` or ``int`` (SQL values). NULL is the empty collection."""
+
+    sql: str
+    kind: str = "json"
+    many: bool = False
+    type: str | None = None  # the FHIR type, when known
+    root: bool = False  # the resource itself
+
+
+@dataclass
+class Compiled:
+    """One query: its SQL, bind parameters and the output columns."""
+
+    sql: str
+    params: dict[str, Any]
+    columns: tuple[str, ...]
+    many: dict[str, bool]  # column -> selected as a JSON array
+    collection: dict[str, bool]  # column -> collection: true (else an array must hold <= 1)
+    locations: dict[str, str]  # column -> where it is in the ViewDefinition
+
+
+@dataclass
+class _Join:
+    source: str
+    left: bool
+    condition: str | None  # a WHERE condition (a forEach below a forEachOrNull)
+
+
+@dataclass
+class _Branch:
+    joins: list[_Join] = field(default_factory=list)
+    columns: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (sql, many)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    focus: Val
+    row_index: str
+    this: Val | None = None
+
+
+class Compiler:
+    def __init__(self, view: View, dialect: Dialect) -> None:
+        self.view = view
+        self.d = dialect
+        self.params: dict[str, Any] = {}
+        self.aliases = 0
+        self.collection: dict[str, bool] = {}
+        self.locations: dict[str, str] = {}
+        self.root = Val("r.content", type=view.resource, root=True)
+
+    # --- the view -------------------------------------------------------------------------
+
+    def compile(self, filters: list[str]) -> Compiled:
+        conditions = ["r.res_type = :view_type", "NOT r.deleted", *filters]
+        self.params["view_type"] = self.view.resource
+        ctx = _Ctx(self.root, "0")
+        for where in self.view.where:
+            test = self.expr(where.expr, ctx)
+            if test.many or test.type != "boolean":  # in memory, anything else is an error
+                raise Uncompilable("a where path that may not give a boolean")
+            conditions.append(f"coalesce({self.boolean(test)}, FALSE)")
+        branches = self.select(self.view.root, ctx, None, False)
+        names = self.view.column_names
+        many = {name: any(b.columns[name][1] for b in branches) for name in names}
+        queries = []
+        for branch in branches:
+            outs = []
+            for name in names:
+                sql, is_many = branch.columns[name]
+                if many[name] and not is_many:
+                    sql = self.d.wrap(sql)
+                outs.append(f"{self.d.out(sql)} AS c_{len(outs)}")
+            joins = "".join(
+                f" LEFT JOIN {j.source} ON {self.d.true}" if j.left else f" CROSS JOIN {j.source}"
+                for j in branch.joins
+            )
+            wheres = conditions + [j.condition for j in branch.joins if j.condition]
+            queries.append(
+                f"SELECT r.pk AS pk, {', '.join(outs)} FROM resources r{joins} "
+                f"WHERE {' AND '.join(wheres)}"
+            )
+        return Compiled(
+            " UNION ALL ".join(queries), self.params, names, many, self.collection, self.locations
+        )
+
+    def select(
+        self, select: Select, ctx: _Ctx, parent_present: str | None, under_left: bool
+    ) -> list[_Branch]:
+        own = _Branch()
+        if select.iterate == "repeat":
+            raise Uncompilable("repeat")
+        if select.iterate is not None:
+            source = self.expr(select.paths[0], ctx)
+            array = self.array(source)
+            alias = self.alias()
+            it = self.d.each(array, alias)
+            left = select.iterate == "forEachOrNull" or under_left
+            if not left:
+                condition = it.not_null
+            else:
+                condition = f"({it.not_null} OR NOT {it.present})"
+                if select.iterate == "forEach":
+                    # below a forEachOrNull's row of nulls, a forEach keeps that row
+                    condition += f" AND ({it.present} OR NOT {parent_present})"
+            own.joins.append(_Join(it.source, left, condition))
+            element_type = source.type
+            ctx = _Ctx(
+                Val(it.value, type=element_type),
+                f"coalesce({it.index}, 0)" if left else it.index,
+            )
+            parent_present = it.present
+            under_left = left
+        for column in select.columns:
+            self.collection[column.name] = column.collection
+            self.locations[column.name] = column.location
+            value = self.expr(column.expr, ctx)
+            if column.collection:
+                own.columns[column.name] = (self.array(value), True)
+            else:
+                own.columns[column.name] = (self.json(value), value.many)
+        parts: list[list[_Branch]] = [[own]]
+        for sub in select.selects:
+            parts.append(self.select(sub, ctx, parent_present, under_left))
+        if select.union_all:
+            parts.append(
+                [
+                    b
+                    for branch in select.union_all
+                    for b in self.select(branch, ctx, parent_present, under_left)
+                ]
+            )
+        out = []
+        for combination in product(*parts):
+            merged = _Branch()
+            for part in combination:
+                merged.joins.extend(part.joins)
+                merged.columns.update(part.columns)
+            out.append(merged)
+        return out
+
+    def alias(self) -> str:
+        self.aliases += 1
+        return f"j{self.aliases}"
+
+    def param(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    # --- conversions ------------------------------------------------------------------------
+
+    def json(self, v: Val) -> str:
+        if v.kind == "json":
+            return v.sql
+        if v.kind == "bool":
+            return self.d.json_of_bool(v.sql)
+        if v.kind == "text":
+            return self.d.json_of_text(v.sql)
+        return self.d.json_of_int(v.sql)
+
+    def array(self, v: Val) -> str:
+        return v.sql if v.many else self.d.wrap(self.json(v))
+
+    def boolean(self, v: Val) -> str:
+        if v.many:
+            raise Uncompilable("a boolean of a collection")
+        if v.kind == "bool":
+            return v.sql
+        if v.kind == "json":
+            return self.d.bool_of(v.sql)
+        return self.d.true  # one text or number is true
+
+    # --- expressions ------------------------------------------------------------------------
+
+    def expr(self, node: Node, ctx: _Ctx) -> Val:
+        if isinstance(node, Member):
+            source = ctx.focus if node.source is None else self.expr(node.source, ctx)
+            if node.source is None and source.root and node.name == self.view.resource:
+                return source
+            return self.member(source, node.name, None)
+        if isinstance(node, Call):
+            return self.call(node, ctx)
+        if isinstance(node, Literal):
+            if node.type == "string":
+                return Val(self.param(node.value), "text", type="string")
+            if node.type == "boolean":
+                return Val("TRUE" if node.value else "FALSE", "bool", type="boolean")
+            if node.type == "integer":
+                return Val(self.d.param_int(self.param(node.value)), "int", type="integer")
+            raise Uncompilable(f"a {node.type} literal")
+        if isinstance(node, Constant):
+            return self.constant(node, ctx)
+        if isinstance(node, Variable):
+            if node.name == "this" and ctx.this is not None:
+                return ctx.this
+            raise Uncompilable(f"${node.name}")
+        if isinstance(node, Binary):
+            return self.binary(node, ctx)
+        if isinstance(node, Indexer):
+            return self.indexer(node, ctx)
+        raise Uncompilable(type(node).__name__)
+
+    def constant(self, node: Constant, ctx: _Ctx) -> Val:
+        if node.name == "rowIndex":
+            return Val(ctx.row_index, "int", type="integer")
+        if node.name in ("resource", "rootResource"):
+            return self.root
+        items: list[Item] = list(self.view.constants.get(node.name, []))
+        if len(items) != 1:
+            raise Uncompilable(f"%{node.name}")
+        value, kind = items[0].value, items[0].type
+        if kind in _TEMPORAL:
+            raise Uncompilable(f"a {kind} constant")
+        if isinstance(value, bool):
+            return Val("TRUE" if value else "FALSE", "bool", type="boolean")
+        if isinstance(value, int):
+            return Val(self.d.param_int(self.param(value)), "int", type=kind or "integer")
+        if isinstance(value, str) and (kind is None or kind in STRING_TYPES):
+            return Val(self.param(value), "text", type=kind or "string")
+        raise Uncompilable(f"a {kind} constant")
+
+    def member(self, source: Val, name: str, of_type: str | None) -> Val:
+        if source.kind != "json" or source.type is None:
+            raise Uncompilable(f"{name} of a value of unknown type")
+        spec = _elements().get(source.type)
+        if spec is None:
+            raise Uncompilable(f"{name} of a {source.type}")
+        if name in spec and spec[name][3] == "":
+            if of_type is not None:
+                raise Uncompilable(f"ofType() of {name}")
+            keys = [name]
+        else:
+            keys = [k for k, s in spec.items() if s[3] == name]
+            if not keys:
+                raise Uncompilable(f"{source.type} has no element {name}")
+            if of_type is not None:
+                keys = [k for k in keys if _is_a(spec[k][0], of_type)]
+        if not keys:  # ofType() of a type the choice does not allow
+            return Val("NULL", type=of_type)
+        kinds = {spec[k][0] for k in keys}
+        element_type = kinds.pop() if len(kinds) == 1 else None
+        repeats = any(spec[k][1] for k in keys)
+        if repeats and len(keys) > 1:
+            raise Uncompilable(f"a repeating choice {name}")
+        key = keys[0]
+        if not source.many:
+            if len(keys) > 1:
+                sql = f"coalesce({', '.join(self.d.get(source.sql, k) for k in keys)})"
+                return Val(sql, type=element_type)
+            got = self.d.get(source.sql, key)
+            if not repeats:
+                return Val(got, type=element_type)
+            return Val(self._clean(got), many=True, type=element_type)
+        # many in, many out: each item's value(s), in order
+        outer, inner = self.alias(), self.alias()
+        a = self.d.each(source.sql, outer)
+        if len(keys) > 1:
+            value = f"coalesce({', '.join(self.d.get(a.value, k) for k in keys)})"
+        else:
+            value = self.d.get(a.value, key)
+        b = self.d.each(f"coalesce({value}, {self.d.empty_array})" if repeats else self.d.wrap(value), inner)
+        sql = (
+            f"(SELECT {self.d.aggregate(b.value, f'{a.index}, {b.index}')} "
+            f"FROM {a.source} CROSS JOIN {b.source} WHERE {b.not_null})"
+        )
+        return Val(sql, many=True, type=element_type)
+
+    def _clean(self, array: str) -> str:
+        """A stored JSON array (or NULL) without its nulls (primitive arrays keep a null where
+        only an extension is)."""
+        e = self.d.each(f"coalesce({array}, {self.d.empty_array})", self.alias())
+        return f"(SELECT {self.d.aggregate(e.value, e.index)} FROM {e.source} WHERE {e.not_null})"
+
+    def indexer(self, node: Indexer, ctx: _Ctx) -> Val:
+        source = self.expr(node.source, ctx)
+        index = self.expr(node.index, ctx)
+        if index.kind != "int" or index.many:
+            raise Uncompilable("an index that is not an integer")
+        if not source.many:
+            return replace(source, sql=f"(CASE WHEN {index.sql} = 0 THEN {source.sql} END)")
+        return Val(
+            f"(CASE WHEN {index.sql} >= 0 THEN {self.d.at(source.sql, index.sql)} END)",
+            type=source.type,
+        )
+
+    def call(self, node: Call, ctx: _Ctx) -> Val:
+        name = node.name
+        if name == "ofType" and isinstance(node.source, Member):
+            wanted = type_name_of(node.args[0])
+            assert wanted is not None
+            member = node.source
+            source = ctx.focus if member.source is None else self.expr(member.source, ctx)
+            return self.member(source, member.name, wanted)
+        source = ctx.focus if node.source is None else self.expr(node.source, ctx)
+        if name == "first":
+            if not source.many:
+                return source
+            return Val(self.d.at(source.sql, "0"), type=source.type)
+        if name in ("exists", "empty"):
+            if node.args:
+                source = self.where(source, node.args[0], ctx)
+            if source.many:
+                found = f"({self.d.length(source.sql)} > 0)"
+            else:
+                found = f"({self.json(source)} IS NOT NULL)"
+            return Val(found if name == "exists" else f"(NOT {found})", "bool", type="boolean")
+        if name == "where":
+            return self.where(source, node.args[0], ctx)
+        if name == "not":
+            return Val(f"(NOT {self.boolean(source)})", "bool", type="boolean")
+        if name == "join":
+            return self.join(source, node, ctx)
+        if name == "extension":
+            return self.extension(source, node, ctx)
+        if name == "getResourceKey":
+            if not source.root:
+                raise Uncompilable("getResourceKey() of a contained resource")
+            return Val("(r.res_type || '/' || r.res_id)", "text", type="string")
+        if name == "getReferenceKey":
+            return self.reference_key(source, node)
+        raise Uncompilable(f"{name}()")
+
+    def where(self, source: Val, criteria: Node, ctx: _Ctx) -> Val:
+        if source.kind != "json":
+            raise Uncompilable("where() of a computed value")
+        if not source.many:
+            item = _Ctx(source, ctx.row_index, source)
+            test = self.boolean(self.expr(criteria, item))
+            return replace(source, sql=f"(CASE WHEN {test} THEN {source.sql} END)")
+        e = self.d.each(source.sql, self.alias())
+        element = Val(e.value, type=source.type)
+        test = self.boolean(self.expr(criteria, _Ctx(element, ctx.row_index, element)))
+        sql = (
+            f"(SELECT {self.d.aggregate(e.value, e.index)} FROM {e.source} "
+            f"WHERE {e.not_null} AND ({test}))"
+        )
+        return Val(sql, many=True, type=source.type)
+
+    def join(self, source: Val, node: Call, ctx: _Ctx) -> Val:
+        if source.kind != "json" or source.type not in STRING_TYPES:
+            raise Uncompilable("join() of values that may not be strings")
+        separator = self.param("")
+        if node.args:
+            sep = self.expr(node.args[0], ctx)
+            if sep.kind != "text" or sep.many:
+                raise Uncompilable("join() with a computed separator")
+            separator = sep.sql
+        if not source.many:
+            return Val(f"coalesce({self.d.text_of(source.sql)}, '')", "text", type="string")
+        e = self.d.each(source.sql, self.alias())
+        sql = (
+            f"(SELECT {self.d.string_agg(self.d.text_of(e.value), separator, e.index)} "
+            f"FROM {e.source})"
+        )
+        return Val(sql, "text", type="string")
+
+    def extension(self, source: Val, node: Call, ctx: _Ctx) -> Val:
+        url = self.expr(node.args[0], ctx)
+        if url.kind != "text" or url.many or source.kind != "json" or source.many:
+            raise Uncompilable("extension() here")
+        e = self.d.each(
+            f"coalesce({self.d.get(source.sql, 'extension')}, {self.d.empty_array})", self.alias()
+        )
+        sql = (
+            f"(SELECT {self.d.aggregate(e.value, e.index)} FROM {e.source} "
+            f"WHERE {self.d.text_of(self.d.get(e.value, 'url'))} = {url.sql})"
+        )
+        return Val(sql, many=True, type="Extension")
+
+    def reference_key(self, source: Val, node: Call) -> Val:
+        if source.kind != "json" or source.type != "Reference":
+            raise Uncompilable("getReferenceKey() of something not a Reference")
+        wanted = type_name_of(node.args[0]) if node.args else None
+        wanted_sql = self.param(wanted) if wanted else None
+
+        def key(reference: str) -> str:
+            text = self.d.text_of(self.d.get(reference, "reference"))
+            return self.d.reference_key(text, wanted_sql)
+
+        if not source.many:
+            return Val(key(source.sql), "text", type="string")
+        e = self.d.each(source.sql, self.alias())
+        value = self.d.json_of_text(key(e.value))
+        sql = (
+            f"(SELECT {self.d.aggregate(value, e.index)} FROM {e.source} "
+            f"WHERE {key(e.value)} IS NOT NULL)"
+        )
+        return Val(sql, many=True, type="string")
+
+    def binary(self, node: Binary, ctx: _Ctx) -> Val:
+        op = node.op
+        left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
+        if op in ("and", "or"):
+            sql = f"({self.boolean(left)} {op.upper()} {self.boolean(right)})"
+            return Val(sql, "bool", type="boolean")
+        if left.many or right.many:
+            raise Uncompilable(f"'{op}' of collections")
+        if op in ("=", "!="):
+            if left.type in _TEMPORAL or right.type in _TEMPORAL:
+                raise Uncompilable("= of dates or times")
+            if left.type is None or right.type is None:
+                raise Uncompilable("= of values of unknown type")
+            if left.type[:1].isupper() or right.type[:1].isupper():
+                raise Uncompilable("= of complex values")
+            if left.kind == right.kind == "json":  # two stored strings may compare as dates
+                raise Uncompilable("= of two elements")
+            equal = self.d.equal(self.json(left), self.json(right))
+            return Val(equal if op == "=" else f"(NOT {equal})", "bool", type="boolean")
+        if op in ("<", "<=", ">", ">="):
+            if left.type not in _NUMBERS or right.type not in _NUMBERS:
+                raise Uncompilable(f"'{op}' of values that are not numbers")
+            a, b = self.number(left), self.number(right)
+            return Val(f"({a} {op} {b})", "bool", type="boolean")
+        raise Uncompilable(f"'{op}'")
+
+    def number(self, v: Val) -> str:
+        if v.kind == "int":
+            return v.sql
+        if v.kind == "json":
+            return self.d.number_of(v.sql)
+        raise Uncompilable("a number from a computed value")
+
+
+def compile_view(view: View, dialect: Dialect, filters: list[str] | None = None) -> Compiled:
+    """The query of ``view`` (raises :class:`Uncompilable`). ``filters`` are further SQL
+    conditions on ``r`` (the resources row), with their parameters bound by the caller."""
+    return Compiler(view, dialect).compile(list(filters or []))
+

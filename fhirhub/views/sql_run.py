@@ -1,0 +1,138 @@
+"""Run a ViewDefinition over the store: compiled to SQL when it can be, else in memory.
+
+:func:`stream_rows` reads only current, non-deleted resources of the view's type (optionally of
+one patient's compartment, or changed since an instant). A view the compiler takes
+(``sql_compile``) is one query whose rows stream from a server-side cursor; any other is run by
+the in-memory runner (``run``) over the resources streamed the same way. Either way memory stays
+bounded by the batch size, not by the number of rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from fhirhub.model.json import loads
+from fhirhub.search import registry
+from fhirhub.views.definition import View
+from fhirhub.views.errors import ViewError
+from fhirhub.views.run import Row, run_view
+from fhirhub.views.sql_compile import Compiled, Uncompilable, compile_view
+from fhirhub.views.sql_dialect import REFERENCE_PATTERN, dialect_for
+
+BATCH = 1000
+_REFERENCE = re.compile(REFERENCE_PATTERN)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which resources a run reads: all current ones, or one patient's, or changed since."""
+
+    patient: str | None = None  # a Patient id
+    since_us: int | None = None  # last_updated at or after (microseconds)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a view runs here: ``compiled`` SQL, or in memory (``reason`` says why)."""
+
+    compiled: Compiled | None
+    reason: str | None
+
+
+def plan(view: View, dialect_name: str, filters: list[str] | None = None) -> Plan:
+    try:
+        return Plan(compile_view(view, dialect_for(dialect_name), filters), None)
+    except Uncompilable as exc:
+        return Plan(None, str(exc))
+
+
+def _reference_key(reference: Any, wanted: Any) -> str | None:
+    if not isinstance(reference, str):
+        return None
+    match = _REFERENCE.search(reference)
+    if match is None or (wanted is not None and match[1] != wanted):
+        return None
+    return f"{match[1]}/{match[2]}"
+
+
+def prepare(conn: Connection) -> None:
+    """Register on a SQLite connection the functions compiled views call."""
+    if conn.dialect.name == "sqlite":
+        dbapi: Any = conn.connection.dbapi_connection
+        dbapi.create_function("fhirhub_reference_key", 2, _reference_key, deterministic=True)
+
+
+def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str]:
+    filters = []
+    if scope.since_us is not None:
+        filters.append("r.last_updated >= :scope_since")
+        params["scope_since"] = scope.since_us
+    if scope.patient is not None:
+        params["scope_patient"] = scope.patient
+        if view.resource == "Patient":
+            filters.append("r.res_id = :scope_patient")
+        else:
+            links = registry.compartment("Patient").get(view.resource, [])
+            if not links:
+                filters.append("1 = 0")  # the type is not in a patient's compartment
+            else:
+                names = []
+                for i, link in enumerate(links):
+                    params[f"scope_link{i}"] = link
+                    names.append(f":scope_link{i}")
+                filters.append(
+                    "r.pk IN (SELECT s.resource_pk FROM search_reference s "
+                    "WHERE s.res_type = r.res_type AND s.param IN "
+                    f"({', '.join(names)}) AND s.target_type = 'Patient' "
+                    "AND s.target_id = :scope_patient)"
+                )
+    return filters
+
+
+def stream_rows(
+    conn: Connection, view: View, scope: Scope | None = None, *, batch: int = BATCH
+) -> Iterator[Row]:
+    """The rows of ``view`` over the store, as the in-memory runner gives them."""
+    scope = scope or Scope()
+    scope_params: dict[str, Any] = {}
+    filters = _scope_filters(view, scope, scope_params)
+    chosen = plan(view, conn.dialect.name, filters)
+    prepare(conn)
+    streaming = conn.execution_options(stream_results=True, yield_per=batch)
+    if chosen.compiled is None:
+        result = streaming.execute(
+            text(
+                f"SELECT {dialect_for(conn.dialect.name).out('r.content')} "
+                "FROM resources r WHERE r.res_type = :view_type "
+                f"AND NOT r.deleted{''.join(' AND ' + f for f in filters)} ORDER BY r.pk"
+            ),
+            {"view_type": view.resource, **scope_params},
+        )
+        yield from run_view(view, (loads(content) for (content,) in result))
+        return
+    compiled = chosen.compiled
+    result = streaming.execute(text(compiled.sql), {**compiled.params, **scope_params})
+    names = compiled.columns
+    for row in result:
+        yield {name: _decode(compiled, name, value) for name, value in zip(names, row[1:])}
+
+
+def _decode(compiled: Compiled, name: str, value: str | None) -> Any:
+    if value is None:
+        return [] if compiled.collection.get(name) else None
+    decoded = json.loads(value)
+    if compiled.many[name] and not compiled.collection.get(name):
+        if len(decoded) > 1:
+            raise ViewError(
+                f"column {name!r} gives {len(decoded)} values; set collection: true to keep "
+                "them all",
+                f"{compiled.locations[name]}.path",
+            )
+        return decoded[0] if decoded else None
+    return decoded
