@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     terminology_dir: Path = Field(
         default=_ROOT / "terminology", description="ConceptMaps, region codes (terminology/)."
     )
+    views_dir: Path = Field(
+        default=_ROOT / "measures" / "views",
+        description="The ViewDefinitions `$viewdefinition-run` finds by id (`<id>.json`).",
+    )
     broker_queue: str = Field(default="fhirhub", description="The queue of the ingest tasks.")
     broker_visibility_timeout: int = Field(
         default=3600,

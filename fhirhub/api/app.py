@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from fhirhub import __version__
-from fhirhub.api import admin_routes, errors, fhir_routes, ingest_routes, ops_routes
+from fhirhub.api import admin_routes, errors, fhir_routes, ingest_routes, ops_routes, views_routes
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
 from fhirhub.config import Settings, get_settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     app.add_middleware(RequestMiddleware)
     hide_query_in_access_log()
     errors.install(app)
+    app.include_router(views_routes.router)  # before /fhir/{res_type}/{res_id}
     app.include_router(fhir_routes.router)
     _install_ingest(app, settings)
 

@@ -137,7 +137,7 @@ class Compiler:
         many = {name: any(b.columns[name][1] for b in branches) for name in names}
         queries = []
         for branch in branches:
-            outs = []
+            outs: list[str] = []
             for name in names:
                 sql, is_many = branch.columns[name]
                 if many[name] and not is_many:
@@ -331,7 +331,9 @@ class Compiler:
             value = f"coalesce({', '.join(self.d.get(a.value, k) for k in keys)})"
         else:
             value = self.d.get(a.value, key)
-        b = self.d.each(f"coalesce({value}, {self.d.empty_array})" if repeats else self.d.wrap(value), inner)
+        b = self.d.each(
+            f"coalesce({value}, {self.d.empty_array})" if repeats else self.d.wrap(value), inner
+        )
         sql = (
             f"(SELECT {self.d.aggregate(b.value, f'{a.index}, {b.index}')} "
             f"FROM {a.source} CROSS JOIN {b.source} WHERE {b.not_null})"
@@ -498,4 +500,3 @@ def compile_view(view: View, dialect: Dialect, filters: list[str] | None = None)
     """The query of ``view`` (raises :class:`Uncompilable`). ``filters`` are further SQL
     conditions on ``r`` (the resources row), with their parameters bound by the caller."""
     return Compiler(view, dialect).compile(list(filters or []))
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +97,7 @@ def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str
 
 def stream_rows(
     conn: Connection, view: View, scope: Scope | None = None, *, batch: int = BATCH
-) -> Iterator[Row]:
+) -> Generator[Row]:
     """The rows of ``view`` over the store, as the in-memory runner gives them."""
     scope = scope or Scope()
     scope_params: dict[str, Any] = {}
@@ -114,13 +114,22 @@ def stream_rows(
             ),
             {"view_type": view.resource, **scope_params},
         )
-        yield from run_view(view, (loads(content) for (content,) in result))
+        try:
+            yield from run_view(view, (loads(content) for (content,) in result))
+        finally:
+            result.close()
         return
     compiled = chosen.compiled
     result = streaming.execute(text(compiled.sql), {**compiled.params, **scope_params})
     names = compiled.columns
-    for row in result:
-        yield {name: _decode(compiled, name, value) for name, value in zip(names, row[1:])}
+    try:
+        for row in result:
+            yield {
+                name: _decode(compiled, name, value)
+                for name, value in zip(names, row[1:], strict=True)
+            }
+    finally:
+        result.close()
 
 
 def _decode(compiled: Compiled, name: str, value: str | None) -> Any:
