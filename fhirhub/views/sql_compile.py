@@ -77,6 +77,7 @@ class Val:
     many: bool = False
     type: str | None = None  # the FHIR type, when known
     root: bool = False  # the resource itself
+    empty: bool = False  # always empty (an element R4 does not define here)
 
 
 @dataclass
@@ -96,12 +97,15 @@ class _Join:
     source: str
     left: bool
     condition: str | None  # a WHERE condition (a forEach below a forEachOrNull)
+    on: str | None = None  # a join condition (else the join is lateral, ON TRUE)
+    alias: str = ""
 
 
 @dataclass
 class _Branch:
     joins: list[_Join] = field(default_factory=list)
     columns: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (sql, many)
+    conditions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class Compiler:
         self.params: dict[str, Any] = {}
         self.aliases = 0
         self.collection: dict[str, bool] = {}
+        self.ctes: list[str] = []
+        self.repeat_types: dict[str, str | None] = {}
         self.locations: dict[str, str] = {}
         self.root = Val("r.content", type=view.resource, root=True)
 
@@ -144,25 +150,44 @@ class Compiler:
                     sql = self.d.wrap(sql)
                 outs.append(f"{self.d.out(sql)} AS c_{len(outs)}")
             joins = "".join(
-                f" LEFT JOIN {j.source} ON {self.d.true}" if j.left else f" CROSS JOIN {j.source}"
+                f" JOIN {j.source} ON {j.on}"
+                if j.on
+                else f" LEFT JOIN {j.source} ON {self.d.true}"
+                if j.left
+                else f" CROSS JOIN {j.source}"
                 for j in branch.joins
             )
             wheres = conditions + [j.condition for j in branch.joins if j.condition]
+            wheres += branch.conditions
             queries.append(
                 f"SELECT r.pk AS pk, {', '.join(outs)} FROM resources r{joins} "
                 f"WHERE {' AND '.join(wheres)}"
             )
-        return Compiled(
-            " UNION ALL ".join(queries), self.params, names, many, self.collection, self.locations
-        )
+        sql = " UNION ALL ".join(queries)
+        if self.ctes:
+            sql = f"WITH RECURSIVE {', '.join(self.ctes)} {sql}"
+        return Compiled(sql, self.params, names, many, self.collection, self.locations)
 
     def select(
-        self, select: Select, ctx: _Ctx, parent_present: str | None, under_left: bool
+        self,
+        select: Select,
+        ctx: _Ctx,
+        parent_present: str | None,
+        under_left: bool,
+        guards: tuple[str, ...] = (),
     ) -> list[_Branch]:
+        """The branches of ``select``. ``guards``: the presence of each forEachOrNull above;
+        on a forEachOrNull's row of nulls every column below it is null (the runner's rule)."""
         own = _Branch()
+        inner_guards = guards
         if select.iterate == "repeat":
-            raise Uncompilable("repeat")
-        if select.iterate is not None:
+            if not ctx.focus.root:
+                raise Uncompilable("repeat below another iteration")
+            own.joins.append(self.repeat(select))
+            alias = own.joins[-1].alias
+            ctx = _Ctx(Val(f"{alias}.value", type=self.repeat_types[alias]), f"{alias}.idx")
+            parent_present = f"({alias}.pk IS NOT NULL)"
+        elif select.iterate is not None:
             source = self.expr(select.paths[0], ctx)
             array = self.array(source)
             alias = self.alias()
@@ -176,6 +201,8 @@ class Compiler:
                     # below a forEachOrNull's row of nulls, a forEach keeps that row
                     condition += f" AND ({it.present} OR NOT {parent_present})"
             own.joins.append(_Join(it.source, left, condition))
+            if select.iterate == "forEachOrNull":
+                inner_guards = (*guards, it.present)
             element_type = source.type
             ctx = _Ctx(
                 Val(it.value, type=element_type),
@@ -187,29 +214,68 @@ class Compiler:
             self.collection[column.name] = column.collection
             self.locations[column.name] = column.location
             value = self.expr(column.expr, ctx)
-            if column.collection:
-                own.columns[column.name] = (self.array(value), True)
-            else:
-                own.columns[column.name] = (self.json(value), value.many)
+            sql = self.array(value) if column.collection else self.json(value)
+            if guards:
+                sql = f"(CASE WHEN {' AND '.join(guards)} THEN {sql} END)"
+            own.columns[column.name] = (sql, column.collection or value.many)
         parts: list[list[_Branch]] = [[own]]
         for sub in select.selects:
-            parts.append(self.select(sub, ctx, parent_present, under_left))
+            parts.append(self.select(sub, ctx, parent_present, under_left, inner_guards))
         if select.union_all:
-            parts.append(
-                [
-                    b
-                    for branch in select.union_all
-                    for b in self.select(branch, ctx, parent_present, under_left)
-                ]
-            )
+            union: list[_Branch] = []
+            for i, branch in enumerate(select.union_all):
+                found = self.select(branch, ctx, parent_present, under_left, inner_guards)
+                if i > 0 and under_left and parent_present:
+                    # a forEachOrNull's row of nulls is one row, not one per branch
+                    for b in found:
+                        b.conditions.append(parent_present)
+                union.extend(found)
+            parts.append(union)
         out = []
         for combination in product(*parts):
             merged = _Branch()
             for part in combination:
                 merged.joins.extend(part.joins)
                 merged.columns.update(part.columns)
+                merged.conditions.extend(part.conditions)
             out.append(merged)
         return out
+
+    def repeat(self, select: Select) -> _Join:
+        """A repeat at the resource: a recursive CTE of every element its paths reach, in the
+        in-memory runner's order (depth first, the paths in turn), numbered per resource."""
+        alias = self.alias()
+        seeds = [self.expr(path, _Ctx(self.root, "0")) for path in select.paths]
+        kinds = {v.type for v in seeds if not v.empty}
+        if len(kinds) > 1 or None in kinds:
+            raise Uncompilable("repeat paths of different or unknown types")
+        kind = kinds.pop() if kinds else None
+        self.repeat_types[alias] = kind
+        rep = f"{alias}_rep"
+        step_focus = Val(f"{rep}.value", type=kind)
+        steps = (
+            [self.expr(path, _Ctx(step_focus, "0")) for path in select.paths]
+            if kind is not None
+            else [Val("NULL", empty=True)]
+        )
+        if any(not v.empty and v.type != kind for v in steps):
+            raise Uncompilable("repeat paths of different types")
+        seed_each = self.d.each(self.d.concat([self.array(v) for v in seeds]), f"{alias}_s")
+        step_each = self.d.each(self.d.concat([self.array(v) for v in steps]), f"{alias}_e")
+        self.ctes.append(
+            f"{rep}(pk, value, sortkey) AS ("
+            f"SELECT r.pk, {seed_each.value}, {self.d.sort_key(None, seed_each.index)} "
+            f"FROM resources r CROSS JOIN {seed_each.source} "
+            f"WHERE r.res_type = :view_type AND NOT r.deleted AND {seed_each.not_null} "
+            f"UNION ALL SELECT {rep}.pk, {step_each.value}, "
+            f"{self.d.sort_key(f'{rep}.sortkey', step_each.index)} "
+            f"FROM {rep} CROSS JOIN {step_each.source} WHERE {step_each.not_null})"
+        )
+        source = (
+            f"(SELECT pk, value, row_number() OVER (PARTITION BY pk ORDER BY sortkey) - 1 AS idx "
+            f"FROM {rep}) AS {alias}"
+        )
+        return _Join(source, False, None, on=f"{alias}.pk = r.pk", alias=alias)
 
     def alias(self) -> str:
         self.aliases += 1
@@ -264,8 +330,8 @@ class Compiler:
         if isinstance(node, Constant):
             return self.constant(node, ctx)
         if isinstance(node, Variable):
-            if node.name == "this" and ctx.this is not None:
-                return ctx.this
+            if node.name == "this":
+                return ctx.this if ctx.this is not None else ctx.focus
             raise Uncompilable(f"${node.name}")
         if isinstance(node, Binary):
             return self.binary(node, ctx)
@@ -293,6 +359,8 @@ class Compiler:
         raise Uncompilable(f"a {kind} constant")
 
     def member(self, source: Val, name: str, of_type: str | None) -> Val:
+        if source.empty:
+            return source
         if source.kind != "json" or source.type is None:
             raise Uncompilable(f"{name} of a value of unknown type")
         spec = _elements().get(source.type)
@@ -304,8 +372,8 @@ class Compiler:
             keys = [name]
         else:
             keys = [k for k, s in spec.items() if s[3] == name]
-            if not keys:
-                raise Uncompilable(f"{source.type} has no element {name}")
+            if not keys:  # the store holds R4 resources: this element is never there
+                return Val("NULL", empty=True)
             if of_type is not None:
                 keys = [k for k in keys if _is_a(spec[k][0], of_type)]
         if not keys:  # ofType() of a type the choice does not allow

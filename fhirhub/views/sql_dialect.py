@@ -93,6 +93,14 @@ class Dialect:
         """A JSON value as the JSON text Python reads."""
         raise NotImplementedError
 
+    def concat(self, arrays: list[str]) -> str:
+        """JSON arrays one after the other, as one array."""
+        raise NotImplementedError
+
+    def sort_key(self, parent: str | None, index: str) -> str:
+        """A key that sorts a tree's elements depth first: the parent's key, then the index."""
+        raise NotImplementedError
+
     def param_int(self, param: str) -> str:
         return f"CAST({param} AS INTEGER)"
 
@@ -175,6 +183,12 @@ class Postgres(Dialect):
     def out(self, x: str) -> str:
         return f"CAST({x} AS TEXT)"
 
+    def concat(self, arrays: list[str]) -> str:
+        return f"({' || '.join(arrays)})" if len(arrays) > 1 else arrays[0]
+
+    def sort_key(self, parent: str | None, index: str) -> str:
+        return f"ARRAY[{index}]" if parent is None else f"({parent} || {index})"
+
 
 class Sqlite(Dialect):
     name = "sqlite"
@@ -253,6 +267,19 @@ class Sqlite(Dialect):
 
     def out(self, x: str) -> str:
         return x
+
+    def concat(self, arrays: list[str]) -> str:
+        if len(arrays) == 1:
+            return arrays[0]
+        parts = []
+        for i, array in enumerate(arrays):
+            e = self.each(array, f"cat{i}")
+            parts.append(f"SELECT {e.value} AS v FROM {e.source}")
+        return f"(SELECT json_group_array(json(v)) FROM ({' UNION ALL '.join(parts)}))"
+
+    def sort_key(self, parent: str | None, index: str) -> str:
+        key = f"printf('%08d', {index})"
+        return key if parent is None else f"({parent} || '.' || {key})"
 
 
 def dialect_for(name: str) -> Dialect:

@@ -133,8 +133,8 @@ def stream_rows(
 
 
 def _decode(compiled: Compiled, name: str, value: str | None) -> Any:
-    if value is None:
-        return [] if compiled.collection.get(name) else None
+    if value is None:  # a collection is [] when its select ran, None on a row of nulls
+        return None
     decoded = json.loads(value)
     if compiled.many[name] and not compiled.collection.get(name):
         if len(decoded) > 1:
