@@ -5,18 +5,22 @@ and gives the same rows, or refuses (:class:`Uncompilable`) and the view runs in
 streamed resources instead (``sql_run``); it never guesses. What it compiles:
 
 - ``select`` nesting, ``forEach`` (a join over the array), ``forEachOrNull`` (a LEFT JOIN),
-  ``unionAll`` (the query is a UNION ALL of one branch per combination), ``where``,
-  ``constant``, ``%rowIndex``, ``collection``;
+  ``repeat`` at the resource (a recursive CTE, depth first), ``unionAll`` (the query is a
+  UNION ALL of one branch per combination), ``where``, ``constant``, ``%rowIndex``,
+  ``collection``;
 - paths of elements the R4 tables know (so the compiler knows which repeat and what type they
-  are; choice elements by their key, ``value.ofType(Quantity)`` is ``valueQuantity``), indexes
-  ``[n]``, ``first()``, ``exists()``, ``empty()``, ``where()``, ``not()``, ``join()``,
+  are; choice elements by their key, ``value.ofType(Quantity)`` is ``valueQuantity``; an
+  element R4 does not define on a known type is empty, as in a store of R4 resources), ``$this``,
+  indexes ``[n]``, ``first()``, ``exists()``, ``empty()``, ``where()``, ``not()``, ``join()``,
   ``extension(url)``, ``getResourceKey()``, ``getReferenceKey([Type])``, ``=`` and ``!=`` of
-  values that are not dates or times, ``and``, ``or``, ``<``/``>`` of numbers, and literals.
+  values that are not dates or times (one side may be a collection), ``and``, ``or``,
+  ``<``/``>`` of numbers, and string, boolean and integer literals and constants.
 
-Everything else (``repeat``, boundaries, arithmetic, ``|``, date comparisons, string functions,
-``ofType()`` of a non-choice element, an element the tables do not know...) is Uncompilable.
-A non-collection column that may hold several values is selected as an array, and the runner
-raises the in-memory runner's error when one does.
+Everything else (boundaries, arithmetic, ``|``, date/time/decimal constants and comparisons,
+string functions, ``ofType()`` of a non-choice element, ``repeat`` below another iteration, a
+value of a type the tables do not know...) is Uncompilable. A non-collection column that may
+hold several values is selected as an array, and the runner raises the in-memory runner's error
+when one does.
 """
 
 from __future__ import annotations
@@ -499,13 +503,18 @@ class Compiler:
 
     def extension(self, source: Val, node: Call, ctx: _Ctx) -> Val:
         url = self.expr(node.args[0], ctx)
-        if url.kind != "text" or url.many or source.kind != "json" or source.many:
+        if url.kind != "text" or url.many or source.kind != "json":
             raise Uncompilable("extension() here")
+        if source.empty:
+            return source
+        outer = self.d.each(source.sql if source.many else self.d.wrap(source.sql), self.alias())
         e = self.d.each(
-            f"coalesce({self.d.get(source.sql, 'extension')}, {self.d.empty_array})", self.alias()
+            f"coalesce({self.d.get(outer.value, 'extension')}, {self.d.empty_array})",
+            self.alias(),
         )
         sql = (
-            f"(SELECT {self.d.aggregate(e.value, e.index)} FROM {e.source} "
+            f"(SELECT {self.d.aggregate(e.value, f'{outer.index}, {e.index}')} "
+            f"FROM {outer.source} CROSS JOIN {e.source} "
             f"WHERE {self.d.text_of(self.d.get(e.value, 'url'))} = {url.sql})"
         )
         return Val(sql, many=True, type="Extension")
@@ -536,25 +545,40 @@ class Compiler:
         if op in ("and", "or"):
             sql = f"({self.boolean(left)} {op.upper()} {self.boolean(right)})"
             return Val(sql, "bool", type="boolean")
+        if op in ("=", "!="):
+            equal = self.equality(left, right)
+            return Val(equal if op == "=" else f"(NOT {equal})", "bool", type="boolean")
         if left.many or right.many:
             raise Uncompilable(f"'{op}' of collections")
-        if op in ("=", "!="):
-            if left.type in _TEMPORAL or right.type in _TEMPORAL:
-                raise Uncompilable("= of dates or times")
-            if left.type is None or right.type is None:
-                raise Uncompilable("= of values of unknown type")
-            if left.type[:1].isupper() or right.type[:1].isupper():
-                raise Uncompilable("= of complex values")
-            if left.kind == right.kind == "json":  # two stored strings may compare as dates
-                raise Uncompilable("= of two elements")
-            equal = self.d.equal(self.json(left), self.json(right))
-            return Val(equal if op == "=" else f"(NOT {equal})", "bool", type="boolean")
         if op in ("<", "<=", ">", ">="):
             if left.type not in _NUMBERS or right.type not in _NUMBERS:
                 raise Uncompilable(f"'{op}' of values that are not numbers")
             a, b = self.number(left), self.number(right)
             return Val(f"({a} {op} {b})", "bool", type="boolean")
         raise Uncompilable(f"'{op}'")
+
+    def equality(self, left: Val, right: Val) -> str:
+        """FHIRPath ``=``: empty when a side is, false when their sizes differ, else the items'
+        equality (here: one side a single value)."""
+        if left.type in _TEMPORAL or right.type in _TEMPORAL:
+            raise Uncompilable("= of dates or times")
+        if left.type is None or right.type is None:
+            raise Uncompilable("= of values of unknown type")
+        if left.type[:1].isupper() or right.type[:1].isupper():
+            raise Uncompilable("= of complex values")
+        if left.kind == right.kind == "json" and not (left.empty or right.empty):
+            raise Uncompilable("= of two elements")  # two stored strings may compare as dates
+        if left.many and right.many:
+            raise Uncompilable("= of two collections")
+        if not left.many and not right.many:
+            return self.d.equal(self.json(left), self.json(right))
+        one, many = (right, left) if left.many else (left, right)
+        single = self.json(one)
+        size = self.d.length(many.sql)
+        return (
+            f"(CASE WHEN {single} IS NULL OR {size} = 0 THEN NULL WHEN {size} <> 1 THEN FALSE "
+            f"ELSE {self.d.equal(single, self.d.at(many.sql, '0'))} END)"
+        )
 
     def number(self, v: Val) -> str:
         if v.kind == "int":
