@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 
 import fhirhub.storage.inbox_models
-import fhirhub.storage.index_models  # noqa: F401  (registers the index tables)
+import fhirhub.storage.index_models
+import fhirhub.storage.view_models  # noqa: F401  (registers the view watermarks)
 from fhirhub.storage.engine import make_engine
 from fhirhub.storage.models import Base
 

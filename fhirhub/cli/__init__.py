@@ -370,9 +370,11 @@ _register_optional()
 
 
 def _register_jobs() -> None:
+    from fhirhub.cli.views import views
     from fhirhub.jobs.cli import beat, inbox, worker
 
     app.add_typer(inbox, name="inbox")
+    app.add_typer(views, name="views")
     app.command("worker")(worker)
     app.command("beat")(beat)
 

@@ -35,6 +35,7 @@ class Scope:
 
     patient: str | None = None  # a Patient id
     since_us: int | None = None  # last_updated at or after (microseconds)
+    pks: tuple[int, int] | None = None  # resources.pk from .. to (inclusive)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str
     if scope.since_us is not None:
         filters.append("r.last_updated >= :scope_since")
         params["scope_since"] = scope.since_us
+    if scope.pks is not None:
+        filters.append("r.pk BETWEEN :scope_pk_from AND :scope_pk_to")
+        params["scope_pk_from"], params["scope_pk_to"] = scope.pks
     if scope.patient is not None:
         params["scope_patient"] = scope.patient
         if view.resource == "Patient":
@@ -99,35 +103,55 @@ def stream_rows(
     conn: Connection, view: View, scope: Scope | None = None, *, batch: int = BATCH
 ) -> Generator[Row]:
     """The rows of ``view`` over the store, as the in-memory runner gives them."""
+    rows = stream_keyed_rows(conn, view, scope, batch=batch)
+    try:
+        for _, row in rows:
+            yield row
+    finally:
+        rows.close()
+
+
+def stream_keyed_rows(
+    conn: Connection, view: View, scope: Scope | None = None, *, batch: int = BATCH
+) -> Generator[tuple[int, Row]]:
+    """Each row of ``view`` with the ``resources.pk`` of the resource it came from."""
     scope = scope or Scope()
     scope_params: dict[str, Any] = {}
     filters = _scope_filters(view, scope, scope_params)
     chosen = plan(view, conn.dialect.name, filters)
     prepare(conn)
-    streaming = conn.execution_options(stream_results=True, yield_per=batch)
+    streaming = {"stream_results": True, "yield_per": batch}  # for these reads only
     if chosen.compiled is None:
-        result = streaming.execute(
+        result = conn.execute(
             text(
-                f"SELECT {dialect_for(conn.dialect.name).out('r.content')} "
+                f"SELECT r.pk, {dialect_for(conn.dialect.name).out('r.content')} "
                 "FROM resources r WHERE r.res_type = :view_type "
                 f"AND NOT r.deleted{''.join(' AND ' + f for f in filters)} ORDER BY r.pk"
             ),
             {"view_type": view.resource, **scope_params},
+            execution_options=streaming,
         )
         try:
-            yield from run_view(view, (loads(content) for (content,) in result))
+            for pk, content in result:
+                for row in run_view(view, (loads(content),)):
+                    yield pk, row
         finally:
             result.close()
         return
     compiled = chosen.compiled
-    result = streaming.execute(text(compiled.sql), {**compiled.params, **scope_params})
+    result = conn.execute(
+        text(compiled.sql), {**compiled.params, **scope_params}, execution_options=streaming
+    )
     names = compiled.columns
     try:
-        for row in result:
-            yield {
-                name: _decode(compiled, name, value)
-                for name, value in zip(names, row[1:], strict=True)
-            }
+        for record in result:
+            yield (
+                record[0],
+                {
+                    name: _decode(compiled, name, value)
+                    for name, value in zip(names, record[1:], strict=True)
+                },
+            )
     finally:
         result.close()
 
