@@ -395,6 +395,10 @@ class Compiler:
             got = self.d.get(source.sql, key)
             if not repeats:
                 return Val(got, type=element_type)
+            if element_type is not None and element_type[:1].isupper():
+                # FHIR JSON has no null in an array of objects (nor anywhere but a primitive
+                # array, beside its extensions' array)
+                return Val(f"coalesce({got}, {self.d.empty_array})", many=True, type=element_type)
             return Val(self._clean(got), many=True, type=element_type)
         # many in, many out: each item's value(s), in order
         outer, inner = self.alias(), self.alias()
@@ -403,9 +407,13 @@ class Compiler:
             value = f"coalesce({', '.join(self.d.get(a.value, k) for k in keys)})"
         else:
             value = self.d.get(a.value, key)
-        b = self.d.each(
-            f"coalesce({value}, {self.d.empty_array})" if repeats else self.d.wrap(value), inner
-        )
+        if not repeats:  # one value (or none) per item
+            sql = (
+                f"(SELECT {self.d.aggregate(value, a.index)} FROM {a.source} "
+                f"WHERE {self.d.is_value(value)})"
+            )
+            return Val(sql, many=True, type=element_type)
+        b = self.d.each(f"coalesce({value}, {self.d.empty_array})", inner)
         sql = (
             f"(SELECT {self.d.aggregate(b.value, f'{a.index}, {b.index}')} "
             f"FROM {a.source} CROSS JOIN {b.source} WHERE {b.not_null})"

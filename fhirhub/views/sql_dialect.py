@@ -72,6 +72,10 @@ class Dialect:
     def is_string(self, x: str) -> str:
         raise NotImplementedError
 
+    def is_value(self, x: str) -> str:
+        """Neither SQL NULL nor JSON null."""
+        raise NotImplementedError
+
     def is_number(self, x: str) -> str:
         raise NotImplementedError
 
@@ -135,7 +139,8 @@ class Postgres(Dialect):
         return f"coalesce(jsonb_agg({value} ORDER BY {order}), '[]'::jsonb)"
 
     def wrap(self, x: str) -> str:
-        return f"(CASE WHEN {x} IS NULL THEN '[]'::jsonb ELSE jsonb_build_array({x}) END)"
+        # '$' is the value itself, once (x is written once: it may be a subquery)
+        return f"coalesce(jsonb_path_query_array({x}, '$'), '[]'::jsonb)"
 
     def length(self, array: str) -> str:
         return f"jsonb_array_length({array})"
@@ -160,6 +165,9 @@ class Postgres(Dialect):
 
     def is_string(self, x: str) -> str:
         return f"(jsonb_typeof({x}) = 'string')"
+
+    def is_value(self, x: str) -> str:
+        return f"(jsonb_typeof({x}) <> 'null')"
 
     def is_number(self, x: str) -> str:
         return f"(jsonb_typeof({x}) = 'number')"
@@ -243,6 +251,9 @@ class Sqlite(Dialect):
 
     def is_string(self, x: str) -> str:
         return f"(json_type({x}) = 'text')"
+
+    def is_value(self, x: str) -> str:
+        return f"(json_type({x}) <> 'null')"
 
     def is_number(self, x: str) -> str:
         return f"(json_type({x}) IN ('integer', 'real'))"
