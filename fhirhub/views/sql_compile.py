@@ -12,11 +12,12 @@ streamed resources instead (``sql_run``); it never guesses. What it compiles:
   are; choice elements by their key, ``value.ofType(Quantity)`` is ``valueQuantity``; an
   element R4 does not define on a known type is empty, as in a store of R4 resources), ``$this``,
   indexes ``[n]``, ``first()``, ``exists()``, ``empty()``, ``where()``, ``not()``, ``join()``,
-  ``extension(url)``, ``getResourceKey()``, ``getReferenceKey([Type])``, ``=`` and ``!=`` of
-  values that are not dates or times (one side may be a collection), ``and``, ``or``,
-  ``<``/``>`` of numbers, and string, boolean and integer literals and constants.
+  ``extension(url)``, ``getResourceKey()``, ``getReferenceKey([Type])``, ``=`` and ``!=``
+  (one side may be a collection), ``and``, ``or``, ``<``/``>`` of numbers and of dates,
+  dateTimes and instants (FHIRPath's precision rule: empty when they differ; instants as points
+  in time), and string, boolean, integer, date and dateTime literals and constants.
 
-Everything else (boundaries, arithmetic, ``|``, date/time/decimal constants and comparisons,
+Everything else (boundaries, arithmetic, ``|``, time and decimal values and comparisons,
 string functions, ``ofType()`` of a non-choice element, ``repeat`` below another iteration, a
 value of a type the tables do not know...) is Uncompilable. A non-collection column that may
 hold several values is selected as an array, and the runner raises the in-memory runner's error
@@ -49,6 +50,7 @@ from fhirhub.views.fhirpath_types import STRING_TYPES, SUPERTYPES, Item
 from fhirhub.views.sql_dialect import Dialect
 
 _TEMPORAL = frozenset({"date", "dateTime", "instant", "time"})
+_DATES = frozenset({"date", "dateTime", "instant"})  # compared in SQL (not time)
 _NUMBERS = frozenset({"integer", "decimal", "unsignedInt", "positiveInt"})
 
 
@@ -290,6 +292,10 @@ class Compiler:
         self.params[name] = value
         return f":{name}"
 
+    def text_param(self, value: str) -> str:
+        """A text bind parameter, typed (PostgreSQL cannot infer it in ``:p IS NULL``)."""
+        return f"CAST({self.param(value)} AS TEXT)"
+
     # --- conversions ------------------------------------------------------------------------
 
     def json(self, v: Val) -> str:
@@ -325,11 +331,13 @@ class Compiler:
             return self.call(node, ctx)
         if isinstance(node, Literal):
             if node.type == "string":
-                return Val(self.param(node.value), "text", type="string")
+                return Val(self.text_param(str(node.value)), "text", type="string")
             if node.type == "boolean":
                 return Val("TRUE" if node.value else "FALSE", "bool", type="boolean")
             if node.type == "integer":
                 return Val(self.d.param_int(self.param(node.value)), "int", type="integer")
+            if node.type in _DATES:
+                return Val(self.text_param(str(node.value)), "text", type=node.type)
             raise Uncompilable(f"a {node.type} literal")
         if isinstance(node, Constant):
             return self.constant(node, ctx)
@@ -352,6 +360,8 @@ class Compiler:
         if len(items) != 1:
             raise Uncompilable(f"%{node.name}")
         value, kind = items[0].value, items[0].type
+        if kind in _DATES and isinstance(value, str):
+            return Val(self.text_param(value), "text", type=kind)
         if kind in _TEMPORAL:
             raise Uncompilable(f"a {kind} constant")
         if isinstance(value, bool):
@@ -359,7 +369,7 @@ class Compiler:
         if isinstance(value, int):
             return Val(self.d.param_int(self.param(value)), "int", type=kind or "integer")
         if isinstance(value, str) and (kind is None or kind in STRING_TYPES):
-            return Val(self.param(value), "text", type=kind or "string")
+            return Val(self.text_param(value), "text", type=kind or "string")
         raise Uncompilable(f"a {kind} constant")
 
     def member(self, source: Val, name: str, of_type: str | None) -> Val:
@@ -494,7 +504,7 @@ class Compiler:
     def join(self, source: Val, node: Call, ctx: _Ctx) -> Val:
         if source.kind != "json" or source.type not in STRING_TYPES:
             raise Uncompilable("join() of values that may not be strings")
-        separator = self.param("")
+        separator = self.text_param("")
         if node.args:
             sep = self.expr(node.args[0], ctx)
             if sep.kind != "text" or sep.many:
@@ -531,7 +541,7 @@ class Compiler:
         if source.kind != "json" or source.type != "Reference":
             raise Uncompilable("getReferenceKey() of something not a Reference")
         wanted = type_name_of(node.args[0]) if node.args else None
-        wanted_sql = self.param(wanted) if wanted else None
+        wanted_sql = self.text_param(wanted) if wanted else None
 
         def key(reference: str) -> str:
             text = self.d.text_of(self.d.get(reference, "reference"))
@@ -553,6 +563,10 @@ class Compiler:
         if op in ("and", "or"):
             sql = f"({self.boolean(left)} {op.upper()} {self.boolean(right)})"
             return Val(sql, "bool", type="boolean")
+        if op in ("=", "!=", "<", "<=", ">", ">=") and (
+            left.type in _DATES or right.type in _DATES
+        ):
+            return Val(self.temporal(op, left, right), "bool", type="boolean")
         if op in ("=", "!="):
             equal = self.equality(left, right)
             return Val(equal if op == "=" else f"(NOT {equal})", "bool", type="boolean")
@@ -564,6 +578,25 @@ class Compiler:
             a, b = self.number(left), self.number(right)
             return Val(f"({a} {op} {b})", "bool", type="boolean")
         raise Uncompilable(f"'{op}'")
+
+    def temporal(self, op: str, left: Val, right: Val) -> str:
+        """A comparison of two dates, dateTimes or instants, with FHIRPath's rule for values of
+        different precision (empty) and for instants (compared as points in time)."""
+        if left.many or right.many:
+            raise Uncompilable(f"'{op}' of collections of dates")
+        if left.type not in _DATES or right.type not in _DATES:
+            raise Uncompilable(f"'{op}' of a date and something else")
+        a, b = self.text(left), self.text(right)
+        if op == "!=":
+            return f"(NOT {self.d.temporal_compare(a, b, '=')})"
+        return self.d.temporal_compare(a, b, op)
+
+    def text(self, v: Val) -> str:
+        if v.kind == "text":
+            return v.sql
+        if v.kind == "json":
+            return self.d.text_of(v.sql)
+        raise Uncompilable("text of a computed value")
 
     def equality(self, left: Val, right: Val) -> str:
         """FHIRPath ``=``: empty when a side is, false when their sizes differ, else the items'

@@ -97,6 +97,11 @@ class Dialect:
         """A JSON value as the JSON text Python reads."""
         raise NotImplementedError
 
+    def temporal_compare(self, a: str, b: str, op: str) -> str:
+        """``a op b`` (``=``, ``<``...) of two date/dateTime/instant texts as FHIRPath has it
+        (``fhirpath_eval.temporal_order``): NULL when their precisions differ."""
+        raise NotImplementedError
+
     def concat(self, arrays: list[str]) -> str:
         """JSON arrays one after the other, as one array."""
         raise NotImplementedError
@@ -194,6 +199,24 @@ class Postgres(Dialect):
     def concat(self, arrays: list[str]) -> str:
         return f"({' || '.join(arrays)})" if len(arrays) > 1 else arrays[0]
 
+    def temporal_compare(self, a: str, b: str, op: str) -> str:
+        zone = "'(Z|[+-][0-9][0-9]:[0-9][0-9])$'"
+
+        def full(x: str) -> str:
+            return f"(strpos({x}, 'T') > 0 AND length(split_part({x}, 'T', 2)) >= 8)"
+
+        instants = (
+            f"(CASE WHEN {a} ~ {zone} THEN CAST({a} AS TIMESTAMPTZ) {op} CAST({b} AS TIMESTAMPTZ) "
+            f"ELSE CAST({a} AS TIMESTAMP) {op} CAST({b} AS TIMESTAMP) END)"
+        )
+        equal = "TRUE" if op in ("=", "<=", ">=") else "FALSE"
+        return (
+            f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} = {b} THEN {equal} "
+            f"WHEN {full(a)} AND {full(b)} AND ({a} ~ {zone}) = ({b} ~ {zone}) THEN {instants} "
+            f"WHEN length({a}) <> length({b}) THEN NULL "
+            f'ELSE ({a} COLLATE "C") {op} ({b} COLLATE "C") END)'
+        )
+
     def sort_key(self, parent: str | None, index: str) -> str:
         return f"ARRAY[{index}]" if parent is None else f"({parent} || {index})"
 
@@ -278,6 +301,10 @@ class Sqlite(Dialect):
 
     def out(self, x: str) -> str:
         return x
+
+    def temporal_compare(self, a: str, b: str, op: str) -> str:
+        # fhirhub_temporal_order is the evaluator's own rule, registered by sql_run.prepare
+        return f"(fhirhub_temporal_order({a}, {b}) {op} 0)"
 
     def concat(self, arrays: list[str]) -> str:
         if len(arrays) == 1:

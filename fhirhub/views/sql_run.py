@@ -21,6 +21,8 @@ from fhirhub.model.json import loads
 from fhirhub.search import registry
 from fhirhub.views.definition import View
 from fhirhub.views.errors import ViewError
+from fhirhub.views.fhirpath_eval import temporal_order
+from fhirhub.views.fhirpath_types import Item
 from fhirhub.views.run import Row, run_view
 from fhirhub.views.sql_compile import Compiled, Uncompilable, compile_view
 from fhirhub.views.sql_dialect import REFERENCE_PATTERN, dialect_for
@@ -62,11 +64,18 @@ def _reference_key(reference: Any, wanted: Any) -> str | None:
     return f"{match[1]}/{match[2]}"
 
 
+def _temporal_order(a: Any, b: Any) -> int | None:
+    if not isinstance(a, str) or not isinstance(b, str):
+        return None
+    return temporal_order(Item(a, "dateTime"), Item(b, "dateTime"))
+
+
 def prepare(conn: Connection) -> None:
     """Register on a SQLite connection the functions compiled views call."""
     if conn.dialect.name == "sqlite":
         dbapi: Any = conn.connection.dbapi_connection
         dbapi.create_function("fhirhub_reference_key", 2, _reference_key, deterministic=True)
+        dbapi.create_function("fhirhub_temporal_order", 2, _temporal_order, deterministic=True)
 
 
 def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str]:

@@ -25,6 +25,20 @@ _name = st.fixed_dictionaries(
         "use": _codes,
         "family": _words.filter(bool),
         "given": st.lists(_words.filter(bool), min_size=1, max_size=3),
+        "period": st.fixed_dictionaries(
+            {
+                "start": st.sampled_from(
+                    [
+                        "2020-01-01T10:00:00Z",
+                        "2020-01-01T17:00:00+07:00",
+                        "2020-01-01T09:59:59.5Z",
+                        "2020-01-01T10:00:00",
+                        "2020-01-01T10:00",
+                        "2020-01",
+                    ]
+                )
+            }
+        ),
     },
 )
 _telecom = st.fixed_dictionaries(
@@ -162,6 +176,31 @@ VIEWS: list[dict[str, Any]] = [
             }
         ],
         "where": [{"path": "name.exists() or gender = 'female'"}],
+    },
+    {
+        "constant": [
+            {"name": "bd", "valueDate": "1990-05"},
+            {"name": "t", "valueDateTime": "2020-01-01T10:00:00+00:00"},
+        ],
+        "select": [
+            {
+                "column": [
+                    _col("id", "id"),
+                    _col("eq", "birthDate = %bd"),
+                    _col("lt", "birthDate < @1990-05-17"),
+                    _col("ge", "birthDate >= @1990"),
+                    _col("ne", "birthDate != @1990-05-17"),
+                ]
+            },
+            {
+                "forEach": "name",
+                "column": [
+                    _col("at", "period.start = %t"),
+                    _col("before", "period.start < @2020-01-01T10:00:00Z"),
+                    _col("naive", "period.start > @2020-01-01T09:00:00"),
+                ],
+            },
+        ],
     },
     {
         "constant": [{"name": "u", "valueCode": "official"}, {"name": "i", "valueInteger": 0}],
