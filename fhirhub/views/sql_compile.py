@@ -154,7 +154,7 @@ class Compiler:
                 sql, is_many = branch.columns[name]
                 if many[name] and not is_many:
                     sql = self.d.wrap(sql)
-                outs.append(f"{self.d.out(sql)} AS c_{len(outs)}")
+                outs.append(sql)
             joins = "".join(
                 f" JOIN {j.source} ON {j.on}"
                 if j.on
@@ -166,7 +166,7 @@ class Compiler:
             wheres = conditions + [j.condition for j in branch.joins if j.condition]
             wheres += branch.conditions
             queries.append(
-                f"SELECT r.pk AS pk, {', '.join(outs)} FROM resources r{joins} "
+                f"SELECT r.pk AS pk, {self.d.row(outs)} AS row FROM resources r{joins} "
                 f"WHERE {' AND '.join(wheres)}"
             )
         sql = " UNION ALL ".join(queries)

@@ -97,6 +97,10 @@ class Dialect:
         """A JSON value as the JSON text Python reads."""
         raise NotImplementedError
 
+    def row(self, values: list[str]) -> str:
+        """A row's JSON values as the text of one JSON array (one value for Python to read)."""
+        raise NotImplementedError
+
     def temporal_compare(self, a: str, b: str, op: str) -> str:
         """``a op b`` (``=``, ``<``...) of two date/dateTime/instant texts as FHIRPath has it
         (``fhirpath_eval.temporal_order``): NULL when their precisions differ."""
@@ -195,6 +199,9 @@ class Postgres(Dialect):
 
     def out(self, x: str) -> str:
         return f"CAST({x} AS TEXT)"
+
+    def row(self, values: list[str]) -> str:
+        return f"CAST(jsonb_build_array({', '.join(values)}) AS TEXT)"
 
     def concat(self, arrays: list[str]) -> str:
         return f"({' || '.join(arrays)})" if len(arrays) > 1 else arrays[0]
@@ -301,6 +308,9 @@ class Sqlite(Dialect):
 
     def out(self, x: str) -> str:
         return x
+
+    def row(self, values: list[str]) -> str:
+        return f"json_array({', '.join(f'json({v})' for v in values)})"
 
     def temporal_compare(self, a: str, b: str, op: str) -> str:
         # fhirhub_temporal_order is the evaluator's own rule, registered by sql_run.prepare

@@ -9,12 +9,12 @@ bounded by the batch size, not by the number of rows.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from fhirhub.model.json import loads
@@ -152,29 +152,25 @@ def stream_keyed_rows(
         text(compiled.sql), {**compiled.params, **scope_params}, execution_options=streaming
     )
     names = compiled.columns
+    checked = [
+        i for i, n in enumerate(names) if compiled.many[n] and not compiled.collection.get(n)
+    ]
     try:
-        for record in result:
-            yield (
-                record[0],
-                {
-                    name: _decode(compiled, name, value)
-                    for name, value in zip(names, record[1:], strict=True)
-                },
-            )
+        for pk, values in result:
+            decoded = orjson.loads(values)
+            for i in checked:  # an array for a column that must hold one value at most
+                decoded[i] = _single(compiled, names[i], decoded[i])
+            yield pk, dict(zip(names, decoded, strict=True))
     finally:
         result.close()
 
 
-def _decode(compiled: Compiled, name: str, value: str | None) -> Any:
-    if value is None:  # a collection is [] when its select ran, None on a row of nulls
+def _single(compiled: Compiled, name: str, values: list[Any] | None) -> Any:
+    if values is None:
         return None
-    decoded = json.loads(value)
-    if compiled.many[name] and not compiled.collection.get(name):
-        if len(decoded) > 1:
-            raise ViewError(
-                f"column {name!r} gives {len(decoded)} values; set collection: true to keep "
-                "them all",
-                f"{compiled.locations[name]}.path",
-            )
-        return decoded[0] if decoded else None
-    return decoded
+    if len(values) > 1:
+        raise ViewError(
+            f"column {name!r} gives {len(values)} values; set collection: true to keep them all",
+            f"{compiled.locations[name]}.path",
+        )
+    return values[0] if values else None
