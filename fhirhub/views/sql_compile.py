@@ -74,6 +74,20 @@ def _is_a(kind: str | None, wanted: str) -> bool:
 
 
 @dataclass(frozen=True)
+class SetForm:
+    """A collection as the rows of a FROM clause (before aggregating it into an array):
+    ``first()`` is then a LIMIT 1, ``exists()`` an EXISTS, and a path step one more join."""
+
+    source: str
+    value: str
+    order: str
+    where: tuple[str, ...] = ()
+
+    def clause(self) -> str:
+        return f"FROM {self.source}" + (f" WHERE {' AND '.join(self.where)}" if self.where else "")
+
+
+@dataclass(frozen=True)
 class Val:
     """A compiled expression. ``kind``: ``json`` (a JSON value, or with ``many`` a JSON array),
     ``bool`` (an SQL boolean), ``text`` or ``int`` (SQL values). NULL is the empty collection."""
@@ -84,6 +98,7 @@ class Val:
     type: str | None = None  # the FHIR type, when known
     root: bool = False  # the resource itself
     empty: bool = False  # always empty (an element R4 does not define here)
+    rows: SetForm | None = None  # with many: the same collection as rows (``sql`` aggregates)
 
 
 @dataclass
@@ -411,24 +426,35 @@ class Compiler:
                 return Val(f"coalesce({got}, {self.d.empty_array})", many=True, type=element_type)
             return Val(self._clean(got), many=True, type=element_type)
         # many in, many out: each item's value(s), in order
-        outer, inner = self.alias(), self.alias()
-        a = self.d.each(source.sql, outer)
+        base = self.rows_of(source)
         if len(keys) > 1:
-            value = f"coalesce({', '.join(self.d.get(a.value, k) for k in keys)})"
+            value = f"coalesce({', '.join(self.d.get(base.value, k) for k in keys)})"
         else:
-            value = self.d.get(a.value, key)
+            value = self.d.get(base.value, key)
         if not repeats:  # one value (or none) per item
-            sql = (
-                f"(SELECT {self.d.aggregate(value, a.index)} FROM {a.source} "
-                f"WHERE {self.d.is_value(value)})"
+            return self.many(
+                replace(base, value=value, where=(*base.where, self.d.is_value(value))),
+                element_type,
             )
-            return Val(sql, many=True, type=element_type)
-        b = self.d.each(f"coalesce({value}, {self.d.empty_array})", inner)
-        sql = (
-            f"(SELECT {self.d.aggregate(b.value, f'{a.index}, {b.index}')} "
-            f"FROM {a.source} CROSS JOIN {b.source} WHERE {b.not_null})"
+        b = self.d.each(f"coalesce({value}, {self.d.empty_array})", self.alias())
+        rows = SetForm(
+            f"{base.source} CROSS JOIN {b.source}",
+            b.value,
+            f"{base.order}, {b.index}",
+            (*base.where, b.not_null),
         )
-        return Val(sql, many=True, type=element_type)
+        return self.many(rows, element_type)
+
+    def rows_of(self, source: Val) -> SetForm:
+        """The items of a many value as rows."""
+        if source.rows is not None:
+            return source.rows
+        e = self.d.each(source.sql, self.alias())
+        return SetForm(e.source, e.value, e.index)
+
+    def many(self, rows: SetForm, kind: str | None) -> Val:
+        sql = f"(SELECT {self.d.aggregate(rows.value, rows.order)} {rows.clause()})"
+        return Val(sql, many=True, type=kind, rows=rows)
 
     def _clean(self, array: str) -> str:
         """A stored JSON array (or NULL) without its nulls (primitive arrays keep a null where
@@ -460,11 +486,18 @@ class Compiler:
         if name == "first":
             if not source.many:
                 return source
+            if source.rows is not None:
+                r = source.rows
+                return Val(
+                    f"(SELECT {r.value} {r.clause()} ORDER BY {r.order} LIMIT 1)", type=source.type
+                )
             return Val(self.d.at(source.sql, "0"), type=source.type)
         if name in ("exists", "empty"):
             if node.args:
                 source = self.where(source, node.args[0], ctx)
-            if source.many:
+            if source.many and source.rows is not None:
+                found = f"EXISTS (SELECT 1 {source.rows.clause()})"
+            elif source.many:
                 found = f"({self.d.length(source.sql)} > 0)"
             else:
                 found = f"({self.json(source)} IS NOT NULL)"
@@ -492,14 +525,10 @@ class Compiler:
             item = _Ctx(source, ctx.row_index, source)
             test = self.boolean(self.expr(criteria, item))
             return replace(source, sql=f"(CASE WHEN {test} THEN {source.sql} END)")
-        e = self.d.each(source.sql, self.alias())
-        element = Val(e.value, type=source.type)
+        base = self.rows_of(source)
+        element = Val(base.value, type=source.type)
         test = self.boolean(self.expr(criteria, _Ctx(element, ctx.row_index, element)))
-        sql = (
-            f"(SELECT {self.d.aggregate(e.value, e.index)} FROM {e.source} "
-            f"WHERE {e.not_null} AND ({test}))"
-        )
-        return Val(sql, many=True, type=source.type)
+        return self.many(replace(base, where=(*base.where, f"({test})")), source.type)
 
     def join(self, source: Val, node: Call, ctx: _Ctx) -> Val:
         if source.kind != "json" or source.type not in STRING_TYPES:
@@ -525,17 +554,18 @@ class Compiler:
             raise Uncompilable("extension() here")
         if source.empty:
             return source
-        outer = self.d.each(source.sql if source.many else self.d.wrap(source.sql), self.alias())
+        base = self.rows_of(source if source.many else replace(source, sql=self.d.wrap(source.sql)))
         e = self.d.each(
-            f"coalesce({self.d.get(outer.value, 'extension')}, {self.d.empty_array})",
+            f"coalesce({self.d.get(base.value, 'extension')}, {self.d.empty_array})",
             self.alias(),
         )
-        sql = (
-            f"(SELECT {self.d.aggregate(e.value, f'{outer.index}, {e.index}')} "
-            f"FROM {outer.source} CROSS JOIN {e.source} "
-            f"WHERE {self.d.text_of(self.d.get(e.value, 'url'))} = {url.sql})"
+        rows = SetForm(
+            f"{base.source} CROSS JOIN {e.source}",
+            e.value,
+            f"{base.order}, {e.index}",
+            (*base.where, f"{self.d.text_of(self.d.get(e.value, 'url'))} = {url.sql}"),
         )
-        return Val(sql, many=True, type="Extension")
+        return self.many(rows, "Extension")
 
     def reference_key(self, source: Val, node: Call) -> Val:
         if source.kind != "json" or source.type != "Reference":
