@@ -129,6 +129,10 @@ def stream_keyed_rows(
     filters = _scope_filters(view, scope, scope_params)
     chosen = plan(view, conn.dialect.name, filters)
     prepare(conn)
+    if conn.dialect.name == "postgresql":
+        # JIT compiling the nested JSON expressions took 0.7-3 s a query and won nothing back
+        # (a view over 1,000 resources: 3.9 s with, 0.5 s without); for this transaction
+        conn.execute(text("SET LOCAL jit = off"))
     streaming = {"stream_results": True, "yield_per": batch}  # for these reads only
     if chosen.compiled is None:
         result = conn.execute(
