@@ -10,8 +10,8 @@ administrativeCode extension; it compiles to one SQL query. Each round, interlea
   server worker's peak resident memory (``VmHWM``) is printed beside its resident memory
   before the first run, so the growth is what streaming cost;
 - baseline: a plain SELECT of the same rows (hand-written, JSONB operators) read through a
-  psycopg server-side cursor and encoded as NDJSON (orjson, as the server does) by the client;
-  its peak resident memory is printed too.
+  psycopg server-side cursor (without JIT, as fhirhub runs views) and encoded as NDJSON
+  (orjson, as the server does) by the client; its peak resident memory is printed too.
 
 Then ``fhirhub views materialize``'s refresh (``fhirhub.views.materialize``): a full build of
 the view's table, then 1% of the Patients changed through the Writer and the incremental
@@ -145,6 +145,7 @@ def run_baseline(url: str) -> tuple[int, float]:
     rows = 0
     names = ("id", "gender", "birth_date", "phone", "village", "use", "text")
     with common.connect(url) as conn, conn.cursor(name="baseline") as cur:
+        conn.execute("SET jit = off")  # as fhirhub runs views (sql_run: JIT cost, never paid)
         cur.execute(BASELINE, {"url": VILLAGE_URL})
         while batch := cur.fetchmany(1000):
             out = b"".join(
