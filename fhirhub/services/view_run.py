@@ -208,4 +208,11 @@ def catalogue_view(directory: Path, view_id: str) -> Any:
     path = directory / f"{view_id}.json"
     if not path.is_file():
         raise FhirError.single(404, "not-found", f"ViewDefinition/{view_id} is not known")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ViewError(
+            f"ViewDefinition/{view_id} of the catalogue cannot be read: {type(exc).__name__}",
+            "ViewDefinition",
+            "structure",
+        ) from None

@@ -249,3 +249,12 @@ def test_bad_bodies_are_4xx(client: TestClient) -> None:
     assert client.post(RUN, content=b"{", headers=FHIR_JSON).status_code == 400
     assert client.post(RUN, json={"resourceType": "Patient"}, headers=FHIR_JSON).status_code == 400
     assert client.post(RUN, content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+
+
+def test_an_unreadable_catalogued_view_is_an_outcome(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{not json")
+    app = create_app(Settings(database_url=db_url, views_dir=tmp_path), run_migrations=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.get("/fhir/ViewDefinition/broken/$viewdefinition-run")
+    app.state.database.engine.dispose()
+    _outcome(response, 400, "ViewDefinition")
