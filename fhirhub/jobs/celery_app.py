@@ -13,13 +13,18 @@ from fhirhub.config import get_settings
 from fhirhub.ingest.queue import TASK_SWEEP, celery_config
 
 _settings = get_settings()
-celery_app = Celery("fhirhub", include=["fhirhub.jobs.tasks"])
+celery_app = Celery("fhirhub", include=["fhirhub.jobs.tasks", "fhirhub.jobs.view_tasks"])
 celery_app.conf.update(
     celery_config(_settings.broker_url, _settings.broker_visibility_timeout, _settings.broker_queue)
 )
 celery_app.conf.beat_schedule = {
     "sweep-inbox": {"task": TASK_SWEEP, "schedule": _settings.ingest_sweep_interval},
 }
+if _settings.views_refresh_interval:  # the name is fhirhub.jobs.view_tasks.TASK_REFRESH_VIEWS
+    celery_app.conf.beat_schedule["refresh-views"] = {
+        "task": "fhirhub.views.refresh",
+        "schedule": _settings.views_refresh_interval,
+    }
 app = celery_app  # what ``celery -A fhirhub.jobs.celery_app`` looks for
 
 
