@@ -7,7 +7,8 @@ from alembic import context
 import fhirhub.storage.inbox_models
 import fhirhub.storage.index_models
 import fhirhub.storage.mpi_models
-import fhirhub.storage.pull_models  # noqa: F401
+import fhirhub.storage.pull_models
+import fhirhub.storage.view_models  # noqa: F401
 from fhirhub.storage.engine import make_engine
 from fhirhub.storage.models import Base
 

@@ -127,6 +127,15 @@ class Settings(BaseSettings):
         default=_ROOT / "measures",
         description="Indicator Measures, their views and reference tables (measures/).",
     )
+    views_dir: Path = Field(
+        default=_ROOT / "measures" / "views",
+        description="The ViewDefinitions `$viewdefinition-run` finds by id (`<id>.json`).",
+    )
+    views_refresh_interval: int = Field(
+        default=0,
+        ge=0,
+        description="Seconds between beat's refreshes of the materialised views; 0: none.",
+    )
     broker_queue: str = Field(default="fhirhub", description="The queue of the ingest tasks.")
     broker_visibility_timeout: int = Field(
         default=3600,

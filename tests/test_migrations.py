@@ -9,7 +9,8 @@ from sqlalchemy import inspect
 import fhirhub.storage.inbox_models
 import fhirhub.storage.index_models
 import fhirhub.storage.mpi_models
-import fhirhub.storage.pull_models  # noqa: F401
+import fhirhub.storage.pull_models
+import fhirhub.storage.view_models  # noqa: F401
 from fhirhub.storage.engine import downgrade, make_engine, migrate
 from fhirhub.storage.models import Base
 

@@ -4,7 +4,7 @@
 One row per source and database (the sha256 of its URL without the password).
 
 Revision ID: 0114
-Revises: 0111
+Revises: 0113
 Create Date: 2026-12-06 10:30:00
 """
 from alembic import op
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0114'
-down_revision = '0111'
+down_revision = '0113'
 branch_labels = None
 depends_on = None
 

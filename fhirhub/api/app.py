@@ -17,6 +17,7 @@ from fhirhub.api import (
     measure_routes,
     mpi_routes,
     ops_routes,
+    views_routes,
 )
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     errors.install(app)
     app.include_router(mpi_routes.router)
     app.include_router(measure_routes.router)  # before fhir_routes' /{type}/{id}/{compartment}
+    app.include_router(views_routes.router)  # before /fhir/{res_type}/{res_id}
     app.include_router(fhir_routes.router)
     _install_ingest(app, settings)
 

@@ -374,10 +374,12 @@ _register_optional()
 
 def _register_jobs() -> None:
     from fhirhub.cli.mpi import mpi
+    from fhirhub.cli.views import views
     from fhirhub.jobs.cli import beat, inbox, worker
 
     app.add_typer(inbox, name="inbox")
     app.add_typer(mpi, name="mpi")
+    app.add_typer(views, name="views")
     app.command("worker")(worker)
     app.command("beat")(beat)
     from fhirhub.cli.pull import pull

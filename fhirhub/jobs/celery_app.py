@@ -17,7 +17,7 @@ from fhirhub.ingest.pull import TASK_PULL, scheduled
 from fhirhub.ingest.queue import TASK_SWEEP, celery_config
 
 _settings = get_settings()
-celery_app = Celery("fhirhub", include=["fhirhub.jobs.tasks"])
+celery_app = Celery("fhirhub", include=["fhirhub.jobs.tasks", "fhirhub.jobs.view_tasks"])
 celery_app.conf.update(
     celery_config(_settings.broker_url, _settings.broker_visibility_timeout, _settings.broker_queue)
 )
@@ -39,6 +39,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": crontab(minute=0, hour=3, day_of_week="sunday"),
         },
     }
+    if settings.views_refresh_interval:  # the name is fhirhub.jobs.view_tasks.TASK_REFRESH_VIEWS
+        schedule["refresh-views"] = {
+            "task": "fhirhub.views.refresh",
+            "schedule": settings.views_refresh_interval,
+        }
     for name, interval in scheduled(settings).items():
         schedule[f"pull-{name}"] = {
             "task": TASK_PULL,

@@ -2,7 +2,7 @@
 
 :func:`parse_view` turns the JSON into typed :class:`View` / :class:`Select` / :class:`Column`
 nodes with every FHIRPath already parsed, or raises a :class:`ViewError` saying what is wrong and
-where (``ViewDefinition.select[0].unionAll[1]``). Both the in-memory runner and (later) the SQL
+where (``ViewDefinition.select[0].unionAll[1]``). Both the in-memory runner and the SQL
 compiler start from these nodes.
 """
 

@@ -1,4 +1,4 @@
-"""The FHIRPath syntax tree: the parser builds it; the evaluator and (later) SQL compiler walk it.
+"""The FHIRPath syntax tree: the parser builds it; the evaluator and the SQL compiler walk it.
 
 Nodes are frozen dataclasses; ``pos`` is the character offset in the source text (for errors)
 and takes no part in equality.

@@ -258,7 +258,7 @@ def _instant(text: str) -> datetime | None:
         return None
 
 
-def _temporal_order(a: Item, b: Item) -> int | None:
+def temporal_order(a: Item, b: Item) -> int | None:
     """Compare two dates/dateTimes: None when their precisions differ (FHIRPath's 'empty')."""
     x, y = str(a.value), str(b.value)
     if x == y:
@@ -287,7 +287,7 @@ def equal(a: Item, b: Item, equivalent: bool = False) -> bool | None:
         if equivalent:
             return " ".join(x.lower().split()) == " ".join(y.lower().split())
         if temporal_kind(a) and temporal_kind(b) and x != y:
-            order = _temporal_order(a, b)
+            order = temporal_order(a, b)
             return None if order is None else order == 0
         return x == y
     if isinstance(x, bool) and isinstance(y, bool):
@@ -304,7 +304,7 @@ def compare(a: Item, b: Item) -> int | None:
         return (dx > dy) - (dx < dy)
     if isinstance(x, str) and isinstance(y, str):
         if temporal_kind(a) and temporal_kind(b):
-            return _temporal_order(a, b)
+            return temporal_order(a, b)
         return (x > y) - (x < y)
     raise ViewError(f"FHIRPath: cannot compare {type(x).__name__} with {type(y).__name__}")
 

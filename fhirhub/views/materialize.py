@@ -1,0 +1,233 @@
+"""Keep a view as a table, brought current from what changed since its last refresh.
+
+``view_<name>`` has a column per view column (typed from the column's ``type``: booleans,
+integers and decimals as such, a collection as its JSON text, anything else as text) and
+``_resource_pk``, the resource each row came from. :func:`refresh`:
+
+1. reads the watermark (``view_watermarks``); a view never built, or whose definition changed,
+   is rebuilt from nothing;
+2. takes the newest ``last_updated`` of the view's type as the next watermark, before reading;
+3. walks the resources changed since the last watermark (less :data:`OVERLAP_US`: a writer's
+   transaction stamps its resources when it starts and may commit a moment after a refresh
+   read past them), a thousand at a time in ``pk`` order: deletes their rows and inserts the
+   rows of their current versions (none for a deleted one). Deleting and inserting is
+   idempotent, so reading some resources twice changes nothing;
+4. records the watermark, in the same transaction as the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
+
+from fhirhub.model.instant import now_us
+from fhirhub.storage.view_models import view_watermarks
+from fhirhub.views.definition import Column as ViewColumn
+from fhirhub.views.definition import Select, View, parse_view
+from fhirhub.views.errors import ViewError
+from fhirhub.views.sql_run import Scope, stream_keyed_rows
+
+OVERLAP_US = 5 * 60 * 1_000_000
+CHUNK = 1000
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,58}")
+_INTEGERS = {"integer", "positiveInt", "unsignedInt", "integer64"}
+
+
+@dataclass
+class Refreshed:
+    view: str
+    table: str
+    rebuilt: bool
+    resources: int  # resources read (changed since the watermark)
+    rows: int  # rows in the table now
+
+
+def table_name(view: View) -> str:
+    if not view.name:
+        raise ViewError("a materialised view needs a name", "ViewDefinition.name", "required")
+    name = f"view_{view.name.lower()}"
+    if not _TABLE_NAME.fullmatch(name):
+        raise ViewError(
+            "the name must be letters, digits and _ (at most 54)", "ViewDefinition.name"
+        )
+    return name
+
+
+def _columns(select_: Select) -> list[ViewColumn]:
+    found = list(select_.columns)
+    for sub in select_.selects:
+        found.extend(_columns(sub))
+    if select_.union_all:
+        found.extend(_columns(select_.union_all[0]))
+    return found
+
+
+def _sql_type(column: ViewColumn) -> Any:
+    if column.collection:
+        return Text()
+    if column.type == "boolean":
+        return Boolean()
+    if column.type in _INTEGERS:
+        return BigInteger()
+    if column.type == "decimal":
+        return Float()
+    return Text()
+
+
+def view_table(view: View) -> Table:
+    """The table a view is kept in (a fresh MetaData: these tables are not the migrations')."""
+    name = table_name(view)
+    table = Table(
+        name,
+        MetaData(),
+        Column("_resource_pk", BigInteger, nullable=False),
+        *(Column(c.name, _sql_type(c), nullable=True) for c in _columns(view.root)),
+    )
+    Index(f"ix_{name}_resource_pk", table.c._resource_pk)
+    return table
+
+
+def _cell(column: ViewColumn, value: Any) -> Any:
+    if value is None:
+        return None
+    if column.collection or isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    kind = _sql_type(column)
+    wrong = (
+        (isinstance(kind, Boolean) and not isinstance(value, bool))
+        or (
+            isinstance(kind, BigInteger) and (not isinstance(value, int) or isinstance(value, bool))
+        )
+        or (
+            isinstance(kind, Float)
+            and (not isinstance(value, int | float) or isinstance(value, bool))
+        )
+    )
+    if wrong:
+        raise ViewError(
+            f"column {column.name!r} is declared {column.type} but gave {value!r}",
+            f"{column.location}.type",
+        )
+    return value if not isinstance(kind, Text) or isinstance(value, str) else str(value)
+
+
+def definition_hash(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def refresh(
+    engine: Engine,
+    data: Mapping[str, Any],
+    *,
+    full: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Refreshed:
+    """Bring the view ``data`` (a ViewDefinition) current. ``progress(done, total)`` is called
+    after each chunk of resources."""
+    view = parse_view(data)
+    table = view_table(view)
+    columns = {c.name: c for c in _columns(view.root)}
+    digest = definition_hash(data)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # one refresh of a view at a time
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                {"k": f"fhirhub.view.{table.name}"},
+            )
+        mark = conn.execute(
+            select(view_watermarks).where(view_watermarks.c.view_name == table.name)
+        ).first()
+        rebuild = full or mark is None or mark.definition_sha256 != digest
+        if rebuild:
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+        since = None if rebuild or mark is None else mark.last_updated - OVERLAP_US
+        upto = conn.execute(
+            text("SELECT max(last_updated) FROM resources WHERE res_type = :t"),
+            {"t": view.resource},
+        ).scalar()
+        done = _apply_changes(conn, view, table, columns, since, progress)
+        rows = conn.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()
+        values = {
+            "table_name": table.name,
+            "definition_sha256": digest,
+            "last_updated": upto if upto is not None else 0,
+            "refreshed_at": now_us(),
+            "row_count": rows,
+        }
+        if mark is None:
+            conn.execute(insert(view_watermarks).values(view_name=table.name, **values))
+        else:
+            conn.execute(
+                update(view_watermarks)
+                .where(view_watermarks.c.view_name == table.name)
+                .values(**values)
+            )
+    return Refreshed(view.name or "", table.name, rebuild, done, rows)
+
+
+def _apply_changes(
+    conn: Connection,
+    view: View,
+    table: Table,
+    columns: Mapping[str, ViewColumn],
+    since: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    changed = "res_type = :t" + ("" if since is None else " AND last_updated > :since")
+    params: dict[str, Any] = {"t": view.resource, "since": since}
+    total = conn.execute(
+        text(f"SELECT count(*) FROM resources WHERE {changed}"), params
+    ).scalar_one()
+    done = 0
+    after = 0
+    while True:
+        pks = (
+            conn.execute(
+                text(
+                    f"SELECT pk FROM resources WHERE {changed} AND pk > :after "
+                    f"ORDER BY pk LIMIT {CHUNK}"
+                ),
+                {**params, "after": after},
+            )
+            .scalars()
+            .all()
+        )
+        if not pks:
+            break
+        first, after = pks[0], pks[-1]
+        if since is not None:
+            conn.execute(delete(table).where(table.c._resource_pk.in_(pks)))
+        scope = Scope(since_us=None if since is None else since + 1, pks=(first, after))
+        batch = [
+            {"_resource_pk": pk, **{n: _cell(columns[n], v) for n, v in row.items()}}
+            for pk, row in stream_keyed_rows(conn, view, scope)
+        ]
+        if batch:
+            conn.execute(insert(table), batch)
+        done += len(pks)
+        if progress is not None:
+            progress(done, total)
+    return done
