@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import fhirhub.storage.client_models
 import fhirhub.storage.inbox_models
 import fhirhub.storage.index_models  # noqa: F401  (registers the index tables)
 from fhirhub.storage.engine import make_engine

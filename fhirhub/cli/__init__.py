@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from typer.core import TyperGroup
 
 from fhirhub import __version__
+from fhirhub.cli.clients import clients
 from fhirhub.config import Settings, get_settings
 from fhirhub.errors import FhirError
 from fhirhub.storage.engine import DatabaseNotReady, connection_problem
@@ -378,6 +379,7 @@ def _register_jobs() -> None:
 
 
 _register_jobs()
+app.add_typer(clients, name="clients")
 
 
 def main() -> None:
