@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import fhirhub.storage.client_models  # noqa: F401
-import fhirhub.storage.inbox_models  # noqa: F401
+import fhirhub.storage.client_models
+import fhirhub.storage.inbox_models
 import fhirhub.storage.index_models  # noqa: F401
 from fhirhub.storage.engine import downgrade, make_engine, migrate
 from fhirhub.storage.models import Base

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from fhirhub import __version__
-from fhirhub.api import admin_routes, errors, fhir_routes, ingest_routes, ops_routes
+from fhirhub.api import admin_routes, auth_routes, errors, fhir_routes, ingest_routes, ops_routes
+from fhirhub.api.authorize import RateLimiter, authorize
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
 from fhirhub.config import Settings, get_settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
         title="fhirhub",
         version=__version__,
         description="FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau",
+        dependencies=[Depends(authorize)],  # every route: the one place of authorisation
     )
     app.state.settings = settings
     app.state.database = Database(
@@ -48,6 +50,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     app.add_middleware(RequestMiddleware)
     hide_query_in_access_log()
     errors.install(app)
+    _install_auth(app, settings)
+    app.include_router(auth_routes.router)  # before /fhir/{type}/{id} takes /fhir/.well-known
     app.include_router(fhir_routes.router)
     _install_ingest(app, settings)
 
@@ -56,6 +60,24 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
         return {"status": "ok"}
 
     return app
+
+
+def _install_auth(app: FastAPI, settings: Settings) -> None:
+    """With ``FHIRHUB_AUTH=on``, the authorisation server; raises AuthConfigError (the app does
+    not start) without usable signing keys. With it off, nothing is checked."""
+    app.state.auth = None
+    app.state.rate_limiter = None
+    if settings.auth != "on":
+        return
+    from fhirhub.auth.clients import ClientStore, DatabaseReplayCache
+    from fhirhub.auth.server import AuthServer
+    from fhirhub.auth.tokens import load_signing_keys
+
+    engine = app.state.database.engine
+    keys = load_signing_keys(settings)
+    app.state.auth = AuthServer(keys, ClientStore(engine), DatabaseReplayCache(engine), settings)
+    if settings.auth_rate_limit > 0:
+        app.state.rate_limiter = RateLimiter(settings.auth_rate_limit, settings.auth_rate_burst)
 
 
 @asynccontextmanager
