@@ -295,10 +295,10 @@ async def _token(request: Request, auth: AuthServer) -> AccessToken:
         token = auth.verify_cached(value, issuer=issuer_url(request), audience=base_url(request))
     except TokenError as exc:
         raise unauthorised(f"The access token is refused: {exc}") from None
-    client = auth.cached_client(token.client_id)
-    if client is False:
+    cached, client = auth.cached_client(token.client_id)
+    if not cached:
         client = await anyio.to_thread.run_sync(auth.load_client, token.client_id)
-    if client is None or client is False or not client.active:
+    if client is None or not client.active:
         raise unauthorised("The access token's client is unknown or revoked")
     request.state.client_adapter = client.adapter
     return token

@@ -158,16 +158,16 @@ def bundle_entry(entry: Any) -> list[Need] | None:
     rt = parts[0]
     params = parse_qsl(query, keep_blank_values=True)
     method = method.upper()
+    conditional: list[Need] = [(rt, "search")] if query or len(parts) == 1 else []
     if method == "GET":
-        if len(parts) == 1:
-            return search([rt], params)
-        return [(rt, "read")]
+        return search([rt], params) if len(parts) == 1 else [(rt, "read")]
     if method == "POST" and len(parts) == 1:
-        return [(rt, "create")] + ([(rt, "search")] if request.get("ifNoneExist") else [])
+        checked: list[Need] = [(rt, "search")] if request.get("ifNoneExist") else []
+        return [(rt, "create"), *checked]
     if method in ("PUT", "PATCH"):
-        return [(rt, "update")] + ([(rt, "search")] if query or len(parts) == 1 else [])
+        return [(rt, "update"), *conditional]
     if method == "DELETE":
-        return [(rt, "delete")] + ([(rt, "search")] if query or len(parts) == 1 else [])
+        return [(rt, "delete"), *conditional]
     return None
 
 

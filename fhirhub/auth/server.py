@@ -292,14 +292,15 @@ class AuthServer:
             self._verified[key] = token
         return token
 
-    def cached_client(self, client_id: str) -> Client | bool | None:
-        """The client as looked up less than :data:`CLIENT_CACHE_SECONDS` ago; ``False`` when
-        it must be looked up again (:meth:`load_client`, blocking)."""
+    def cached_client(self, client_id: str) -> tuple[bool, Client | None]:
+        """``(True, client)`` when the client was looked up less than
+        :data:`CLIENT_CACHE_SECONDS` ago; ``(False, None)`` when it must be looked up again
+        (:meth:`load_client`, blocking)."""
         with self._lock:
             hit = self._clients.get(client_id)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        return False
+            return True, hit[1]
+        return False, None
 
     def load_client(self, client_id: str) -> Client | None:
         client = self.store.get(client_id)
