@@ -31,7 +31,7 @@ from fastapi.routing import APIRoute
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize, too_large
 from fhirhub.api.deps import base_url
-from fhirhub.auth import reach
+from fhirhub.auth import binding, reach
 from fhirhub.auth.errors import TokenError
 from fhirhub.auth.roles import Role
 from fhirhub.auth.scopes import allows
@@ -287,6 +287,55 @@ async def authorize(request: Request) -> None:
                     f"The token's scopes do not allow {interaction} on {res_type} "
                     f"(granted: {token.scope or 'none'})"
                 )
+    if token.role == Role.facility and request.method in ("POST", "PUT", "PATCH"):
+        await _as_itself(request, token)
+
+
+_FACILITY_WRITES = {"/fhir", "/fhir/{res_type}", "/fhir/{res_type}/{res_id}"}
+
+
+async def _as_itself(request: Request, token: AccessToken) -> None:
+    """A facility writes only as its own Organization (:mod:`fhirhub.auth.binding`)."""
+    route = request.scope.get("route")
+    path = route.path if isinstance(route, APIRoute) else ""
+    if path not in _FACILITY_WRITES:
+        return
+    own = token.organization
+    if own is None:
+        raise forbidden("A facility client without an Organization may not write")
+    raw = await _body_once(request, request.app.state.settings.max_body_bytes)
+    try:
+        body = loads(raw)
+    except FhirError:
+        return  # not JSON: the route refuses it, having stored nothing
+    found: tuple[str, str] | None = None
+    if request.method == "PATCH":
+        found = binding.foreign_claim_in_patch(body, own, request.path_params["res_type"])
+    elif path == "/fhir":
+        entries = body.get("entry") if isinstance(body, dict) else None
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            found = binding.foreign_claim(resource, own, f"Bundle.entry[{i}].resource")
+            if found is not None:
+                break
+    else:
+        found = binding.foreign_claim(body, own)
+    if found is not None:
+        expression, other = found
+        raise FhirError(
+            403,
+            [Issue("forbidden", f"{own} may not write data that names {other}", (expression,))],
+        )
+
+
+def bound_source(request: Request) -> tuple[str, str] | None:
+    """A facility client's source adapter and Organization: its Bundles at ``POST /fhir`` go
+    through that adapter, as sent by that Organization, whatever their records look like."""
+    token = getattr(request.state, "client", None)
+    adapter = getattr(request.state, "client_adapter", None)
+    if token is None or token.role != Role.facility or not adapter or not token.organization:
+        return None
+    return str(adapter), str(token.organization)
 
 
 async def _token(request: Request, auth: AuthServer) -> AccessToken:

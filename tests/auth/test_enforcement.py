@@ -212,7 +212,7 @@ PATIENT = {
     "resourceType": "Patient",
     "id": "p1",
     "active": True,
-    "managingOrganization": {"reference": "Organization/org1"},
+    "managingOrganization": {"reference": "Organization/facility-1"},
 }
 TXN = {
     "resourceType": "Bundle",
@@ -313,7 +313,9 @@ def test_the_role_matrix(auth_app: AuthClient) -> None:
         if path.endswith("$reindex"):
             headers.pop("content-type")
         answer = auth_app.http.request(method, path, headers=headers, json=body)
-        ok = answer.status_code < 400 if allowed else answer.status_code == 403
+        # allowed: past authorisation (a facility's Bundle may then be refused by its adapter)
+        ok = answer.status_code not in (401, 403) and answer.status_code < 500
+        ok = ok if allowed else answer.status_code == 403
         if not ok:
             failures.append(f"{role} {method} {path}: {answer.status_code} {answer.text[:200]}")
         elif not allowed:
