@@ -11,6 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from fhirhub import __version__
 from fhirhub.api import admin_routes, auth_routes, errors, fhir_routes, ingest_routes, ops_routes
 from fhirhub.api.authorize import RateLimiter, authorize
+from fhirhub.api.deidentify import DeidentifyMiddleware
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
 from fhirhub.config import Settings, get_settings
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     )
     # Responses of 1 KiB or more go gzipped to clients that accept it (a searchset Bundle of
     # 50 Patients shrinks about tenfold: much of a slow Puskesmas link).
+    app.add_middleware(DeidentifyMiddleware)  # an analyst's answers: no direct identifiers
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     # Outermost: the request id, security headers, and the last catch of unexpected errors.
     app.add_middleware(RequestMiddleware)
