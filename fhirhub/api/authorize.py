@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
+import orjson
 from fastapi import Request
 from fastapi.routing import APIRoute
 
@@ -38,7 +39,6 @@ from fhirhub.auth.scopes import allows
 from fhirhub.auth.server import AuthServer
 from fhirhub.auth.tokens import AccessToken
 from fhirhub.errors import FhirError, Issue
-from fhirhub.model.json import loads
 from fhirhub.model.resource_types import is_resource_type
 
 Rule = Callable[[Request, AccessToken], Awaitable[list[reach.Need]] | None]
@@ -87,6 +87,15 @@ async def _body_once(request: Request, limit: int) -> bytes:
     return await read_body(request, limit, allow_empty=True)
 
 
+def _parsed(raw: bytes) -> Any:
+    """The body as JSON for looking at (numbers need not be exact here: the route parses it
+    again, with fhirhub's rules); ``None`` when it is not JSON, which the route refuses."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _interaction(interaction: str, type_param: str = "res_type") -> Rule:
     async def rule(request: Request, _: AccessToken) -> list[reach.Need]:
         return [(t, interaction) for t in _types(request, type_param)]  # type: ignore[misc]
@@ -133,11 +142,7 @@ async def _compartment(request: Request, _: AccessToken) -> list[reach.Need]:
 
 
 async def _bundle(request: Request, _: AccessToken) -> list[reach.Need]:
-    raw = await _body_once(request, request.app.state.settings.max_body_bytes)
-    try:
-        bundle = loads(raw)
-    except FhirError:
-        return []  # not JSON: the route refuses it, having done nothing
+    bundle = _parsed(await _body_once(request, request.app.state.settings.max_body_bytes))
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     needs: list[reach.Need] = []
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
@@ -303,11 +308,7 @@ async def _as_itself(request: Request, token: AccessToken) -> None:
     own = token.organization
     if own is None:
         raise forbidden("A facility client without an Organization may not write")
-    raw = await _body_once(request, request.app.state.settings.max_body_bytes)
-    try:
-        body = loads(raw)
-    except FhirError:
-        return  # not JSON: the route refuses it, having stored nothing
+    body = _parsed(await _body_once(request, request.app.state.settings.max_body_bytes))
     found: tuple[str, str] | None = None
     if request.method == "PATCH":
         found = binding.foreign_claim_in_patch(body, own, request.path_params["res_type"])
