@@ -292,7 +292,7 @@ async def authorize(request: Request) -> None:
                     f"The token's scopes do not allow {interaction} on {res_type} "
                     f"(granted: {token.scope or 'none'})"
                 )
-    if token.role == Role.facility and request.method in ("POST", "PUT", "PATCH"):
+    if token.role == Role.facility and request.method in ("POST", "PUT", "PATCH", "DELETE"):
         await _as_itself(request, token)
 
 
@@ -308,6 +308,12 @@ async def _as_itself(request: Request, token: AccessToken) -> None:
     own = token.organization
     if own is None:
         raise forbidden("A facility client without an Organization may not write")
+    if path == "/fhir/{res_type}/{res_id}" and request.method != "POST":
+        await _stored_as_itself(request, own)
+    if request.method == "DELETE":
+        if path == "/fhir/{res_type}":
+            raise forbidden("A facility may not delete by search criteria; delete by id")
+        return
     body = _parsed(await _body_once(request, request.app.state.settings.max_body_bytes))
     found: tuple[str, str] | None = None
     if request.method == "PATCH":
@@ -326,6 +332,36 @@ async def _as_itself(request: Request, token: AccessToken) -> None:
         raise FhirError(
             403,
             [Issue("forbidden", f"{own} may not write data that names {other}", (expression,))],
+        )
+
+
+async def _stored_as_itself(request: Request, own: str) -> None:
+    """The resource a facility updates, patches or deletes must not be another's already."""
+    res_type = request.path_params.get("res_type")
+    res_id = request.path_params.get("res_id")
+    if not isinstance(res_type, str) or not is_resource_type(res_type):
+        return
+    db = request.app.state.database
+
+    def stored() -> str | None:
+        with db.read(one_statement=True) as repo:
+            found = repo.current(res_type, str(res_id))
+        return found.content if found is not None and not found.deleted else None
+
+    content = await db.run(stored)
+    if content is None:
+        return
+    found = binding.foreign_claim(_parsed(content.encode()), own)
+    if found is not None:
+        raise FhirError(
+            403,
+            [
+                Issue(
+                    "forbidden",
+                    f"{res_type}/{res_id} names {found[1]} (at {found[0]}): "
+                    f"{own} may not change it",
+                )
+            ],
         )
 
 

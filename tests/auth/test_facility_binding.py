@@ -114,3 +114,30 @@ def test_binding_reads_only_claiming_elements() -> None:
     }
     assert binding.foreign_claim(resource, OWN) is None
     assert binding.foreign_claim(resource, OTHER) == ("Patient.managingOrganization", OWN)
+
+
+def test_another_facilitys_stored_record_cannot_be_changed(
+    auth_app: AuthClient, pkm01: dict[str, str]
+) -> None:
+    http = auth_app.http
+    sync = auth_app.headers(auth_app.as_role(Role.sync), **FHIR_JSON)
+    theirs = {**ENCOUNTER, "id": "e-theirs", "serviceProvider": {"reference": OTHER}}
+    assert http.put("/fhir/Encounter/e-theirs", json=theirs, headers=sync).status_code == 201
+    taken = {**theirs, "serviceProvider": {"reference": OWN}}
+    for answer in (
+        http.put("/fhir/Encounter/e-theirs", json=taken, headers=pkm01),
+        http.patch(
+            "/fhir/Encounter/e-theirs",
+            json=[{"op": "replace", "path": "/status", "value": "cancelled"}],
+            headers={**pkm01, "content-type": "application/json-patch+json"},
+        ),
+        http.delete("/fhir/Encounter/e-theirs", headers=pkm01),
+    ):
+        assert answer.status_code == 403, answer.text
+        assert "e-theirs names Organization/org-pkm02" in answer.json()["issue"][0]["diagnostics"]
+    wholesale = http.delete("/fhir/Encounter?status=finished", headers=pkm01)
+    assert wholesale.status_code == 403
+    assert http.get("/fhir/Encounter/e-theirs", headers=sync).json()["status"] == "finished"
+    mine = {**ENCOUNTER, "id": "e-mine", "serviceProvider": {"reference": OWN}}
+    assert http.put("/fhir/Encounter/e-mine", json=mine, headers=pkm01).status_code == 201
+    assert http.delete("/fhir/Encounter/e-mine", headers=pkm01).status_code == 204
