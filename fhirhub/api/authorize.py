@@ -244,9 +244,11 @@ def _loopback_or_named(host: str) -> bool:
     """Whether the address a request came in on is a loopback one; a name (a test client's,
     a Unix socket's path) is not an address this checks."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return True
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return bool((mapped or address).is_loopback)
 
 
 def issuer_url(request: Request) -> str:

@@ -33,7 +33,7 @@ def _seed(app: AuthClient) -> None:
         {
             "resourceType": "Patient",
             "id": "p1",
-            "managingOrganization": {"reference": "Organization/org1"},
+            "managingOrganization": {"reference": "Organization/facility-1"},
         },
         {
             "resourceType": "Observation",
@@ -356,7 +356,7 @@ def test_ingest_is_for_a_facility_through_its_own_adapter(auth_app: AuthClient) 
 
 
 def test_rate_limit_is_429_with_retry_after(auth_settings: Settings) -> None:
-    settings = auth_settings.model_copy(update={"auth_rate_limit": 0.5, "auth_rate_burst": 2})
+    settings = auth_settings.model_copy(update={"auth_rate_limit": 0.01, "auth_rate_burst": 2})
     app = create_app(settings, run_migrations=False)
     with TestClient(app, raise_server_exceptions=False) as http:
         from auth_app import AuthClient as Client
