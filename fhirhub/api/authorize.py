@@ -32,6 +32,7 @@ from fastapi.routing import APIRoute
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize, too_large
 from fhirhub.api.deps import base_url
+from fhirhub.api.inputs import MAX_ID
 from fhirhub.auth import binding, reach
 from fhirhub.auth.errors import TokenError
 from fhirhub.auth.roles import Role
@@ -167,9 +168,18 @@ async def _ingest(request: Request, token: AccessToken) -> list[reach.Need]:
     if token.role in (Role.sync, Role.admin):
         return []
     if token.role == Role.facility:
+        message_id = request.path_params.get("message_id")
+        if message_id is not None:  # the status of a message: only of one it sent
+            if not (message_id.isdigit() and 1 <= int(message_id) <= MAX_ID):
+                return []  # the route refuses it (400)
+            service = request.app.state.ingest
+            row = await anyio.to_thread.run_sync(service.get, int(message_id))
+            if row.sender != token.organization:
+                raise forbidden("A facility may see only the messages it sent")
+            return []
         source = request.path_params.get("source")
         adapter = getattr(request.state, "client_adapter", None)
-        if source is None or source == adapter:
+        if source == adapter:
             return []
         raise forbidden("A facility may send only through its own source adapter")
     raise forbidden("Only a facility, sync or admin client may send messages")

@@ -383,3 +383,22 @@ def test_auth_off_answers_on_loopback_only(db_url: str) -> None:
         _outcome(remote.get("/fhir/Patient"), 403, "forbidden")
         assert remote.get("/healthz").status_code == 200
     app.state.database.engine.dispose()
+
+
+def test_a_facility_sees_only_the_status_of_its_own_messages(auth_app: AuthClient) -> None:
+    from ingest_factories import city, facility_of, per_patient
+
+    _, bundles = city()
+    payload = per_patient(next(b for b in bundles if facility_of(b) == "PKM01"), 1)[0]
+    first = auth_app.register("pkm01", Role.facility, organization="Organization/org-pkm01")
+    second = auth_app.register("pkm02", Role.facility, organization="Organization/org-pkm02")
+    assert first and second
+    mine = auth_app.headers(auth_app.token("pkm01", first), **FHIR_JSON)
+    theirs = auth_app.headers(auth_app.token("pkm02", second))
+    sent = auth_app.http.post("/ingest/puskesmas", json=payload, headers=mine)
+    assert sent.status_code == 202, sent.text
+    status = f"/ingest/status/{sent.json()['id']}"
+    assert auth_app.http.get(status, headers=mine).status_code == 200
+    _outcome(auth_app.http.get(status, headers=theirs), 403, "forbidden")
+    assert auth_app.http.get("/ingest/status/abc", headers=theirs).status_code == 400
+    assert auth_app.http.get("/ingest/status/99999", headers=theirs).status_code == 404
