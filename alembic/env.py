@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import fhirhub.storage.client_models
 import fhirhub.storage.inbox_models
 import fhirhub.storage.index_models
 import fhirhub.storage.mpi_models

@@ -21,8 +21,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; PostgreSQL as `postgresql://user@host/db` (psycopg 3).",
         json_schema_extra={"shown_default": "`fhirhub.sqlite3` in the working directory"},
     )
-    auth: Literal["off"] = Field(
-        default="off", description="Authorisation mode; 'off' until OAuth 2 lands."
+    auth: Literal["on", "off"] = Field(
+        default="off",
+        description="`on`: every route but metadata, `.well-known`, `/auth/token`, healthz and "
+        "readyz needs an access token (OAuth 2 client credentials, SMART v2 scopes); `fhirhub "
+        "serve` refuses to start without signing keys. `off`: no checks, accepted only when the "
+        "server listens on a loopback address.",
     )
     patient_index: Literal["on", "off"] = Field(
         default="on",
@@ -49,6 +53,15 @@ class Settings(BaseSettings):
         ge=0,
         le=300,
         description="Seconds of clock difference tolerated when checking `exp`.",
+    )
+    auth_rate_limit: float = Field(
+        default=50.0,
+        ge=0,
+        description="Requests a second each client may make on average (429 with Retry-After "
+        "past it, per server process); 0 for no limit.",
+    )
+    auth_rate_burst: int = Field(
+        default=200, ge=1, description="Requests a client may make at once above the rate."
     )
     base_url: str | None = Field(
         default=None,

@@ -215,12 +215,9 @@ def test_default_workers() -> None:
     assert default_workers("postgresql+psycopg://u@h/db", None) == 3
 
 
-@pytest.mark.parametrize(
-    ("host", "warned"),
-    [("127.0.0.1", False), ("localhost", False), ("::1", False), ("0.0.0.0", True)],
-)
-def test_serve_prints_its_workers_and_warns_off_loopback(
-    use_db: str, monkeypatch: pytest.MonkeyPatch, host: str, warned: bool
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_serve_prints_its_workers_and_that_auth_is_off(
+    use_db: str, monkeypatch: pytest.MonkeyPatch, host: str
 ) -> None:
     import uvicorn
 
@@ -233,7 +230,62 @@ def test_serve_prints_its_workers_and_warns_off_loopback(
     expected = default_workers(use_db, __import__("os").cpu_count())
     assert started["workers"] == expected
     assert f"({expected} worker" in result.stderr
-    assert ("authorisation is off" in result.stderr) is warned
+    assert "authorisation is off (FHIRHUB_AUTH=off)" in result.stderr
+
+
+def test_serve_refuses_auth_off_beyond_loopback(
+    use_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("started"))
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("fhirhub: refusing to listen on 0.0.0.0 with FHIRHUB_AUTH=off")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (None, "FHIRHUB_AUTH_SIGNING_KEYS is not set; there is no default key"),
+        ('{"keys": []}', "FHIRHUB_AUTH_SIGNING_KEYS holds no key"),
+        ("/nonexistent/keys.json", "cannot read the key file"),
+    ],
+)
+def test_serve_with_auth_on_refuses_missing_keys(
+    use_db: str, monkeypatch: pytest.MonkeyPatch, keys: str | None, expected: str
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("started"))
+    monkeypatch.setenv("FHIRHUB_AUTH", "on")
+    if keys is not None:
+        monkeypatch.setenv("FHIRHUB_AUTH_SIGNING_KEYS", keys)
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("fhirhub: FHIRHUB_AUTH=on, but ")
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_with_auth_on_and_keys_starts_on_any_address(
+    use_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from joserfc import jwk
+
+    started: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.update(kw))
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "k1"})
+    monkeypatch.setenv("FHIRHUB_AUTH", "on")
+    monkeypatch.setenv(
+        "FHIRHUB_AUTH_SIGNING_KEYS", json.dumps({"keys": [key.as_dict(private=True)]})
+    )
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    assert started["host"] == "0.0.0.0" and "authorisation is on" in result.stderr
 
 
 @pytest.mark.parametrize(

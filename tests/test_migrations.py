@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+import fhirhub.storage.client_models
 import fhirhub.storage.inbox_models
 import fhirhub.storage.index_models
 import fhirhub.storage.mpi_models

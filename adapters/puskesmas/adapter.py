@@ -129,7 +129,8 @@ def _facility_codes(entries: list[Any], mappings: Mappings) -> set[str]:
 def _facility(entries: list[Any], sender: str | None, mappings: Mappings) -> FacilityMapping:
     found = _facility_codes(entries, mappings)
     if sender:
-        named = mappings.by_code.get(sender.upper())
+        # the sender's code, or the Organization of an authenticated facility client
+        named = mappings.by_code.get(sender.upper()) or mappings.by_organization.get(sender)
         if named is None:
             raise FhirError.single(422, "not-found", f"No mapping table for Puskesmas '{sender}'")
         if found and found != {named.code}:

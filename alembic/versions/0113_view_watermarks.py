@@ -5,7 +5,7 @@ to which ``last_updated`` it is current and for which definition, so the next ru
 the resources changed since.
 
 Revision ID: 0113
-Revises: 0111
+Revises: 0112
 Create Date: 2026-12-06 10:40:00
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0113'
-down_revision = '0111'
+down_revision = '0112'
 branch_labels = None
 depends_on = None
 

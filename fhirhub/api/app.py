@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from fhirhub import __version__
 from fhirhub.api import (
     admin_routes,
+    auth_routes,
     errors,
     fhir_routes,
     ingest_routes,
@@ -19,6 +20,8 @@ from fhirhub.api import (
     ops_routes,
     views_routes,
 )
+from fhirhub.api.authorize import RateLimiter, authorize
+from fhirhub.api.deidentify import DeidentifyMiddleware
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
 from fhirhub.config import Settings, get_settings
@@ -39,6 +42,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
         title="fhirhub",
         version=__version__,
         description="FHIR R4 health information exchange of Dinas Kesehatan Kota Baubau",
+        dependencies=[Depends(authorize)],  # every route: the one place of authorisation
     )
     app.state.settings = settings
     app.state.database = Database(
@@ -52,11 +56,14 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     )
     # Responses of 1 KiB or more go gzipped to clients that accept it (a searchset Bundle of
     # 50 Patients shrinks about tenfold: much of a slow Puskesmas link).
+    app.add_middleware(DeidentifyMiddleware)  # an analyst's answers: no direct identifiers
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     # Outermost: the request id, security headers, and the last catch of unexpected errors.
     app.add_middleware(RequestMiddleware)
     hide_query_in_access_log()
     errors.install(app)
+    _install_auth(app, settings)
+    app.include_router(auth_routes.router)  # before /fhir/{type}/{id} takes /fhir/.well-known
     app.include_router(mpi_routes.router)
     app.include_router(measure_routes.router)  # before fhir_routes' /{type}/{id}/{compartment}
     app.include_router(views_routes.router)  # before /fhir/{res_type}/{res_id}
@@ -68,6 +75,24 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
         return {"status": "ok"}
 
     return app
+
+
+def _install_auth(app: FastAPI, settings: Settings) -> None:
+    """With ``FHIRHUB_AUTH=on``, the authorisation server; raises AuthConfigError (the app does
+    not start) without usable signing keys. With it off, nothing is checked."""
+    app.state.auth = None
+    app.state.rate_limiter = None
+    if settings.auth != "on":
+        return
+    from fhirhub.auth.clients import ClientStore, DatabaseReplayCache
+    from fhirhub.auth.server import AuthServer
+    from fhirhub.auth.tokens import load_signing_keys
+
+    engine = app.state.database.engine
+    keys = load_signing_keys(settings)
+    app.state.auth = AuthServer(keys, ClientStore(engine), DatabaseReplayCache(engine), settings)
+    if settings.auth_rate_limit > 0:
+        app.state.rate_limiter = RateLimiter(settings.auth_rate_limit, settings.auth_rate_burst)
 
 
 @asynccontextmanager

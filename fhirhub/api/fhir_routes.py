@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
+from fhirhub.api.authorize import bound_source
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
 from fhirhub.api.inputs import allow_head, refuse_nul
@@ -140,7 +141,8 @@ async def transaction_or_batch(
     raw = await _raw_body(request, settings, RESOURCE_MEDIA)
     bundle = loads(raw)
     ingest: IngestService = request.app.state.ingest
-    source = ingest.claim(bundle) if isinstance(bundle, dict) else None
+    bound = bound_source(request)  # a facility's Bundles: through its adapter, as itself
+    source = bound[0] if bound else ingest.claim(bundle) if isinstance(bundle, dict) else None
     if source is not None:  # a source's Bundle: kept in the inbox, mapped by its adapter
         answer = await db.run(
             partial(
@@ -149,6 +151,7 @@ async def transaction_or_batch(
                 raw,
                 content_type=request.headers.get("content-type"),
                 base_url=base_url(request),
+                sender=bound[1] if bound else None,
             )
         )
         if answer.status != 200:

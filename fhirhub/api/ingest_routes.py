@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from fhirhub.api.authorize import bound_source
 from fhirhub.api.bodies import read_body
 from fhirhub.api.deps import Database, SettingsDep
 from fhirhub.api.inputs import MessageId, allow_head, refuse_nul
@@ -46,6 +47,9 @@ async def ingest(
     mode: Annotated[Literal["async", "sync"], Query()] = "async",
 ) -> Response:
     service = ingest_service(request)
+    bound = bound_source(request)  # an authenticated facility sends as its Organization
+    if bound is not None:
+        sender = bound[1]
     payload = await read_body(request, settings.max_body_bytes)
     ctype = request.headers.get("content-type")
     status_url = str(request.url_for("ingest_status", message_id=0)).rsplit("/", 1)[0]

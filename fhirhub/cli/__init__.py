@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from typer.core import TyperGroup
 
 from fhirhub import __version__
+from fhirhub.cli.clients import clients
 from fhirhub.config import Settings, get_settings
 from fhirhub.errors import FhirError
 from fhirhub.storage.engine import DatabaseNotReady, connection_problem
@@ -162,16 +163,18 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    _check_auth(settings, host)
     _prepare_database(settings)
     if demo:
         _load_demo(demo)
     count = workers or default_workers(settings.database_url, os.cpu_count())
-    if not is_loopback(host):
+    if settings.auth == "off":
         console.print(
-            f"[yellow]warning[/yellow]: listening on {host}, not only this machine, and "
-            "authorisation is off (FHIRHUB_AUTH=off): anyone who reaches the port can read "
-            "and write every record"
+            "authorisation is off (FHIRHUB_AUTH=off): only this machine can reach the server; "
+            "set FHIRHUB_AUTH=on to serve other machines"
         )
+    else:
+        console.print("authorisation is on: every request needs an access token (/auth/token)")
     plural = "worker" if count == 1 else "workers"
     console.print(f"fhirhub serving FHIR R4 at http://{host}:{port}/fhir ({count} {plural})")
     uvicorn.run(
@@ -186,6 +189,28 @@ def serve(
         # starting at once on a busy machine the default (5) killed them in a loop.
         timeout_worker_healthcheck=60,
     )
+
+
+def _check_auth(settings: Settings, host: str) -> None:
+    """Refuse to serve, in one line, without authorisation off this machine, or with auth on
+    and no usable signing keys."""
+    if settings.auth == "off" and not is_loopback(host):
+        typer.echo(
+            f"fhirhub: refusing to listen on {host} with FHIRHUB_AUTH=off (anyone who reaches "
+            "the port could read and write every record); set FHIRHUB_AUTH=on with "
+            "FHIRHUB_AUTH_SIGNING_KEYS, or listen on 127.0.0.1",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if settings.auth == "on":
+        from fhirhub.auth.errors import AuthConfigError
+        from fhirhub.auth.tokens import load_signing_keys
+
+        try:
+            load_signing_keys(settings)
+        except AuthConfigError as exc:
+            typer.echo(f"fhirhub: FHIRHUB_AUTH=on, but {exc}; not starting", err=True)
+            raise typer.Exit(1) from None
 
 
 @app.command()
@@ -388,6 +413,7 @@ def _register_jobs() -> None:
 
 
 _register_jobs()
+app.add_typer(clients, name="clients")
 
 
 def _register_mllp() -> None:

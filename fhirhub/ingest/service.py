@@ -129,11 +129,12 @@ class IngestService:
         *,
         content_type: str | None = None,
         base_url: str | None = None,
+        sender: str | None = None,
     ) -> Answer:
         """``POST /fhir`` of a claimed Bundle: kept, processed here, and answered as the first
         time it was sent (its transaction-response, with full URLs on ``base_url``, or its
-        rejection)."""
-        row = self.submit_and_process(source, payload, content_type=content_type)
+        rejection). ``sender``: the authenticated facility's Organization, when there is one."""
+        row = self.submit_and_process(source, payload, sender=sender, content_type=content_type)
         if row.status == "processed":
             with self.engine.connect() as conn:
                 response = InboxRepository(conn).response(row.id)
