@@ -185,8 +185,17 @@ async def _ingest(request: Request, token: AccessToken) -> list[reach.Need]:
     raise forbidden("Only a facility, sync or admin client may send messages")
 
 
+def _needs(*needs: reach.Need) -> Rule:
+    async def rule(request: Request, _: AccessToken) -> list[reach.Need]:
+        return list(needs)
+
+    return rule
+
+
 PUBLIC: Rule | None = None
 _ADMIN = _roles(Role.admin)
+_STEWARD = _roles(Role.steward, Role.admin)  # the patient index's decisions
+_INDICATORS = _roles(Role.analyst, Role.sync, Role.admin)  # measures and views
 
 #: (method, route template) -> the rule; ``PUBLIC`` needs no token.
 RULES: dict[tuple[str, str], Rule | None] = {
@@ -217,6 +226,20 @@ RULES: dict[tuple[str, str], Rule | None] = {
     ("GET", "/fhir/{res_type}/{res_id}/_history"): _interaction("read"),
     ("GET", "/fhir/{res_type}/{res_id}/_history/{version}"): _interaction("read"),
     ("GET", "/fhir/{res_type}/{res_id}/{compartment_type}"): _compartment,
+    # the patient index (docs/mpi.md): $match is a search of Patients
+    ("POST", "/fhir/Patient/$match"): _needs(("Patient", "search")),
+    ("POST", "/fhir/Patient/$mpi-link"): _STEWARD,
+    ("POST", "/fhir/Patient/$mpi-unlink"): _STEWARD,
+    # indicators (docs/measures.md) and SQL on FHIR views
+    **{
+        (m, f"/fhir/Measure{p}/$evaluate-measure"): _INDICATORS
+        for m in ("GET", "POST")
+        for p in ("", "/{measure_id}")
+    },
+    ("GET", "/fhir/Measure/{measure_id}/$data-requirements"): _INDICATORS,
+    ("POST", "/fhir/ViewDefinition/$viewdefinition-run"): _INDICATORS,
+    ("GET", "/fhir/ViewDefinition/{view_id}/$viewdefinition-run"): _INDICATORS,
+    ("POST", "/fhir/ViewDefinition/{view_id}/$viewdefinition-run"): _INDICATORS,
     ("POST", "/ingest/{source}"): _ingest,
     ("GET", "/ingest/status/{message_id}"): _ingest,
     ("GET", "/admin/inbox"): _ADMIN,

@@ -75,8 +75,10 @@ def _patient_ref(params: dict[str, list[dict[str, Any]]], name: str) -> str:
 
 
 def _who(request: Request) -> str:
+    """The client that decided (its id), for the Provenance of the decision."""
     client = getattr(request.state, "client", None)
-    return str(getattr(client, "client_id", None) or "unauthenticated client (auth off)")
+    who = getattr(client, "client_id", None)
+    return f"client {who}" if who else "unauthenticated client (auth off)"
 
 
 @router.post("/$match")
