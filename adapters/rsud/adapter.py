@@ -44,7 +44,7 @@ from adapters.rsud.hl7map import (
 )
 from adapters.rsud.mapping import Mappings, load_mappings
 from fhirhub.errors import FhirError, Issue
-from fhirhub.ingest import Context, Mapped, Message
+from fhirhub.ingest import Context, Mapped, Merge, Message
 
 MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7")
 
@@ -75,6 +75,7 @@ class RsudAdapter:
         parsed_messages = parse_payload(message.payload, read)
         entries: list[dict[str, Any]] = []
         issues: list[Issue] = []
+        merges: list[Merge] = []
         facility = None
         for parsed in parsed_messages:
             fac = mappings.facility(parsed.sending_facility)
@@ -107,11 +108,17 @@ class RsudAdapter:
             mapper = Mapper(mappings, fac, context.concept_maps, parsed)
             entries.extend(_message(mapper, parsed, spec))
             issues.extend(mapper.issues)
+            merges.extend(mapper.merges)
         if issues:
             raise FhirError(422, issues)
         assert facility is not None
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": _last_wins(entries)}
-        return Mapped(bundle=bundle, sender=facility.code, organization=facility.organization)
+        return Mapped(
+            bundle=bundle,
+            sender=facility.code,
+            organization=facility.organization,
+            merges=merges,
+        )
 
 
 def read_header(payload: bytes) -> tuple[str, str] | None:
@@ -177,19 +184,9 @@ def _message(mapper: Mapper, parsed: Parsed, spec: dict[str, Any]) -> list[dict[
     subject = {"reference": patient_url}
 
     if spec.get("merge"):
-        merge_parameters(mapper, parsed, patient)  # checks MRG; the call itself is the MPI's
-        if not mapper.issues:
-            raise Hl7Error(
-                422,
-                [
-                    Issue(
-                        "not-supported",
-                        "ADT^A40 (merge) goes to the patient index's merge, which is not there "
-                        "yet: the message is kept and can be replayed once it is",
-                        ("MSH[1]-9",),
-                    )
-                ],
-            )
+        params = merge_parameters(mapper, parsed, patient)
+        if params is not None:
+            mapper.merges.extend(merges_of(params, mapper.parsed.first("MRG")))
         return entries
 
     # --- the visit ---
@@ -649,9 +646,8 @@ def _vaccinations(
 def merge_parameters(
     mapper: Mapper, parsed: Parsed, patient: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The merge instruction of an ADT^A40, for the patient index (TODO(lead): the MPI's merge
-    call takes this; until it exists the adapter refuses A40 with ``not-supported`` and the
-    message waits in the inbox for a replay).
+    """The merge instruction of an ADT^A40 (the pipeline hands it to the patient index's merge
+    call, ``PatientIndex.link``, through :class:`fhirhub.ingest.adapters.Merge`).
 
     A Parameters resource shaped after FHIR R5's ``Patient/$merge``: ``source-patient-identifier``
     (MRG-1, the record that goes away), ``target-patient-identifier`` (PID-3, the one that
@@ -681,6 +677,23 @@ def merge_parameters(
             {"name": "result-patient", "resource": patient},
         ],
     }
+
+
+def merges_of(params: dict[str, Any], mrg: Any) -> list[Merge]:
+    """The :class:`Merge` of each retired record of a merge Parameters."""
+    by_name: dict[str, list[Any]] = {}
+    for p in params["parameter"]:
+        by_name.setdefault(p["name"], []).append(p.get("valueIdentifier"))
+    survivors = [t for t in by_name.get("target-patient-identifier", []) if t]
+    if not survivors:
+        return []
+    surviving = (survivors[0]["system"], survivors[0]["value"])
+    where = mrg.where(1) if mrg is not None else "MRG"
+    return [
+        Merge((s["system"], s["value"]), surviving, where)
+        for s in by_name.get("source-patient-identifier", [])
+        if s and (s["system"], s["value"]) != surviving
+    ]
 
 
 def _last_wins(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -92,6 +92,7 @@ class Mapper:
         self.maps = maps
         self.parsed = parsed
         self.issues: list[Issue] = []
+        self.merges: list[Any] = []  # fhirhub.ingest.adapters.Merge, from an ADT^A40
 
     def issue(self, code: str, text: str, where: str) -> None:
         self.issues.append(Issue(code, text, (where,)))

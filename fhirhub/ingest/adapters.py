@@ -32,13 +32,26 @@ class Message:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class Merge:
+    """A source's word that two of its records are one citizen (HL7 ADT^A40): the record known
+    by ``retired`` was merged into the one known by ``surviving``. Identifiers are (system,
+    value); ``where`` names the field that named the retired record, for an error."""
+
+    retired: tuple[str, str]
+    surviving: tuple[str, str]
+    where: str = ""
+
+
 @dataclass
 class Mapped:
-    """An adapter's result: the canonical transaction Bundle and who sent it."""
+    """An adapter's result: the canonical transaction Bundle, who sent it, and the merges the
+    source declared (stored after the Bundle, in the same transaction; docs/mpi.md)."""
 
     bundle: dict[str, Any]
     sender: str | None = None  # the facility code, e.g. PKM05
     organization: str | None = None  # reference to the sender's Organization, for Provenance
+    merges: list[Merge] = field(default_factory=list)
 
 
 @dataclass

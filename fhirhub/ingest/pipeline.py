@@ -26,6 +26,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import psycopg
@@ -34,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
 from fhirhub.ingest import adapters, metrics, provenance
-from fhirhub.ingest.adapters import Context, Mapped, Message
+from fhirhub.ingest.adapters import Context, Mapped, Merge, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
 from fhirhub.model.json import has_nul
@@ -291,6 +292,8 @@ class Pipeline:
         response = transaction.process(
             writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
         )
+        for merge in mapped.merges:
+            apply_merge(writer, merge, f"source {message.source}/{mapped.sender or message.sender}")
         writer.flush()
         return response
 
@@ -346,3 +349,36 @@ def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | N
 
 def default_context(mappings_dir: Path, terminology_dir: Path) -> Context:
     return Context(mappings_dir=mappings_dir, terminology_dir=terminology_dir)
+
+
+def apply_merge(writer: Writer, merge: Merge, who: str) -> None:
+    """A source's merge (HL7 ADT^A40): the patient index puts both records in one Person as a
+    decision (``level4``, never undone automatically), and the retired record is marked inactive
+    and ``replaced-by`` the surviving one. A retired record fhirhub does not hold is refused
+    (422, the message kept for a replay)."""
+    found = {}
+    for role, (system, value) in (("retired", merge.retired), ("surviving", merge.surviving)):
+        query = urlencode({"identifier": f"{system}|{value}"})
+        ids = [res_id for _, res_id in writer.matches("Patient", query, lock=False)]
+        if len(ids) != 1:
+            what = "no record" if not ids else f"{len(ids)} records"
+            raise FhirError.single(
+                422,
+                "not-found" if not ids else "multiple-matches",
+                f"The merge names {what} as its {role} patient",
+                merge.where if role == "retired" else "PID-3",
+            )
+        found[role] = ids[0]
+    retired, surviving = found["retired"], found["surviving"]
+    if retired == surviving:
+        return
+    if writer.patient_index is not None:
+        writer.patient_index.link(writer, retired, surviving, who, "merged by its source")
+    body = writer.current_body("Patient", retired)
+    if body is not None:
+        body = {k: v for k, v in body.items() if k != "meta"}
+        body["active"] = False
+        link = {"other": {"reference": f"Patient/{surviving}"}, "type": "replaced-by"}
+        if link not in body.get("link", []):
+            body["link"] = [*body.get("link", []), link]
+        writer.update("Patient", retired, body)

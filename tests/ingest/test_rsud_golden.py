@@ -245,11 +245,18 @@ def test_golden(case: str) -> None:
     assert out == json.loads(expected_path.read_text())
 
 
-def test_merge_is_refused_until_the_patient_index_takes_it() -> None:
-    with pytest.raises(FhirError) as caught:
-        canonical((GOLDEN / "adt-a40-v25-merge.hl7").read_bytes())
-    assert caught.value.issues[0].code == "not-supported"
-    assert caught.value.issues[0].expression == ("MSH[1]-9",)
+def test_merge_maps_to_the_surviving_patient_and_a_merge_for_the_patient_index() -> None:
+    from adapters.rsud import adapter as rsud
+    from fhirhub.ingest import Merge
+
+    payload = (GOLDEN / "adt-a40-v25-merge.hl7").read_bytes()
+    mapped = rsud.map(
+        Message(0, "rsud", None, None, 0, payload), Context(ROOT / "mappings", ROOT / "terminology")
+    )
+    (entry,) = mapped.bundle["entry"]
+    assert entry["resource"]["resourceType"] == "Patient"
+    mrn = "https://fhirhub.baubaukota.go.id/sid/mrn/rsud01"
+    assert mapped.merges == [Merge((mrn, "000999"), (mrn, "000123"), "MRG[1]-1")]
 
 
 def test_merge_parameters_name_the_record_that_goes_and_the_one_that_stays() -> None:
