@@ -68,26 +68,6 @@ def members(conn: Connection, person_id: str) -> dict[str, str]:
     return {r.patient_id: r.assurance for r in rows}
 
 
-def persons_of(conn: Connection, patient_ids: Iterable[str]) -> dict[str, str]:
-    return {pid: m.person_id for pid, m in memberships(conn, patient_ids).items()}
-
-
-def set_membership(
-    conn: Connection, patient_id: str, person_id: str, assurance: str, now: int
-) -> None:
-    done = conn.execute(
-        update(M)
-        .where(M.c.patient_id == patient_id)
-        .values(person_id=person_id, assurance=assurance, updated=now)
-    )
-    if done.rowcount == 0:
-        conn.execute(
-            insert(M).values(
-                patient_id=patient_id, person_id=person_id, assurance=assurance, updated=now
-            )
-        )
-
-
 def set_memberships(
     conn: Connection, records: dict[str, Membership], now: int, fresh: Iterable[str] = ()
 ) -> None:
@@ -109,18 +89,6 @@ def drop_membership(conn: Connection, patient_id: str) -> None:
 
 
 # --- blocking keys ---------------------------------------------------------------------------
-
-
-def replace_blocks(conn: Connection, patient_id: str, keys: Iterable[str]) -> None:
-    """The record's blocking keys become ``keys`` (only the difference is written)."""
-    wanted = set(keys)
-    have = set(conn.scalars(select(B.c.key).where(B.c.patient_id == patient_id)))
-    gone = have - wanted
-    if gone:
-        conn.execute(delete(B).where(B.c.patient_id == patient_id, B.c.key.in_(sorted(gone))))
-    new = wanted - have
-    if new:
-        conn.execute(insert(B), [{"key": k, "patient_id": patient_id} for k in sorted(new)])
 
 
 def replace_blocks_many(
@@ -198,47 +166,19 @@ def candidates(
     """Records sharing a key with a record (``exclude`` being itself): patient id -> the keys
     shared, and the keys whose block holds more than ``cap`` records (not read beyond the cap:
     a crowd is never scored; the caller sends the record to review)."""
-    wanted = sorted(set(keys))
     found: dict[str, set[str]] = defaultdict(set)
     overflow: list[str] = []
-    if not wanted:
-        return found, overflow
-    ranked = (
-        select(
-            B.c.key,
-            B.c.patient_id,
-            func.row_number().over(partition_by=B.c.key, order_by=B.c.patient_id).label("n"),
-        )
-        .where(B.c.key.in_(wanted))
-        .subquery()
-    )
-    rows = conn.execute(
-        select(ranked.c.key, ranked.c.patient_id).where(ranked.c.n <= cap + 2)
-    ).all()
-    per_key: dict[str, list[str]] = defaultdict(list)
-    for r in rows:
-        if r.patient_id != exclude:
-            per_key[r.key].append(r.patient_id)
-    for key, pids in per_key.items():
-        if len(pids) > cap:
+    for key, pids in blocks(conn, keys, cap + 1).items():
+        others = [p for p in pids if p != exclude]
+        if len(others) > cap:
             overflow.append(key)
             continue
-        for pid in pids:
+        for pid in others:
             found[pid].add(key)
     return found, sorted(overflow)
 
 
 # --- decisions by a person -------------------------------------------------------------------
-
-
-def decisions(conn: Connection, patient_id: str) -> dict[str, bool]:
-    """What people decided about ``patient_id`` and each other record: other id -> same?"""
-    rows = conn.execute(
-        select(D.c.patient_a, D.c.patient_b, D.c.same).where(
-            (D.c.patient_a == patient_id) | (D.c.patient_b == patient_id)
-        )
-    )
-    return {(r.patient_b if r.patient_a == patient_id else r.patient_a): r.same for r in rows}
 
 
 def decisions_many(conn: Connection, patient_ids: Iterable[str]) -> dict[str, dict[str, bool]]:
@@ -272,10 +212,6 @@ def decide(conn: Connection, a: str, b: str, same: bool, who: str, now: int) -> 
     lo, hi = sorted((a, b))
     conn.execute(delete(D).where(D.c.patient_a == lo, D.c.patient_b == hi))
     conn.execute(insert(D).values(patient_a=lo, patient_b=hi, same=same, who=who, decided=now))
-
-
-def drop_decisions(conn: Connection, patient_id: str) -> None:
-    conn.execute(delete(D).where((D.c.patient_a == patient_id) | (D.c.patient_b == patient_id)))
 
 
 # --- state -----------------------------------------------------------------------------------
