@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare
+from fhirhub.mpi.dates import CLOSE
 from fhirhub.mpi.features import Features, blocking_keys
 
 LINK, REVIEW, NO_LINK = "link", "review", "no-link"
@@ -152,9 +153,11 @@ def candidate_pairs(
 
 # EM sessions as in Splink: pairs blocked on some fields train the m of the others only.
 SESSIONS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (("nik", "bpjs", "ihs"), ("nik", "bpjs", "ihs")),
+    (("nik", "bpjs", "ihs", "id"), ("nik", "bpjs", "ihs", "other_id")),
     (("name-dob",), ("name", "birth_date")),
     (("dob-kel",), ("birth_date", "kelurahan")),
+    (("dob-pc",), ("birth_date", "postcode")),
+    (("name-pc",), ("name", "postcode")),
 )
 
 
@@ -195,7 +198,7 @@ def partial_weights(model: Model, c: Comparison) -> dict[str, float]:
             out[f] = 0.0
             continue
         out[f] = math.log2(model.m[f][level] / model.u[f][level])
-        if f == "name" and level <= 1 and c.shared_tokens:
+        if f == "name" and level in (0, 1, 3) and c.shared_tokens:
             tf = math.prod(model.token_tf.get(t, model.tf_floor) for t in c.shared_tokens)
             adjust = math.log2(model.u[f][level] / max(tf, model.tf_floor**2))
             out[f] += min(max(adjust, _TF_BOUNDS[0]), _TF_BOUNDS[1])
@@ -208,6 +211,9 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
     placeholder = (a.newborn_placeholder and a.nik_ibu) or (b.newborn_placeholder and b.nik_ibu)
     if c.level("nik") == 2 and not placeholder:
         forbidden.append("different-nik")
+    hints = (a.name.sex_hint if a.name else None, b.name.sex_hint if b.name else None)
+    if None not in hints and hints[0] != hints[1]:
+        forbidden.append("sex-by-name")  # La and Wa, bin and binti: a man and a woman
     if (
         a.multiple_birth is not None
         and b.multiple_birth is not None
@@ -218,12 +224,32 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
         (a.nik_ibu is not None and a.nik_ibu == b.nik_ibu)
         or c.level("phone") == 0
         or c.level("kelurahan") == 0
+        or (c.level("street") == 0 and 0 in (c.level("postcode"), c.level("locality")))
     )
-    if c.level("birth_date") == 0 and household and c.level("name") >= 3:
+    # An identifier held in common (the same NIK, BPJS or IHS number, or the same value of
+    # another identifier system) is the record's own claim of who it is: twins have two.
+    shared_id = 0 in (c.level("nik"), c.level("bpjs"), c.level("ihs"), c.level("other_id"))
+    near_id = _near_identifier(a, b, c)
+    if (
+        c.level("birth_date") == 0
+        and household
+        and c.level("name") >= 3
+        and not (shared_id or near_id)
+    ):
         forbidden.append("twins")
-    if a.birth_date and b.birth_date and abs(a.birth_date.year - b.birth_date.year) >= 12:
+    if (
+        a.birth_date
+        and b.birth_date
+        and abs(a.birth_date.year - b.birth_date.year) >= 12
+        and not (shared_id or near_id)
+    ):
+        # A parent and a child of the same name; with an identifier in common, a birth date
+        # typed wrong (a NIK that contradicts its own record is capped at review below).
         forbidden.append("generation-apart")
-    if c.level("nik") == 0 and (a.nik_conflicts or b.nik_conflicts):
+    # The same NIK, but a record disagrees with it: a date mistyped (foreign NIKs are not
+    # compared at all) is no matter; the sex wrong with names that differ is a twin's NIK.
+    sex_conflict = "gender" in a.nik_conflicts or "gender" in b.nik_conflicts
+    if c.level("nik") == 0 and sex_conflict and not 0 <= c.level("name") <= 2:
         review.append("nik-conflicts-record")
     # A household shares phone, address and often a family name: without an identifier in
     # common, a link needs the person's own name and birth date to agree (§11.6 of the notes).
@@ -242,10 +268,31 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
         and c.level("birth_date") == 0
         and household
     )
-    identifier = same_mother or newborn or 0 in (c.level("nik"), c.level("bpjs"), c.level("ihs"))
-    if not identifier and not (0 <= c.level("name") <= 2 and 0 <= c.level("birth_date") <= 2):
+    identifier = same_mother or newborn or shared_id
+    # What is the person's own (not the household's): the name at least close, the birth date
+    # at least close, an identifier one typo away. Two of the three are needed.
+    personal = (0 <= c.level("name") <= 2) + (0 <= c.level("birth_date") <= CLOSE) + near_id
+    if not identifier and personal < 2:
         review.append("no-identifier-weak-identity")
     return forbidden, review
+
+
+def _near_identifier(a: Features, b: Features, c: Comparison) -> bool:
+    """An identifier one typo away that no relative would hold.
+
+    Any other system's value one typo away counts. A NIK counts only when the typo is in its
+    region code: a NIK one digit off in the birth date is a parent's or a sibling's, and one off
+    in the sequence number is a twin's (Dukcapil numbers the children born on one day in one
+    district one after another).
+    """
+    if c.level("other_id") == 1:
+        return True
+    return (
+        c.level("nik") == 1
+        and a.nik is not None
+        and b.nik is not None
+        and a.nik.value[6:] == b.nik.value[6:]
+    )
 
 
 def decide(model: Model, a: Features, b: Features) -> Decision:

@@ -23,8 +23,10 @@ def test_name_levels():
     assert level("Siti Aminah", "Siti Aminaj") == 2  # a typo
     assert level("Siti", "Stii") == 2  # one transposition in a short name (Jaro-Winkler 0.83)
     assert level("Ina", "Ini") == 2
-    assert level("Muhammad Rizky", "Muhammad Rizal") == 3
-    assert level("Siti Aminah", "Budi Santoso") == 4
+    assert level("Muhammad Rizky", "Muhammad Rizal") == 3  # one token shared
+    assert level("Jackson Shevchenko", "Jackson Meddings-Blaskett") == 3
+    assert level("Rizky Amin", "Rizal Amir") == 4  # nothing shared, Jaro-Winkler >= 0.8
+    assert level("Siti Aminah", "Budi Santoso") == 5
 
 
 def test_placeholder_names_are_not_compared_with_real_names():
@@ -41,7 +43,10 @@ def test_birth_date_levels():
     assert compare_dates(d, date(1990, 9, 5)) == 1
     assert compare_dates(d, date(1980, 8, 5)) == 1  # a one-digit year typo
     assert compare_dates(d, date(1991, 8, 5)) == 2  # year one off
-    assert compare_dates(d, date(1975, 1, 1)) == 3
+    assert compare_dates(d, date(1975, 1, 1)) == 4
+    assert compare_dates(d, date(1990, 1, 1)) == 3  # "born 1990", day unknown
+    assert compare_dates(date(1957, 7, 1), date(1957, 12, 22)) == 3
+    assert compare_dates(date(1957, 7, 2), date(1957, 12, 22)) == 4
     assert compare_dates(d, None) == MISSING
 
 
@@ -66,6 +71,10 @@ def test_phone_kelurahan_gender_bpjs_levels():
         "bpjs": "different",
         "ihs": "missing",
         "gender": "different",
+        "other_id": "missing",
+        "postcode": "missing",
+        "locality": "missing",
+        "street": "missing",
     }
     assert compare(a, rec(kelurahan="7472011002")).level("kelurahan") == 2
     assert compare(a, a).level("kelurahan") == 0

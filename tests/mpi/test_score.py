@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpi_factories import rec
 
+from fhirhub.model.systems import NIK
 from fhirhub.mpi.cluster import cluster
 from fhirhub.mpi.compare import FIELDS, LEVELS, Comparison, compare
-from fhirhub.mpi.features import Features
+from fhirhub.mpi.features import Features, extract
 from fhirhub.mpi.names import parse_name
 from fhirhub.mpi.nik import parse_nik
 from fhirhub.mpi.score import (
@@ -124,11 +125,61 @@ def test_a_parent_and_child_of_the_same_name_never_link():
     assert "generation-apart" in forbidden(father, son)
 
 
-def test_a_nik_that_conflicts_with_its_record_goes_to_review_not_link():
-    child = rec(birth_date=date(2019, 3, 1), nik_conflicts=("birthDate",))
-    mother = rec(birth_date=date(2019, 3, 1))
-    d = decide(model(), mother, child)
+def patient(
+    name: str, born: str, nik: str | None, gender: str = "male", **extra: object
+) -> Features:
+    p: dict = {"resourceType": "Patient", "name": [{"text": name}], "birthDate": born}
+    p["gender"] = gender
+    if nik:
+        p["identifier"] = [{"system": NIK, "value": nik}]
+    p["telecom"] = [{"system": "phone", "value": "081234567890"}]
+    return extract({**p, **extra}, today=date(2026, 1, 1))
+
+
+def test_a_childs_record_under_the_fathers_nik_links_to_the_child_not_the_father():
+    father = patient("La Ode Hasan", "1975-06-17", "7472061706750001")
+    child_own = patient("La Ode Rahman", "2012-08-02", "7472020208120001")
+    child_under_father = patient("La Ode Rahman", "2012-08-02", "7472061706750001")
+    assert child_under_father.nik_foreign and not child_own.nik_foreign
+    assert "different-nik" not in forbidden(child_own, child_under_father)
+    assert decide(model(), child_own, child_under_father).band == LINK
+    assert decide(model(), father, child_under_father).band == NO_LINK
+
+
+def test_a_same_named_son_under_his_fathers_nik_is_never_linked_to_the_father():
+    father = patient("La Ode Hasan", "1975-06-17", "7472061706750001")
+    son = patient("La Ode Hasan", "2005-03-01", "7472061706750001")
+    d = decide(model(), father, son)
+    assert d.band == NO_LINK and "generation-apart" in d.reasons
+
+
+def test_a_birth_date_mistyped_against_a_correct_nik_still_links():
+    nik = "7472081610750001"  # born 16-10-1975
+    typo = patient("Muhammad", "1974-10-16", nik)  # year one off
+    unknown_day = patient("Muhammad", "1975-01-01", nik)  # "born 1975"
+    right = patient("Muhammad", "1975-10-16", nik)
+    assert typo.nik_conflicts == ("birthDate",) and not typo.nik_foreign
+    assert decide(model(), right, typo).band == LINK
+    assert decide(model(), right, unknown_day).band == LINK
+
+
+def test_one_nik_on_two_records_of_other_sex_and_other_names_goes_to_review():
+    # Twins of either sex, one NIK typed for both: the sex contradicts the NIK on one record.
+    brother = patient("Hasan Basri", "2010-03-01", "7472060103100001")
+    sister = patient("Fatimah Basri", "2010-03-01", "7472060103100001", gender="female")
+    d = decide(model(), brother, sister)
     assert d.band == REVIEW and "nik-conflicts-record" in d.reasons
+    # The sex typed wrong on a record of the same name is a typo, not a twin.
+    typo = patient("Hasan Basri", "2010-03-01", "7472060103100001", gender="female")
+    assert decide(model(), brother, typo).band == LINK
+
+
+def test_names_that_say_a_man_and_a_woman_never_link():
+    # La / Wa (and bin / binti, Hj.) say the sex; a clerk's wrong sex code does not change it.
+    husband = patient("La Djafar", "1995-03-07", None)
+    wife = patient("Wa Nur Djafar", "1995-03-22", None, gender="female")
+    assert "sex-by-name" in forbidden(husband, wife)
+    assert "sex-by-name" not in forbidden(husband, patient("Djafar", "1995-03-07", None))
 
 
 def test_a_shared_household_without_identity_is_not_an_automatic_link():
