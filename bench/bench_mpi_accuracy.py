@@ -333,10 +333,13 @@ def run_splink(data: DataSet, features: list[Features]) -> dict[float, Result]:
     )
     db = DuckDBAPI()
     if data.source:
-        tables = [frame[frame.source == s].reset_index(drop=True) for s in ("A", "B")]
-        linker = Linker(tables, settings, db_api=db)
+        tables = [
+            db.register(frame[frame.source == s].reset_index(drop=True), table_name=f"file_{s}")
+            for s in ("A", "B")
+        ]
+        linker = Linker(tables, settings, log_level="WARNING")
     else:
-        linker = Linker(frame, settings, db_api=db)
+        linker = Linker(db.register(frame), settings, log_level="WARNING")
     linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
     for rule in train_rules:

@@ -20,6 +20,7 @@ it can be stored and re-estimated.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -33,6 +34,7 @@ from fhirhub.mpi.features import Features, blocking_keys
 
 LINK, REVIEW, NO_LINK = "link", "review", "no-link"
 _TF_BOUNDS = (-8.0, 4.0)  # bits a name's term frequency may move its weight, down and up
+HOUSEHOLDS = 0.1  # Model.shared_addresses from which an address is a household's
 
 
 @dataclass
@@ -46,6 +48,9 @@ class Model:
     tf_floor: float = 1e-4  # the frequency of a token never seen
     link_threshold: float = 0.99
     review_threshold: float = 0.5
+    # Pairs at one address that are plainly two people (:func:`shared_addresses`); 1.0, the
+    # cautious default, reads every shared address as a household's.
+    shared_addresses: float = 1.0
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -182,9 +187,44 @@ def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Mo
         f: [x / seen[f] for x in sums[f]] if seen[f] else _initial_m(len(LEVELS[f])) for f in FIELDS
     }
     comparisons = [compare(records[i], records[j]) for i, j in candidate_pairs(records)]
-    m, prior = estimate_m(comparisons, u, m=m, fit_m=False)
+    _, among_candidates = estimate_m(comparisons, u, m=m, fit_m=False)
+    # lambda of two records drawn at random, not of two candidates: the fields a pair was
+    # blocked on are scored too, so a prior among candidates would count their agreement twice
+    # (and reach 1 where candidates are nearly all matches).
+    n = len(records)
+    everyone = max(n * (n - 1) / 2, 1.0)
+    prior = min(max(among_candidates * len(comparisons) / everyone, 1e-9), 0.5)
     tf, floor = token_frequencies(records)
-    return Model(m=m, u=u, prior=prior, token_tf=tf, tf_floor=floor, **thresholds)
+    return Model(
+        m=m,
+        u=u,
+        prior=prior,
+        token_tf=tf,
+        tf_floor=floor,
+        shared_addresses=shared_addresses(records),
+        **thresholds,
+    )
+
+
+def shared_addresses(records: Sequence[Features], per_address: int = 50) -> float:
+    """The share of pairs of records at one address (the same street line in the same
+    kelurahan, postcode or town) that are plainly two people: no name token in common and
+    birth dates far apart. High where households share an address (Baubau: about 0.7), near
+    zero where an address is a person's own (the Febrl files: under 0.01); the rules read an
+    address as a household's, not a person's, above :data:`HOUSEHOLDS` (no labels needed)."""
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for i, r in enumerate(records):
+        if r.street:
+            groups.setdefault((r.street, r.kelurahan or r.postcode or r.locality), []).append(i)
+    pairs = apart = 0
+    for members in groups.values():
+        for k, (i, j) in enumerate(itertools.combinations(members, 2)):
+            if k == per_address:
+                break
+            c = compare(records[i], records[j])
+            pairs += 1
+            apart += c.level("name") >= 4 and c.level("birth_date") == 4
+    return apart / pairs if pairs else 1.0
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -205,8 +245,15 @@ def partial_weights(model: Model, c: Comparison) -> dict[str, float]:
     return out
 
 
-def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]]:
-    """(forbidden, review): the reasons a pair may never be linked, or only by a person."""
+def rules(
+    a: Features, b: Features, c: Comparison, households: bool = True
+) -> tuple[list[str], list[str]]:
+    """(forbidden, review): the reasons a pair may never be linked, or only by a person.
+
+    ``households``: whether an address is shared by a household (``Model.shared_addresses``
+    at least :data:`HOUSEHOLDS`, as in Baubau) or is a person's own. Where it is a person's
+    own, an agreeing address is the person's evidence, not the household's.
+    """
     forbidden, review = [], []
     placeholder = (a.newborn_placeholder and a.nik_ibu) or (b.newborn_placeholder and b.nik_ibu)
     if c.level("nik") == 2 and not placeholder:
@@ -220,11 +267,13 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
         and a.multiple_birth != b.multiple_birth
     ):
         forbidden.append("multiple-birth-order")
+    same_address = c.level("kelurahan") == 0 or (
+        0 <= c.level("street") <= 1 and 0 in (c.level("postcode"), c.level("locality"))
+    )
     household = (
         (a.nik_ibu is not None and a.nik_ibu == b.nik_ibu)
         or c.level("phone") == 0
-        or c.level("kelurahan") == 0
-        or (c.level("street") == 0 and 0 in (c.level("postcode"), c.level("locality")))
+        or (same_address and households)
     )
     # An identifier held in common (the same NIK, BPJS or IHS number, or the same value of
     # another identifier system) is the record's own claim of who it is: twins have two.
@@ -270,8 +319,14 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
     )
     identifier = same_mother or newborn or shared_id
     # What is the person's own (not the household's): the name at least close, the birth date
-    # at least close, an identifier one typo away. Two of the three are needed.
-    personal = (0 <= c.level("name") <= 2) + (0 <= c.level("birth_date") <= CLOSE) + near_id
+    # at least close, an identifier one typo away, and where addresses are not shared by
+    # households, the address. Two are needed.
+    personal = (
+        (0 <= c.level("name") <= 2)
+        + (0 <= c.level("birth_date") <= CLOSE)
+        + near_id
+        + (same_address and not households)
+    )
     if not identifier and personal < 2:
         review.append("no-identifier-weak-identity")
     return forbidden, review
@@ -301,7 +356,7 @@ def decide(model: Model, a: Features, b: Features) -> Decision:
     parts = partial_weights(model, c)
     weight = math.log2(model.prior / (1 - model.prior)) + sum(parts.values())
     probability = 1.0 / (1.0 + 2.0 ** max(min(-weight, 1000.0), -1000.0))
-    forbidden, review = rules(a, b, c)
+    forbidden, review = rules(a, b, c, model.shared_addresses >= HOUSEHOLDS)
     if forbidden:
         band = NO_LINK
     elif probability >= model.link_threshold:
