@@ -323,7 +323,7 @@ def run_splink(data: DataSet, features: list[Features]) -> dict[float, Result]:
             block_on("surname", "dob"),
             block_on("dob", "kelurahan"),
         ]
-        train_rules = [block_on("nik"), block_on("first_name", "dob"), block_on("dob", "kelurahan")]
+        train_rules = [block_on("nik"), block_on("dob"), block_on("first_name", "kelurahan")]
         deterministic = [block_on("nik"), block_on("name", "dob")]
     link_type = "link_only" if data.source else "dedupe_only"
     settings = SettingsCreator(
@@ -337,9 +337,9 @@ def run_splink(data: DataSet, features: list[Features]) -> dict[float, Result]:
             db.register(frame[frame.source == s].reset_index(drop=True), table_name=f"file_{s}")
             for s in ("A", "B")
         ]
-        linker = Linker(tables, settings, log_level="WARNING")
+        linker = Linker(tables, settings, log_level="ERROR")
     else:
-        linker = Linker(db.register(frame), settings, log_level="WARNING")
+        linker = Linker(db.register(frame), settings, log_level="ERROR")
     linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
     for rule in train_rules:

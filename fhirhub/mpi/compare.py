@@ -15,7 +15,7 @@ from rapidfuzz.distance import OSA, JaroWinkler
 
 from fhirhub.mpi.dates import DATE_LEVELS, compare_dates, one_digit_apart
 from fhirhub.mpi.features import Features
-from fhirhub.mpi.names import ParsedName
+from fhirhub.mpi.names import ParsedName, spelling_key
 
 MISSING = -1  # the same as dates.MISSING
 
@@ -95,6 +95,8 @@ def name_level(a: ParsedName, b: ParsedName) -> tuple[int, tuple[str, ...], floa
     ka, kb = a.key, b.key
     if not ka or not kb:
         return MISSING, (), 0.0
+    if ka != kb and (len(ka) > 1 or len(kb) > 1):
+        ka, kb = _rejoined(a.tokens, set(kb)), _rejoined(b.tokens, set(ka))
     shared = tuple(sorted(set(ka) & set(kb)))
     if ka == kb:
         return 0, shared, 1.0
@@ -107,6 +109,25 @@ def name_level(a: ParsedName, b: ParsedName) -> tuple[int, tuple[str, ...], floa
     if shared:  # a token in common, another not: a surname changed by marriage, a typo'd given
         return 3, shared, similarity
     return (4 if similarity >= 0.8 else 5), shared, similarity
+
+
+def _rejoined(tokens: tuple[str, ...], other: set[str]) -> tuple[str, ...]:
+    """Spelling keys of a name whose two neighbouring words are one word of the other name
+    split by a space (``NUR HAYATI`` / ``NURHAYATI``, ``MADEL INE`` / ``MADELINE``), joined."""
+    keys = [spelling_key(t) for t in tokens]
+    i = 0
+    while i < len(keys) - 1:
+        joined = spelling_key(tokens[i] + tokens[i + 1]) if len(keys) == len(tokens) else None
+        joined = joined or keys[i] + keys[i + 1]
+        if (
+            keys[i] not in other
+            and keys[i + 1] not in other
+            and any(OSA.distance(joined, o, score_cutoff=1) <= 1 for o in other)
+        ):
+            keys[i : i + 2] = [joined]
+        else:
+            i += 1
+    return tuple(sorted(keys))
 
 
 def token_set_jw(a: tuple[str, ...], b: tuple[str, ...]) -> float:
@@ -178,14 +199,20 @@ def compare_text(a: str | None, b: str | None) -> int:
 
 
 def compare_street(a: str | None, b: str | None) -> int:
-    """Address lines: same / close (token-sorted similarity at least 0.9) / similar (at least
-    0.75) / different. Token order is free: "7 Wallaby Place" and "Wallaby Place 7" agree."""
+    """Address lines: same (spaces aside) / close (the same house numbers, and every word of
+    the shorter line within Jaro-Winkler 0.9 of a word of the longer, on average) / similar
+    (token-sorted similarity at least 0.75, or words close with other numbers) / different.
+    A neighbour at No. 19 of one's own street at No. 91 is at most similar."""
     if a is None or b is None:
         return MISSING
-    if a == b:
+    if a == b or a.replace(" ", "") == b.replace(" ", ""):
         return 0
-    ratio = fuzz.token_sort_ratio(a, b) / 100
-    return 1 if ratio >= 0.9 else 2 if ratio >= 0.75 else 3
+    ta, tb = a.split(), b.split()
+    words = token_set_jw(tuple(ta), tuple(tb))
+    same_numbers = sorted(t for t in ta if t.isdigit()) == sorted(t for t in tb if t.isdigit())
+    if words >= 0.9 and same_numbers:
+        return 1
+    return 2 if words >= 0.9 or fuzz.token_sort_ratio(a, b) >= 75 else 3
 
 
 def _transposed(a: str, b: str) -> bool:

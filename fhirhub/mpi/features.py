@@ -10,6 +10,7 @@ whose value is missing is skipped, never widened to "everyone".
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -263,6 +264,14 @@ def _id_value(value: str) -> str | None:
     return v or None
 
 
+def address_text(text: str) -> str:
+    """Upper-case ASCII words and numbers of an address line, single-spaced (house numbers
+    are kept, unlike in a name): ``"Jl. Betoambari No. 91"`` -> ``"JL BETOAMBARI NO 91"``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_only = decomposed.encode("ascii", "ignore").decode("ascii").upper()
+    return " ".join(_NOT_ALNUM.sub(" ", ascii_only).split())
+
+
 def _postal(addresses: list[dict[str, Any]]) -> tuple[str | None, str | None, str | None]:
     """(postcode, locality, street) of the home address (else the first with any of them)."""
     ranked = sorted(addresses, key=lambda a: 0 if a.get("use") == "home" else 1)
@@ -270,9 +279,9 @@ def _postal(addresses: list[dict[str, Any]]) -> tuple[str | None, str | None, st
         code = address.get("postalCode")
         postcode = _NOT_ALNUM.sub("", code.upper()) if isinstance(code, str) else ""
         city = address.get("city")
-        locality = fold(city) if isinstance(city, str) else ""
+        locality = fold(city).replace(",", "") if isinstance(city, str) else ""
         lines = [x for x in address.get("line") or [] if isinstance(x, str)]
-        street = fold(" ".join(lines)).replace(",", "")
+        street = address_text(" ".join(lines))
         if postcode or locality or street:
             return postcode or None, locality or None, street or None
     return None, None, None
