@@ -89,3 +89,48 @@ def test_date_levels_are_symmetric(a, b):
 def test_nik_levels_are_symmetric(a, b):
     assert compare_nik(a, b) == compare_nik(b, a)
     assert (compare_nik(a, b) == 0) == (a == b)
+
+
+def test_street_levels_keep_house_numbers_apart():
+    from fhirhub.mpi.compare import compare_street
+    from fhirhub.mpi.features import address_text as t
+
+    assert compare_street(t("56 Emilybulcock Crescent"), t("56 emily bulcock crescent")) == 0
+    assert compare_street(t("7 dixonddrive jestarlei"), t("7 Dixon Drive, Jestarlei")) == 1
+    assert compare_street(t("37 elensra"), t("37 port jackson circuit elenera")) == 1
+    assert compare_street(t("Jl. Betoambari No. 91"), t("Jl. Betoambari No. 19")) == 2
+    assert compare_street(t("15 lawley street"), t("80 dampier crescent")) == 3
+    assert compare_street(None, "X") == MISSING
+
+
+def test_other_identifiers_postcode_and_town():
+    from fhirhub.mpi.compare import compare_code, compare_other_ids, compare_text
+
+    ssn, passport = "urn:ssn", "urn:passport"
+    assert compare_other_ids(((ssn, "1234567"),), ((ssn, "1234567"),)) == 0
+    assert compare_other_ids(((ssn, "1234567"),), ((ssn, "1243567"),)) == 1  # two swapped
+    assert compare_other_ids(((ssn, "1234567"),), ((ssn, "7654321"),)) == 2
+    assert compare_other_ids(((ssn, "1234567"),), ((passport, "1234567"),)) == MISSING
+    assert compare_other_ids((), ((ssn, "1"),)) == MISSING
+    assert [compare_code("2484", x) for x in ("2484", "2448", "2485", "3000")] == [0, 1, 1, 2]
+    assert compare_text("PENRITH", "PEN RITH") == 1 and compare_text("A", "B") == 2
+
+
+def test_a_name_word_split_in_two_is_joined():
+    assert level("Nur Hayati", "Nurhayati") == 0
+    assert level("Abdul Rahman", "Abdulrahman Saleh") == 1
+    assert level("Madel Ine", "Madelne Birchby") == 2
+
+
+streets = st.text(alphabet="ab 12", max_size=12)
+
+
+@given(streets, streets)
+def test_street_levels_are_symmetric_and_equal_is_same(a, b):
+    from fhirhub.mpi.compare import compare_street
+    from fhirhub.mpi.features import address_text
+
+    a, b = address_text(a) or None, address_text(b) or None
+    assert compare_street(a, b) == compare_street(b, a)
+    if a is not None:
+        assert compare_street(a, a) == 0

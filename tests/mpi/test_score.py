@@ -221,8 +221,10 @@ def test_train_gives_a_usable_model_from_records_alone():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 7])  # seed 7's city has twins; seed 2's has none
 def test_accuracy_on_a_synthetic_city_not_tuned_on(tmp_path: Path, seed: int):
-    """Thresholds (0.99 link, 0.5 review) and rules were chosen on seed 1; this scores other
-    seeds. The model itself is estimated from each city's records without their labels."""
+    """A guard against regressions: thresholds (0.99 link, 0.5 review) were chosen on seed 1,
+    and the rules and comparisons were developed on seeds 1, 2, 3 and 7 (so these are not
+    held out; bench/bench_mpi_accuracy.py scores seeds that were). The model itself is
+    estimated from each city's records without their labels."""
     from mpi_synthcity import link_and_measure, load
 
     write_city(build(400, seed), tmp_path, workers=1)
@@ -231,7 +233,7 @@ def test_accuracy_on_a_synthetic_city_not_tuned_on(tmp_path: Path, seed: int):
     print(f"seed {seed}: {accuracy}")
     assert accuracy.precision >= 0.99
     assert accuracy.hard_negatives_merged == 0
-    assert accuracy.f1 >= 0.97  # 0.987 (seed 2) and 0.983 (seed 7) when written
+    assert accuracy.f1 >= 0.99  # 1.000 on both when written (0.987 and 0.983 before)
 
 
 names = st.sampled_from(
@@ -297,3 +299,44 @@ def test_token_frequencies_count_name_tokens_not_prefixes_or_placeholders():
     )  # spelling keys
     assert "WA" not in tf and "ODE" not in tf and "LA" not in tf
     assert floor == pytest.approx(1 / 4)
+
+
+def test_shared_addresses_tell_households_from_personal_addresses():
+    from fhirhub.mpi.score import shared_addresses
+
+    home = {"street": "JL MURHUM NO 9", "kelurahan": "7472011001"}
+    family = [
+        rec("La Ode Hasan", birth_date=date(1970, 1, 5), **home),
+        rec("Wa Ode Siti", birth_date=date(1975, 6, 7), **home),
+        rec("Budi", birth_date=date(2001, 3, 9), **home),
+    ]
+    assert shared_addresses(family) == 1.0  # every pair plainly two people
+    one_person = [rec("Siti Aminah", **home), rec("Siti Aminah", **home)]
+    assert shared_addresses(one_person) == 0.0
+
+
+def test_where_addresses_are_personal_an_agreeing_address_is_personal_evidence():
+    # A given name replaced and the identifier different, the rest agreeing: a household
+    # (twins) where addresses are shared, one person where each address is one person's.
+    a = rec("Amelia Ryan", nik=None, phones=frozenset(), kelurahan=None, street="35 SIDAWAY ST",
+            postcode="3184", other_ids=(("urn:ssn", "1613259"),))  # fmt: skip
+    b = replace(a, name=parse_name("Edward Ryan"), other_ids=(("urn:ssn", "4392917"),))
+    c = compare(a, b)
+    assert "twins" in rules(a, b, c, households=True)[0]
+    assert rules(a, b, c, households=False) == ([], [])
+    personal = replace(model(), shared_addresses=0.0)
+    assert decide(personal, a, b).band == LINK
+    assert decide(model(), a, b).band == NO_LINK  # the default reads addresses as households'
+
+
+def test_trained_lambda_is_of_two_random_records():
+    syllables = ["ba", "di", "ku", "me", "so", "ra", "ti", "lo", "na", "we"]
+    families = ["Basri", "Tamrin", "Halim", "Yusuf", "Rahman", "Saleh", "Umar"]
+    people = [
+        rec(f"{syllables[i % 10]}{syllables[i // 10 % 10]}{syllables[i // 100]}n "
+            f"{families[i % 7]}", nik=None, birth_date=date(1950 + i % 60, 1 + i % 12, 1 + i % 28),
+            phones=frozenset({f"81{i:09d}"}), kelurahan=f"747201{1000 + i % 40}")
+        for i in range(200)
+    ]  # fmt: skip
+    mo = train(people + people[:50])  # 50 duplicates among 250 records
+    assert mo.prior == pytest.approx(50 / (250 * 249 / 2), rel=0.5)
