@@ -35,6 +35,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "street": ("same", "close", "similar", "different"),
 }
 FIELDS = tuple(LEVELS)
+_INDEX = {f: i for i, f in enumerate(FIELDS)}
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Comparison:
     name_similarity: float = 0.0
 
     def level(self, field: str) -> int:
-        return self.levels[FIELDS.index(field)]
+        return self.levels[_INDEX[field]]
 
     def named(self) -> dict[str, str]:
         """``{"name": "exact", "nik": "missing", ...}``: the breakdown a reviewer reads."""
