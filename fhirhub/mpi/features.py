@@ -158,6 +158,7 @@ def blocking_keys(f: Features) -> set[str]:
         # A household's own key where no village code was sent: its street address.
         if f.birth_date is not None:
             keys.add(f"dob-street:{f.birth_date.isoformat()}:{f.street}")
+            keys.add(f"year-street:{f.birth_date.year}:{f.street}")  # a name and a day typo'd
         if f.name is not None:
             for token in f.name.tokens:
                 code = phonetic(token)

@@ -258,6 +258,8 @@ def rules(
     placeholder = (a.newborn_placeholder and a.nik_ibu) or (b.newborn_placeholder and b.nik_ibu)
     if c.level("nik") == 2 and not placeholder:
         forbidden.append("different-nik")
+    if a.nik_ibu is not None and a.nik_ibu == b.nik_ibu and c.level("birth_date") == 4:
+        forbidden.append("siblings")  # one mother's children, born on dates far apart
     hints = (a.name.sex_hint if a.name else None, b.name.sex_hint if b.name else None)
     if None not in hints and hints[0] != hints[1]:
         forbidden.append("sex-by-name")  # La and Wa, bin and binti: a man and a woman
@@ -291,9 +293,10 @@ def rules(
         and b.birth_date
         and abs(a.birth_date.year - b.birth_date.year) >= 12
         and not (shared_id or near_id)
+        and not (same_address and not households)
     ):
-        # A parent and a child of the same name; with an identifier in common, a birth date
-        # typed wrong (a NIK that contradicts its own record is capped at review below).
+        # A parent and a child of the same name; with an identifier in common, or at one
+        # address where addresses are a person's own, a birth date typed wrong.
         forbidden.append("generation-apart")
     # The same NIK, but a record disagrees with it: a date mistyped (foreign NIKs are not
     # compared at all) is no matter; the sex wrong with names that differ is a twin's NIK.
@@ -307,6 +310,7 @@ def rules(
         and a.nik_ibu == b.nik_ibu
         and a.multiple_birth is not None
         and a.multiple_birth == b.multiple_birth
+        and 0 <= c.level("birth_date") <= CLOSE  # siblings share the mother and the order
     )
     # A "By. Ny." record and a named one of the same birth order, born the same day in the
     # same household: one child (twins differ in order, which is forbidden above).
@@ -321,8 +325,10 @@ def rules(
     # What is the person's own (not the household's): the name at least close, the birth date
     # at least close, an identifier one typo away, and where addresses are not shared by
     # households, the address. Two are needed.
+    # (the name of a "By. Ny." placeholder is the mother's: not the child's evidence)
+    placeholders = a.newborn_placeholder or b.newborn_placeholder
     personal = (
-        (0 <= c.level("name") <= 2)
+        (0 <= c.level("name") <= 2 and not placeholders)
         + (0 <= c.level("birth_date") <= CLOSE)
         + near_id
         + (same_address and not households)

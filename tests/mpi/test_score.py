@@ -340,3 +340,15 @@ def test_trained_lambda_is_of_two_random_records():
     ]  # fmt: skip
     mo = train(people + people[:50])  # 50 duplicates among 250 records
     assert mo.prior == pytest.approx(50 / (250 * 249 / 2), rel=0.5)
+
+
+def test_two_placeholders_of_one_mother_born_apart_are_siblings():
+    mother = "7472046810970001"
+    first = rec("Bayi Ny. Wa Ima", nik=None, nik_ibu=mother, birth_date=date(2024, 7, 31),
+                multiple_birth=0)  # fmt: skip
+    second = replace(first, name=parse_name("By Ny Wa Ima"), birth_date=date(2026, 4, 29),
+                     gender="male")  # fmt: skip
+    assert "siblings" in forbidden(first, second)
+    assert decide(model(), first, second).band == NO_LINK
+    # The same child written twice, its date mistyped: not forbidden.
+    assert forbidden(first, replace(first, birth_date=date(2024, 7, 13))) == []
