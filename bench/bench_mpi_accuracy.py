@@ -8,8 +8,10 @@ Data sets (issue 11, "Benchmarks: Accuracy"):
   postcode, state, birth date, ``soc_sec_id`` as an identifier of its own system), so fhirhub's
   matcher reads them as it reads any Patient.
 * synthetic cities of ``fhirhub synth`` (Puskesmas Bundles + SATUSEHAT Patients), of seeds the
-  matcher was not tuned on (``--seeds``; it was developed on seeds 1, 2, 3 and 7, and on Febrl 1
-  and 2).
+  matcher was not tuned on (``--seeds``, default 59 and 83). It was developed on Febrl 1 and 2
+  and on seeds 1-7; seeds 31 and 47 were scored once midway (47 merged 3 pairs of By. Ny.
+  siblings; the rule that now forbids them was found on seeds 4 and 5, and 59 and 83 were
+  chosen after that).
 
 For each, both matchers train WITHOUT labels on the records they then score: fhirhub's
 ``score.train`` (u from random pairs, m and lambda by EM) and Splink on DuckDB (u by random
@@ -372,7 +374,7 @@ def _row(name: str, who: str, r: Result) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Febrl 3 and a 300-person city")
-    parser.add_argument("--seeds", default="31,47", help="synthetic cities (not tuned on)")
+    parser.add_argument("--seeds", default="59,83", help="synthetic cities (not tuned on)")
     parser.add_argument("--persons", type=int, default=1000, help="persons per city")
     parser.add_argument("--febrl", default="3,4", help="Febrl data sets (1-4)")
     parser.add_argument("--no-splink", action="store_true", help="skip the baseline")

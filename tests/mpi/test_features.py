@@ -179,6 +179,9 @@ def test_generic_evidence_postcode_town_street_and_any_identifier_system():
     assert f.street == "JL BETOAMBARI NO 91 BLOK C"  # house numbers kept
     keys = blocking_keys(f)
     assert f"id:{PASSPORT}|AB123456" in keys
+    # a value one typo away (a character dropped, added, changed) shares a deletion key
+    typo = extract(patient(identifier=[{"system": PASSPORT, "value": "AB12456"}]))
+    assert {k for k in keys if k.startswith("id-del:")} & blocking_keys(typo)
     assert "dob-pc:1990-08-05:93715" in keys
     assert "dob-street:1990-08-05:JL BETOAMBARI NO 91 BLOK C" in keys
     assert any(k.startswith("name-pc:") and k.endswith(":93715") for k in keys)
