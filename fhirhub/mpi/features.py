@@ -136,7 +136,9 @@ def blocking_keys(f: Features) -> set[str]:
     for system, value in f.other_ids:
         keys.add(f"id:{system}|{value}")
         if 6 <= len(value) <= 12:
-            # One character dropped at each place: two values one typo apart share a key.
+            # The value and the value with one character dropped at each place: two values a
+            # character dropped, added or changed apart share a key.
+            keys.add(f"id-del:{system}|{value}")
             keys.update(f"id-del:{system}|{value[:k]}{value[k + 1 :]}" for k in range(len(value)))
     if f.birth_date is not None:
         born = f.birth_date.isoformat()
