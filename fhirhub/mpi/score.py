@@ -327,8 +327,11 @@ def rules(
     # households, the address. Two are needed.
     # (the name of a "By. Ny." placeholder is the mother's: not the child's evidence)
     placeholders = a.newborn_placeholder or b.newborn_placeholder
+    # Where addresses are a person's own, no household shows in the data, and a name sharing
+    # a token (a given name replaced, a surname changed by marriage) is the person's too.
+    own_name = 0 <= c.level("name") <= (2 if households else 3)
     personal = (
-        (0 <= c.level("name") <= 2 and not placeholders)
+        (own_name and not placeholders)
         + (0 <= c.level("birth_date") <= CLOSE)
         + near_id
         + (same_address and not households)

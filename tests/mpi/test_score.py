@@ -352,3 +352,14 @@ def test_two_placeholders_of_one_mother_born_apart_are_siblings():
     assert decide(model(), first, second).band == NO_LINK
     # The same child written twice, its date mistyped: not forbidden.
     assert forbidden(first, replace(first, birth_date=date(2024, 7, 13))) == []
+
+
+def test_where_addresses_are_personal_a_shared_name_token_is_personal_evidence():
+    # A given name replaced (Amelia -> Edward Ryan), born the same day, other ids: a household's
+    # two people where addresses are shared; one person where addresses are one person's.
+    a = rec("Amelia Ryan", nik=None, phones=frozenset(), kelurahan=None, street=None,
+            other_ids=(("urn:ssn", "1613259"),))  # fmt: skip
+    b = replace(a, name=parse_name("Edward Ryan"), other_ids=(("urn:ssn", "4392917"),))
+    c = compare(a, b)
+    assert "no-identifier-weak-identity" in rules(a, b, c, households=True)[1]
+    assert rules(a, b, c, households=False) == ([], [])
