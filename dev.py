@@ -13,7 +13,11 @@ python3 dev.py test    install, then run the quality gate and the whole test sui
 python3 dev.py test -k load -x
                        the same, passing the arguments on to pytest
 
-python3 dev.py lock    (maintainers) re-resolve requirements.lock from pyproject.toml
+python3 dev.py lock    (maintainers) re-resolve requirements.lock from pyproject.toml, and
+                       requirements-bench.lock (the same plus the `bench` extra)
+python3 dev.py bench-install
+                       add the benchmark-only libraries (the `bench` extra: recordlinkage,
+                       Splink, DuckDB), locked, to .venv; neither `run` nor `test` needs them
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 LOCK = ROOT / "requirements.lock"
+BENCH_LOCK = ROOT / "requirements-bench.lock"
 STAMP = VENV / ".fhirhub-installed"
 
 
@@ -101,6 +106,10 @@ def test() -> None:
 def lock() -> None:
     install()
     sh(PY, "-m", "pip", "install", "--quiet", "uv")
+    common = ("--universal", "--python-version", "3.11", "--generate-hashes", "--quiet")
+    # -o relative (run in ROOT): the lock's header names the command as run
+    sh(BIN / "uv", "pip", "compile", "pyproject.toml", "--extra", "dev", *common, "-o", LOCK.name)
+    # The bench lock holds the dev lock's versions (-c) and what the bench extra adds.
     sh(
         BIN / "uv",
         "pip",
@@ -108,18 +117,29 @@ def lock() -> None:
         "pyproject.toml",
         "--extra",
         "dev",
-        "--universal",
-        "--python-version",
-        "3.11",
-        "--generate-hashes",
-        "--quiet",
+        "--extra",
+        "bench",
+        "-c",
+        LOCK.name,
+        *common,
         "-o",
-        LOCK.name,  # relative (run in ROOT): the lock's header names the command as run
+        BENCH_LOCK.name,
     )
 
 
+def bench_install() -> None:
+    install()
+    sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "-r", BENCH_LOCK)
+
+
 if __name__ == "__main__":
-    commands = {"run": run, "test": test, "lock": lock, "install": install}
+    commands = {
+        "run": run,
+        "test": test,
+        "lock": lock,
+        "install": install,
+        "bench-install": bench_install,
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]]()

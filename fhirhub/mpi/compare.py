@@ -9,26 +9,33 @@ in :data:`LEVELS` (the order of the tuple is the level number), so a score break
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
+from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from fhirhub.mpi.dates import DATE_LEVELS, compare_dates, one_digit_apart
 from fhirhub.mpi.features import Features
-from fhirhub.mpi.names import ParsedName
+from fhirhub.mpi.names import ParsedName, spelling_key
 
-MISSING = -1
+MISSING = -1  # the same as dates.MISSING
 
 LEVELS: dict[str, tuple[str, ...]] = {
-    "name": ("exact", "subset", "close", "jw80", "else"),
-    "birth_date": ("exact", "one_field", "year_1", "else"),
+    "name": ("exact", "subset", "close", "share", "jw80", "else"),
+    "birth_date": DATE_LEVELS,
     "nik": ("same", "one_digit", "different"),
     "phone": ("shared", "different"),
     "kelurahan": ("same_rt", "same", "different"),
     "bpjs": ("same", "different"),
     "ihs": ("same", "different"),
     "gender": ("same", "different"),
+    # Generic evidence (any country): an identifier of another system, and the postal address.
+    "other_id": ("same", "one_typo", "different"),
+    "postcode": ("same", "one_digit", "different"),
+    "locality": ("same", "close", "different"),
+    "street": ("same", "close", "similar", "different"),
 }
 FIELDS = tuple(LEVELS)
+_INDEX = {f: i for i, f in enumerate(FIELDS)}
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class Comparison:
     name_similarity: float = 0.0
 
     def level(self, field: str) -> int:
-        return self.levels[FIELDS.index(field)]
+        return self.levels[_INDEX[field]]
 
     def named(self) -> dict[str, str]:
         """``{"name": "exact", "nik": "missing", ...}``: the breakdown a reviewer reads."""
@@ -57,12 +64,16 @@ def compare(a: Features, b: Features) -> Comparison:
         levels=(
             name_level,
             compare_dates(a.birth_date, b.birth_date),
-            compare_nik(a.nik.value if a.nik else None, b.nik.value if b.nik else None),
+            compare_nik(_own_nik(a), _own_nik(b)),
             _set_level(a.phones, b.phones),
             _kelurahan(a, b),
             _equal_level(a.bpjs, b.bpjs),
             _equal_level(a.ihs, b.ihs),
             _equal_level(a.gender, b.gender),
+            compare_other_ids(a.other_ids, b.other_ids),
+            compare_code(a.postcode, b.postcode),
+            compare_text(a.locality, b.locality),
+            compare_street(a.street, b.street),
         ),
         shared_tokens=shared,
         name_similarity=similarity,
@@ -85,6 +96,8 @@ def name_level(a: ParsedName, b: ParsedName) -> tuple[int, tuple[str, ...], floa
     ka, kb = a.key, b.key
     if not ka or not kb:
         return MISSING, (), 0.0
+    if ka != kb and (len(ka) > 1 or len(kb) > 1):
+        ka, kb = _rejoined(a.tokens, set(kb)), _rejoined(b.tokens, set(ka))
     shared = tuple(sorted(set(ka) & set(kb)))
     if ka == kb:
         return 0, shared, 1.0
@@ -94,7 +107,28 @@ def name_level(a: ParsedName, b: ParsedName) -> tuple[int, tuple[str, ...], floa
         return 1, shared, similarity
     if similarity >= 0.92 or _one_typo_apart(short, long_):
         return 2, shared, similarity
-    return (3 if similarity >= 0.8 else 4), shared, similarity
+    if shared:  # a token in common, another not: a surname changed by marriage, a typo'd given
+        return 3, shared, similarity
+    return (4 if similarity >= 0.8 else 5), shared, similarity
+
+
+def _rejoined(tokens: tuple[str, ...], other: set[str]) -> tuple[str, ...]:
+    """Spelling keys of a name whose two neighbouring words are one word of the other name
+    split by a space (``NUR HAYATI`` / ``NURHAYATI``, ``MADEL INE`` / ``MADELINE``), joined."""
+    keys = [spelling_key(t) for t in tokens]
+    i = 0
+    while i < len(keys) - 1:
+        joined = spelling_key(tokens[i] + tokens[i + 1]) if len(keys) == len(tokens) else None
+        joined = joined or keys[i] + keys[i + 1]
+        if (
+            keys[i] not in other
+            and keys[i + 1] not in other
+            and any(OSA.distance(joined, o, score_cutoff=1) <= 1 for o in other)
+        ):
+            keys[i : i + 2] = [joined]
+        else:
+            i += 1
+    return tuple(sorted(keys))
 
 
 def token_set_jw(a: tuple[str, ...], b: tuple[str, ...]) -> float:
@@ -110,25 +144,10 @@ def _one_typo_apart(short: set[str], long_: set[str]) -> bool:
     return all(any(OSA.distance(t, u, score_cutoff=1) <= 1 for u in long_) for t in short)
 
 
-def compare_dates(a: date | None, b: date | None) -> int:
-    """exact / one field off (day or month, or a year typo of one digit) or day and month
-    swapped / year one off / else."""
-    if a is None or b is None:
-        return MISSING
-    if a == b:
-        return 0
-    same = (a.year == b.year, a.month == b.month, a.day == b.day)
-    if (a.year, a.month, a.day) == (b.year, b.day, b.month) or same in (
-        (True, True, False),
-        (True, False, True),
-    ):
-        return 1
-    if same == (False, True, True):
-        if abs(a.year - b.year) == 1:
-            return 2
-        if _one_digit_apart(f"{a.year:04d}", f"{b.year:04d}"):
-            return 1
-    return 3
+def _own_nik(f: Features) -> str | None:
+    # A NIK whose birth date is far from the record's is a relative's (a parent's NIK typed for
+    # a child): it says nothing for or against the record's own NIK.
+    return f.nik.value if f.nik is not None and not f.nik_foreign else None
 
 
 def compare_nik(a: str | None, b: str | None) -> int:
@@ -137,11 +156,64 @@ def compare_nik(a: str | None, b: str | None) -> int:
         return MISSING
     if a == b:
         return 0
-    return 1 if _one_digit_apart(a, b) or _transposed(a, b) else 2
+    return 1 if one_digit_apart(a, b) or _transposed(a, b) else 2
 
 
-def _one_digit_apart(a: str, b: str) -> bool:
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+def compare_other_ids(a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], ...]) -> int:
+    """Over the systems both records have: a value shared / one typo apart (a character
+    changed, dropped, added, or two adjacent swapped) / different; missing when no system is
+    shared (a passport says nothing against a national id)."""
+    if not a or not b:
+        return MISSING
+    systems = {s for s, _ in a} & {s for s, _ in b}
+    if not systems:
+        return MISSING
+    best = 2
+    for sa, va in a:
+        if sa not in systems:
+            continue
+        for sb, vb in b:
+            if sb == sa:
+                if va == vb:
+                    return 0
+                if OSA.distance(va, vb, score_cutoff=1) <= 1:
+                    best = 1
+    return best
+
+
+def compare_code(a: str | None, b: str | None) -> int:
+    """A postcode: same / one character changed or two adjacent swapped / different."""
+    if a is None or b is None:
+        return MISSING
+    if a == b:
+        return 0
+    return 1 if one_digit_apart(a, b) or _transposed(a, b) else 2
+
+
+def compare_text(a: str | None, b: str | None) -> int:
+    """A place name: same / close (Jaro-Winkler at least 0.9) / different."""
+    if a is None or b is None:
+        return MISSING
+    if a == b:
+        return 0
+    return 1 if JaroWinkler.similarity(a, b) >= 0.9 else 2
+
+
+def compare_street(a: str | None, b: str | None) -> int:
+    """Address lines: same (spaces aside) / close (the same house numbers, and every word of
+    the shorter line within Jaro-Winkler 0.9 of a word of the longer, on average) / similar
+    (token-sorted similarity at least 0.75, or words close with other numbers) / different.
+    A neighbour at No. 19 of one's own street at No. 91 is at most similar."""
+    if a is None or b is None:
+        return MISSING
+    if a == b or a.replace(" ", "") == b.replace(" ", ""):
+        return 0
+    ta, tb = a.split(), b.split()
+    words = token_set_jw(tuple(ta), tuple(tb))
+    same_numbers = sorted(t for t in ta if t.isdigit()) == sorted(t for t in tb if t.isdigit())
+    if words >= 0.9 and same_numbers:
+        return 1
+    return 2 if words >= 0.9 or fuzz.token_sort_ratio(a, b) >= 75 else 3
 
 
 def _transposed(a: str, b: str) -> bool:

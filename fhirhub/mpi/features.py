@@ -10,16 +10,19 @@ whose value is missing is skipped, never widened to "everyone".
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from fhirhub.model.systems import ADMINISTRATIVE_CODE, BPJS_CARD, IHS_NUMBER, MRN_BASE, NIK, NIK_IBU
-from fhirhub.mpi.names import ParsedName, parse_name, phonetic
-from fhirhub.mpi.nik import Nik, conflicts, parse_nik
+from fhirhub.mpi.names import ParsedName, fold, parse_name, phonetic
+from fhirhub.mpi.nik import Nik, conflicts, foreign, parse_nik
 
 _NOT_DIGITS = re.compile(r"\D")
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+_KNOWN = frozenset({NIK, NIK_IBU, BPJS_CARD, IHS_NUMBER})
 _DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)")
 
 
@@ -42,6 +45,13 @@ class Features:
     rw: str | None = None
     multiple_birth: int | None = None  # multipleBirthInteger: 0 single, 1, 2, ... twins
     nik_conflicts: tuple[str, ...] = ()  # what in the record disagrees with its own NIK
+    nik_foreign: bool = False  # its birth date is far from the record's: a relative's NIK
+    # Generic evidence, for records from anywhere (and for Indonesian ones without codes):
+    postcode: str | None = None  # address.postalCode, letters and digits only, upper case
+    locality: str | None = None  # address.city (suburb, town), folded
+    street: str | None = None  # address.line, folded and joined
+    # Identifiers of any other system (a national id, a passport, ...): (system, value), sorted
+    other_ids: tuple[tuple[str, str], ...] = ()
 
     @property
     def newborn_placeholder(self) -> bool:
@@ -64,9 +74,20 @@ def extract(patient: Mapping[str, Any], today: date | None = None) -> Features:
         if system.startswith(MRN_BASE)
         for value in values
     )
+    others = sorted(
+        {
+            (system, v)
+            for system, values in ids.items()
+            if system not in _KNOWN and not system.startswith(MRN_BASE)
+            for value in values
+            if (v := _id_value(value))
+        }
+    )
     birth_date = _date(patient.get("birthDate"))
     gender = patient.get("gender") if patient.get("gender") in ("male", "female") else None
-    kelurahan, rt, rw = _address(patient.get("address") or [])
+    addresses = patient.get("address") or []
+    kelurahan, rt, rw = _address(addresses)
+    postcode, locality, street = _postal(addresses)
     multiple = patient.get("multipleBirthInteger")
     if multiple is None and patient.get("multipleBirthBoolean") is False:
         multiple = 0
@@ -86,6 +107,11 @@ def extract(patient: Mapping[str, Any], today: date | None = None) -> Features:
         rw=rw,
         multiple_birth=multiple if isinstance(multiple, int) else None,
         nik_conflicts=tuple(conflicts(nik, birth_date, gender, today)) if nik else (),
+        nik_foreign=nik is not None and foreign(nik, birth_date, today),
+        postcode=postcode,
+        locality=locality,
+        street=street,
+        other_ids=tuple(others),
     )
 
 
@@ -107,6 +133,13 @@ def blocking_keys(f: Features) -> set[str]:
         keys.add(f"phone:{phone}")
     for facility, mrn in f.mrns:
         keys.add(f"mrn:{facility}|{mrn}")
+    for system, value in f.other_ids:
+        keys.add(f"id:{system}|{value}")
+        if 6 <= len(value) <= 12:
+            # The value and the value with one character dropped at each place: two values a
+            # character dropped, added or changed apart share a key.
+            keys.add(f"id-del:{system}|{value}")
+            keys.update(f"id-del:{system}|{value[:k]}{value[k + 1 :]}" for k in range(len(value)))
     if f.birth_date is not None:
         born = f.birth_date.isoformat()
         if f.name is not None:
@@ -116,8 +149,32 @@ def blocking_keys(f: Features) -> set[str]:
                     keys.add(f"name-dob:{code}:{born}")
         if f.kelurahan:
             keys.add(f"dob-kel:{born}:{f.kelurahan}")
+            if f.name is not None:
+                # "Born 1959", written 1959-01-01 by one clerk and 1959-03-25 by another.
+                for token in f.name.tokens:
+                    code = phonetic(token)
+                    if code:
+                        keys.add(f"name-year-kel:{code}:{f.birth_date.year}:{f.kelurahan}")
+        if f.postcode:
+            keys.add(f"dob-pc:{born}:{f.postcode}")
         if f.nik_ibu:
             keys.add(f"nikibu-dob:{f.nik_ibu}:{born}")
+    if f.street:
+        # A household's own key where no village code was sent: its street address.
+        if f.birth_date is not None:
+            keys.add(f"dob-street:{f.birth_date.isoformat()}:{f.street}")
+            keys.add(f"year-street:{f.birth_date.year}:{f.street}")  # a name and a day typo'd
+        if f.name is not None:
+            for token in f.name.tokens:
+                code = phonetic(token)
+                if code:
+                    keys.add(f"name-street:{code}:{f.street}")
+    if f.postcode and f.name is not None:
+        # A birth date mistyped or missing: the name within a postcode (records with postcodes).
+        for token in f.name.tokens:
+            code = phonetic(token)
+            if code:
+                keys.add(f"name-pc:{code}:{f.postcode}")
     return keys
 
 
@@ -205,3 +262,32 @@ def _address(addresses: list[dict[str, Any]]) -> tuple[str | None, str | None, s
 def _norm_rt(value: str | None) -> str | None:
     digits = _digits(value)
     return str(int(digits)) if digits and int(digits) > 0 else None
+
+
+def _id_value(value: str) -> str | None:
+    # "123-456 789" and "123456789" are one number; letters are kept (passports).
+    v = _NOT_ALNUM.sub("", value.upper())
+    return v or None
+
+
+def address_text(text: str) -> str:
+    """Upper-case ASCII words and numbers of an address line, single-spaced (house numbers
+    are kept, unlike in a name): ``"Jl. Betoambari No. 91"`` -> ``"JL BETOAMBARI NO 91"``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_only = decomposed.encode("ascii", "ignore").decode("ascii").upper()
+    return " ".join(_NOT_ALNUM.sub(" ", ascii_only).split())
+
+
+def _postal(addresses: list[dict[str, Any]]) -> tuple[str | None, str | None, str | None]:
+    """(postcode, locality, street) of the home address (else the first with any of them)."""
+    ranked = sorted(addresses, key=lambda a: 0 if a.get("use") == "home" else 1)
+    for address in ranked:
+        code = address.get("postalCode")
+        postcode = _NOT_ALNUM.sub("", code.upper()) if isinstance(code, str) else ""
+        city = address.get("city")
+        locality = fold(city).replace(",", "") if isinstance(city, str) else ""
+        lines = [x for x in address.get("line") or [] if isinstance(x, str)]
+        street = address_text(" ".join(lines))
+        if postcode or locality or street:
+            return postcode or None, locality or None, street or None
+    return None, None, None

@@ -13,6 +13,7 @@ onto one form, both ways, since a modern ``j`` may be an old ``dj`` and an old `
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -177,6 +178,7 @@ _SPELLING = (
 _DOUBLED = re.compile(r"(.)\1+")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # names repeat; scoring asks for the same keys often
 def spelling_key(token: str) -> str:
     """One form for the old and new spellings of a name token (upper case in, upper case out).
 

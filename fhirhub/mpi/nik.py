@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from fhirhub.mpi.dates import close_dates
+
 # Province codes of Kemendagri (Permendagri 72/2019 and the Papua provinces of 2022).
 PROVINCES = frozenset(
     {
@@ -95,3 +97,13 @@ def conflicts(
     if gender in ("male", "female") and gender != nik.sex:
         out.append("gender")
     return out
+
+
+def foreign(nik: Nik, birth_date: date | None, today: date | None = None) -> bool:
+    """Whether a record's NIK is not its own: the record's birth date is further from every
+    date the NIK can mean than a clerk's mistake goes (:func:`fhirhub.mpi.dates.close_dates`):
+    a parent's NIK typed for a child, a family card number typed as a NIK. A typo in the NIK's
+    or the record's date, or an unknown day written as 1 January, is not foreign."""
+    if birth_date is None:
+        return False
+    return not any(close_dates(birth_date, d) for d in nik.birth_dates(today))

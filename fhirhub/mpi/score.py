@@ -20,6 +20,7 @@ it can be stored and re-estimated.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -28,10 +29,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare
+from fhirhub.mpi.dates import CLOSE
 from fhirhub.mpi.features import Features, blocking_keys
 
 LINK, REVIEW, NO_LINK = "link", "review", "no-link"
 _TF_BOUNDS = (-8.0, 4.0)  # bits a name's term frequency may move its weight, down and up
+HOUSEHOLDS = 0.1  # Model.shared_addresses from which an address is a household's
 
 
 @dataclass
@@ -45,6 +48,9 @@ class Model:
     tf_floor: float = 1e-4  # the frequency of a token never seen
     link_threshold: float = 0.99
     review_threshold: float = 0.5
+    # Pairs at one address that are plainly two people (:func:`shared_addresses`); 1.0, the
+    # cautious default, reads every shared address as a household's.
+    shared_addresses: float = 1.0
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -152,9 +158,11 @@ def candidate_pairs(
 
 # EM sessions as in Splink: pairs blocked on some fields train the m of the others only.
 SESSIONS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (("nik", "bpjs", "ihs"), ("nik", "bpjs", "ihs")),
+    (("nik", "bpjs", "ihs", "id"), ("nik", "bpjs", "ihs", "other_id")),
     (("name-dob",), ("name", "birth_date")),
     (("dob-kel",), ("birth_date", "kelurahan")),
+    (("dob-pc",), ("birth_date", "postcode")),
+    (("name-pc",), ("name", "postcode")),
 )
 
 
@@ -179,9 +187,44 @@ def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Mo
         f: [x / seen[f] for x in sums[f]] if seen[f] else _initial_m(len(LEVELS[f])) for f in FIELDS
     }
     comparisons = [compare(records[i], records[j]) for i, j in candidate_pairs(records)]
-    m, prior = estimate_m(comparisons, u, m=m, fit_m=False)
+    _, among_candidates = estimate_m(comparisons, u, m=m, fit_m=False)
+    # lambda of two records drawn at random, not of two candidates: the fields a pair was
+    # blocked on are scored too, so a prior among candidates would count their agreement twice
+    # (and reach 1 where candidates are nearly all matches).
+    n = len(records)
+    everyone = max(n * (n - 1) / 2, 1.0)
+    prior = min(max(among_candidates * len(comparisons) / everyone, 1e-9), 0.5)
     tf, floor = token_frequencies(records)
-    return Model(m=m, u=u, prior=prior, token_tf=tf, tf_floor=floor, **thresholds)
+    return Model(
+        m=m,
+        u=u,
+        prior=prior,
+        token_tf=tf,
+        tf_floor=floor,
+        shared_addresses=shared_addresses(records),
+        **thresholds,
+    )
+
+
+def shared_addresses(records: Sequence[Features], per_address: int = 50) -> float:
+    """The share of pairs of records at one address (the same street line in the same
+    kelurahan, postcode or town) that are plainly two people: no name token in common and
+    birth dates far apart. High where households share an address (Baubau: about 0.7), near
+    zero where an address is a person's own (the Febrl files: under 0.01); the rules read an
+    address as a household's, not a person's, above :data:`HOUSEHOLDS` (no labels needed)."""
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for i, r in enumerate(records):
+        if r.street:
+            groups.setdefault((r.street, r.kelurahan or r.postcode or r.locality), []).append(i)
+    pairs = apart = 0
+    for members in groups.values():
+        for k, (i, j) in enumerate(itertools.combinations(members, 2)):
+            if k == per_address:
+                break
+            c = compare(records[i], records[j])
+            pairs += 1
+            apart += c.level("name") >= 4 and c.level("birth_date") == 4
+    return apart / pairs if pairs else 1.0
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -195,35 +238,70 @@ def partial_weights(model: Model, c: Comparison) -> dict[str, float]:
             out[f] = 0.0
             continue
         out[f] = math.log2(model.m[f][level] / model.u[f][level])
-        if f == "name" and level <= 1 and c.shared_tokens:
+        if f == "name" and level in (0, 1, 3) and c.shared_tokens:
             tf = math.prod(model.token_tf.get(t, model.tf_floor) for t in c.shared_tokens)
             adjust = math.log2(model.u[f][level] / max(tf, model.tf_floor**2))
             out[f] += min(max(adjust, _TF_BOUNDS[0]), _TF_BOUNDS[1])
     return out
 
 
-def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]]:
-    """(forbidden, review): the reasons a pair may never be linked, or only by a person."""
+def rules(
+    a: Features, b: Features, c: Comparison, households: bool = True
+) -> tuple[list[str], list[str]]:
+    """(forbidden, review): the reasons a pair may never be linked, or only by a person.
+
+    ``households``: whether an address is shared by a household (``Model.shared_addresses``
+    at least :data:`HOUSEHOLDS`, as in Baubau) or is a person's own. Where it is a person's
+    own, an agreeing address is the person's evidence, not the household's.
+    """
     forbidden, review = [], []
     placeholder = (a.newborn_placeholder and a.nik_ibu) or (b.newborn_placeholder and b.nik_ibu)
     if c.level("nik") == 2 and not placeholder:
         forbidden.append("different-nik")
+    if a.nik_ibu is not None and a.nik_ibu == b.nik_ibu and c.level("birth_date") == 4:
+        forbidden.append("siblings")  # one mother's children, born on dates far apart
+    hints = (a.name.sex_hint if a.name else None, b.name.sex_hint if b.name else None)
+    if None not in hints and hints[0] != hints[1]:
+        forbidden.append("sex-by-name")  # La and Wa, bin and binti: a man and a woman
     if (
         a.multiple_birth is not None
         and b.multiple_birth is not None
         and a.multiple_birth != b.multiple_birth
     ):
         forbidden.append("multiple-birth-order")
+    same_address = c.level("kelurahan") == 0 or (
+        0 <= c.level("street") <= 1 and 0 in (c.level("postcode"), c.level("locality"))
+    )
     household = (
         (a.nik_ibu is not None and a.nik_ibu == b.nik_ibu)
         or c.level("phone") == 0
-        or c.level("kelurahan") == 0
+        or (same_address and households)
     )
-    if c.level("birth_date") == 0 and household and c.level("name") >= 3:
+    # An identifier held in common (the same NIK, BPJS or IHS number, or the same value of
+    # another identifier system) is the record's own claim of who it is: twins have two.
+    shared_id = 0 in (c.level("nik"), c.level("bpjs"), c.level("ihs"), c.level("other_id"))
+    near_id = _near_identifier(a, b, c)
+    if (
+        c.level("birth_date") == 0
+        and household
+        and c.level("name") >= 3
+        and not (shared_id or near_id)
+    ):
         forbidden.append("twins")
-    if a.birth_date and b.birth_date and abs(a.birth_date.year - b.birth_date.year) >= 12:
+    if (
+        a.birth_date
+        and b.birth_date
+        and abs(a.birth_date.year - b.birth_date.year) >= 12
+        and not (shared_id or near_id)
+        and not (same_address and not households)
+    ):
+        # A parent and a child of the same name; with an identifier in common, or at one
+        # address where addresses are a person's own, a birth date typed wrong.
         forbidden.append("generation-apart")
-    if c.level("nik") == 0 and (a.nik_conflicts or b.nik_conflicts):
+    # The same NIK, but a record disagrees with it: a date mistyped (foreign NIKs are not
+    # compared at all) is no matter; the sex wrong with names that differ is a twin's NIK.
+    sex_conflict = "gender" in a.nik_conflicts or "gender" in b.nik_conflicts
+    if c.level("nik") == 0 and sex_conflict and not 0 <= c.level("name") <= 2:
         review.append("nik-conflicts-record")
     # A household shares phone, address and often a family name: without an identifier in
     # common, a link needs the person's own name and birth date to agree (§11.6 of the notes).
@@ -232,6 +310,7 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
         and a.nik_ibu == b.nik_ibu
         and a.multiple_birth is not None
         and a.multiple_birth == b.multiple_birth
+        and 0 <= c.level("birth_date") <= CLOSE  # siblings share the mother and the order
     )
     # A "By. Ny." record and a named one of the same birth order, born the same day in the
     # same household: one child (twins differ in order, which is forbidden above).
@@ -242,10 +321,42 @@ def rules(a: Features, b: Features, c: Comparison) -> tuple[list[str], list[str]
         and c.level("birth_date") == 0
         and household
     )
-    identifier = same_mother or newborn or 0 in (c.level("nik"), c.level("bpjs"), c.level("ihs"))
-    if not identifier and not (0 <= c.level("name") <= 2 and 0 <= c.level("birth_date") <= 2):
+    identifier = same_mother or newborn or shared_id
+    # What is the person's own (not the household's): the name at least close, the birth date
+    # at least close, an identifier one typo away, and where addresses are not shared by
+    # households, the address. Two are needed.
+    # (the name of a "By. Ny." placeholder is the mother's: not the child's evidence)
+    placeholders = a.newborn_placeholder or b.newborn_placeholder
+    # Where addresses are a person's own, no household shows in the data, and a name sharing
+    # a token (a given name replaced, a surname changed by marriage) is the person's too.
+    own_name = 0 <= c.level("name") <= (2 if households else 3)
+    personal = (
+        (own_name and not placeholders)
+        + (0 <= c.level("birth_date") <= CLOSE)
+        + near_id
+        + (same_address and not households)
+    )
+    if not identifier and personal < 2:
         review.append("no-identifier-weak-identity")
     return forbidden, review
+
+
+def _near_identifier(a: Features, b: Features, c: Comparison) -> bool:
+    """An identifier one typo away that no relative would hold.
+
+    Any other system's value one typo away counts. A NIK counts only when the typo is in its
+    region code: a NIK one digit off in the birth date is a parent's or a sibling's, and one off
+    in the sequence number is a twin's (Dukcapil numbers the children born on one day in one
+    district one after another).
+    """
+    if c.level("other_id") == 1:
+        return True
+    return (
+        c.level("nik") == 1
+        and a.nik is not None
+        and b.nik is not None
+        and a.nik.value[6:] == b.nik.value[6:]
+    )
 
 
 def decide(model: Model, a: Features, b: Features) -> Decision:
@@ -254,7 +365,7 @@ def decide(model: Model, a: Features, b: Features) -> Decision:
     parts = partial_weights(model, c)
     weight = math.log2(model.prior / (1 - model.prior)) + sum(parts.values())
     probability = 1.0 / (1.0 + 2.0 ** max(min(-weight, 1000.0), -1000.0))
-    forbidden, review = rules(a, b, c)
+    forbidden, review = rules(a, b, c, model.shared_addresses >= HOUSEHOLDS)
     if forbidden:
         band = NO_LINK
     elif probability >= model.link_threshold:

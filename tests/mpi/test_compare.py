@@ -23,8 +23,10 @@ def test_name_levels():
     assert level("Siti Aminah", "Siti Aminaj") == 2  # a typo
     assert level("Siti", "Stii") == 2  # one transposition in a short name (Jaro-Winkler 0.83)
     assert level("Ina", "Ini") == 2
-    assert level("Muhammad Rizky", "Muhammad Rizal") == 3
-    assert level("Siti Aminah", "Budi Santoso") == 4
+    assert level("Muhammad Rizky", "Muhammad Rizal") == 3  # one token shared
+    assert level("Jackson Shevchenko", "Jackson Meddings-Blaskett") == 3
+    assert level("Rizky Amin", "Rizal Amir") == 4  # nothing shared, Jaro-Winkler >= 0.8
+    assert level("Siti Aminah", "Budi Santoso") == 5
 
 
 def test_placeholder_names_are_not_compared_with_real_names():
@@ -41,7 +43,10 @@ def test_birth_date_levels():
     assert compare_dates(d, date(1990, 9, 5)) == 1
     assert compare_dates(d, date(1980, 8, 5)) == 1  # a one-digit year typo
     assert compare_dates(d, date(1991, 8, 5)) == 2  # year one off
-    assert compare_dates(d, date(1975, 1, 1)) == 3
+    assert compare_dates(d, date(1975, 1, 1)) == 4
+    assert compare_dates(d, date(1990, 1, 1)) == 3  # "born 1990", day unknown
+    assert compare_dates(date(1957, 7, 1), date(1957, 12, 22)) == 3
+    assert compare_dates(date(1957, 7, 2), date(1957, 12, 22)) == 4
     assert compare_dates(d, None) == MISSING
 
 
@@ -66,6 +71,10 @@ def test_phone_kelurahan_gender_bpjs_levels():
         "bpjs": "different",
         "ihs": "missing",
         "gender": "different",
+        "other_id": "missing",
+        "postcode": "missing",
+        "locality": "missing",
+        "street": "missing",
     }
     assert compare(a, rec(kelurahan="7472011002")).level("kelurahan") == 2
     assert compare(a, a).level("kelurahan") == 0
@@ -80,3 +89,48 @@ def test_date_levels_are_symmetric(a, b):
 def test_nik_levels_are_symmetric(a, b):
     assert compare_nik(a, b) == compare_nik(b, a)
     assert (compare_nik(a, b) == 0) == (a == b)
+
+
+def test_street_levels_keep_house_numbers_apart():
+    from fhirhub.mpi.compare import compare_street
+    from fhirhub.mpi.features import address_text as t
+
+    assert compare_street(t("56 Emilybulcock Crescent"), t("56 emily bulcock crescent")) == 0
+    assert compare_street(t("7 dixonddrive jestarlei"), t("7 Dixon Drive, Jestarlei")) == 1
+    assert compare_street(t("37 elensra"), t("37 port jackson circuit elenera")) == 1
+    assert compare_street(t("Jl. Betoambari No. 91"), t("Jl. Betoambari No. 19")) == 2
+    assert compare_street(t("15 lawley street"), t("80 dampier crescent")) == 3
+    assert compare_street(None, "X") == MISSING
+
+
+def test_other_identifiers_postcode_and_town():
+    from fhirhub.mpi.compare import compare_code, compare_other_ids, compare_text
+
+    ssn, passport = "urn:ssn", "urn:passport"
+    assert compare_other_ids(((ssn, "1234567"),), ((ssn, "1234567"),)) == 0
+    assert compare_other_ids(((ssn, "1234567"),), ((ssn, "1243567"),)) == 1  # two swapped
+    assert compare_other_ids(((ssn, "1234567"),), ((ssn, "7654321"),)) == 2
+    assert compare_other_ids(((ssn, "1234567"),), ((passport, "1234567"),)) == MISSING
+    assert compare_other_ids((), ((ssn, "1"),)) == MISSING
+    assert [compare_code("2484", x) for x in ("2484", "2448", "2485", "3000")] == [0, 1, 1, 2]
+    assert compare_text("PENRITH", "PEN RITH") == 1 and compare_text("A", "B") == 2
+
+
+def test_a_name_word_split_in_two_is_joined():
+    assert level("Nur Hayati", "Nurhayati") == 0
+    assert level("Abdul Rahman", "Abdulrahman Saleh") == 1
+    assert level("Madel Ine", "Madelne Birchby") == 2
+
+
+streets = st.text(alphabet="ab 12", max_size=12)
+
+
+@given(streets, streets)
+def test_street_levels_are_symmetric_and_equal_is_same(a, b):
+    from fhirhub.mpi.compare import compare_street
+    from fhirhub.mpi.features import address_text
+
+    a, b = address_text(a) or None, address_text(b) or None
+    assert compare_street(a, b) == compare_street(b, a)
+    if a is not None:
+        assert compare_street(a, a) == 0

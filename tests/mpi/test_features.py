@@ -106,6 +106,7 @@ def test_blocking_keys_of_a_full_record():
         "dob-kel:1990-08-05:7472011001",
     } <= keys
     assert any(k.startswith("name-dob:") and k.endswith(":1990-08-05") for k in keys)
+    assert any(k.startswith("name-year-kel:") and k.endswith(":1990:7472011001") for k in keys)
     assert not any(k.startswith("nikibu-dob:") for k in keys)  # no mother's NIK: no key
 
 
@@ -155,3 +156,50 @@ def test_extract_never_fails_on_odd_patients(p):
     for key in blocking_keys(f):
         _kind, _, value = key.partition(":")
         assert value and "None" not in value.split(":")
+
+
+PASSPORT = "http://example.org/passport"
+
+
+def test_generic_evidence_postcode_town_street_and_any_identifier_system():
+    p = patient(
+        identifier=[
+            {"system": PASSPORT, "value": "ab-123 456"},
+            {"system": MRN_BASE + "pkm05", "value": "RM-1"},  # an MRN is not "another id"
+        ],
+        address=[
+            {"use": "work", "line": ["Jl. Lain 1"], "postalCode": "99999"},
+            {"use": "home", "line": ["Jl. Betoambari No. 91", "Blok C"], "city": "Kota Baubau",
+             "postalCode": " 93 715 "},
+        ],
+    )  # fmt: skip
+    f = extract(p)
+    assert f.other_ids == ((PASSPORT, "AB123456"),)
+    assert (f.postcode, f.locality) == ("93715", "KOTA BAUBAU")
+    assert f.street == "JL BETOAMBARI NO 91 BLOK C"  # house numbers kept
+    keys = blocking_keys(f)
+    assert f"id:{PASSPORT}|AB123456" in keys
+    # a value one typo away (a character dropped, added, changed) shares a deletion key
+    typo = extract(patient(identifier=[{"system": PASSPORT, "value": "AB12456"}]))
+    assert {k for k in keys if k.startswith("id-del:")} & blocking_keys(typo)
+    assert "dob-pc:1990-08-05:93715" in keys
+    assert "dob-street:1990-08-05:JL BETOAMBARI NO 91 BLOK C" in keys
+    assert any(k.startswith("name-pc:") and k.endswith(":93715") for k in keys)
+
+
+def test_a_nik_whose_date_is_far_from_the_record_is_foreign():
+    assert extract(patient(birthDate="2015-02-01")).nik_foreign  # a parent's NIK on a child
+    near = extract(patient(birthDate="1990-05-08"))  # day and month swapped: a typo
+    assert near.nik_conflicts == ("birthDate",) and not near.nik_foreign
+    assert not extract(patient(birthDate="1990-01-01")).nik_foreign  # "born 1990"
+    assert not extract(patient()).nik_foreign
+
+
+@given(st.text(max_size=40))
+def test_address_text_is_idempotent_and_plain(text):
+    from fhirhub.mpi.features import address_text
+
+    once = address_text(text)
+    assert address_text(once) == once
+    assert all(c.isascii() and (c.isalnum() or c == " ") for c in once)
+    assert once == once.strip() and "  " not in once

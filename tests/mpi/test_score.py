@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpi_factories import rec
 
+from fhirhub.model.systems import NIK
 from fhirhub.mpi.cluster import cluster
 from fhirhub.mpi.compare import FIELDS, LEVELS, Comparison, compare
-from fhirhub.mpi.features import Features
+from fhirhub.mpi.features import Features, extract
 from fhirhub.mpi.names import parse_name
 from fhirhub.mpi.nik import parse_nik
 from fhirhub.mpi.score import (
@@ -124,11 +125,61 @@ def test_a_parent_and_child_of_the_same_name_never_link():
     assert "generation-apart" in forbidden(father, son)
 
 
-def test_a_nik_that_conflicts_with_its_record_goes_to_review_not_link():
-    child = rec(birth_date=date(2019, 3, 1), nik_conflicts=("birthDate",))
-    mother = rec(birth_date=date(2019, 3, 1))
-    d = decide(model(), mother, child)
+def patient(
+    name: str, born: str, nik: str | None, gender: str = "male", **extra: object
+) -> Features:
+    p: dict = {"resourceType": "Patient", "name": [{"text": name}], "birthDate": born}
+    p["gender"] = gender
+    if nik:
+        p["identifier"] = [{"system": NIK, "value": nik}]
+    p["telecom"] = [{"system": "phone", "value": "081234567890"}]
+    return extract({**p, **extra}, today=date(2026, 1, 1))
+
+
+def test_a_childs_record_under_the_fathers_nik_links_to_the_child_not_the_father():
+    father = patient("La Ode Hasan", "1975-06-17", "7472061706750001")
+    child_own = patient("La Ode Rahman", "2012-08-02", "7472020208120001")
+    child_under_father = patient("La Ode Rahman", "2012-08-02", "7472061706750001")
+    assert child_under_father.nik_foreign and not child_own.nik_foreign
+    assert "different-nik" not in forbidden(child_own, child_under_father)
+    assert decide(model(), child_own, child_under_father).band == LINK
+    assert decide(model(), father, child_under_father).band == NO_LINK
+
+
+def test_a_same_named_son_under_his_fathers_nik_is_never_linked_to_the_father():
+    father = patient("La Ode Hasan", "1975-06-17", "7472061706750001")
+    son = patient("La Ode Hasan", "2005-03-01", "7472061706750001")
+    d = decide(model(), father, son)
+    assert d.band == NO_LINK and "generation-apart" in d.reasons
+
+
+def test_a_birth_date_mistyped_against_a_correct_nik_still_links():
+    nik = "7472081610750001"  # born 16-10-1975
+    typo = patient("Muhammad", "1974-10-16", nik)  # year one off
+    unknown_day = patient("Muhammad", "1975-01-01", nik)  # "born 1975"
+    right = patient("Muhammad", "1975-10-16", nik)
+    assert typo.nik_conflicts == ("birthDate",) and not typo.nik_foreign
+    assert decide(model(), right, typo).band == LINK
+    assert decide(model(), right, unknown_day).band == LINK
+
+
+def test_one_nik_on_two_records_of_other_sex_and_other_names_goes_to_review():
+    # Twins of either sex, one NIK typed for both: the sex contradicts the NIK on one record.
+    brother = patient("Hasan Basri", "2010-03-01", "7472060103100001")
+    sister = patient("Fatimah Basri", "2010-03-01", "7472060103100001", gender="female")
+    d = decide(model(), brother, sister)
     assert d.band == REVIEW and "nik-conflicts-record" in d.reasons
+    # The sex typed wrong on a record of the same name is a typo, not a twin.
+    typo = patient("Hasan Basri", "2010-03-01", "7472060103100001", gender="female")
+    assert decide(model(), brother, typo).band == LINK
+
+
+def test_names_that_say_a_man_and_a_woman_never_link():
+    # La / Wa (and bin / binti, Hj.) say the sex; a clerk's wrong sex code does not change it.
+    husband = patient("La Djafar", "1995-03-07", None)
+    wife = patient("Wa Nur Djafar", "1995-03-22", None, gender="female")
+    assert "sex-by-name" in forbidden(husband, wife)
+    assert "sex-by-name" not in forbidden(husband, patient("Djafar", "1995-03-07", None))
 
 
 def test_a_shared_household_without_identity_is_not_an_automatic_link():
@@ -170,8 +221,10 @@ def test_train_gives_a_usable_model_from_records_alone():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 7])  # seed 7's city has twins; seed 2's has none
 def test_accuracy_on_a_synthetic_city_not_tuned_on(tmp_path: Path, seed: int):
-    """Thresholds (0.99 link, 0.5 review) and rules were chosen on seed 1; this scores other
-    seeds. The model itself is estimated from each city's records without their labels."""
+    """A guard against regressions: thresholds (0.99 link, 0.5 review) were chosen on seed 1,
+    and the rules and comparisons were developed on seeds 1, 2, 3 and 7 (so these are not
+    held out; bench/bench_mpi_accuracy.py scores seeds that were). The model itself is
+    estimated from each city's records without their labels."""
     from mpi_synthcity import link_and_measure, load
 
     write_city(build(400, seed), tmp_path, workers=1)
@@ -180,7 +233,7 @@ def test_accuracy_on_a_synthetic_city_not_tuned_on(tmp_path: Path, seed: int):
     print(f"seed {seed}: {accuracy}")
     assert accuracy.precision >= 0.99
     assert accuracy.hard_negatives_merged == 0
-    assert accuracy.f1 >= 0.97  # 0.987 (seed 2) and 0.983 (seed 7) when written
+    assert accuracy.f1 >= 0.99  # 1.000 on both when written (0.987 and 0.983 before)
 
 
 names = st.sampled_from(
@@ -246,3 +299,67 @@ def test_token_frequencies_count_name_tokens_not_prefixes_or_placeholders():
     )  # spelling keys
     assert "WA" not in tf and "ODE" not in tf and "LA" not in tf
     assert floor == pytest.approx(1 / 4)
+
+
+def test_shared_addresses_tell_households_from_personal_addresses():
+    from fhirhub.mpi.score import shared_addresses
+
+    home = {"street": "JL MURHUM NO 9", "kelurahan": "7472011001"}
+    family = [
+        rec("La Ode Hasan", birth_date=date(1970, 1, 5), **home),
+        rec("Wa Ode Siti", birth_date=date(1975, 6, 7), **home),
+        rec("Budi", birth_date=date(2001, 3, 9), **home),
+    ]
+    assert shared_addresses(family) == 1.0  # every pair plainly two people
+    one_person = [rec("Siti Aminah", **home), rec("Siti Aminah", **home)]
+    assert shared_addresses(one_person) == 0.0
+
+
+def test_where_addresses_are_personal_an_agreeing_address_is_personal_evidence():
+    # A given name replaced and the identifier different, the rest agreeing: a household
+    # (twins) where addresses are shared, one person where each address is one person's.
+    a = rec("Amelia Ryan", nik=None, phones=frozenset(), kelurahan=None, street="35 SIDAWAY ST",
+            postcode="3184", other_ids=(("urn:ssn", "1613259"),))  # fmt: skip
+    b = replace(a, name=parse_name("Edward Ryan"), other_ids=(("urn:ssn", "4392917"),))
+    c = compare(a, b)
+    assert "twins" in rules(a, b, c, households=True)[0]
+    assert rules(a, b, c, households=False) == ([], [])
+    personal = replace(model(), shared_addresses=0.0)
+    assert decide(personal, a, b).band == LINK
+    assert decide(model(), a, b).band == NO_LINK  # the default reads addresses as households'
+
+
+def test_trained_lambda_is_of_two_random_records():
+    syllables = ["ba", "di", "ku", "me", "so", "ra", "ti", "lo", "na", "we"]
+    families = ["Basri", "Tamrin", "Halim", "Yusuf", "Rahman", "Saleh", "Umar"]
+    people = [
+        rec(f"{syllables[i % 10]}{syllables[i // 10 % 10]}{syllables[i // 100]}n "
+            f"{families[i % 7]}", nik=None, birth_date=date(1950 + i % 60, 1 + i % 12, 1 + i % 28),
+            phones=frozenset({f"81{i:09d}"}), kelurahan=f"747201{1000 + i % 40}")
+        for i in range(200)
+    ]  # fmt: skip
+    mo = train(people + people[:50])  # 50 duplicates among 250 records
+    assert mo.prior == pytest.approx(50 / (250 * 249 / 2), rel=0.5)
+
+
+def test_two_placeholders_of_one_mother_born_apart_are_siblings():
+    mother = "7472046810970001"
+    first = rec("Bayi Ny. Wa Ima", nik=None, nik_ibu=mother, birth_date=date(2024, 7, 31),
+                multiple_birth=0)  # fmt: skip
+    second = replace(first, name=parse_name("By Ny Wa Ima"), birth_date=date(2026, 4, 29),
+                     gender="male")  # fmt: skip
+    assert "siblings" in forbidden(first, second)
+    assert decide(model(), first, second).band == NO_LINK
+    # The same child written twice, its date mistyped: not forbidden.
+    assert forbidden(first, replace(first, birth_date=date(2024, 7, 13))) == []
+
+
+def test_where_addresses_are_personal_a_shared_name_token_is_personal_evidence():
+    # A given name replaced (Amelia -> Edward Ryan), born the same day, other ids: a household's
+    # two people where addresses are shared; one person where addresses are one person's.
+    a = rec("Amelia Ryan", nik=None, phones=frozenset(), kelurahan=None, street=None,
+            other_ids=(("urn:ssn", "1613259"),))  # fmt: skip
+    b = replace(a, name=parse_name("Edward Ryan"), other_ids=(("urn:ssn", "4392917"),))
+    c = compare(a, b)
+    assert "no-identifier-weak-identity" in rules(a, b, c, households=True)[1]
+    assert rules(a, b, c, households=False) == ([], [])
