@@ -50,6 +50,9 @@ INDEX_SOURCE = "https://fhirhub.baubaukota.go.id/source/patient-index"
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 INDEX_AGENT = "fhirhub patient index"
 MAX_BLOCK = 200  # records a blocking key may hold and still be scored
+# Kinds of blocking key that name one citizen: a crowd under one of them (a NIK on 300 records)
+# is a data problem a person must look at. A crowded name or address key is only skipped.
+IDENTIFIER_KEYS = frozenset({"nik", "bpjs", "ihs", "mrn", "id", "nikibu-dob"})
 _IDS = uuid.UUID("6c1f3c52-62a4-4a7e-9a52-3f0cf6a1d8f1")  # namespace of derived Task ids
 # Whose word wins for identity (NIK, name, birth date, sex): national registries first.
 _SOURCE_RANK = ("satusehat", "bpjs", "rsud", "puskesmas")
@@ -202,7 +205,8 @@ class PatientIndex:
             store.replace_blocks_many(conn, keys, created)
             for pid in deleted:
                 store.drop_blocks(conn, pid)
-        by_key = store.blocks(conn, {k for ks in keys.values() for k in ks}, MAX_BLOCK)
+        # one more than the cap beside the record itself tells a crowded block
+        by_key = store.blocks(conn, {k for ks in keys.values() for k in ks}, MAX_BLOCK + 1)
         found: dict[str, set[str]] = {}
         overflow: dict[str, list[str]] = {}
         for pid, ks in keys.items():
@@ -269,8 +273,8 @@ class PatientIndex:
             _, other, decision = v.best
             if decision.band in (LINK, REVIEW):
                 self._review(w, pid, other, decision)
-        if batch.overflow.get(pid) and target is None:
-            crowded = sorted({k.split(":")[0] for k in batch.overflow[pid]})
+        crowded = sorted({k.split(":")[0] for k in batch.overflow.get(pid, ())} & IDENTIFIER_KEYS)
+        if crowded and target is None:
             reasons = [f"blocks over {MAX_BLOCK} records: {k}" for k in crowded]
             self._review(w, pid, None, None, reasons)
         return 0 if stay or cur is None else 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from factories import NIK, patient
 from fastapi.testclient import TestClient
 
@@ -214,3 +215,30 @@ def test_steward_operations_refuse_unknown_records(client: TestClient):
     assert r.status_code == 404
     r = client.post("/fhir/Patient/$mpi-unlink", json=params(source=f"Patient/{a}"), headers=FHIR)
     assert r.status_code == 409  # the only record of its Person
+
+
+def test_a_crowded_identifier_block_sends_the_record_to_review_a_crowded_phone_does_not(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+):
+    from fhirhub.services import patient_index
+
+    monkeypatch.setattr(patient_index, "MAX_BLOCK", 2)
+    card = {"system": "https://fhir.bpjs-kesehatan.go.id/id/no-kartu", "value": "0001234567890"}
+    phone = [{"system": "phone", "value": "+6281234567890"}]
+    for name, born in [("Budi", "1971-02-03"), ("Hasan", "1982-04-05"), ("Rahmat", "1993-06-07")]:
+        body = {"resourceType": "Patient", "name": [{"text": name}], "birthDate": born}
+        create(client, {**body, "identifier": [card], "gender": "male"})
+    for name, born in [("Ani", "1974-08-09"), ("Ina", "1985-10-11"), ("Ode", "1996-12-01")]:
+        body = {"resourceType": "Patient", "name": [{"text": name}], "birthDate": born}
+        create(client, {**body, "telecom": phone, "gender": "female"})
+    before = {t["id"] for t in open_reviews(client)}  # one card, three names: reviews
+    sitti = create(
+        client, {"resourceType": "Patient", "name": [{"text": "Sitti"}], "identifier": [card]}
+    )
+    create(client, {"resourceType": "Patient", "name": [{"text": "Wa Ina"}], "telecom": phone})
+    new = [t for t in open_reviews(client) if t["id"] not in before]
+    reasons = [[i["valueString"] for i in t["input"] if i["type"]["text"] == "reason"] for t in new]
+    crowded = [r for r in reasons if any(x.startswith("blocks over") for x in r)]
+    assert crowded == [["blocks over 2 records: bpjs"]]  # the kind of key, never its value
+    (task,) = [t for t in new if t["input"][0]["valueReference"]["reference"] == f"Patient/{sitti}"]
+    assert len([i for i in task["input"] if "valueReference" in i]) == 1
