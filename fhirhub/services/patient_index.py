@@ -267,8 +267,14 @@ class PatientIndex:
             assurance = LEVEL4 if target is not None and target.human_same else LEVEL3
             self._move(w, pid, cur, destination, assurance, why, probability, INDEX_AGENT, todo)
             batch.where[pid] = Membership(destination, assurance)
+        joined = set()
+        for v in linkable[1:]:  # the record links two Persons: one citizen, if nothing forbids
+            if not v.human_same and self._join(
+                w, model, v.person_id, destination, pid, batch, todo
+            ):
+                joined.add(v.person_id)
         for v in views.values():
-            if v.person_id == destination or v.forbidden or v.best is None:
+            if v.person_id in joined or v.person_id == destination or v.forbidden or v.best is None:
                 continue
             _, other, decision = v.best
             if decision.band in (LINK, REVIEW):
@@ -278,6 +284,47 @@ class PatientIndex:
             reasons = [f"blocks over {MAX_BLOCK} records: {k}" for k in crowded]
             self._review(w, pid, None, None, reasons)
         return 0 if stay or cur is None else 1
+
+    def _join(
+        self,
+        w: IndexWriter,
+        model: Model,
+        absorbed: str,
+        into: str,
+        through: str,
+        batch: _Batch,
+        todo: _Flush,
+    ) -> bool:
+        """Move every record of the Person ``absorbed`` into ``into``, as clustering joins two
+        clusters a record links to both: only if every record of ``absorbed`` was placed
+        automatically, and no pair across the two Persons is forbidden by a rule or a person's
+        decision. Returns whether it did."""
+        self._write_memberships(w, todo)
+        mine = store.members_many(w.conn, [absorbed, into])
+        theirs, ours = mine.get(absorbed, {}), mine.get(into, {})
+        if not theirs or any(a != LEVEL3 for a in theirs.values()):
+            return False
+        decided = store.decisions_many(w.conn, theirs)
+        if any(o in ours and not same for p in theirs for o, same in decided.get(p, {}).items()):
+            return False
+        wanted = (set(theirs) | set(ours)) - set(batch.features)
+        for other, body in store.patient_bodies(w.conn, wanted).items():
+            batch.features[other] = extract(_as_dict(body))
+        for a in theirs:
+            for b in ours:
+                fa, fb = batch.features.get(a), batch.features.get(b)
+                if fa is None or fb is None:
+                    return False
+                d = decide(model, fa, fb)
+                if d.band == NO_LINK and d.reasons:
+                    return False
+        why = f"joined: Patient/{through} links both persons"
+        for p in sorted(theirs):
+            self._move(
+                w, p, Membership(absorbed, LEVEL3), into, LEVEL3, why, None, INDEX_AGENT, todo
+            )
+            batch.where[p] = Membership(into, LEVEL3)
+        return True
 
     def _score(
         self,
