@@ -16,6 +16,7 @@ from sqlalchemy import Engine, delete
 
 from fhirhub.search.tables import INDEX_TABLES, resource_versions, resources
 from fhirhub.services.search import search
+from fhirhub.storage.mpi_models import mpi_blocks, mpi_records
 
 BASE = "http://fhir.test/fhir"
 
@@ -34,7 +35,7 @@ def _patient(pid: str, birth: int, family: str, gender: str = "female") -> dict:
 
 def _empty(engine: Engine) -> None:
     with engine.begin() as conn:
-        for t in INDEX_TABLES.values():
+        for t in (*INDEX_TABLES.values(), mpi_blocks, mpi_records):
             conn.execute(delete(t))
         conn.execute(delete(resource_versions))
         conn.execute(delete(resources))
