@@ -359,6 +359,12 @@ def _near_identifier(a: Features, b: Features, c: Comparison) -> bool:
     )
 
 
+def _shares_identifier(a: Features, b: Features, c: Comparison) -> bool:
+    """Both records carry the same NIK (also one read as a relative's), BPJS or IHS number."""
+    same_nik = a.nik is not None and b.nik is not None and a.nik.value == b.nik.value
+    return same_nik or 0 in (c.level("bpjs"), c.level("ihs"))
+
+
 def decide(model: Model, a: Features, b: Features) -> Decision:
     """Score a pair and place it in a band (see the module's docstring)."""
     c = compare(a, b)
@@ -370,7 +376,10 @@ def decide(model: Model, a: Features, b: Features) -> Decision:
         band = NO_LINK
     elif probability >= model.link_threshold:
         band = REVIEW if review else LINK
-    elif probability >= model.review_threshold or review:
+    elif probability >= model.review_threshold or (review and _shares_identifier(a, b, c)):
+        # a rule's doubt sends a pair to a person only if it is a plausible match at all: by
+        # its score, or by a national identifier both records carry (a NIK that contradicts a
+        # birth date); two strangers who merely share a street are no one's work
         band = REVIEW
     else:
         band = NO_LINK

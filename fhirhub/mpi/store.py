@@ -160,24 +160,6 @@ def blocks(conn: Connection, keys: Iterable[str], cap: int) -> dict[str, list[st
     return out
 
 
-def candidates(
-    conn: Connection, keys: Iterable[str], exclude: str, cap: int
-) -> tuple[dict[str, set[str]], list[str]]:
-    """Records sharing a key with a record (``exclude`` being itself): patient id -> the keys
-    shared, and the keys whose block holds more than ``cap`` records (not read beyond the cap:
-    a crowd is never scored; the caller sends the record to review)."""
-    found: dict[str, set[str]] = defaultdict(set)
-    overflow: list[str] = []
-    for key, pids in blocks(conn, keys, cap + 1).items():
-        others = [p for p in pids if p != exclude]
-        if len(others) > cap:
-            overflow.append(key)
-            continue
-        for pid in others:
-            found[pid].add(key)
-    return found, sorted(overflow)
-
-
 # --- decisions by a person -------------------------------------------------------------------
 
 

@@ -49,7 +49,11 @@ LINK_CHANGE_EXTENSION = "https://fhirhub.baubaukota.go.id/StructureDefinition/mp
 INDEX_SOURCE = "https://fhirhub.baubaukota.go.id/source/patient-index"
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 INDEX_AGENT = "fhirhub patient index"
-MAX_BLOCK = 200  # records a blocking key may hold and still be scored
+MAX_BLOCK = 200  # records an identifier's blocking key may hold and still be scored
+# A name, date or address key (name + birth date, birth date + kelurahan, name + postcode, ...)
+# is evidence only while it is rare: past this many records it is skipped (at a million persons
+# "MUHAMMAD" in one postcode is thousands of records, none of them a better candidate).
+WEAK_BLOCK = 25
 # Kinds of blocking key that name one citizen: a crowd under one of them (a NIK on 300 records)
 # is a data problem a person must look at. A crowded name or address key is only skipped.
 IDENTIFIER_KEYS = frozenset({"nik", "bpjs", "ihs", "mrn", "id", "nikibu-dob"})
@@ -205,15 +209,14 @@ class PatientIndex:
             store.replace_blocks_many(conn, keys, created)
             for pid in deleted:
                 store.drop_blocks(conn, pid)
-        # one more than the cap beside the record itself tells a crowded block
-        by_key = store.blocks(conn, {k for ks in keys.values() for k in ks}, MAX_BLOCK + 1)
+        by_key = read_blocks(conn, {k for ks in keys.values() for k in ks})
         found: dict[str, set[str]] = {}
         overflow: dict[str, list[str]] = {}
         for pid, ks in keys.items():
             found[pid] = set()
             for k in ks:
                 others = [o for o in by_key.get(k, ()) if o != pid]
-                if len(others) > MAX_BLOCK:
+                if len(others) > cap_of(k):
                     overflow.setdefault(pid, []).append(k)
                 else:
                     found[pid].update(others)
@@ -530,7 +533,9 @@ def match(
     """Stored Patients that may be the citizen of ``patient``, best first; creates nothing.
     Pairs a rule forbids (``certainly-not``) and scores below 1% are left out."""
     f = extract(patient)
-    found, _ = store.candidates(conn, blocking_keys(f), "", MAX_BLOCK)
+    keys = blocking_keys(f)
+    blocks = read_blocks(conn, keys)
+    found = {o for k, pids in blocks.items() if len(pids) <= cap_of(k) for o in pids}
     model = load_model(conn)
     out = []
     for pid, body in store.patient_bodies(conn, found).items():
@@ -543,6 +548,19 @@ def match(
         out.append(Match(pid, body, d))
     out.sort(key=lambda m: (-m.decision.probability, m.patient_id))
     return out[:count] if count is not None else out
+
+
+def cap_of(key: str) -> int:
+    return MAX_BLOCK if key.split(":", 1)[0] in IDENTIFIER_KEYS else WEAK_BLOCK
+
+
+def read_blocks(conn: Connection, keys: set[str]) -> dict[str, list[str]]:
+    """The records of each key, read only to one more than its cap beside the record itself
+    (so a crowded block is told apart and never read whole)."""
+    strong = {k for k in keys if cap_of(k) == MAX_BLOCK}
+    out = store.blocks(conn, strong, MAX_BLOCK + 1)
+    out.update(store.blocks(conn, keys - strong, WEAK_BLOCK + 1))
+    return out
 
 
 # --- resources the index writes ---------------------------------------------------------------
