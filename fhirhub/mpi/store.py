@@ -75,13 +75,12 @@ def set_memberships(
     ids = sorted(set(records) - set(fresh))
     for chunk in _chunks(ids):
         conn.execute(delete(M).where(M.c.patient_id.in_(chunk)))
-    conn.execute(
-        insert(M),
-        [
-            {"patient_id": p, "person_id": m.person_id, "assurance": m.assurance, "updated": now}
-            for p, m in records.items()
-        ],
-    )
+    rows = [
+        {"patient_id": p, "person_id": m.person_id, "assurance": m.assurance, "updated": now}
+        for p, m in records.items()
+    ]
+    for chunk in _chunks(rows, 1000):
+        conn.execute(insert(M).values(chunk))
 
 
 def drop_membership(conn: Connection, patient_id: str) -> None:
@@ -111,9 +110,10 @@ def replace_blocks_many(
 
 
 def insert_blocks(conn: Connection, rows: Sequence[tuple[str, str]]) -> None:
-    """Blocking keys of records that have none yet: (key, patient id)."""
-    for chunk in _chunks(list(rows), 5000):
-        conn.execute(insert(B), [{"key": k, "patient_id": p} for k, p in chunk])
+    """Blocking keys of records that have none yet: (key, patient id), a multi-row INSERT per
+    thousand (one round trip, where executemany makes one a row on some drivers)."""
+    for chunk in _chunks(list(rows), 1000):
+        conn.execute(insert(B).values([{"key": k, "patient_id": p} for k, p in chunk]))
 
 
 def clear_blocks(conn: Connection) -> None:

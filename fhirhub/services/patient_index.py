@@ -223,7 +223,7 @@ class PatientIndex:
         human = store.decisions_many(conn, features)
         wanted = set().union(*found.values(), *(set(h) for h in human.values())) - set(features)
         for other, body in store.patient_bodies(conn, wanted).items():
-            features[other] = extract(_as_dict(body))
+            features[other] = _features(other, body)
         where = store.memberships(conn, set(features) | set(deleted))
         batch = _Batch(features, found, overflow, human, where)
         model = self._model(conn)
@@ -548,6 +548,22 @@ def match(
         out.append(Match(pid, body, d))
     out.sort(key=lambda m: (-m.decision.probability, m.patient_id))
     return out[:count] if count is not None else out
+
+
+_FEATURES: dict[tuple[str, str], Features] = {}  # (id, lastUpdated) -> features, bounded
+_FEATURES_KEPT = 50_000
+
+
+def _features(pid: str, body: Any) -> Features:
+    """A stored record's features, extracted once per version (candidates come back often)."""
+    body = _as_dict(body)
+    key = (pid, str((body.get("meta") or {}).get("lastUpdated")))
+    found = _FEATURES.get(key)
+    if found is None:
+        if len(_FEATURES) >= _FEATURES_KEPT:
+            _FEATURES.clear()
+        found = _FEATURES[key] = extract(body)
+    return found
 
 
 def cap_of(key: str) -> int:
