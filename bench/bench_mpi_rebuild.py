@@ -99,7 +99,12 @@ class Phases:
     def progress(self, done: int, total: int) -> None:
         self.batches.append(_clock())
         if len(self.batches) % 40 == 0:
-            print(f"    placed {done:,} of {total:,} records", flush=True)
+            wall, cpu = (b - a for a, b in zip(self.batches[0], self.batches[-1], strict=True))
+            print(
+                f"    placed {done:,} of {total:,} records ({wall:.0f} s wall, {cpu:.0f} s CPU "
+                "since the first batch)",
+                flush=True,
+            )
 
     def close(self) -> None:
         for module, attr, original in self._restore:
