@@ -115,7 +115,7 @@ class Generator:
             phone = "+628" + "".join(str(rng.randint(0, 9)) for _ in range(rng.choice((9, 10))))
         size = rng.choice((1, 2, 2, 3, 3, 4, 4, 4, 5, 5, 6, 7))
         adult_age = int(rng.triangular(19, 80, 35))
-        out = []
+        out: list[Person] = []
         for k in range(size):
             if k < 2:
                 age, sex = adult_age + (rng.randint(0, 6) if k == 0 else 0), ("male", "female")[k]
@@ -165,7 +165,8 @@ class Generator:
 
         rng = self.rng
         self.count += 1
-        name, nik, phone, rt = p.name, p.nik, p.phone, p.rt
+        name, nik, phone = p.name, p.nik, p.phone
+        rt: str | None = p.rt
         identifiers: list[dict[str, Any]] = []
         if not second:
             fac = self.city.by_area.get(p.kelurahan) or self.city.rsud
@@ -577,9 +578,9 @@ def quality(found: list[tuple[float, int, bytes]], batch: list[Probe], url: str)
             c["true not first"] += 1
     print("\nmatch quality (1-client round 1):")
     for kind in ("typo", "swap", "no-nik", "new"):
-        c = by_kind.get(kind)
-        if not c:
+        if kind not in by_kind:
             continue
+        c = by_kind[kind]
         if kind == "new":
             print(
                 f"  {kind:7} {c['probes']:5} people not in the index: top match certain "
@@ -668,10 +669,10 @@ def main() -> None:
     print("\nmedians over rounds (ms; CPU = server workers + PostgreSQL backends per request):")
     p95_1 = 0.0
     for clients in (1, 4):
-        m = lat[("POST", clients)]
-        g = lat[("GET", clients)]
-        mp = {p: statistics.median(pct(x, p) for x in m) for p in (50, 95, 99)}
-        gp = {p: statistics.median(pct(x, p) for x in g) for p in (50, 95, 99)}
+        ms = lat[("POST", clients)]
+        gs = lat[("GET", clients)]
+        mp = {p: statistics.median(pct(x, p) for x in ms) for p in (50, 95, 99)}
+        gp = {p: statistics.median(pct(x, p) for x in gs) for p in (50, 95, 99)}
         mc = statistics.median(cpu[("POST", clients)])
         gc = statistics.median(cpu[("GET", clients)])
         print(
