@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 TARGET_P95_MS = 20.0
-BUILD_VERSION = "mpibench-v1"  # change when the generated population changes
+BUILD_VERSION = "mpibench-v2"  # change when the generated population changes
 TODAY = date(2026, 10, 31)
 LAST_UPDATED = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs; record i adds i ms
 DUPLICATE_SHARE = 0.10
@@ -120,10 +120,12 @@ class Generator:
             if k < 2:
                 age, sex = adult_age + (rng.randint(0, 6) if k == 0 else 0), ("male", "female")[k]
             else:
-                age, sex = (
-                    max(0, adult_age - 20 - rng.randint(0, 20)),
-                    rng.choice(("male", "female")),
-                )
+                # children of mothers aged 18 to 45 at their birth (v1 clamped ages below zero
+                # to 0 and made 9% of everybody an infant, five times Indonesia's share)
+                age = adult_age - rng.randint(18, 45)
+                if age < 0:
+                    age = rng.randint(0, max(0, adult_age - 18))
+                sex = rng.choice(("male", "female"))
             born = TODAY - timedelta(days=age * 365 + rng.randint(0, 364))
             prefix, given, fam = names.make_name(rng, group, sex, noble, family, born.year < 1975)
             name = " ".join(p for p in (prefix, given, fam) if p)
