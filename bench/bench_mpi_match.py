@@ -486,7 +486,7 @@ def probes(url: str, count: int, seed: int) -> list[Probe]:
         rows = conn.execute(
             "SELECT m.person_id, r.content FROM resources r TABLESAMPLE BERNOULLI (%s) "
             "REPEATABLE (%s) JOIN mpi_records m ON m.patient_id = r.res_id "
-            "WHERE r.res_type = 'Patient'",
+            "WHERE r.res_type = 'Patient' ORDER BY r.res_id",  # a parallel join's order varies
             (share, seed),
         ).fetchall()
     rng.shuffle(rows)
