@@ -26,7 +26,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare
 from fhirhub.mpi.dates import CLOSE
@@ -51,6 +51,16 @@ class Model:
     # Pairs at one address that are plainly two people (:func:`shared_addresses`); 1.0, the
     # cautious default, reads every shared address as a household's.
     shared_addresses: float = 1.0
+    # How many records ``prior`` was estimated over (0: unknown). Matches grow with the records
+    # and pairs with their square, so lambda falls as 1/n: :meth:`at_size` rescales it.
+    records: int = 0
+
+    def at_size(self, n: int) -> Model:
+        """The model for an index of ``n`` records: lambda rescaled from the size it was
+        estimated at (a model from a small city would be far too sure at a million)."""
+        if self.records < 2 or n <= self.records:
+            return self
+        return replace(self, prior=self.prior * (self.records - 1) / (n - 1), records=n)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -202,6 +212,7 @@ def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Mo
         token_tf=tf,
         tf_floor=floor,
         shared_addresses=shared_addresses(records),
+        records=n,
         **thresholds,
     )
 

@@ -114,6 +114,7 @@ def load_model(conn: Connection) -> Model:
     else:
         text = store.get_state(conn, "model")
         model = Model.from_json(text) if text else default_model()
+    model = model.at_size(store.count_records(conn))
     _loaded[where] = (version, model, now)
     return model
 
@@ -122,7 +123,8 @@ def save_model(conn: Connection, model: Model) -> None:
     version = str(uuid.uuid4())
     store.set_state(conn, "model", model.to_json())
     store.set_state(conn, "model-version", version)
-    _loaded[str(conn.engine.url)] = (version, model, time.monotonic())
+    sized = model.at_size(store.count_records(conn))
+    _loaded[str(conn.engine.url)] = (version, sized, time.monotonic())
 
 
 # --- placing a record ------------------------------------------------------------------------

@@ -363,3 +363,15 @@ def test_where_addresses_are_personal_a_shared_name_token_is_personal_evidence()
     c = compare(a, b)
     assert "no-identifier-weak-identity" in rules(a, b, c, households=True)[1]
     assert rules(a, b, c, households=False) == ([], [])
+
+
+def test_lambda_falls_as_the_index_grows():
+    """Matches grow with the records, pairs with their square: a model estimated on a small
+    city must not be as sure at a million records."""
+    small = model()
+    small.records = 1001
+    assert small.at_size(500) is small  # never raised above what was estimated
+    big = small.at_size(1_000_001)
+    assert big.prior == pytest.approx(small.prior / 1000)
+    assert big.records == 1_000_001
+    assert type(small).from_json(big.to_json()) == big
