@@ -221,10 +221,14 @@ def _apply_changes(
         if since is not None:
             conn.execute(delete(table).where(table.c._resource_pk.in_(pks)))
         scope = Scope(since_us=None if since is None else since + 1, pks=(first, after))
-        batch = [
-            {"_resource_pk": pk, **{n: _cell(columns[n], v) for n, v in row.items()}}
-            for pk, row in stream_keyed_rows(conn, view, scope)
-        ]
+        rows = stream_keyed_rows(conn, view, scope)
+        try:  # closed here, not by the garbage collector in the middle of another statement
+            batch = [
+                {"_resource_pk": pk, **{n: _cell(columns[n], v) for n, v in row.items()}}
+                for pk, row in rows
+            ]
+        finally:
+            rows.close()
         if batch:
             conn.execute(insert(table), batch)
         done += len(pks)
