@@ -21,6 +21,7 @@ from fhirhub.storage.mpi_models import mpi_state as S
 
 LEVEL3, LEVEL4 = "level3", "level4"  # linked automatically / decided by a person
 _CHUNK = 500  # ids per IN (...) list
+COPY_FROM = 5000  # blocking keys written at once past which PostgreSQL gets them by COPY
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,13 @@ def replace_blocks_many(
 def insert_blocks(conn: Connection, rows: Sequence[tuple[str, str]]) -> None:
     """Blocking keys of records that have none yet: (key, patient id), a multi-row INSERT per
     thousand (one round trip, where executemany makes one a row on some drivers)."""
+    if is_postgres(conn) and len(rows) > COPY_FROM:  # a rebuild: COPY, not statements
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy("COPY mpi_blocks (key, patient_id) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
     for chunk in _chunks(list(rows), 1000):
         conn.execute(insert(B).values([{"key": k, "patient_id": p} for k, p in chunk]))
 

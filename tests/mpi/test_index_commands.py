@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from mpi_invariants import check
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from fhirhub.cli import app
@@ -87,3 +88,19 @@ def test_export_refuses_an_unknown_format(city: str):
     result = runner.invoke(app, ["mpi", "export", "--format", "xml"])
     assert result.exit_code != 0
     assert "not supported" in result.output
+
+
+def test_a_rebuild_copies_its_blocking_keys_on_postgresql(
+    city: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(store, "COPY_FROM", 1)  # the bulk path a large rebuild takes
+    result = runner.invoke(app, ["mpi", "rebuild"])
+    assert result.exit_code == 0, result.output
+    engine = make_engine(city)
+    try:
+        with engine.connect() as conn:
+            check(conn)
+            keys = conn.execute(text("SELECT count(*) FROM mpi_blocks")).scalar_one()
+            assert keys > store.COPY_FROM
+    finally:
+        engine.dispose()
