@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import csv
 import itertools
-import json
 import math
 import sys
 import tempfile
@@ -144,7 +143,7 @@ def febrl(which: int) -> DataSet:
 
 def city(seed: int, persons: int) -> DataSet:
     from fhirhub.synth.generate import build
-    from fhirhub.synth.writer import write_city
+    from fhirhub.synth.writer import write_city, written_patients
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -153,14 +152,7 @@ def city(seed: int, persons: int) -> DataSet:
         with (out / "truth" / "persons.csv").open() as f:
             for row in csv.DictReader(f):
                 truth[(row["system"], row["value"])] = row["person_id"]
-        patients = []
-        for path in sorted((out / "puskesmas").glob("*/*.json")):
-            bundle = json.loads(path.read_text())
-            patients += [
-                e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
-            ]
-        with (out / "satusehat" / "Patient.ndjson").open() as f:
-            patients += [json.loads(line) for line in f if line.strip()]
+        patients = written_patients(out)
         entity = []
         for p in patients:
             key = next(

@@ -18,20 +18,9 @@ from pathlib import Path
 from fhirhub.mpi.features import extract
 from fhirhub.mpi.score import train
 from fhirhub.synth.generate import build
-from fhirhub.synth.writer import write_city
+from fhirhub.synth.writer import write_city, written_patients
 
 OUT = Path(__file__).resolve().parents[1] / "fhirhub" / "mpi" / "default_model.json"
-
-
-def patients(out: Path) -> list[dict]:
-    found = []
-    for path in sorted((out / "puskesmas").glob("*/*.json")):
-        bundle = json.loads(path.read_text())
-        resources = [e["resource"] for e in bundle["entry"]]
-        found += [r for r in resources if r["resourceType"] == "Patient"]
-    with (out / "satusehat" / "Patient.ndjson").open() as f:
-        found += [json.loads(line) for line in f if line.strip()]
-    return found
 
 
 def main() -> None:
@@ -41,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         write_city(build(args.persons, args.seed), Path(tmp), workers=1)
-        records = [extract(p) for p in patients(Path(tmp))]
+        records = [extract(p) for p in written_patients(Path(tmp))]
     model = train(records)
     OUT.write_text(json.dumps(json.loads(model.to_json()), indent=1, sort_keys=True) + "\n")
     print(f"{len(records)} records -> {OUT} (prior {model.prior:.4f})")

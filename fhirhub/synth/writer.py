@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import json
 import multiprocessing
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -216,3 +218,15 @@ def write_city(
     }
     _write(out / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return sizes
+
+
+def written_patients(out: Path) -> list[dict[str, Any]]:
+    """The Patients a written city's sources hold: each Puskesmas Bundle's, then SATUSEHAT's
+    (for matching the records against the truth in ``truth/persons.csv``)."""
+    found: list[dict[str, Any]] = []
+    for path in sorted((out / "puskesmas").glob("*/*.json")):
+        resources = [e["resource"] for e in json.loads(path.read_text())["entry"]]
+        found += [r for r in resources if r["resourceType"] == "Patient"]
+    with (out / "satusehat" / "Patient.ndjson").open() as f:
+        found += [json.loads(line) for line in f if line.strip()]
+    return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from fhirhub.mpi.cluster import cluster
 from fhirhub.mpi.features import IHS_NUMBER, MRN_BASE, Features, extract
 from fhirhub.mpi.score import LINK, Model, candidate_pairs, decide
+from fhirhub.synth.writer import written_patients
 
 
 @dataclass
@@ -27,14 +27,7 @@ def load(out: Path) -> City:
     with (out / "truth" / "persons.csv").open() as f:
         for row in csv.DictReader(f):
             truth[(row["system"], row["value"])] = row["person_id"]
-    patients = []
-    for path in sorted((out / "puskesmas").glob("*/*.json")):
-        bundle = json.loads(path.read_text())
-        patients += [
-            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
-        ]
-    with (out / "satusehat" / "Patient.ndjson").open() as f:
-        patients += [json.loads(line) for line in f if line.strip()]
+    patients = written_patients(out)
     records, person = [], []
     for p in patients:
         key = next(
