@@ -277,26 +277,28 @@ VACCINES = [
 LOINC = "http://loinc.org"
 
 
-def _nik(rng: random.Random) -> str:
+def _nik(rng: random.Random, born: str, gender: str) -> str:
+    """A NIK as Dukcapil issues it: district, birth date as DDMMYY (day + 40 for a woman), and
+    a sequence number (a NIK whose date is not the record's reads as a relative's)."""
     region = rng.choice(KELURAHAN)[0][:6]
-    return (
-        region
-        + f"{rng.randint(1, 28):02}{rng.randint(1, 12):02}{rng.randint(50, 99):02}"
-        + (f"{rng.randint(1, 9999):04}")
-    )
+    year, month, day = born.split("-")
+    day_code = int(day) + (40 if gender == "female" else 0)
+    return f"{region}{day_code:02}{month}{year[2:]}{rng.randint(1, 9999):04}"
 
 
 def patient(rng: random.Random, nik: str | None = None) -> dict[str, Any]:
     code, kel = rng.choice(KELURAHAN)
+    gender = rng.choice(["male", "female"])
+    born = f"{rng.randint(1950, 2024)}-{rng.randint(1, 12):02}-{rng.randint(1, 28):02}"
     return {
         "resourceType": "Patient",
         "meta": {"profile": ["https://fhir.kemkes.go.id/r4/StructureDefinition/Patient"]},
-        "identifier": [{"use": "official", "system": NIK, "value": nik or _nik(rng)}],
+        "identifier": [{"use": "official", "system": NIK, "value": nik or _nik(rng, born, gender)}],
         "active": True,
         "name": [{"use": "official", "text": f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"}],
         "telecom": [{"system": "phone", "value": f"08{rng.randint(10**9, 10**10 - 1)}"}],
-        "gender": rng.choice(["male", "female"]),
-        "birthDate": f"{rng.randint(1950, 2024)}-{rng.randint(1, 12):02}-{rng.randint(1, 28):02}",
+        "gender": gender,
+        "birthDate": born,
         "address": [
             {
                 "use": "home",

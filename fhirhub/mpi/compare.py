@@ -64,7 +64,7 @@ def compare(a: Features, b: Features) -> Comparison:
         levels=(
             name_level,
             compare_dates(a.birth_date, b.birth_date),
-            compare_nik(_own_nik(a), _own_nik(b)),
+            compare_nik(own_nik(a), own_nik(b)),
             _set_level(a.phones, b.phones),
             _kelurahan(a, b),
             _equal_level(a.bpjs, b.bpjs),
@@ -144,7 +144,7 @@ def _one_typo_apart(short: set[str], long_: set[str]) -> bool:
     return all(any(OSA.distance(t, u, score_cutoff=1) <= 1 for u in long_) for t in short)
 
 
-def _own_nik(f: Features) -> str | None:
+def own_nik(f: Features) -> str | None:
     # A NIK whose birth date is far from the record's is a relative's (a parent's NIK typed for
     # a child): it says nothing for or against the record's own NIK.
     return f.nik.value if f.nik is not None and not f.nik_foreign else None

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare
+from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare, compare_nik, own_nik
 from fhirhub.mpi.dates import CLOSE
 from fhirhub.mpi.features import Features, blocking_keys
 
@@ -352,6 +352,12 @@ def rules(
     return forbidden, review
 
 
+def _different_niks(a: Features, b: Features) -> bool:
+    """The ``different-nik`` rule of :func:`rules`, without the rest of the comparison."""
+    placeholder = (a.newborn_placeholder and a.nik_ibu) or (b.newborn_placeholder and b.nik_ibu)
+    return not placeholder and compare_nik(own_nik(a), own_nik(b)) == 2
+
+
 def _near_identifier(a: Features, b: Features, c: Comparison) -> bool:
     """An identifier one typo away that no relative would hold.
 
@@ -378,6 +384,11 @@ def _shares_identifier(a: Features, b: Features, c: Comparison) -> bool:
 
 def decide(model: Model, a: Features, b: Features) -> Decision:
     """Score a pair and place it in a band (see the module's docstring)."""
+    if _different_niks(a, b):
+        # Most candidates sharing a name, street or birth date are other citizens with NIKs of
+        # their own: the rule that forbids them needs no comparison of the rest, and nothing
+        # reads the score of a forbidden pair.
+        return Decision(NO_LINK, 0.0, -math.inf, {}, ("different-nik",))
     c = compare(a, b)
     parts = partial_weights(model, c)
     weight = math.log2(model.prior / (1 - model.prior)) + sum(parts.values())

@@ -21,7 +21,6 @@ from fhirhub.storage.mpi_models import mpi_state as S
 
 LEVEL3, LEVEL4 = "level3", "level4"  # linked automatically / decided by a person
 _CHUNK = 500  # ids per IN (...) list
-COPY_FROM = 5000  # blocking keys written at once past which PostgreSQL gets them by COPY
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,8 @@ def set_memberships(
     ids = sorted(set(records) - set(fresh))
     for chunk in _chunks(ids):
         conn.execute(delete(M).where(M.c.patient_id.in_(chunk)))
-    rows = [
-        {"patient_id": p, "person_id": m.person_id, "assurance": m.assurance, "updated": now}
-        for p, m in records.items()
-    ]
-    for chunk in _chunks(rows, 1000):
-        conn.execute(insert(M).values(chunk))
+    rows = [(p, m.person_id, m.assurance, now) for p, m in records.items()]
+    _insert(conn, M, ("patient_id", "person_id", "assurance", "updated"), rows)
 
 
 def drop_membership(conn: Connection, patient_id: str) -> None:
@@ -111,17 +106,25 @@ def replace_blocks_many(
 
 
 def insert_blocks(conn: Connection, rows: Sequence[tuple[str, str]]) -> None:
-    """Blocking keys of records that have none yet: (key, patient id), a multi-row INSERT per
-    thousand (one round trip, where executemany makes one a row on some drivers)."""
-    if is_postgres(conn) and len(rows) > COPY_FROM:  # a rebuild: COPY, not statements
+    """Blocking keys of records that have none yet: (key, patient id)."""
+    _insert(conn, B, ("key", "patient_id"), rows)
+
+
+def _insert(conn: Connection, table: Any, columns: tuple[str, ...], rows: Sequence[tuple]) -> None:
+    """Rows into one of the index's tables: by COPY on PostgreSQL (a third of the time of a
+    multi-row INSERT even for a Bundle's hundred keys, and what a rebuild's millions need), an
+    executemany elsewhere."""
+    if not rows:
+        return
+    if is_postgres(conn):
         raw = conn.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cur, cur.copy("COPY mpi_blocks (key, patient_id) FROM STDIN") as copy:
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with raw.cursor() as cur, cur.copy(sql) as copy:
             for row in rows:
                 copy.write_row(row)
         return
-    for chunk in _chunks(list(rows), 1000):
-        conn.execute(insert(B).values([{"key": k, "patient_id": p} for k, p in chunk]))
+    conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def clear_blocks(conn: Connection) -> None:

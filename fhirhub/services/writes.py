@@ -121,19 +121,21 @@ class Writer:
     # --- state -------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Store what is staged; the patient index then places the Patients just stored (its
-        Persons, Tasks and Provenance are staged and stored in the same loop)."""
+        """Store what is staged. The patient index first places the staged Patients: the
+        Persons, Tasks and Provenance it stages are stored with them, in one round of writes
+        (a second round of its own cost a Bundle about 3 ms more)."""
         while self._pending:
             batch, self._pending = self._pending, []
+            if self.patient_index is not None:
+                patients = [w for w in batch if w.res_type == "Patient"]
+                if patients:
+                    self.patient_index.on_patients(self, patients)
+                    batch, self._pending = batch + self._pending, []
             self.repo.apply(batch)
             for w in batch:  # the staged pks are now known
                 head = self._heads.get((w.res_type, w.res_id))
                 if head is not None and head.pk == 0 and w.pk is not None:
                     self._heads[(w.res_type, w.res_id)] = _as_head(w)
-            if self.patient_index is not None:
-                patients = [w for w in batch if w.res_type == "Patient"]
-                if patients:
-                    self.patient_index.on_patients(self, patients)
 
     def prefetch(self, keys: list[Key]) -> None:
         """Read (and lock) the current versions of resources about to be written."""
