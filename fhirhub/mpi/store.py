@@ -21,6 +21,7 @@ from fhirhub.storage.mpi_models import mpi_state as S
 
 LEVEL3, LEVEL4 = "level3", "level4"  # linked automatically / decided by a person
 _CHUNK = 500  # ids per IN (...) list
+COPY_FROM = 2000  # rows written at once past which PostgreSQL gets them by COPY
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def set_memberships(
     for chunk in _chunks(ids):
         conn.execute(delete(M).where(M.c.patient_id.in_(chunk)))
     rows = [(p, m.person_id, m.assurance, now) for p, m in records.items()]
-    _insert(conn, M, ("patient_id", "person_id", "assurance", "updated"), rows)
+    columns = {"patient_id": "text", "person_id": "text", "assurance": "text", "updated": "bigint"}
+    _insert(conn, M, columns, rows)
 
 
 def drop_membership(conn: Connection, patient_id: str) -> None:
@@ -107,24 +109,32 @@ def replace_blocks_many(
 
 def insert_blocks(conn: Connection, rows: Sequence[tuple[str, str]]) -> None:
     """Blocking keys of records that have none yet: (key, patient id)."""
-    _insert(conn, B, ("key", "patient_id"), rows)
+    _insert(conn, B, {"key": "text", "patient_id": "text"}, rows)
 
 
-def _insert(conn: Connection, table: Any, columns: tuple[str, ...], rows: Sequence[tuple]) -> None:
-    """Rows into one of the index's tables: by COPY on PostgreSQL (a third of the time of a
-    multi-row INSERT even for a Bundle's hundred keys, and what a rebuild's millions need), an
-    executemany elsewhere."""
+def _insert(
+    conn: Connection, table: Any, columns: dict[str, str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Rows into one of the index's tables (``columns``: name -> PostgreSQL type). On
+    PostgreSQL a few rows go as one INSERT of arrays (one round trip, one cached plan) and many
+    by COPY (a rebuild's millions); elsewhere an executemany."""
     if not rows:
         return
-    if is_postgres(conn):
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-        with raw.cursor() as cur, cur.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+    names = list(columns)
+    if not is_postgres(conn):
+        conn.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
         return
-    conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+    raw: Any = conn.connection.driver_connection
+    if len(rows) < COPY_FROM:
+        arrays = ", ".join(f"%s::{columns[n]}[]" for n in names)
+        raw.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+        return
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as c:
+        for row in rows:
+            c.write_row(row)
 
 
 def clear_blocks(conn: Connection) -> None:
@@ -168,6 +178,146 @@ def blocks(conn: Connection, keys: Iterable[str], cap: int) -> dict[str, list[st
             select(ranked.c.key, ranked.c.patient_id).where(ranked.c.n <= cap + 1)
         ):
             out[r.key].append(r.patient_id)
+    return out
+
+
+@dataclass
+class Gathered:
+    """What placing a batch of records needs to read, gathered by :func:`gather`."""
+
+    blocks: dict[str, list[str]]  # key -> its records, at most its limit of them
+    where: dict[str, Membership]  # the batch's records, the deleted ones, the candidates
+    decided: dict[str, dict[str, bool]]  # the batch's records' decisions by a person
+    stamps: dict[str, int]  # current candidate Patient -> its lastUpdated (for features)
+
+
+def gather(
+    conn: Connection,
+    keys: dict[str, set[str]],
+    limits: dict[str, int],
+    *,
+    replace: bool,
+    created: Iterable[str] = (),
+    deleted: Sequence[str] = (),
+) -> Gathered:
+    """For a batch of records (``keys``: record -> its blocking keys): lock the keys (so two
+    writers of one citizen take turns), replace the records' stored keys when ``replace``
+    (``created`` records have none yet) and drop those of ``deleted`` records, then read each
+    key's block (at most ``limits[key]`` records), the Person of every record met, the
+    decisions people made about the batch's records, and when each candidate was last updated.
+
+    On PostgreSQL all of it is one pipeline, a single round trip: the statements one by one
+    were most of the index's cost of a Bundle."""
+    own = sorted(set(keys) | set(deleted))
+    all_keys = sorted({k for ks in keys.values() for k in ks})
+    if not is_postgres(conn):
+        return _gather_statements(conn, keys, limits, all_keys, own, replace, created, deleted)
+    raw: Any = conn.connection.driver_connection
+    pairs = [(k, pid) for pid, ks in keys.items() for k in sorted(ks)]
+    kept = sorted(set(keys) - set(created))
+    with raw.pipeline() as pipeline:
+        locks = raw.cursor()
+        locks.execute(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h "
+            "FROM unnest(%s::text[]) AS k ORDER BY h) AS s",
+            (sorted(f"mpi|{k}" for k in all_keys),),
+        )
+        if replace and kept:
+            raw.execute(
+                "DELETE FROM mpi_blocks WHERE patient_id = ANY(%s::text[]) AND (key, patient_id) "
+                "NOT IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                (kept, [k for k, _ in pairs], [p for _, p in pairs]),
+            )
+        if replace and pairs:
+            raw.execute(
+                "INSERT INTO mpi_blocks (key, patient_id) SELECT * FROM unnest(%s::text[], "
+                "%s::text[]) ON CONFLICT DO NOTHING",
+                ([k for k, _ in pairs], [p for _, p in pairs]),
+            )
+        if deleted:
+            raw.execute(
+                "DELETE FROM mpi_blocks WHERE patient_id = ANY(%s::text[])", (sorted(deleted),)
+            )
+        met = raw.cursor()
+        # A block read to its limit is over its cap: its records are no one's candidates, so
+        # their Persons and versions are not looked up (a third of the rows of a Bundle's keys).
+        met.execute(
+            "WITH b AS (SELECT k.key, b.patient_id, "
+            "count(*) OVER (PARTITION BY k.key) < k.n AS open "
+            "FROM unnest(%s::text[], %s::int[]) AS k(key, n) "
+            "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
+            "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
+            "SELECT b.key, b.patient_id, m.person_id, m.assurance, r.last_updated FROM b "
+            "LEFT JOIN mpi_records AS m ON b.open AND m.patient_id = b.patient_id "
+            "LEFT JOIN resources AS r ON b.open AND r.res_type = 'Patient' "
+            "AND r.res_id = b.patient_id AND NOT r.deleted",
+            (all_keys, [limits[k] for k in all_keys]),
+        )
+        mine = raw.cursor()
+        mine.execute(
+            "SELECT patient_id, person_id, assurance FROM mpi_records "
+            "WHERE patient_id = ANY(%s::text[])",
+            (own,),
+        )
+        people = raw.cursor()
+        people.execute(
+            "SELECT patient_a, patient_b, same FROM mpi_decisions "
+            "WHERE patient_a = ANY(%s::text[]) OR patient_b = ANY(%s::text[])",
+            (sorted(keys), sorted(keys)),
+        )
+        pipeline.sync()
+        found = met.fetchall()
+        where = {p: Membership(person, level) for p, person, level in mine.fetchall()}
+        decided: dict[str, dict[str, bool]] = defaultdict(dict)
+        for a, b, same in people.fetchall():
+            decided[a][b] = decided[b][a] = same
+        for cur in (locks, met, mine, people):
+            cur.close()
+    blocks: dict[str, list[str]] = defaultdict(list)
+    stamps: dict[str, int] = {}
+    for key, pid, person, level, updated in found:
+        blocks[key].append(pid)
+        if person is not None:
+            where.setdefault(pid, Membership(person, level))
+        if updated is not None:
+            stamps[pid] = updated
+    return Gathered(blocks, where, decided, stamps)
+
+
+def _gather_statements(
+    conn: Connection,
+    keys: dict[str, set[str]],
+    limits: dict[str, int],
+    all_keys: list[str],
+    own: list[str],
+    replace: bool,
+    created: Iterable[str],
+    deleted: Sequence[str],
+) -> Gathered:
+    """:func:`gather` statement by statement (SQLite, whose writers are serial already)."""
+    if replace:
+        replace_blocks_many(conn, keys, created)
+    for pid in deleted:
+        drop_blocks(conn, pid)
+    by_key: dict[str, list[str]] = {}
+    for n in sorted(set(limits.values())):
+        by_key.update(blocks(conn, [k for k in all_keys if limits[k] == n], n - 1))
+    met = {p for pids in by_key.values() for p in pids}
+    stamps = patient_stamps(conn, met)
+    where = memberships(conn, set(own) | set(stamps))
+    return Gathered(by_key, where, decisions_many(conn, keys), stamps)
+
+
+def patient_stamps(conn: Connection, patient_ids: Iterable[str]) -> dict[str, int]:
+    """When each current Patient of ``patient_ids`` was last updated."""
+    out: dict[str, int] = {}
+    for chunk in _chunks(sorted(set(patient_ids))):
+        rows = conn.execute(
+            select(R.c.res_id, R.c.last_updated).where(
+                R.c.res_type == "Patient", R.c.res_id.in_(chunk), R.c.deleted.is_(False)
+            )
+        )
+        out.update({r.res_id: r.last_updated for r in rows})
     return out
 
 
@@ -237,6 +387,19 @@ def patient_bodies(conn: Connection, patient_ids: Iterable[str]) -> dict[str, An
             )
         )
         out.update({r.res_id: r.content for r in rows if r.content is not None})
+    return out
+
+
+def patient_versions(conn: Connection, patient_ids: Iterable[str]) -> dict[str, tuple[int, Any]]:
+    """:func:`patient_bodies` with when each was last updated: id -> (lastUpdated, body)."""
+    out: dict[str, tuple[int, Any]] = {}
+    for chunk in _chunks(sorted(set(patient_ids))):
+        rows = conn.execute(
+            select(R.c.res_id, R.c.last_updated, R.c.content).where(
+                R.c.res_type == "Patient", R.c.res_id.in_(chunk), R.c.deleted.is_(False)
+            )
+        )
+        out.update({r.res_id: (r.last_updated, r.content) for r in rows if r.content is not None})
     return out
 
 

@@ -206,27 +206,28 @@ class PatientIndex:
         conn = w.conn
         features = {pid: extract(b) for pid, b in bodies.items()}
         keys = {pid: blocking_keys(f) for pid, f in features.items()}
-        store.lock(conn, [k for ks in keys.values() for k in ks])
-        if changed:
-            store.replace_blocks_many(conn, keys, created)
-            for pid in deleted:
-                store.drop_blocks(conn, pid)
-        by_key = read_blocks(conn, {k for ks in keys.values() for k in ks})
+        # one record more than a block's cap beside the record itself tells a crowded block
+        limits = {k: cap_of(k) + 2 for ks in keys.values() for k in ks}
+        got = store.gather(conn, keys, limits, replace=changed, created=created, deleted=deleted)
         found: dict[str, set[str]] = {}
         overflow: dict[str, list[str]] = {}
         for pid, ks in keys.items():
             found[pid] = set()
             for k in ks:
-                others = [o for o in by_key.get(k, ()) if o != pid]
+                others = [o for o in got.blocks.get(k, ()) if o != pid]
                 if len(others) > cap_of(k):
                     overflow.setdefault(pid, []).append(k)
                 else:
                     found[pid].update(others)
-        human = store.decisions_many(conn, features)
+        human = got.decided
+        where = got.where
         wanted = set().union(*found.values(), *(set(h) for h in human.values())) - set(features)
-        for other, body in store.patient_bodies(conn, wanted).items():
-            features[other] = _features(other, body)
-        where = store.memberships(conn, set(features) | set(deleted))
+        stamps = {o: got.stamps[o] for o in wanted if o in got.stamps}
+        elsewhere = wanted - set(stamps)  # decided by a person, outside every block
+        if elsewhere:
+            stamps.update(store.patient_stamps(conn, elsewhere))
+            where.update(store.memberships(conn, elsewhere))
+        features.update(_stored_features(conn, stamps))
         batch = _Batch(features, found, overflow, human, where)
         model = self._model(conn)
         todo = _Flush(bodies=bodies)
@@ -381,8 +382,7 @@ class PatientIndex:
             todo.changes.append(_Change(pid, destination, "link", why, probability, who))
 
     def _remove(self, w: IndexWriter, pid: str, cur: Membership | None, todo: _Flush) -> None:
-        store.drop_blocks(w.conn, pid)
-        if cur is None:
+        if cur is None:  # (its blocking keys were dropped by store.gather)
             return
         store.drop_membership(w.conn, pid)
         todo.persons.add(cur.person_id)
@@ -552,20 +552,26 @@ def match(
     return out[:count] if count is not None else out
 
 
-_FEATURES: dict[tuple[str, str], Features] = {}  # (id, lastUpdated) -> features, bounded
+_FEATURES: dict[tuple[str, int], Features] = {}  # (id, lastUpdated) -> features, bounded
 _FEATURES_KEPT = 50_000
 
 
-def _features(pid: str, body: Any) -> Features:
-    """A stored record's features, extracted once per version (candidates come back often)."""
-    body = _as_dict(body)
-    key = (pid, str((body.get("meta") or {}).get("lastUpdated")))
-    found = _FEATURES.get(key)
-    if found is None:
+def _stored_features(conn: Connection, stamps: dict[str, int]) -> dict[str, Features]:
+    """Stored records' features (``stamps``: id -> lastUpdated), extracted once per version:
+    candidates come back often, and only those not seen at their version are read."""
+    out: dict[str, Features] = {}
+    unseen = []
+    for pid, at in stamps.items():
+        known = _FEATURES.get((pid, at))
+        if known is None:
+            unseen.append(pid)
+        else:
+            out[pid] = known
+    for pid, (at, body) in store.patient_versions(conn, unseen).items():
         if len(_FEATURES) >= _FEATURES_KEPT:
             _FEATURES.clear()
-        found = _FEATURES[key] = extract(body)
-    return found
+        out[pid] = _FEATURES[(pid, at)] = extract(_as_dict(body))
+    return out
 
 
 def cap_of(key: str) -> int:
