@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 
 from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.models import resources as R
@@ -79,6 +79,21 @@ def set_memberships(
     rows = [(p, m.person_id, m.assurance, now) for p, m in records.items()]
     columns = {"patient_id": "text", "person_id": "text", "assurance": "text", "updated": "bigint"}
     _insert(conn, M, columns, rows)
+
+
+def membership_rows(
+    conn: Connection, records: dict[str, Membership], now: int, fresh: Iterable[str] = ()
+) -> tuple[Table, list[dict[str, Any]]]:
+    """:func:`set_memberships` with the new rows returned for the caller to insert (with its
+    own writes): the old rows of records that had one are deleted here."""
+    ids = sorted(set(records) - set(fresh))
+    for chunk in _chunks(ids):
+        conn.execute(delete(M).where(M.c.patient_id.in_(chunk)))
+    rows = [
+        {"patient_id": p, "person_id": m.person_id, "assurance": m.assurance, "updated": now}
+        for p, m in records.items()
+    ]
+    return M, rows
 
 
 def drop_membership(conn: Connection, patient_id: str) -> None:

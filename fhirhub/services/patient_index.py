@@ -32,7 +32,7 @@ from functools import cache
 from importlib import resources as package_files
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table
 
 from fhirhub.errors import FhirError
 from fhirhub.model.instant import to_instant
@@ -80,6 +80,8 @@ class IndexWriter(Protocol):
     def prefetch(self, keys: list[tuple[str, str]]) -> None: ...
 
     def flush(self) -> None: ...
+
+    def stage_rows(self, table: Table, rows: list[dict[str, Any]]) -> None: ...
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -181,13 +183,14 @@ class PatientIndex:
 
     # The write path's entry: the Patient versions a flush has just stored.
     def on_patients(self, w: IndexWriter, writes: Sequence[Write]) -> None:
-        latest: dict[str, str | None] = {}
+        latest: dict[str, Write] = {}
         for x in writes:
-            latest[x.res_id] = x.content
-        bodies = {pid: loads(c) for pid, c in latest.items() if c is not None}
-        deleted = [pid for pid, c in latest.items() if c is None]
+            latest[x.res_id] = x
+        bodies = {pid: loads(x.content) for pid, x in latest.items() if x.content is not None}
+        deleted = [pid for pid, x in latest.items() if x.content is None]
         created = {x.res_id for x in writes if x.version == 1}
-        self._process(w, bodies, deleted, changed=True, created=created)
+        stamps = {pid: latest[pid].last_updated for pid in bodies}
+        self._process(w, bodies, deleted, changed=True, created=created, stamps=stamps)
 
     def rematch(self, w: IndexWriter, patient_ids: Sequence[str]) -> int:
         """Place existing records again (``fhirhub mpi rebuild``, after the blocking keys were
@@ -202,9 +205,14 @@ class PatientIndex:
         deleted: list[str],
         changed: bool,
         created: set[str] | frozenset[str] = frozenset(),
+        stamps: dict[str, int] | None = None,
     ) -> int:
+        """Place ``bodies`` (``stamps``: when each was written, so that the features extracted
+        here serve the records that meet it later) and remove ``deleted``."""
         conn = w.conn
         features = {pid: extract(b) for pid, b in bodies.items()}
+        for pid, at in (stamps or {}).items():
+            _remember(pid, at, features[pid])
         keys = {pid: blocking_keys(f) for pid, f in features.items()}
         # one record more than a block's cap beside the record itself tells a crowded block
         limits = {k: cap_of(k) + 2 for ks in keys.values() for k in ks}
@@ -222,12 +230,12 @@ class PatientIndex:
         human = got.decided
         where = got.where
         wanted = set().union(*found.values(), *(set(h) for h in human.values())) - set(features)
-        stamps = {o: got.stamps[o] for o in wanted if o in got.stamps}
-        elsewhere = wanted - set(stamps)  # decided by a person, outside every block
+        versions = {o: got.stamps[o] for o in wanted if o in got.stamps}
+        elsewhere = wanted - set(versions)  # decided by a person, outside every block
         if elsewhere:
-            stamps.update(store.patient_stamps(conn, elsewhere))
+            versions.update(store.patient_stamps(conn, elsewhere))
             where.update(store.memberships(conn, elsewhere))
-        features.update(_stored_features(conn, stamps))
+        features.update(_stored_features(conn, versions))
         batch = _Batch(features, found, overflow, human, where)
         model = self._model(conn)
         todo = _Flush(bodies=bodies)
@@ -236,7 +244,7 @@ class PatientIndex:
         moved = 0
         for pid in sorted(bodies):
             moved += self._place(w, model, pid, batch, todo, refresh=changed)
-        self._finish(w, todo)
+        self._finish(w, todo, staged=True)  # the flush that called this stores them next
         return moved
 
     def _place(
@@ -389,19 +397,22 @@ class PatientIndex:
         change = _Change(pid, cur.person_id, "unlink", "record deleted", None, INDEX_AGENT)
         todo.changes.append(change)
 
-    def _finish(self, w: IndexWriter, todo: _Flush) -> None:
+    def _finish(self, w: IndexWriter, todo: _Flush, staged: bool = False) -> None:
         """Rewrite every Person touched (each under its lock, taken in one order), then record
-        the changes as Provenance naming the Persons' new versions."""
+        the changes as Provenance naming the Persons' new versions. ``staged``: the new
+        membership rows go with the Writer's next writes (see :meth:`_write_memberships`)."""
         if not todo.persons:
             return
-        self._write_memberships(w, todo)
         ordered = sorted(todo.persons)
         known = [p for p in ordered if p not in todo.new_persons]
         store.lock(w.conn, [f"person:{p}" for p in known])
-        linked = store.members_many(w.conn, known)
-        for pid, m in todo.moves.items():  # a new Person's records all moved in this batch
-            if m.person_id in todo.new_persons:
-                linked[m.person_id][pid] = m.assurance
+        linked = store.members_many(w.conn, known)  # as stored, before the batch's moves
+        for pid in todo.moves:
+            for members in linked.values():
+                members.pop(pid, None)
+        for pid, m in todo.moves.items():
+            linked[m.person_id][pid] = m.assurance
+        self._write_memberships(w, todo, staged=staged)
         wanted = {p for m in linked.values() for p in m} - set(todo.bodies)
         bodies = {p: _as_dict(b) for p, b in store.patient_bodies(w.conn, wanted).items()}
         bodies.update(todo.bodies)
@@ -421,11 +432,19 @@ class PatientIndex:
         for who, changes in sorted(by_agent.items()):
             w.put_internal(_provenance(who, changes, versions, w.now), new=True)
 
-    def _write_memberships(self, w: IndexWriter, todo: _Flush) -> None:
-        if todo.pending:
+    def _write_memberships(self, w: IndexWriter, todo: _Flush, staged: bool = False) -> None:
+        """Write the batch's pending moves; ``staged``: the new rows are inserted with the
+        Writer's next writes (one round trip fewer), which only a caller that flushes at once
+        may ask for: until then the records read as having no Person."""
+        if not todo.pending:
+            return
+        if staged:
+            table, rows = store.membership_rows(w.conn, todo.pending, w.now, todo.fresh)
+            w.stage_rows(table, rows)
+        else:
             store.set_memberships(w.conn, todo.pending, w.now, todo.fresh)
-            todo.pending.clear()
-            todo.fresh.clear()  # their rows exist now
+        todo.pending.clear()
+        todo.fresh.clear()  # their rows exist now
 
     def _others(self, w: IndexWriter, person_id: str, pid: str, todo: _Flush) -> bool:
         """Whether the Person has records other than ``pid`` (this batch's moves included)."""
@@ -568,10 +587,15 @@ def _stored_features(conn: Connection, stamps: dict[str, int]) -> dict[str, Feat
         else:
             out[pid] = known
     for pid, (at, body) in store.patient_versions(conn, unseen).items():
-        if len(_FEATURES) >= _FEATURES_KEPT:
-            _FEATURES.clear()
-        out[pid] = _FEATURES[(pid, at)] = extract(_as_dict(body))
+        out[pid] = _remember(pid, at, extract(_as_dict(body)))
     return out
+
+
+def _remember(pid: str, at: int, features: Features) -> Features:
+    if len(_FEATURES) >= _FEATURES_KEPT:
+        _FEATURES.clear()
+    _FEATURES[(pid, at)] = features
+    return features
 
 
 def cap_of(key: str) -> int:

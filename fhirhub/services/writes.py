@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import jsonpatch
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from fhirhub.config import get_settings
 from fhirhub.errors import FhirError, Issue, bad_request, precondition_failed
@@ -103,6 +103,7 @@ class Writer:
         self.repo = repo
         self.now = now if now is not None else now_us()
         self._pending: list[Write] = []
+        self._rows: list[tuple[Table, list[dict[str, Any]]]] = []  # others' rows, stored with them
         self._heads: dict[Key, StoredVersion | None] = {}
         self.unchanged = 0  # writes that matched what was stored (counted for load reports)
         if patient_index is True:  # the default: on unless the settings turn it off
@@ -124,18 +125,23 @@ class Writer:
         """Store what is staged. The patient index first places the staged Patients: the
         Persons, Tasks and Provenance it stages are stored with them, in one round of writes
         (a second round of its own cost a Bundle about 3 ms more)."""
-        while self._pending:
+        while self._pending or self._rows:
             batch, self._pending = self._pending, []
             if self.patient_index is not None:
                 patients = [w for w in batch if w.res_type == "Patient"]
                 if patients:
                     self.patient_index.on_patients(self, patients)
                     batch, self._pending = batch + self._pending, []
-            self.repo.apply(batch)
+            rows, self._rows = self._rows, []
+            self.repo.apply(batch, rows)
             for w in batch:  # the staged pks are now known
                 head = self._heads.get((w.res_type, w.res_id))
                 if head is not None and head.pk == 0 and w.pk is not None:
                     self._heads[(w.res_type, w.res_id)] = _as_head(w)
+
+    def stage_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Rows of another table (the patient index's) inserted with the next flush's writes."""
+        self._rows.append((table, rows))
 
     def prefetch(self, keys: list[Key]) -> None:
         """Read (and lock) the current versions of resources about to be written."""

@@ -278,9 +278,13 @@ class ResourceRepository:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def apply(self, writes: Sequence[Write]) -> None:
-        """Store every write: new resources, new versions, and their index rows."""
+    def apply(
+        self, writes: Sequence[Write], rows: Sequence[tuple[Any, list[dict[str, Any]]]] = ()
+    ) -> None:
+        """Store every write: new resources, new versions, and their index rows; ``rows``:
+        (table, rows) of other tables to insert with them."""
         if not writes:
+            self._insert_all(list(rows))
             return
         new = [w for w in writes if w.pk is None]
         existing = [w for w in writes if w.pk is not None]
@@ -321,7 +325,7 @@ class ResourceRepository:
             for w in writes
         ]
         index = _index_rows([(w.pk, w.res_type, w.index) for w in writes if w.index])
-        self._insert_all([*new_rows, (V, versions), *index])
+        self._insert_all([*new_rows, (V, versions), *index, *rows])
 
     def _new_resource_rows(self, new: list[Write]) -> list[dict[str, Any]]:
         """The ``resources`` rows of new resources, their keys assigned (``Write.pk``)."""
