@@ -162,7 +162,7 @@ def timed_rebuild(
         steps = [
             span(a, b) for a, b in zip([blocks_end, *phases.batches], phases.batches, strict=False)
         ]
-        out["batch of 500 (median)"] = (
+        out["batch (median)"] = (
             statistics.median(s[0] for s in steps),
             statistics.median(s[1] for s in steps),
         )

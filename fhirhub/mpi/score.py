@@ -166,6 +166,16 @@ def candidate_pairs(
     return pairs
 
 
+EM_PAIRS = 250_000  # candidate pairs EM reads at most per session: a random sample past it
+
+
+def _sample(pairs: set[tuple[int, int]], rng: random.Random) -> list[tuple[int, int]]:
+    """The pairs, or a random sample of EM_PAIRS of them: EM's estimates settle long before
+    (a city of 200,000 records has millions of candidate pairs, and training took minutes)."""
+    ordered = sorted(pairs)
+    return ordered if len(ordered) <= EM_PAIRS else rng.sample(ordered, EM_PAIRS)
+
+
 # EM sessions as in Splink: pairs blocked on some fields train the m of the others only.
 SESSIONS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("nik", "bpjs", "ihs", "id"), ("nik", "bpjs", "ihs", "other_id")),
@@ -180,10 +190,11 @@ def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Mo
     """A model estimated from these records alone: u from random pairs, m by EM in sessions
     (each blocked on some fields, training the others), lambda over all candidate pairs."""
     u = estimate_u(records, seed=seed)
+    rng = random.Random(seed)
     sums = {f: [0.0] * len(LEVELS[f]) for f in FIELDS}
     seen = dict.fromkeys(FIELDS, 0)
     for kinds, blocked in SESSIONS:
-        pairs = candidate_pairs(records, kinds=kinds)
+        pairs = _sample(candidate_pairs(records, kinds=kinds), rng)
         if not pairs:
             continue
         session_m, _ = estimate_m(
@@ -196,14 +207,15 @@ def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Mo
     m = {
         f: [x / seen[f] for x in sums[f]] if seen[f] else _initial_m(len(LEVELS[f])) for f in FIELDS
     }
-    comparisons = [compare(records[i], records[j]) for i, j in candidate_pairs(records)]
+    candidates = candidate_pairs(records)
+    comparisons = [compare(records[i], records[j]) for i, j in _sample(candidates, rng)]
     _, among_candidates = estimate_m(comparisons, u, m=m, fit_m=False)
     # lambda of two records drawn at random, not of two candidates: the fields a pair was
     # blocked on are scored too, so a prior among candidates would count their agreement twice
     # (and reach 1 where candidates are nearly all matches).
     n = len(records)
     everyone = max(n * (n - 1) / 2, 1.0)
-    prior = min(max(among_candidates * len(comparisons) / everyone, 1e-9), 0.5)
+    prior = min(max(among_candidates * len(candidates) / everyone, 1e-9), 0.5)
     tf, floor = token_frequencies(records)
     return Model(
         m=m,

@@ -192,11 +192,17 @@ class PatientIndex:
         stamps = {pid: latest[pid].last_updated for pid in bodies}
         self._process(w, bodies, deleted, changed=True, created=created, stamps=stamps)
 
-    def rematch(self, w: IndexWriter, patient_ids: Sequence[str]) -> int:
+    def rematch(
+        self,
+        w: IndexWriter,
+        patient_ids: Sequence[str],
+        known: dict[str, Features] | None = None,
+    ) -> int:
         """Place existing records again (``fhirhub mpi rebuild``, after the blocking keys were
-        rebuilt); returns how many moved to another Person."""
+        rebuilt; ``known``: features it extracted already); returns how many moved to another
+        Person."""
         bodies = {p: _as_dict(b) for p, b in store.patient_bodies(w.conn, patient_ids).items()}
-        return self._process(w, bodies, [], changed=False)
+        return self._process(w, bodies, [], changed=False, known=known)
 
     def _process(
         self,
@@ -206,11 +212,14 @@ class PatientIndex:
         changed: bool,
         created: set[str] | frozenset[str] = frozenset(),
         stamps: dict[str, int] | None = None,
+        known: dict[str, Features] | None = None,
     ) -> int:
         """Place ``bodies`` (``stamps``: when each was written, so that the features extracted
-        here serve the records that meet it later) and remove ``deleted``."""
+        here serve the records that meet it later; ``known``: features already extracted) and
+        remove ``deleted``."""
         conn = w.conn
-        features = {pid: extract(b) for pid, b in bodies.items()}
+        known = known or {}
+        features = {pid: known.get(pid) or extract(b) for pid, b in bodies.items()}
         for pid, at in (stamps or {}).items():
             _remember(pid, at, features[pid])
         keys = {pid: blocking_keys(f) for pid, f in features.items()}
@@ -235,7 +244,10 @@ class PatientIndex:
         if elsewhere:
             versions.update(store.patient_stamps(conn, elsewhere))
             where.update(store.memberships(conn, elsewhere))
-        features.update(_stored_features(conn, versions))
+        features.update({o: known[o] for o in versions if o in known})
+        features.update(
+            _stored_features(conn, {o: v for o, v in versions.items() if o not in known})
+        )
         batch = _Batch(features, found, overflow, human, where)
         model = self._model(conn)
         todo = _Flush(bodies=bodies)
@@ -795,7 +807,8 @@ def rebuild(
     engine: Engine,
     *,
     retrain: bool = True,
-    batch: int = 500,
+    batch: int = 250,  # records a transaction places: about 3,000 key locks, well inside
+    # PostgreSQL's shared lock table (64 per connection by default) beside live writers
     progress: Callable[[int, int], None] | None = None,
 ) -> RebuildReport:
     """Place every record again: estimate the model from the store's records (no labels),
@@ -806,6 +819,7 @@ def rebuild(
     report = RebuildReport()
     with engine.begin() as conn:
         state = store.get_state(conn, "rebuild")
+    features: dict[str, Features] = {}  # kept for the placing (not after a resume)
     if state is None:
         with engine.begin() as conn:
             features = {pid: extract(_as_dict(b)) for pid, b in _all_patients(conn)}
@@ -828,7 +842,7 @@ def rebuild(
             if not ids:
                 break
             w = _writer(conn, index)
-            report.moved += index.rematch(w, ids)
+            report.moved += index.rematch(w, ids, known=features)
             w.flush()
             after = ids[-1]
             store.set_state(conn, "rebuild", json.dumps({"after": after}))
