@@ -7,7 +7,7 @@ with a second record from another facility) stored while the index was off: no b
 no Persons. Each round copies the template into a fresh database and times
 ``fhirhub.services.patient_index.rebuild`` (what ``fhirhub mpi rebuild`` runs) end to end, in
 this process, with its phases: reading every Patient and extracting features, estimating the
-model (EM, no labels), writing the blocking keys, and placing every record in batches of 500
+model (EM, no labels), writing the blocking keys, and placing every record in batches of 250
 (Person, Provenance and review Task resources through the Writer). Then, on the same database
 now indexed, a second rebuild (``--keep-model``: the records stay where they are), unless
 ``--once``.
