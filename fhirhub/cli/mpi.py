@@ -31,7 +31,7 @@ def rebuild(
     keep_model: Annotated[
         bool, typer.Option("--keep-model", help="Keep the current model; do not re-estimate it.")
     ] = False,
-    batch: Annotated[int, typer.Option(min=1, max=5000, help="Records per transaction.")] = 500,
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Records per transaction.")] = 250,
 ) -> None:
     """Re-link every record: re-estimate the model from the stored records (no labels), rebuild
     the blocking keys, then place each record again. Resumes an interrupted rebuild."""
