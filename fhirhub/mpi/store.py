@@ -30,20 +30,43 @@ class Membership:
     assurance: str
 
 
+# Key locks a transaction may take one by one. Each takes a slot of PostgreSQL's shared lock
+# table (max_locks_per_transaction x max_connections: 6,400 by default, for every session): a
+# batch with more keys (a Bundle of 2,000 Patients has 24,000) takes the whole index instead.
+MAX_KEY_LOCKS = 500
+_INDEX_LOCK = "mpi|*"  # held shared beside key locks; alone and exclusive for a large batch
+# The index's lock shared first, then the keys' in the order of their hashes (an Append runs
+# its parts in order).
+_LOCK_SQL = (
+    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
+    "UNION ALL SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
+    "FROM unnest(%b::text[]) AS k ORDER BY h) AS s) AS locks"
+)
+
+
 def lock(conn: Connection, keys: Iterable[str]) -> None:
     """Serialise index writers that share any of ``keys`` until the transaction ends, taking
     the locks in one global order (so two writers never wait for each other). SQLite writers
     already hold the database's write lock."""
-    wanted = sorted({f"mpi|{k}" for k in keys})
-    if not wanted or not is_postgres(conn):
+    if not is_postgres(conn):
         return
-    conn.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h "
-            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
-        ),
-        {"keys": wanted},
-    )
+    statement = lock_statement(keys)
+    if statement is not None:
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor(binary=True) as cur:
+            cur.execute(*statement)
+
+
+def lock_statement(keys: Iterable[str]) -> tuple[str, tuple[Any, ...]] | None:
+    """The statement :func:`lock` runs (PostgreSQL), None when there is nothing to lock. Every
+    key lock goes with the whole index's lock held shared; past MAX_KEY_LOCKS keys the whole
+    index is locked alone, exclusive."""
+    wanted = sorted({f"mpi|{k}" for k in keys})
+    if not wanted:
+        return None
+    if len(wanted) > MAX_KEY_LOCKS:
+        return "SELECT pg_advisory_xact_lock(hashtextextended(%b, 0))", (_INDEX_LOCK,)
+    return _LOCK_SQL, (_INDEX_LOCK, wanted)
 
 
 # --- records -------------------------------------------------------------------------------
@@ -234,11 +257,9 @@ def gather(
     kept = sorted(set(keys) - fresh)
     # binary parameters: psycopg dumps a list of strings as text three times slower
     with raw.pipeline() as pipeline, raw.cursor(binary=True) as writes:
-        writes.execute(
-            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h "
-            "FROM unnest(%b::text[]) AS k ORDER BY h) AS s",
-            (sorted(f"mpi|{k}" for k in all_keys),),
-        )
+        statement = lock_statement(all_keys)
+        if statement is not None:
+            writes.execute(*statement)
         if replace and kept:
             writes.execute(
                 "DELETE FROM mpi_blocks WHERE patient_id = ANY(%b::text[]) AND (key, patient_id) "
