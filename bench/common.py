@@ -66,6 +66,11 @@ def db_url(name: str = BENCH_DB) -> str:
     return f"{PG_SERVER}/{name}"
 
 
+# The `fhirhub` executable of another checkout (its .venv/bin/fhirhub): the benchmark then
+# serves and migrates with that tree's code, so two trees are compared with the same load.
+OTHER_SERVER = "FHIRHUB_BENCH_SERVER"
+
+
 def fresh_database(name: str = BENCH_DB) -> str:
     """Drop, create and migrate the bench database; return its URL."""
     import psycopg
@@ -73,6 +78,11 @@ def fresh_database(name: str = BENCH_DB) -> str:
     with psycopg.connect(_libpq(f"{PG_SERVER}/postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+    other = os.environ.get(OTHER_SERVER)
+    if other:  # that tree's schema, by that tree's own command
+        env = {**os.environ, "FHIRHUB_DATABASE_URL": db_url(name)}
+        subprocess.run([other, "migrate"], env=env, check=True, capture_output=True)
+        return db_url(name)
     from fhirhub.storage.engine import migrate
 
     migrate(db_url(name))
@@ -153,7 +163,7 @@ def server(
         **(env or {}),
     }
     cmd = [
-        str(Path(sys.executable).with_name("fhirhub")),
+        os.environ.get(OTHER_SERVER) or str(Path(sys.executable).with_name("fhirhub")),
         "serve",
         "--port",
         str(port),
