@@ -21,8 +21,15 @@ import orjson
 
 from fhirhub.errors import FhirError, Issue, bad_request
 
-# A number whose shortest float form would differ from its text.
-_LOSSY_NUMBER = re.compile(rb"[-\d](?:\.\d*0(?![\d.])|[eE]|\.\d{15,}|\d{18,})")
+# A number whose shortest float form might differ from its text: a trailing zero, an
+# exponent, a fraction of 15 digits or more (a double keeps 15 for sure), an integer of 18 or
+# more. Only where a JSON value starts (at the beginning, or after ':', ',' or '['): inside
+# strings, ids such as "8eb6" were taken for exponents and sent most bodies to the slow parser.
+# (A string holding ":1e5" still does: slower, never wrong.)
+_LOSSY_NUMBER = re.compile(
+    rb"(?:^|[:,\[])\s*-?"
+    rb"(?:\d+\.\d*0(?![\d.])|\d+(?:\.\d+)?[eE]|(?=\d*\.)[\d.]{16,}|\d{18,})"
+)
 # Nesting of objects and arrays. FHIR resources run to about 20 (Questionnaire items, nested
 # extensions); validating 400 levels overflowed Python's stack.
 MAX_DEPTH = 100

@@ -352,6 +352,36 @@ def _gather_statements(
     return Gathered(by_key, where, decisions_many(conn, keys), stamps)
 
 
+def candidates(conn: Connection, caps: dict[str, int]) -> dict[str, tuple[int, Any]]:
+    """The current Patients of the blocks of ``caps``' keys that hold at most their cap of
+    records (a crowded block is no one's candidates): id -> (lastUpdated, body). On PostgreSQL
+    one statement, each body once (as JSON text, for the caller's faster parser)."""
+    if not caps:
+        return {}
+    if not is_postgres(conn):
+        found: set[str] = set()
+        for cap in sorted(set(caps.values())):
+            keys = [k for k, c in caps.items() if c == cap]
+            found.update(
+                p for pids in blocks(conn, keys, cap).values() if len(pids) <= cap for p in pids
+            )
+        return patient_versions(conn, found)
+    keys = sorted(caps)
+    raw: Any = conn.connection.driver_connection
+    with raw.cursor(binary=True) as cur:
+        cur.execute(
+            "WITH b AS (SELECT b.patient_id, count(*) OVER (PARTITION BY k.key) <= k.cap AS open "
+            "FROM unnest(%b::text[], %b::int[]) AS k(key, cap) "
+            "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
+            "WHERE mpi_blocks.key = k.key LIMIT k.cap + 1) AS b), "
+            "c AS (SELECT DISTINCT patient_id FROM b WHERE open) "
+            "SELECT r.res_id, r.last_updated, r.content::text FROM c JOIN resources AS r "
+            "ON r.res_type = 'Patient' AND r.res_id = c.patient_id AND NOT r.deleted",
+            (keys, [caps[k] for k in keys]),
+        )
+        return {pid: (at, body) for pid, at, body in cur.fetchall() if body is not None}
+
+
 def patient_stamps(conn: Connection, patient_ids: Iterable[str]) -> dict[str, int]:
     """When each current Patient of ``patient_ids`` was last updated."""
     out: dict[str, int] = {}

@@ -566,14 +566,13 @@ def match(
     """Stored Patients that may be the citizen of ``patient``, best first; creates nothing.
     Pairs a rule forbids (``certainly-not``) and scores below 1% are left out."""
     f = extract(patient)
-    keys = blocking_keys(f)
-    blocks = read_blocks(conn, keys)
-    found = {o for k, pids in blocks.items() if len(pids) <= cap_of(k) for o in pids}
+    found = store.candidates(conn, {k: cap_of(k) for k in blocking_keys(f)})
     model = load_model(conn)
     out = []
-    for pid, body in store.patient_bodies(conn, found).items():
-        body = _as_dict(body)
-        d = decide(model, f, extract(body))
+    for pid, (at, stored) in found.items():
+        body = _as_dict(stored)
+        theirs = _FEATURES.get((pid, at)) or _remember(pid, at, extract(body))
+        d = decide(model, f, theirs)
         if d.band == NO_LINK and (d.reasons or d.probability < 0.01):
             continue
         if only_certain and d.band != LINK:
@@ -612,15 +611,6 @@ def _remember(pid: str, at: int, features: Features) -> Features:
 
 def cap_of(key: str) -> int:
     return MAX_BLOCK if key.split(":", 1)[0] in IDENTIFIER_KEYS else WEAK_BLOCK
-
-
-def read_blocks(conn: Connection, keys: set[str]) -> dict[str, list[str]]:
-    """The records of each key, read only to one more than its cap beside the record itself
-    (so a crowded block is told apart and never read whole)."""
-    strong = {k for k in keys if cap_of(k) == MAX_BLOCK}
-    out = store.blocks(conn, strong, MAX_BLOCK + 1)
-    out.update(store.blocks(conn, keys - strong, WEAK_BLOCK + 1))
-    return out
 
 
 # --- resources the index writes ---------------------------------------------------------------
@@ -789,7 +779,7 @@ def _dec(x: float) -> float:
 
 
 def _as_dict(body: Any) -> dict[str, Any]:
-    return body if isinstance(body, dict) else json.loads(body)
+    return body if isinstance(body, dict) else loads(body)
 
 
 # --- rebuild ---------------------------------------------------------------------------------

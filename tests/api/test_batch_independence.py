@@ -71,8 +71,8 @@ def _fail_after_writing(monkeypatch: pytest.MonkeyPatch, res_id: str, how: str) 
     an SQL error (which aborts a PostgreSQL transaction)."""
     apply = ResourceRepository.apply
 
-    def failing(self: ResourceRepository, writes: Sequence[Write]) -> None:
-        apply(self, writes)
+    def failing(self: ResourceRepository, writes: Sequence[Write], rows: Any = ()) -> None:
+        apply(self, writes, rows)
         if any(w.res_id == res_id for w in writes):
             if how == "sql":
                 self.conn.execute(text("SELECT 1 / 0"))
