@@ -6,7 +6,7 @@ Statements take and return ids only; the records' demographics stay in the resou
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -384,15 +384,7 @@ def candidates(conn: Connection, caps: dict[str, int]) -> dict[str, tuple[int, A
 
 def patient_stamps(conn: Connection, patient_ids: Iterable[str]) -> dict[str, int]:
     """When each current Patient of ``patient_ids`` was last updated."""
-    out: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(patient_ids))):
-        rows = conn.execute(
-            select(R.c.res_id, R.c.last_updated).where(
-                R.c.res_type == "Patient", R.c.res_id.in_(chunk), R.c.deleted.is_(False)
-            )
-        )
-        out.update({r.res_id: r.last_updated for r in rows})
-    return out
+    return {r.res_id: r.last_updated for r in _current(conn, patient_ids, R.c.last_updated)}
 
 
 # --- decisions by a person -------------------------------------------------------------------
@@ -453,28 +445,24 @@ def drop_state(conn: Connection, name: str) -> None:
 
 def patient_bodies(conn: Connection, patient_ids: Iterable[str]) -> dict[str, Any]:
     """The current bodies of Patients (JSON text or, on PostgreSQL, parsed), without locks."""
-    out: dict[str, Any] = {}
-    for chunk in _chunks(sorted(set(patient_ids))):
-        rows = conn.execute(
-            select(R.c.res_id, R.c.content).where(
-                R.c.res_type == "Patient", R.c.res_id.in_(chunk), R.c.deleted.is_(False)
-            )
-        )
-        out.update({r.res_id: r.content for r in rows if r.content is not None})
-    return out
+    rows = _current(conn, patient_ids, R.c.content)
+    return {r.res_id: r.content for r in rows if r.content is not None}
 
 
 def patient_versions(conn: Connection, patient_ids: Iterable[str]) -> dict[str, tuple[int, Any]]:
     """:func:`patient_bodies` with when each was last updated: id -> (lastUpdated, body)."""
-    out: dict[str, tuple[int, Any]] = {}
+    rows = _current(conn, patient_ids, R.c.last_updated, R.c.content)
+    return {r.res_id: (r.last_updated, r.content) for r in rows if r.content is not None}
+
+
+def _current(conn: Connection, patient_ids: Iterable[str], *columns: Any) -> Iterator[Any]:
+    """Rows (``res_id`` and ``columns``) of the current Patients of ``patient_ids``."""
     for chunk in _chunks(sorted(set(patient_ids))):
-        rows = conn.execute(
-            select(R.c.res_id, R.c.last_updated, R.c.content).where(
+        yield from conn.execute(
+            select(R.c.res_id, *columns).where(
                 R.c.res_type == "Patient", R.c.res_id.in_(chunk), R.c.deleted.is_(False)
             )
         )
-        out.update({r.res_id: (r.last_updated, r.content) for r in rows if r.content is not None})
-    return out
 
 
 def all_patient_bodies(conn: Connection) -> Iterable[tuple[str, Any]]:
