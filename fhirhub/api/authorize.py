@@ -131,11 +131,15 @@ async def _history_system(request: Request, _: AccessToken) -> list[reach.Need]:
     return [(reach.ALL, "search")]
 
 
-async def _compartment(request: Request, _: AccessToken) -> list[reach.Need]:
+async def _compartment(request: Request, token: AccessToken) -> list[reach.Need]:
     owner = _types(request, "res_type")
     target = request.path_params.get("compartment_type", "")
     params = _query(request)
     if target == "$everything":
+        if owner == ["Patient"] and token.role == Role.facility:
+            # answered with only the types its scopes read, of its facility's records
+            # (fhirhub.api.facility): the Patient must be one it may read
+            return [("Patient", "read")]
         return reach.everything(params) if owner == ["Patient"] else []
     if target == "*":
         return [n for t in owner for n in reach.search(reach.compartment(t), params)]

@@ -9,12 +9,14 @@ Writer match, change and stamp as the facility.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import Request
 
 from fhirhub.auth import binding
 from fhirhub.auth.roles import Role
+from fhirhub.auth.scopes import allows
 from fhirhub.search.access import Access
 from fhirhub.services.writes import Writer
 
@@ -31,6 +33,16 @@ def access_of(request: Request) -> Access | None:
         cached = binding.reads_of(token.organization, adapter)
         request.state.access = cached
     return cached
+
+
+def readable_types(request: Request, types: Iterable[str]) -> list[str] | None:
+    """Of ``types``, those the facility client's scopes may read; None for any other client
+    (whose request was refused unless it may read them all)."""
+    token = getattr(request.state, "client", None)
+    if token is None or token.role != Role.facility:
+        return None
+    granted = token.scopes()
+    return [t for t in types if allows(granted, t, "read")]
 
 
 def bind_writer(request: Request, writer: Writer) -> Writer:

@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from fhirhub.api.authorize import bound_source
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
-from fhirhub.api.facility import access_of, as_client
+from fhirhub.api.facility import access_of, as_client, readable_types
 from fhirhub.api.inputs import allow_head, refuse_nul
 from fhirhub.api.responses import (
     FHIR_JSON,
@@ -35,6 +35,7 @@ from fhirhub.errors import FhirError, Issue, bad_request
 from fhirhub.ingest.service import IngestService
 from fhirhub.model.instant import now_us, to_instant
 from fhirhub.model.json import loads
+from fhirhub.model.resource_types import resource_types
 from fhirhub.search.access import Access
 from fhirhub.services import capabilities, history, read, transaction
 from fhirhub.services.writes import Result, Writer, check_type, parse_etag
@@ -386,6 +387,7 @@ async def compartment_search(
                 params=_query(request),
                 base_url=base,
                 access=access_of(request),
+                readable=readable_types(request, resource_types()),
             ),
         )
         if isinstance(answer, dict):

@@ -41,6 +41,7 @@ class Streamed:
     self_url: str
     base_url: str
     access: Access | None = None
+    readable: list[str] | None = None
 
 
 def everything(
@@ -50,10 +51,12 @@ def everything(
     params: list[tuple[str, str]],
     base_url: str,
     access: Access | None = None,
+    readable: list[str] | None = None,
 ) -> dict[str, Any] | Streamed:
     """A page of the answer as a Bundle when the client pages it (``_count``, ``_cursor``);
     otherwise what :func:`stream` needs to write the whole set. With ``access`` (a facility),
-    a Patient it may not read is refused (403) and the answer holds only what it may read."""
+    a Patient it may not read is refused (403) and the answer holds only what it may read;
+    with ``readable``, only resources of those types (what the client's scopes read)."""
     base_url = base_url.rstrip("/")
     exists = conn.execute(
         engine.select_pks(
@@ -78,6 +81,8 @@ def everything(
     where = _where(patient_id, params, ctl.types)
     if access is not None:
         where.extend(access.where(None, resources.c.pk))
+    if readable is not None:
+        where.append(resources.c.res_type.in_(readable))
     path = f"Patient/{patient_id}/$everything"
     if any(name in ("_count", "_cursor") for name, _ in params):
 
@@ -86,7 +91,7 @@ def everything(
             return list(
                 _batches(
                     lambda after: batches.referenced(
-                        conn, where, NO_CUTOFF, after, BATCH, sources, access
+                        conn, where, NO_CUTOFF, after, BATCH, sources, access, readable
                     )
                 )
             )
@@ -103,6 +108,7 @@ def everything(
         search._url(f"{base_url}/{path}", params),
         base_url,
         access,
+        readable,
     )
 
 
@@ -121,7 +127,7 @@ def stream(conn: Any, answer: Streamed) -> Iterator[bytes]:
         (lambda after: batches.members(conn, where, cutoff, after, BATCH), "match"),
         (
             lambda after: batches.referenced(
-                conn, where, cutoff, after, BATCH, access=answer.access
+                conn, where, cutoff, after, BATCH, access=answer.access, types=answer.readable
             ),
             "include",
         ),
