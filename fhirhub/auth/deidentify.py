@@ -20,7 +20,8 @@ response to an analyst passes through :func:`scrub`, which removes, at any depth
   it is sent;
 - as a belt, in every string that is left (not ids, references, systems or URLs): digit runs
   that look like a NIK (16 digits), a phone number (``08…``, ``+62 8…``, separated or not) or
-  any other run of 10 or more digits are masked (``***``).
+  any other run of 10 or more digits are masked (``***``); not a run inside a word or an id
+  (``550e8400-…-446655440000``).
 """
 
 from __future__ import annotations
@@ -71,11 +72,11 @@ _NOT_TEXT = frozenset(
     {"id", "reference", "system", "url", "fullUrl", "versionId", "lastUpdated", "source"}
 )
 _DIGITS = re.compile(
-    r"(?<![\d])(?:"
+    r"(?<![\w-])(?:"
     r"(?:\+?62|0)[\s.\-]?8\d{1,3}(?:[\s.\-]?\d{2,4}){2,3}"  # an Indonesian mobile number
     r"|\d{10,}"  # a NIK (16 digits), a card or record number
     r"|\d{4}[\s.\-]\d{4}[\s.\-]\d{4}[\s.\-]\d{4}"  # a NIK written in groups
-    r")(?![\d])"
+    r")(?![\w-])"
 )
 MASK = "***"
 
@@ -145,3 +146,58 @@ def _address(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in ("line", "text")}
     return value
+
+
+# --- SQL on FHIR views run by an analyst ------------------------------------------------------
+
+#: Elements an analyst's ViewDefinition may not read: the direct identifiers and free text
+#: :func:`scrub` removes from its answers (a view's rows are not FHIR JSON to scrub).
+VIEW_FORBIDDEN = frozenset(
+    {
+        *FREE_TEXT,
+        *_DROPPED,
+        "name",
+        "given",
+        "family",
+        "identifier",
+        "display",
+        "line",
+        "contact",
+        "contained",
+        "div",
+        "authorString",
+        "string",  # ofType(string)
+        "markdown",
+    }
+)
+#: A view of these may read their ``name`` and ``identifier`` (a Puskesmas's, a place's).
+_VIEW_DIRECTORY = frozenset({"Organization", "Location"})
+_PATH_KEYS = ("path", "forEach", "forEachOrNull")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|`[^`]*`")
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def view_refusal(view: Any) -> str | None:
+    """Why an analyst may not run ``view`` (a ViewDefinition as JSON), or None."""
+    if not isinstance(view, dict):
+        return None
+    directory = view.get("resource") in _VIEW_DIRECTORY
+    for path in _view_paths(view):
+        for token in _TOKEN.findall(_QUOTED.sub("", path)):
+            if token in VIEW_FORBIDDEN and not (directory and token in ("name", "identifier")):
+                return f"An analyst's view may not read '{token}' (in '{path[:80]}')"
+    return None
+
+
+def _view_paths(value: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _PATH_KEYS and isinstance(item, str):
+                out.append(item)
+            else:
+                out.extend(_view_paths(item))
+    elif isinstance(value, list):
+        for item in value:
+            out.extend(_view_paths(item))
+    return out

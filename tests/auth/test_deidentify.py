@@ -244,3 +244,84 @@ def test_an_analysts_answers_carry_no_free_text_identity(
         assert answer.status_code == 200, (path, answer.text)
         for _, secret in sentences:
             assert secret not in answer.text, (path, secret)
+
+
+# --- views and indicators -----------------------------------------------------------------
+
+
+def _view(resource: str, *paths: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "viewResource",
+                "resource": {
+                    "resourceType": "ViewDefinition",
+                    "resource": resource,
+                    "status": "active",
+                    "select": [
+                        {"column": [{"name": f"c{i}", "path": p} for i, p in enumerate(paths)]}
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def test_an_analysts_views_read_no_direct_identifier(auth_app: AuthClient) -> None:
+    admin = auth_app.headers(auth_app.as_role(Role.admin), **FHIR_JSON)
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "name": [{"family": NAME}],
+        "identifier": [{"system": systems.NIK, "value": NIK}],
+        "gender": "female",
+        "address": [{"use": "home", "line": [STREET], "city": "Baubau", "district": "Wolio"}],
+    }
+    assert auth_app.http.put("/fhir/Patient/p1", json=patient, headers=admin).status_code == 201
+    obs = {**OBSERVATION, "note": [{"text": f"{NAME} {PHONE}"}]}
+    assert auth_app.http.put("/fhir/Observation/o1", json=obs, headers=admin).status_code == 201
+    analyst = auth_app.headers(auth_app.as_role(Role.analyst), **FHIR_JSON)
+    run = "/fhir/ViewDefinition/$viewdefinition-run"
+    for body in (
+        _view("Patient", "name.family"),
+        _view("Patient", "identifier.where(system = 'x').value"),
+        _view("Patient", "address.line.first()"),
+        _view("Patient", "telecom.value"),
+        _view("Observation", "note.text"),
+        _view("Observation", "subject.display"),
+        _view("Observation", "value.ofType(string)"),
+        _view("Observation", "text.div"),
+    ):
+        answer = auth_app.http.post(run, json=body, headers=analyst)
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["issue"][0]["code"] == "forbidden"
+    # what an indicator needs is allowed, in every format; the admin's view is not checked
+    for fmt in ("json", "ndjson", "csv"):
+        answer = auth_app.http.post(
+            f"{run}?_format={fmt}",
+            json=_view("Patient", "gender", "address.where(use = 'home').district.first()"),
+            headers=analyst,
+        )
+        assert answer.status_code == 200, answer.text
+        assert "female" in answer.text and "Wolio" in answer.text
+        assert NAME not in answer.text and NIK not in answer.text
+    answer = auth_app.http.get(
+        "/fhir/ViewDefinition/patient-demographics/$viewdefinition-run", headers=analyst
+    )
+    assert answer.status_code == 200, answer.text
+    answer = auth_app.http.post(run, json=_view("Patient", "name.family"), headers=admin)
+    assert answer.status_code == 200 and NAME in answer.text
+    answer = auth_app.http.post(
+        run, json=_view("Organization", "name", "identifier.value"), headers=analyst
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_view_refusal_ignores_quoted_text() -> None:
+    from fhirhub.auth.deidentify import view_refusal
+
+    view = _view("Observation", "code.coding.where(system = 'name').code")
+    assert view_refusal(view["parameter"][0]["resource"]) is None
+    view = _view("Observation", "code.coding.display")
+    assert view_refusal(view["parameter"][0]["resource"]) is not None
