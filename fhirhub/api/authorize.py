@@ -53,12 +53,11 @@ def unauthorised(reason: str | None) -> FhirError:
     return FhirError(401, [Issue("login", text)], {"WWW-Authenticate": header})
 
 
+_INSUFFICIENT = {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'}
+
+
 def forbidden(text: str) -> FhirError:
-    return FhirError(
-        403,
-        [Issue("forbidden", text)],
-        {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'},
-    )
+    return FhirError(403, [Issue("forbidden", text)], _INSUFFICIENT)
 
 
 # --- what each route reaches --------------------------------------------------------------
@@ -371,6 +370,7 @@ async def _as_itself(request: Request, token: AccessToken) -> None:
         raise FhirError(
             403,
             [Issue("forbidden", f"{own} may not write data that names {other}", (expression,))],
+            _INSUFFICIENT,
         )
 
 
@@ -401,6 +401,7 @@ async def _stored_as_itself(request: Request, own: str) -> None:
                     f"{own} may not change it",
                 )
             ],
+            _INSUFFICIENT,
         )
 
 

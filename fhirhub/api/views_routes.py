@@ -24,6 +24,7 @@ from fhirhub.auth import deidentify
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError
 from fhirhub.model.json import loads
+from fhirhub.search.access import forbidden
 from fhirhub.services import view_run
 
 router = APIRouter(prefix="/fhir/ViewDefinition", dependencies=[Depends(refuse_nul)])
@@ -58,7 +59,7 @@ async def _run(
 def _refuse(view: Any) -> Any:
     refusal = deidentify.view_refusal(view)
     if refusal is not None:
-        raise FhirError.single(403, "forbidden", refusal)
+        raise forbidden(refusal)
     return view
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select, union_all
 
+from fhirhub.errors import FhirError, Issue
 from fhirhub.search.tables import resources, search_reference, search_uri
 
 SOURCE_PARAM = "_source"
@@ -139,4 +140,13 @@ class Access:
         return conn.execute(q.limit(1)).first() is not None
 
 
-__all__ = ["Access"]
+def forbidden(text: str) -> FhirError:
+    """403 for a record the client may not reach (its token is good; its organisation is not)."""
+    return FhirError(
+        403,
+        [Issue("forbidden", text)],
+        {"WWW-Authenticate": 'Bearer realm="fhirhub", error="insufficient_scope"'},
+    )
+
+
+__all__ = ["Access", "forbidden"]

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 
 from fhirhub.config import get_settings
-from fhirhub.errors import FhirError, bad_request, not_found
+from fhirhub.errors import bad_request, not_found
 from fhirhub.model.json import dumps
 from fhirhub.search import batches, engine, registry
-from fhirhub.search.access import Access
+from fhirhub.search.access import Access, forbidden
 from fhirhub.search.engine import Hit
 from fhirhub.search.tables import resources
 from fhirhub.services import search
@@ -70,9 +70,7 @@ def everything(
     if exists is None:
         raise not_found(f"Patient/{patient_id} is not known")
     if access is not None and not access.reaches(conn, "Patient", patient_id):
-        raise FhirError.single(
-            403, "forbidden", f"Patient/{patient_id} is not a patient this client may read"
-        )
+        raise forbidden(f"Patient/{patient_id} is not a patient this client may read")
     for name, _ in params:
         if name not in ALLOWED:
             raise bad_request(f"parameter '{name}' is not supported by $everything", name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fhirhub.errors import FhirError, Issue
-from fhirhub.search.access import Access
+from fhirhub.search.access import Access, forbidden
 from fhirhub.services.writes import check_type
 from fhirhub.storage.repository import ResourceRepository, StoredVersion
 
@@ -52,6 +52,4 @@ def refuse_unreachable(
     if found is None or found.deleted:
         return  # the interaction says 404 or 410 itself
     if not access.reaches(repo.conn, res_type, res_id):
-        raise FhirError.single(
-            403, "forbidden", f"{res_type}/{res_id} is not a record this client may read"
-        )
+        raise forbidden(f"{res_type}/{res_id} is not a record this client may read")

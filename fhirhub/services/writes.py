@@ -24,7 +24,7 @@ from fhirhub.model.json import dumps_str, loads
 from fhirhub.model.resource_types import is_resource_type, is_valid_id
 from fhirhub.model.validation import validate_resource
 from fhirhub.search import find_matches
-from fhirhub.search.access import Access
+from fhirhub.search.access import Access, forbidden
 from fhirhub.search.indexing import index_rows
 from fhirhub.search.query import RESULT_PARAMS
 from fhirhub.services.patient_index import PatientIndex
@@ -364,11 +364,9 @@ class Writer:
         if self.access is None or prev is None or prev.deleted or prev.pk == 0:
             return
         if not self.access.owns(self.repo.conn, res_type, res_id):
-            raise FhirError.single(
-                403,
-                "forbidden",
+            raise forbidden(
                 f"{res_type}/{res_id} is not a record of {self.access.organization}: "
-                "a facility changes only its own records",
+                "a facility changes only its own records"
             )
 
     def forget_pending(self) -> None:
