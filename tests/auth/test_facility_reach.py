@@ -394,3 +394,26 @@ def test_its_bundles_through_its_adapter_are_stamped_and_its_own(
     _get(auth_app, f"/fhir/{patient.split('/_history')[0]}", two["b"], 403)
     for x in locations:
         _get(auth_app, f"/fhir/{x.split('/_history')[0]}", two["a"])
+
+
+def test_match_finds_only_patients_it_may_read(
+    auth_app: AuthClient, two: dict[str, dict[str, str]]
+) -> None:
+    from fhirhub.model import systems
+
+    person = {
+        "resourceType": "Patient",
+        "identifier": [{"system": systems.NIK, "value": "7472014501900001"}],
+        "name": [{"use": "official", "text": "Wa Ode Sitti", "family": "Wa Ode Sitti"}],
+        "gender": "female",
+        "birthDate": "1990-01-05",
+    }
+    theirs = {**person, "id": "pm", "managingOrganization": {"reference": ORG_B}}
+    answer = auth_app.http.put("/fhir/Patient/pm", json=theirs, headers=two["sync"])
+    assert answer.status_code == 201, answer.text
+    body = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": person}]}
+    for who, expected in (("a", set()), ("b", {"pm"}), ("sync", {"pm"})):
+        answer = auth_app.http.post("/fhir/Patient/$match", json=body, headers=two[who])
+        assert answer.status_code == 200, answer.text
+        assert _ids(answer.json()) == expected, who
+        assert answer.json()["total"] == len(expected)
