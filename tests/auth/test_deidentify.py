@@ -325,3 +325,56 @@ def test_view_refusal_ignores_quoted_text() -> None:
     assert view_refusal(view["parameter"][0]["resource"]) is None
     view = _view("Observation", "code.coding.display")
     assert view_refusal(view["parameter"][0]["resource"]) is not None
+
+
+def test_an_analysts_subject_list_names_subjects_by_reference_only(auth_app: AuthClient) -> None:
+    admin = auth_app.headers(auth_app.as_role(Role.admin), **FHIR_JSON)
+    administrative = "https://fhir.kemkes.go.id/r4/StructureDefinition/administrativeCode"
+    patient = {
+        "resourceType": "Patient",
+        "id": "hiv1",
+        "name": [{"text": NAME}],
+        "identifier": [{"system": systems.NIK, "value": NIK}],
+        "telecom": [{"system": "phone", "value": PHONE}],
+        "gender": "female",
+        "birthDate": "1990-05-01",
+        "address": [
+            {
+                "line": [STREET],
+                "extension": [
+                    {
+                        "url": administrative,
+                        "extension": [{"url": "village", "valueCode": "7472011007"}],
+                    }
+                ],
+            }
+        ],
+    }
+    test = {
+        "resourceType": "Observation",
+        "id": "hiv1-test",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "75622-1"}]},
+        "subject": {"reference": "Patient/hiv1", "display": NAME},
+        "effectiveDateTime": "2025-03-01T09:00:00+08:00",
+        "note": [{"text": f"{NAME} {PHONE}"}],
+    }
+    for r in (patient, test):
+        answer = auth_app.http.put(f"/fhir/{r['resourceType']}/{r['id']}", json=r, headers=admin)
+        assert answer.status_code in (200, 201), answer.text
+    analyst = auth_app.headers(auth_app.as_role(Role.analyst))
+    answer = auth_app.http.get(
+        "/fhir/Measure/spm-12/$evaluate-measure",
+        params={
+            "periodStart": "2025-01-01",
+            "periodEnd": "2025-12-31",
+            "reportType": "subject-list",
+        },
+        headers=analyst,
+    )
+    assert answer.status_code == 200, answer.text
+    for secret in (NAME, NIK, PHONE, STREET):
+        assert secret not in answer.text
+    lists = [c for c in answer.json().get("contained", []) if c["resourceType"] == "List"]
+    items = [e["item"] for x in lists for e in x.get("entry", [])]
+    assert items and all(set(i) == {"reference"} for i in items)
