@@ -183,6 +183,8 @@ def test_a_search_by_id_or_compartment_finds_nothing_of_another(
     auth_app: AuthClient, two: dict[str, dict[str, str]]
 ) -> None:
     assert _ids(_get(auth_app, "/fhir/Patient?_id=pb", two["a"])) == set()
+    bundle = _get(auth_app, "/fhir?_type=Patient,Encounter&_total=accurate", two["a"])
+    assert _ids(bundle) == {"pa", "pl", "ea"} and bundle["total"] == 3
     assert _ids(_get(auth_app, "/fhir/Encounter?subject=Patient/pb", two["a"])) == set()
     assert _ids(_get(auth_app, "/fhir/Patient/pb/Observation", two["a"])) == {"oy"}
     assert _ids(_get(auth_app, "/fhir/Patient/pa/Observation", two["a"])) == {"oa", "ox"}
