@@ -123,21 +123,55 @@ class Access:
     # --- one record ---------------------------------------------------------------------
 
     def reaches(self, conn: Any, res_type: str, res_id: str) -> bool:
-        """Whether the current ``res_type/res_id`` is one the client may read."""
+        """Whether the current ``res_type/res_id`` is one the client may read: probes of its
+        own index rows (and of the Patients it refers to), not the facility's whole set."""
+        if res_type in self.open_types:
+            return True
         r = resources
-        q = select(r.c.pk).where(
-            r.c.res_type == res_type, r.c.res_id == res_id, *self.where(res_type, r.c.pk)
+        q = select(r.c.pk).where(r.c.res_type == res_type, r.c.res_id == res_id)
+        pk = conn.execute(q.limit(1)).scalar()
+        if pk is None or self.org_id is None:
+            return False
+        if self._owned(conn, [pk]):
+            return True
+        if res_type == "Patient":
+            return False
+        ref, p = search_reference.alias("access_ref"), resources.alias("access_patient")
+        patients = (
+            select(p.c.pk)
+            .join(ref, (p.c.res_type == "Patient") & (p.c.res_id == ref.c.target_id))
+            .where(ref.c.resource_pk == pk, ref.c.target_type == "Patient")
         )
-        return conn.execute(q.limit(1)).first() is not None
+        return self._owned(conn, [int(x) for x in conn.execute(patients).scalars()])
+
+    def _owned(self, conn: Any, pks: list[int]) -> bool:
+        """Whether one of ``pks`` is one of its own records (by their own index rows)."""
+        if not pks:
+            return False
+        ref = search_reference.alias("access_org")
+        named = select(ref.c.resource_pk).where(
+            ref.c.resource_pk.in_(pks),
+            ref.c.target_type == "Organization",
+            ref.c.target_id == self.org_id,
+        )
+        if conn.execute(named.limit(1)).first() is not None:
+            return True
+        if not self.sources:
+            return False
+        uri = search_uri.alias("access_src")
+        stamped = select(uri.c.resource_pk).where(
+            uri.c.resource_pk.in_(pks),
+            uri.c.param == SOURCE_PARAM,
+            uri.c.value.in_(list(self.sources)),
+        )
+        return conn.execute(stamped.limit(1)).first() is not None
 
     def owns(self, conn: Any, res_type: str, res_id: str) -> bool:
         """Whether the current ``res_type/res_id`` is one of its own records."""
-        own = self.own(res_type)
-        if own is None:
-            return False
         r = resources
-        q = select(r.c.pk).where(r.c.res_type == res_type, r.c.res_id == res_id, r.c.pk.in_(own))
-        return conn.execute(q.limit(1)).first() is not None
+        q = select(r.c.pk).where(r.c.res_type == res_type, r.c.res_id == res_id)
+        pk = conn.execute(q.limit(1)).scalar()
+        return pk is not None and self.org_id is not None and self._owned(conn, [pk])
 
 
 def forbidden(text: str) -> FhirError:
