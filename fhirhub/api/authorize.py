@@ -53,12 +53,11 @@ def unauthorised(reason: str | None) -> FhirError:
     return FhirError(401, [Issue("login", text)], {"WWW-Authenticate": header})
 
 
+_INSUFFICIENT = {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'}
+
+
 def forbidden(text: str) -> FhirError:
-    return FhirError(
-        403,
-        [Issue("forbidden", text)],
-        {"WWW-Authenticate": f'{_REALM}, error="insufficient_scope"'},
-    )
+    return FhirError(403, [Issue("forbidden", text)], _INSUFFICIENT)
 
 
 # --- what each route reaches --------------------------------------------------------------
@@ -131,11 +130,15 @@ async def _history_system(request: Request, _: AccessToken) -> list[reach.Need]:
     return [(reach.ALL, "search")]
 
 
-async def _compartment(request: Request, _: AccessToken) -> list[reach.Need]:
+async def _compartment(request: Request, token: AccessToken) -> list[reach.Need]:
     owner = _types(request, "res_type")
     target = request.path_params.get("compartment_type", "")
     params = _query(request)
     if target == "$everything":
+        if owner == ["Patient"] and token.role == Role.facility:
+            # answered with only the types its scopes read, of its facility's records
+            # (fhirhub.api.facility): the Patient must be one it may read
+            return [("Patient", "read")]
         return reach.everything(params) if owner == ["Patient"] else []
     if target == "*":
         return [n for t in owner for n in reach.search(reach.compartment(t), params)]
@@ -367,6 +370,7 @@ async def _as_itself(request: Request, token: AccessToken) -> None:
         raise FhirError(
             403,
             [Issue("forbidden", f"{own} may not write data that names {other}", (expression,))],
+            _INSUFFICIENT,
         )
 
 
@@ -397,6 +401,7 @@ async def _stored_as_itself(request: Request, own: str) -> None:
                     f"{own} may not change it",
                 )
             ],
+            _INSUFFICIENT,
         )
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from fhirhub.api.authorize import bound_source
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
+from fhirhub.api.facility import access_of, as_client, readable_types
 from fhirhub.api.inputs import allow_head, refuse_nul
 from fhirhub.api.responses import (
     FHIR_JSON,
@@ -34,6 +35,8 @@ from fhirhub.errors import FhirError, Issue, bad_request
 from fhirhub.ingest.service import IngestService
 from fhirhub.model.instant import now_us, to_instant
 from fhirhub.model.json import loads
+from fhirhub.model.resource_types import resource_types
+from fhirhub.search.access import Access
 from fhirhub.services import capabilities, history, read, transaction
 from fhirhub.services.writes import Result, Writer, check_type, parse_etag
 from fhirhub.storage.repository import ResourceRepository
@@ -99,8 +102,10 @@ def _conditional_query(request: Request) -> str:
     return urlencode(keep)
 
 
-async def _in_write(db: DatabaseDep, fn: Any, *args: Any) -> Any:
-    return await db.run(lambda: db.transact(lambda writer: fn(writer, *args)))
+async def _in_write(request: Request, db: DatabaseDep, fn: Any, *args: Any) -> Any:
+    """``fn(writer, *args)`` in one transaction, the writer bound to the request's client."""
+    work = as_client(request, lambda writer: fn(writer, *args))
+    return await db.run(lambda: db.transact(work))
 
 
 async def _in_read(db: DatabaseDep, fn: Any, *args: Any, one_statement: bool = False) -> Any:
@@ -163,6 +168,7 @@ async def transaction_or_batch(
         return fhir_response(response, request)
     base = base_url(request)
     return_resources = prefer(request, "return") == "representation"
+    access = access_of(request)
 
     def run(writer: Writer) -> dict[str, Any]:
         repo = writer.repo
@@ -170,11 +176,11 @@ async def transaction_or_batch(
             writer,
             bundle,
             base_url=base,
-            get=lambda url: _bundle_get(repo, url, base, settings),
+            get=lambda url: _bundle_get(repo, url, base, settings, access),
             return_resources=return_resources,
         )
 
-    return fhir_response(await _in_write(db, run), request)
+    return fhir_response(await _in_write(request, db, run), request)
 
 
 def _with_resources(repo: ResourceRepository, response: dict[str, Any]) -> None:
@@ -252,7 +258,7 @@ async def create(
         )
     if_none_exist = request.headers.get("if-none-exist")
     result = await _in_write(
-        db, lambda writer: writer.create(resource, if_none_exist=if_none_exist)
+        request, db, lambda writer: writer.create(resource, if_none_exist=if_none_exist)
     )
     return _write_response(request, result, base_url(request))
 
@@ -267,6 +273,7 @@ async def conditional_update(
     resource = _resource_body(await _body(request, settings, RESOURCE_MEDIA))
     if_match = request.headers.get("if-match")
     result = await _in_write(
+        request,
         db,
         lambda writer: writer.conditional_update(res_type, query, resource, if_match=if_match),
     )
@@ -278,7 +285,7 @@ async def conditional_delete(request: Request, db: DatabaseDep, res_type: str) -
     negotiate(request)
     check_type(res_type)
     query = _conditional_query(request)
-    result = await _in_write(db, lambda writer: writer.conditional_delete(res_type, query))
+    result = await _in_write(request, db, lambda writer: writer.conditional_delete(res_type, query))
     return _delete_response(result)
 
 
@@ -297,6 +304,7 @@ async def history_type(
 async def read_instance(request: Request, db: DatabaseDep, res_type: str, res_id: str) -> Response:
     negotiate(request)
     found = await db.read_by_id(read.read, res_type, res_id)
+    await _refuse_unreachable(request, db, res_type, res_id)
     headers = version_headers(found.version, found.last_updated)
     if _not_modified(request, found.version, found.last_updated):
         return Response(status_code=304, headers=headers)
@@ -313,7 +321,7 @@ async def update(
     resource = _resource_body(await _body(request, settings, RESOURCE_MEDIA))
     if_match = request.headers.get("if-match")
     result = await _in_write(
-        db, lambda writer: writer.update(res_type, res_id, resource, if_match=if_match)
+        request, db, lambda writer: writer.update(res_type, res_id, resource, if_match=if_match)
     )
     return _write_response(request, result, base_url(request))
 
@@ -329,7 +337,7 @@ async def patch(
         raise bad_request("A JSON Patch is a list of operations", code="structure")
     if_match = request.headers.get("if-match")
     result = await _in_write(
-        db, lambda writer: writer.patch(res_type, res_id, operations, if_match=if_match)
+        request, db, lambda writer: writer.patch(res_type, res_id, operations, if_match=if_match)
     )
     return _write_response(request, result, base_url(request))
 
@@ -337,7 +345,7 @@ async def patch(
 @router.delete("/{res_type}/{res_id}")
 async def delete(request: Request, db: DatabaseDep, res_type: str, res_id: str) -> Response:
     negotiate(request)
-    result = await _in_write(db, lambda writer: writer.delete(res_type, res_id))
+    result = await _in_write(request, db, lambda writer: writer.delete(res_type, res_id))
     return _delete_response(result)
 
 
@@ -355,6 +363,7 @@ async def vread(
 ) -> Response:
     negotiate(request)
     found = await _in_read(db, read.vread, res_type, res_id, version, one_statement=True)
+    await _refuse_unreachable(request, db, res_type, res_id)
     assert found.content is not None
     headers = version_headers(found.version, found.last_updated)
     return content_response(found.content, request, 200, headers)
@@ -373,7 +382,12 @@ async def compartment_search(
         answer = await _in_read(
             db,
             lambda repo: everything.everything(
-                repo.conn, patient_id=res_id, params=_query(request), base_url=base
+                repo.conn,
+                patient_id=res_id,
+                params=_query(request),
+                base_url=base,
+                access=access_of(request),
+                readable=readable_types(request, resource_types()),
             ),
         )
         if isinstance(answer, dict):
@@ -391,6 +405,21 @@ async def compartment_search(
 
 
 # --- shared --------------------------------------------------------------------------------
+
+
+async def _refuse_unreachable(
+    request: Request, db: DatabaseDep, res_type: str, res_id: str
+) -> None:
+    """403 for a facility client reading a record that is not one it may read."""
+    access = access_of(request)
+    if access is None:
+        return
+
+    def check() -> None:
+        with db.read() as repo:
+            read.refuse_unreachable(repo, access, res_type, res_id)
+
+    await db.run(check)
 
 
 async def _search(
@@ -414,6 +443,7 @@ async def _search(
             compartment=compartment,
             strict=strict,
             limits=limits,
+            access=access_of(request),
         ),
         request=request,
     )
@@ -439,6 +469,7 @@ async def _history(
             base_url=base,
             default_count=settings.default_page_size,
             max_count=settings.max_page_size,
+            access=access_of(request),
         ),
     )
     return fhir_response(bundle, request)
@@ -447,7 +478,9 @@ async def _history(
 async def _reindex(request: Request, db: DatabaseDep, res_type: str | None) -> Response:
     from fhirhub.services import search
 
-    count = await _in_write(db, lambda writer: search.reindex(writer.repo.conn, res_type=res_type))
+    count = await _in_write(
+        request, db, lambda writer: search.reindex(writer.repo.conn, res_type=res_type)
+    )
     parameters = {
         "resourceType": "Parameters",
         "parameter": [{"name": "reindexed", "valueInteger": count}],
@@ -478,9 +511,10 @@ def _not_modified(request: Request, version: int, last_updated: int) -> bool:
 
 
 def _bundle_get(
-    repo: ResourceRepository, url: str, base: str, settings: Settings
+    repo: ResourceRepository, url: str, base: str, settings: Settings, access: Access | None
 ) -> tuple[int, Any]:
-    """A GET entry of a batch or transaction: read, vread or search."""
+    """A GET entry of a batch or transaction: read, vread or search (of what ``access``
+    reaches, for a facility client)."""
     from fhirhub.services import search
 
     path, _, query = url.partition("?")
@@ -488,14 +522,20 @@ def _bundle_get(
     try:
         if len(parts) == 2:
             found = read.read(repo, parts[0], parts[1])
+            if access is not None:
+                read.refuse_unreachable(repo, access, parts[0], parts[1])
             return 200, loads(found.content or "{}")
         if len(parts) == 4 and parts[2] == "_history":
             found = read.vread(repo, parts[0], parts[1], parts[3])
+            if access is not None:
+                read.refuse_unreachable(repo, access, parts[0], parts[1])
             return 200, loads(found.content or "{}")
         if len(parts) == 1:
             check_type(parts[0])
             params = parse_qsl(query, keep_blank_values=True)
-            return 200, search.search(repo.conn, res_type=parts[0], params=params, base_url=base)
+            return 200, search.search(
+                repo.conn, res_type=parts[0], params=params, base_url=base, access=access
+            )
     except FhirError as err:
         return err.status, {
             "resourceType": "OperationOutcome",

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize
 from fhirhub.api.deps import DatabaseDep, SettingsDep, base_url
+from fhirhub.api.facility import access_of
 from fhirhub.api.inputs import refuse_nul
 from fhirhub.api.responses import fhir_response, negotiate
 from fhirhub.errors import FhirError, bad_request
@@ -109,9 +110,17 @@ async def match(request: Request, db: DatabaseDep, settings: SettingsDep) -> Res
                 "count must be a positive valueInteger", "Parameters.parameter[count]"
             )
 
+    access = access_of(request)  # a facility matches only Patients it may read
+
     def run() -> list[patient_index.Match]:
         with db.read() as repo:
-            return patient_index.match(repo.conn, patient, count=count, only_certain=only_certain)
+            if access is None:
+                return patient_index.match(
+                    repo.conn, patient, count=count, only_certain=only_certain
+                )
+            found = patient_index.match(repo.conn, patient, count=None, only_certain=only_certain)
+            found = [m for m in found if access.reaches(repo.conn, "Patient", m.patient_id)]
+            return found[:count] if count is not None else found
 
     found = await db.run(run)
     base = base_url(request)

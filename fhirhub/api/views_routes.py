@@ -9,6 +9,7 @@ starts, so a bad view is a 400 OperationOutcome.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -16,11 +17,14 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from fhirhub.api.bodies import read_body
+from fhirhub.api.deidentify import is_analyst
 from fhirhub.api.deps import DatabaseDep, SettingsDep
 from fhirhub.api.inputs import refuse_nul
+from fhirhub.auth import deidentify
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError
 from fhirhub.model.json import loads
+from fhirhub.search.access import forbidden
 from fhirhub.services import view_run
 
 router = APIRouter(prefix="/fhir/ViewDefinition", dependencies=[Depends(refuse_nul)])
@@ -41,14 +45,26 @@ async def _run(
     request: Request, db: DatabaseDep, settings: Settings, body: Any, view_id: str | None
 ) -> Response:
     query = list(request.query_params.multi_items())
-    run = view_run.parse_request(
-        body,
-        query,
-        stored_view=partial(view_run.catalogue_view, settings.views_dir),
-        view_id=view_id,
-    )
+    stored: Callable[[str], Any] = partial(view_run.catalogue_view, settings.views_dir)
+    if is_analyst(request):  # its rows carry no direct identifier: the view may not read one
+        stored = _checked(stored)
+        for param in body.get("parameter", []) if isinstance(body, dict) else []:
+            if isinstance(param, dict) and param.get("name") == "viewResource":
+                _refuse(param.get("resource"))
+    run = view_run.parse_request(body, query, stored_view=stored, view_id=view_id)
     stream = await db.run(partial(view_run.start, run, db.engine))
     return StreamingResponse(iter(stream), media_type=stream.media_type)
+
+
+def _refuse(view: Any) -> Any:
+    refusal = deidentify.view_refusal(view)
+    if refusal is not None:
+        raise forbidden(refusal)
+    return view
+
+
+def _checked(stored: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda view_id: _refuse(stored(view_id))
 
 
 @router.post("/$viewdefinition-run")

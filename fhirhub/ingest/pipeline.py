@@ -33,6 +33,7 @@ import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from fhirhub.auth import binding
 from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
 from fhirhub.ingest import adapters, metrics, provenance
 from fhirhub.ingest.adapters import Context, Mapped, Merge, Message
@@ -289,6 +290,7 @@ class Pipeline:
             now=now_us(),
         )
         writer = Writer(ResourceRepository(conn))
+        _as_facility(writer, bundle, message, mapped.sender)
         response = transaction.process(
             writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
         )
@@ -328,6 +330,25 @@ class Pipeline:
                 )
             repo.reopen(message_id, self.max_attempts)
             return repo.get(message_id) or row
+
+
+def _as_facility(
+    writer: Writer, bundle: dict[str, Any], message: Message, code: str | None
+) -> None:
+    """A message sent by an authenticated facility (its sender is its Organization): every
+    entry is stamped as its own (``fhirhub.auth.binding.stamp``) and it may change only its
+    own records, those stamped so and those it sent under its code before it had a client."""
+    organization = message.sender
+    if not binding.is_organization(organization):
+        return
+    assert organization is not None
+    source = binding.facility_source(message.source, organization)
+    legacy = [provenance.source_uri(message.source, code)] if code else []
+    writer.access = binding.reads_of(organization, message.source, *legacy)
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            entry["resource"] = binding.stamp(resource, organization, source)
 
 
 def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:

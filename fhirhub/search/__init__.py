@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def find_matches(conn: Any, res_type: str, query: str) -> list[tuple[int, str]]:
-    """(resources.pk, res_id) of the current resources of ``res_type`` matching ``query``."""
+def find_matches(conn: Any, res_type: str, query: str, access: Any = None) -> list[tuple[int, str]]:
+    """(resources.pk, res_id) of the current resources of ``res_type`` matching ``query``
+    (of those ``access``, a :class:`fhirhub.search.access.Access`, reaches)."""
     from fhirhub.search.query import find_matches as _find
 
-    return _find(conn, res_type, query)
+    return _find(conn, res_type, query, access)
 
 
 __all__ = ["find_matches"]

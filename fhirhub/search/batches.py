@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, select
 
+from fhirhub.search.access import Access
 from fhirhub.search.engine import Hit
 from fhirhub.search.tables import resource_versions, resources, search_reference
 
@@ -39,11 +40,14 @@ def referenced(
     after: int,
     limit: int,
     sources: Sequence[int] | None = None,
+    access: Access | None = None,
+    types: Sequence[str] | None = None,
 ) -> list[Hit]:
     """Up to ``limit`` current resources, pk above ``after``, that the resources matching
     ``where`` (or only those of ``sources``, pks) refer to and that do not match ``where``
     themselves: one level of references out of the set, each resource once. References are
-    those a search parameter indexes (``search_reference``)."""
+    those a search parameter indexes (``search_reference``). With ``access``, only those the
+    client may read; with ``types``, only of those types."""
     member_pks = select(resources.c.pk).where(
         resources.c.deleted == false(), resources.c.pk <= cutoff, *where
     )
@@ -69,6 +73,8 @@ def referenced(
             t.c.pk > after,
             t.c.pk.in_(targets),
             t.c.pk.not_in(member_pks),
+            *(access.where(None, t.c.pk) if access is not None else ()),
+            *([t.c.res_type.in_(list(types))] if types is not None else []),
         )
         .order_by(t.c.pk)
         .limit(limit)

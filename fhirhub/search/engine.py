@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 
 from fhirhub.search import driven, registry
+from fhirhub.search.access import Access
 from fhirhub.search.tables import (
     TABLE_OF_TYPE,
     param_scope,
@@ -310,13 +311,20 @@ def _spec_filter(spec: IncludeSpec, ref: Any) -> list[ColumnElement[bool]]:
 
 
 def included(
-    conn: Any, hits: list[Hit], specs: list[IncludeSpec], reverse: bool, limit: int | None = None
+    conn: Any,
+    hits: list[Hit],
+    specs: list[IncludeSpec],
+    reverse: bool,
+    limit: int | None = None,
+    access: Access | None = None,
 ) -> list[Hit]:
     """Resources ``hits`` refer to (or, ``reverse``, that refer to them), with their bodies:
-    one statement per include parameter, each returning at most ``limit`` rows."""
+    one statement per include parameter, each returning at most ``limit`` rows; only those
+    ``access`` reaches, when given."""
     if not hits or not specs:
         return []
     r, v, ref = resources, resource_versions, search_reference
+    readable = access.where(None, r.c.pk) if access is not None else []
     out: dict[int, Hit] = {}
     with_body = and_(v.c.resource_pk == r.c.pk, v.c.version == r.c.version)
     if not reverse:
@@ -342,7 +350,7 @@ def included(
                         ),
                     ).join(v, with_body)
                 )
-                .where(r.c.deleted == false())
+                .where(r.c.deleted == false(), *readable)
                 .limit(limit)
             )
             for pk, rt, rid, body in conn.execute(q):
@@ -359,7 +367,11 @@ def included(
             q = (
                 select(r.c.pk, r.c.res_type, r.c.res_id, v.c.content)
                 .select_from(r.join(v, with_body))
-                .where(r.c.deleted == false(), r.c.pk.in_(select(ref.c.resource_pk).where(*conds)))
+                .where(
+                    r.c.deleted == false(),
+                    r.c.pk.in_(select(ref.c.resource_pk).where(*conds)),
+                    *readable,
+                )
                 .limit(limit)
             )
             for pk, rt, rid, body in conn.execute(q):

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
 
 from fhirhub.errors import bad_request
 from fhirhub.search import chains, registry
+from fhirhub.search.access import Access
 from fhirhub.search.clauses import (
     composite_clause,
     of_type_pks,
@@ -82,6 +83,7 @@ class Criteria:
         strict: bool = True,
         conn: Any = None,
         walk: bool = False,
+        access: Access | None = None,
     ) -> None:
         self.base_url = (base_url or "").rstrip("/")
         self.strict = strict
@@ -91,10 +93,13 @@ class Criteria:
         self.unknown: list[str] = []
         self.conn = conn  # when given, date criteria read the parameter's span bounds
         self._spans: dict[tuple[str | None, str], tuple[int, bool] | None] = {}
+        # The records the client may read (a facility's): every nested search (chain, _has)
+        # is held to them too, so a criterion cannot probe records it could not read.
+        self.access = access
 
     def nested(self) -> Criteria:
         """Criteria for the inner search of a chain: strict, on the same connection."""
-        return Criteria(self.base_url, strict=True, conn=self.conn)
+        return Criteria(self.base_url, strict=True, conn=self.conn, access=self.access)
 
     def span_bound(self, res_type: str | None, code: str) -> tuple[int, bool] | None:
         """(largest finite span, whether some row has an open end) of a date parameter."""
@@ -119,6 +124,8 @@ class Criteria:
         """SELECT resources.pk of current resources matching every parameter."""
         r = resources
         clauses = self.clauses(res_type, params, r.c.pk, depth)
+        if self.access is not None:
+            clauses.extend(self.access.where(res_type, r.c.pk))
         if res_type:
             # answered from the index tables alone when every criterion allows it
             only = index_only(clauses)
@@ -326,13 +333,16 @@ class Criteria:
 # --- conditional interactions -----------------------------------------------------------------
 
 
-def find_matches(conn: Any, res_type: str, query: str) -> list[tuple[int, str]]:
-    """(resources.pk, res_id) of current ``res_type`` resources matching a URL query string."""
+def find_matches(
+    conn: Any, res_type: str, query: str, access: Access | None = None
+) -> list[tuple[int, str]]:
+    """(resources.pk, res_id) of current ``res_type`` resources matching a URL query string
+    (of those ``access`` reaches, when given)."""
     if not registry.is_resource_type(res_type):
         raise bad_request(f"unknown resource type '{res_type}'")
     params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
     with custom_plans(conn):
-        crit = Criteria(strict=True, conn=conn)
+        crit = Criteria(strict=True, conn=conn, access=access)
         pks = crit.pks(res_type, [(k, v) for k, v in params if k not in RESULT_PARAMS])
         r = resources
         q = select(r.c.pk, r.c.res_id).where(r.c.pk.in_(pks)).order_by(r.c.pk)

@@ -21,6 +21,7 @@ from fhirhub.config import get_settings
 from fhirhub.errors import bad_request, not_found
 from fhirhub.model.json import dumps
 from fhirhub.search import batches, engine, registry
+from fhirhub.search.access import Access, forbidden
 from fhirhub.search.engine import Hit
 from fhirhub.search.tables import resources
 from fhirhub.services import search
@@ -39,13 +40,23 @@ class Streamed:
     total: int
     self_url: str
     base_url: str
+    access: Access | None = None
+    readable: list[str] | None = None
 
 
 def everything(
-    conn: Any, *, patient_id: str, params: list[tuple[str, str]], base_url: str
+    conn: Any,
+    *,
+    patient_id: str,
+    params: list[tuple[str, str]],
+    base_url: str,
+    access: Access | None = None,
+    readable: list[str] | None = None,
 ) -> dict[str, Any] | Streamed:
     """A page of the answer as a Bundle when the client pages it (``_count``, ``_cursor``);
-    otherwise what :func:`stream` needs to write the whole set."""
+    otherwise what :func:`stream` needs to write the whole set. With ``access`` (a facility),
+    a Patient it may not read is refused (403) and the answer holds only what it may read;
+    with ``readable``, only resources of those types (what the client's scopes read)."""
     base_url = base_url.rstrip("/")
     exists = conn.execute(
         engine.select_pks(
@@ -58,12 +69,18 @@ def everything(
     ).first()
     if exists is None:
         raise not_found(f"Patient/{patient_id} is not known")
+    if access is not None and not access.reaches(conn, "Patient", patient_id):
+        raise forbidden(f"Patient/{patient_id} is not a patient this client may read")
     for name, _ in params:
         if name not in ALLOWED:
             raise bad_request(f"parameter '{name}' is not supported by $everything", name)
     settings = get_settings()
     ctl = search._controls(None, params, settings.default_page_size, settings.max_page_size)
     where = _where(patient_id, params, ctl.types)
+    if access is not None:
+        where.extend(access.where(None, resources.c.pk))
+    if readable is not None:
+        where.append(resources.c.res_type.in_(readable))
     path = f"Patient/{patient_id}/$everything"
     if any(name in ("_count", "_cursor") for name, _ in params):
 
@@ -71,7 +88,9 @@ def everything(
             sources = [h.pk for h in hits]
             return list(
                 _batches(
-                    lambda after: batches.referenced(conn, where, NO_CUTOFF, after, BATCH, sources)
+                    lambda after: batches.referenced(
+                        conn, where, NO_CUTOFF, after, BATCH, sources, access, readable
+                    )
                 )
             )
 
@@ -86,6 +105,8 @@ def everything(
         engine.count(conn, where, None, cutoff),
         search._url(f"{base_url}/{path}", params),
         base_url,
+        access,
+        readable,
     )
 
 
@@ -102,7 +123,12 @@ def stream(conn: Any, answer: Streamed) -> Iterator[bytes]:
     where, cutoff = answer.where, answer.cutoff
     parts: list[tuple[Callable[[int], list[Hit]], str]] = [
         (lambda after: batches.members(conn, where, cutoff, after, BATCH), "match"),
-        (lambda after: batches.referenced(conn, where, cutoff, after, BATCH), "include"),
+        (
+            lambda after: batches.referenced(
+                conn, where, cutoff, after, BATCH, access=answer.access, types=answer.readable
+            ),
+            "include",
+        ),
     ]
     for fetch, mode in parts:
         chunk: list[bytes] = []

@@ -13,9 +13,12 @@ import orjson
 
 from fhirhub.errors import bad_request
 from fhirhub.model.instant import now_us, parse_instant, to_instant
+from fhirhub.search.access import Access
 from fhirhub.services import search
+from fhirhub.services.read import refuse_unreachable
 from fhirhub.services.transaction import REASONS
 from fhirhub.services.writes import check_type
+from fhirhub.storage.models import resource_versions
 from fhirhub.storage.repository import ResourceRepository, StoredVersion
 
 KNOWN = {"_count", "_since", "_at", "_page", "_total", "_format", "_pretty", "_elements"}
@@ -30,9 +33,17 @@ def history(
     base_url: str,
     default_count: int,
     max_count: int,
+    access: Access | None = None,
 ) -> dict[str, Any]:
+    """A ``history`` Bundle; with ``access``, of the records the client may read (judged on
+    their current version: an instance it may not read is refused, 403)."""
     if res_type is not None:
         check_type(res_type)
+    where: list[Any] = []
+    if access is not None:
+        if res_type is not None and res_id is not None:
+            refuse_unreachable(repo, access, res_type, res_id)
+        where = access.where(res_type, resource_versions.c.resource_pk)
     values = dict(params)
     count = _count(values.get("_count"), default_count, max_count)
     since = parse_instant(values["_since"], "_since") if "_since" in values else None
@@ -49,6 +60,7 @@ def history(
         count=count,
         cursor=cursor,
         with_total=with_total,
+        where=where,
     )
     path = "/".join(p for p in (res_type, res_id) if p) + ("/_history" if res_type else "_history")
     self_url = f"{base_url}/{path}"

@@ -19,6 +19,7 @@ import orjson
 from fhirhub.config import Settings, get_settings
 from fhirhub.errors import FhirError, bad_request
 from fhirhub.search import engine, registry
+from fhirhub.search.access import Access
 from fhirhub.search.engine import Hit, IncludeSpec, SortKey
 from fhirhub.search.query import RESULT_PARAMS, Criteria
 from fhirhub.search.reindex import reindex as _reindex
@@ -80,8 +81,11 @@ def search(
     compartment: tuple[str, str] | None = None,
     strict: bool = False,
     limits: SearchLimits | None = None,
+    access: Access | None = None,
 ) -> dict[str, Any]:
-    """A ``searchset`` Bundle of the resources matching ``params``."""
+    """A ``searchset`` Bundle of the resources matching ``params``; with ``access``, of those
+    the client may read (the matches, the count, what is included and what chains and ``_has``
+    look at: :mod:`fhirhub.search.access`)."""
     if res_type is not None and not registry.is_resource_type(res_type):
         raise FhirError.single(404, "not-supported", f"unknown resource type '{res_type}'")
     base_url = base_url.rstrip("/")
@@ -92,11 +96,12 @@ def search(
     ctl.max_included = limits.max_included
     # Only a page in resource order, with no count of all matches, can stop early.
     walk = not ctl.sort and ctl.count > 0 and ctl.summary != "count" and ctl.total != "accurate"
-    crit = Criteria(base_url, strict=strict, conn=conn, walk=walk)
+    crit = Criteria(base_url, strict=strict, conn=conn, walk=walk, access=access)
+    ctl.access = access
     types = _types(res_type, ctl, compartment)
 
     def rebuild(pk_col: Any) -> list[Any]:
-        again = Criteria(base_url, strict=strict, conn=conn, walk=walk)
+        again = Criteria(base_url, strict=strict, conn=conn, walk=walk, access=access)
         again._spans = crit._spans
         return _where(again, res_type, types, params, compartment, pk_col=pk_col)
 
@@ -129,6 +134,7 @@ class _Controls:
         self.types: list[str] | None = None
         self.cursor: dict[str, Any] | None = None
         self.max_included = SearchLimits.max_included
+        self.access: Access | None = None
 
 
 def _controls(
@@ -212,11 +218,14 @@ def _where(
         comp_type = compartment[0]
         if not registry.is_resource_type(comp_type) or not registry.compartment(comp_type):
             raise bad_request(f"'{comp_type}' is not a compartment", "compartment")
+    access = crit.access
     if res_type is not None or types is None:
         where = crit.clauses(res_type, filters, pk)
         if compartment is not None and res_type is not None:
             c = engine.compartment_clause(compartment[0], compartment[1], res_type, pk)
             where.append(c if c is not None else engine.any_of([]))
+        if access is not None:
+            where.extend(access.where(res_type, pk))
         return where
     # several types (_type, or a compartment's members): each type with its own criteria
     per_type = []
@@ -227,6 +236,8 @@ def _where(
             if c is None:
                 continue
             clause.append(c)
+        if access is not None:
+            clause.extend(access.where(t, pk))
         per_type.append(engine.all_of(clause))
     crit.unknown = sorted(set(crit.unknown))
     return [engine.any_of(per_type)]
@@ -335,8 +346,8 @@ def _includes(conn: Any, hits: list[Hit], ctl: _Controls) -> tuple[list[Hit], bo
             break
         # One more than still fits (plus the ones already seen), to know whether any was left.
         limit = cap - len(out) + len(seen) + 1
-        found = engine.included(conn, frontier, inc, False, limit) + engine.included(
-            conn, frontier, rev, True, limit
+        found = engine.included(conn, frontier, inc, False, limit, ctl.access) + engine.included(
+            conn, frontier, rev, True, limit, ctl.access
         )
         new = []
         for h in found:

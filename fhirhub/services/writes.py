@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -23,6 +24,7 @@ from fhirhub.model.json import dumps_str, loads
 from fhirhub.model.resource_types import is_resource_type, is_valid_id
 from fhirhub.model.validation import validate_resource
 from fhirhub.search import find_matches
+from fhirhub.search.access import Access, forbidden
 from fhirhub.search.indexing import index_rows
 from fhirhub.search.query import RESULT_PARAMS
 from fhirhub.services.patient_index import PatientIndex
@@ -109,6 +111,11 @@ class Writer:
         if patient_index is True:  # the default: on unless the settings turn it off
             patient_index = _patient_index()
         self.patient_index = patient_index or None
+        # A facility client's writes (issue 13; set by the API and the ingest pipeline): what
+        # its conditions match and which stored records it may change (its own), and the
+        # stamp its resources get (fhirhub.auth.binding.stamp). None for every other writer.
+        self.access: Access | None = None
+        self.stamp: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     @staticmethod
     def default_index() -> PatientIndex | None:
@@ -170,7 +177,7 @@ class Writer:
         if lock:
             self.repo.lock(f"{res_type}?{normalise_query(query)}")
         self.flush()
-        return find_matches(self.repo.conn, res_type, query)
+        return find_matches(self.repo.conn, res_type, query, self.access)
 
     # --- interactions ------------------------------------------------------------------------
 
@@ -179,6 +186,8 @@ class Writer:
     ) -> Result:
         res_type = _resource_type(resource)
         self._check_writable(res_type)
+        if self.stamp is not None:
+            resource = self.stamp(resource)
         if not validated:
             validate_resource(resource)
         if if_none_exist is not None:
@@ -205,9 +214,12 @@ class Writer:
         check_type(res_type)
         self._check_writable(res_type)
         _check_body(resource, res_type, res_id)
+        if self.stamp is not None:
+            resource = self.stamp(resource)
         if not validated:
             validate_resource(resource)
         prev = self.head(res_type, res_id)
+        self._check_own(prev, res_type, res_id)
         _check_if_match(prev, if_match, f"{res_type}/{res_id}")
         if prev is not None and not prev.deleted and _same_content(prev, resource):
             return self._existing(res_type, res_id, prev)
@@ -267,8 +279,11 @@ class Writer:
         prev = self.head(res_type, res_id)
         _check_exists(prev, res_type, res_id)
         assert prev is not None and prev.content is not None
+        self._check_own(prev, res_type, res_id)
         _check_if_match(prev, if_match, f"{res_type}/{res_id}")
         patched = _apply_patch(loads(prev.content), operations)
+        if self.stamp is not None and isinstance(patched, dict):
+            patched = self.stamp(patched)
         if not isinstance(patched, dict) or patched.get("resourceType") != res_type:
             raise FhirError.single(422, "processing", "A patch may not change resourceType")
         if patched.get("id") != res_id:
@@ -287,6 +302,7 @@ class Writer:
             last_updated = prev.last_updated if prev else 0
             self.unchanged += 1
             return Result(204, res_type, res_id, version, last_updated, changed=False)
+        self._check_own(prev, res_type, res_id)
         return self._store(res_type, res_id, None, prev, "DELETE")
 
     def conditional_delete(self, res_type: str, query: str) -> Result:
@@ -306,6 +322,8 @@ class Writer:
         """Create a validated resource under the id it already carries (assigned by a
         transaction before its references were rewritten)."""
         self._check_writable(resource["resourceType"])
+        if self.stamp is not None:
+            resource = self.stamp(resource)
         return self._store(resource["resourceType"], resource["id"], resource, None, "POST")
 
     def existing(self, res_type: str, res_id: str) -> Result:
@@ -346,6 +364,17 @@ class Writer:
                 "not-supported",
                 "Person resources are written by the patient index only; a data steward links "
                 "and unlinks records with Patient/$mpi-link and Patient/$mpi-unlink",
+            )
+
+    def _check_own(self, prev: StoredVersion | None, res_type: str, res_id: str) -> None:
+        """A facility changes only its own records (403 otherwise); one written earlier in
+        this transaction (not yet flushed) is its own."""
+        if self.access is None or prev is None or prev.deleted or prev.pk == 0:
+            return
+        if not self.access.owns(self.repo.conn, res_type, res_id):
+            raise forbidden(
+                f"{res_type}/{res_id} is not a record of {self.access.organization}: "
+                "a facility changes only its own records"
             )
 
     def forget_pending(self) -> None:

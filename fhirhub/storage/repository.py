@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import psycopg
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Table,
     and_,
@@ -230,9 +231,11 @@ class ResourceRepository:
         count: int,
         cursor: tuple[int, int, int] | None,
         with_total: bool,
+        where: Sequence[ColumnElement[bool]] = (),
     ) -> HistoryPage:
-        """Versions newest first, ``count`` at a time, continuing below ``cursor``."""
-        conds = []
+        """Versions newest first, ``count`` at a time, continuing below ``cursor``; ``where``:
+        more conditions on ``resource_versions`` (what the client may read)."""
+        conds = list(where)
         if res_type is not None:
             conds.append(V.c.res_type == res_type)
         if res_id is not None:

@@ -43,6 +43,19 @@ def _seed(app: AuthClient) -> None:
             "subject": {"reference": "Patient/p1"},
         },
         {"resourceType": "Measure", "id": "m1", "status": "active"},
+        # another facility's patient and its record (which names no Organization)
+        {
+            "resourceType": "Patient",
+            "id": "p2",
+            "managingOrganization": {"reference": "Organization/facility-2"},
+        },
+        {
+            "resourceType": "Observation",
+            "id": "o2",
+            "status": "final",
+            "code": {"text": "bp"},
+            "subject": {"reference": "Patient/p2"},
+        },
     ):
         answer = app.http.put(
             f"/fhir/{resource['resourceType']}/{resource['id']}", json=resource, headers=admin
@@ -222,6 +235,15 @@ TXN = {
     ],
 }
 
+
+def _view(*paths: str) -> dict[str, Any]:
+    column = [{"name": f"c{i}", "path": p} for i, p in enumerate(paths)]
+    view = {"resourceType": "ViewDefinition", "resource": "Patient", "select": [{"column": column}]}
+    return {"resourceType": "Parameters", "parameter": [{"name": "viewResource", "resource": view}]}
+
+
+VIEW_NAMES, VIEW_GENDER = _view("name.family"), _view("gender")
+
 # (role, method, path, body, allowed)
 MATRIX: list[tuple[str, str, str, Any, bool]] = [
     # facility: its clinical record, the directory read-only, no indicators, no audit
@@ -243,6 +265,18 @@ MATRIX: list[tuple[str, str, str, Any, bool]] = [
     ("facility", "GET", "/admin/inbox", None, False),
     ("facility", "GET", "/metrics", None, False),
     ("facility", "POST", "/fhir/$reindex", None, False),
+    # ... and only its facility's records (docs/auth.md, "What a facility reads")
+    ("facility", "GET", "/fhir/Patient/p1/$everything", None, True),
+    ("facility", "GET", "/fhir/Patient/p1/_history", None, True),
+    ("facility", "GET", "/fhir/Observation/o1", None, True),
+    ("facility", "GET", "/fhir/Patient/p2", None, False),
+    ("facility", "GET", "/fhir/Patient/p2/_history", None, False),
+    ("facility", "GET", "/fhir/Patient/p2/_history/1", None, False),
+    ("facility", "GET", "/fhir/Patient/p2/$everything", None, False),
+    ("facility", "GET", "/fhir/Observation/o2", None, False),
+    ("facility", "PUT", "/fhir/Observation/o2", {**OBS, "id": "o2"}, False),
+    ("facility", "DELETE", "/fhir/Observation/o2", None, False),
+    ("facility", "PUT", "/fhir/Patient/p2", {**PATIENT, "id": "p2"}, False),
     # analyst: clinical facts and indicators, never the Patient
     ("analyst", "GET", "/fhir/Observation/o1", None, True),
     ("analyst", "GET", "/fhir/Observation?code=x", None, True),
@@ -267,6 +301,10 @@ MATRIX: list[tuple[str, str, str, Any, bool]] = [
     ("analyst", "GET", "/fhir?_type=Observation,Measure", None, True),
     ("analyst", "GET", "/fhir?_type=Observation,Patient", None, False),
     ("analyst", "POST", "/fhir", TXN, False),
+    ("analyst", "POST", "/fhir/ViewDefinition/$viewdefinition-run", VIEW_NAMES, False),
+    ("analyst", "POST", "/fhir/ViewDefinition/$viewdefinition-run", VIEW_GENDER, True),
+    ("analyst", "GET", "/fhir/ViewDefinition/patient/$viewdefinition-run", None, True),
+    ("facility", "GET", "/fhir/ViewDefinition/patient/$viewdefinition-run", None, False),
     (
         "analyst",
         "POST",
@@ -320,7 +358,7 @@ def test_the_role_matrix(auth_app: AuthClient) -> None:
             failures.append(f"{role} {method} {path}: {answer.status_code} {answer.text[:200]}")
         elif not allowed:
             assert answer.json()["issue"][0]["code"] == "forbidden"
-            assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
+            assert 'error="insufficient_scope"' in answer.headers.get("www-authenticate", ""), path
     assert failures == []
 
 
