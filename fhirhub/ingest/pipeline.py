@@ -381,8 +381,10 @@ class Pipeline:
             now=now_us(),
         )
         writer = Writer(ResourceRepository(conn))
-        # A visit another channel described too is merged with it, not replaced (visits.py).
-        visits.reconcile(writer, bundle, message.source, _visit_priority)
+        # A visit another channel described too is merged with it, not replaced (visits.py);
+        # only for sources that share visits with another (their adapter ranks them).
+        if _visit_priority(message.source):
+            visits.reconcile(writer, bundle, message.source, _visit_priority)
         response = transaction.process(
             writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
         )

@@ -235,22 +235,14 @@ def reconcile(
         if (e.get("request") or {}).get("method") == "PUT"
         and "?" not in str((e.get("request") or {}).get("url"))
     }
+    visits = [e for e in bundle.get("entry", []) if _is_visit(e)]
+    # The stored versions, read (and locked) in one statement: the transaction would read them
+    # anyway, and finds them in the writer's cache.
+    writer.prefetch([("Encounter", str(e["request"]["url"]).split("/", 1)[1]) for e in visits])
     merged = 0
-    for entry in bundle.get("entry", []):
-        request = entry.get("request") or {}
-        incoming = entry.get("resource")
-        url = str(request.get("url", ""))
-        if (
-            request.get("method") != "PUT"
-            or not url.startswith("Encounter/")
-            or not isinstance(incoming, dict)
-            or not any(
-                str(i.get("system", "")).startswith(ENCOUNTER_SYSTEM)
-                for i in incoming.get("identifier") or []
-                if isinstance(i, dict)
-            )
-        ):
-            continue
+    for entry in visits:
+        incoming = entry["resource"]
+        url = str(entry["request"]["url"])
         current = writer.current_body("Encounter", url.split("/", 1)[1])
         if current is None:
             continue
@@ -280,6 +272,24 @@ def reconcile(
         entry["resource"] = {"resourceType": "Encounter", **body, "meta": meta}
         merged += 1
     return merged
+
+
+def _is_visit(entry: Any) -> bool:
+    """A ``PUT`` of an Encounter with a visit identifier."""
+    if not isinstance(entry, dict):
+        return False
+    request, resource = entry.get("request") or {}, entry.get("resource")
+    return (
+        request.get("method") == "PUT"
+        and str(request.get("url", "")).startswith("Encounter/")
+        and "?" not in str(request.get("url", ""))
+        and isinstance(resource, dict)
+        and any(
+            str(i.get("system", "")).startswith(ENCOUNTER_SYSTEM)
+            for i in resource.get("identifier") or []
+            if isinstance(i, dict)
+        )
+    )
 
 
 def _channel(uri: Any) -> str | None:
