@@ -98,10 +98,12 @@ def merge_encounter(preferred: dict[str, Any], other: dict[str, Any]) -> dict[st
         if key == "meta":
             continue
         a, b = preferred.get(key), other.get(key)
-        if a is None or b is None:
+        merge = _MERGES.get(key)
+        if merge is not None and isinstance(a if a is not None else b, list):
+            a, b = a or [], b or []  # a list said once is still made of unique items
+        elif a is None or b is None:
             out[key] = a if b is None else b
             continue
-        merge = _MERGES.get(key)
         out[key] = merge(a, b) if merge is not None else _prefer(a, b)
     return out
 
@@ -168,11 +170,8 @@ def _history(a: list[Any], b: list[Any]) -> list[Any]:
 
 
 def _location(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
-    later = (
-        y
-        if _LOCATION_ORDER.get(y.get("status"), -1) > _LOCATION_ORDER.get(x.get("status"), -1)
-        else x
-    )
+    rank_x = _LOCATION_ORDER.get(str(x.get("status")), -1)
+    later = y if _LOCATION_ORDER.get(str(y.get("status")), -1) > rank_x else x
     out = {**(x if later is y else y), **later}
     if x.get("period") or y.get("period"):
         out["period"] = _period(x.get("period") or {}, y.get("period") or {})

@@ -14,12 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ingest_factories import load_reference
 from sqlalchemy import Engine, text
 
 from fhirhub.config import Settings
 from fhirhub.ingest.service import IngestService
-from fhirhub.ingest.visits import VISIT_CHANNEL, encounter_id
+from fhirhub.ingest.visits import VISIT_CHANNEL, encounter_id, merge_encounter
 from fhirhub.model.json import loads
 from fhirhub.storage.engine import make_engine
 
@@ -214,3 +216,68 @@ def test_one_channel_alone_still_replaces_its_own_description(
     body, _ = stored(engine)
     assert body["status"] == "in-progress"
     assert "tag" not in body["meta"]
+
+
+# --- the merge itself, for any two descriptions ------------------------------------------------
+
+_statuses = st.sampled_from(
+    ["planned", "arrived", "in-progress", "finished", "cancelled", "entered-in-error"]
+)
+_times = st.sampled_from(
+    [
+        "2024-01-05",
+        "2024-01-05T08:25:00+08:00",
+        "2024-01-05T08:30:00+08:00",
+        "2024-01-08T10:00:00+08:00",
+    ]
+)
+_periods = st.fixed_dictionaries({}, optional={"start": _times, "end": _times})
+_places = st.sampled_from(["RANAP / 201", "Rawat Inap", "IGD"])
+_encounters = st.fixed_dictionaries(
+    {"resourceType": st.just("Encounter"), "id": st.just(ENCOUNTER), "status": _statuses},
+    optional={
+        "period": _periods,
+        "class": st.sampled_from([{"code": "IMP"}, {"code": "AMB"}]),
+        "serviceType": st.just({"text": "Rawat Inap"}),
+        "statusHistory": st.lists(
+            st.fixed_dictionaries({"status": _statuses, "period": _periods}), max_size=3
+        ),
+        "location": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "location": _places.map(lambda d: {"display": d}),
+                    "status": st.sampled_from(["active", "completed"]),
+                },
+                optional={"period": _periods},
+            ),
+            max_size=3,
+        ),
+        "diagnosis": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "condition": st.sampled_from(["Condition/a", "Condition/b"]).map(
+                        lambda r: {"reference": r}
+                    ),
+                    "rank": st.integers(1, 3),
+                }
+            ),
+            max_size=2,
+        ),
+    },
+)
+_ORDER = ["planned", "arrived", "in-progress", "finished", "cancelled", "entered-in-error"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(preferred=_encounters, other=_encounters)
+def test_any_merge_keeps_the_later_status_and_merging_again_changes_nothing(
+    preferred: dict[str, Any], other: dict[str, Any]
+) -> None:
+    merged = merge_encounter(preferred, other)
+    assert _ORDER.index(merged["status"]) == max(
+        _ORDER.index(preferred["status"]), _ORDER.index(other["status"])
+    )
+    assert merge_encounter(merged, other) == merged  # the same message again: nothing new
+    assert merge_encounter(preferred, merged) == merged  # the preferred one again: nothing new
+    for key in ("serviceType", "class"):  # the preferred channel's, else the other's
+        assert merged.get(key) == (preferred.get(key) or other.get(key))
