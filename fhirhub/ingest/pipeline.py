@@ -239,14 +239,18 @@ class Pipeline:
             repo = InboxRepository(conn)
             now = now_us()
             lease_until = now + self.lease_seconds * 1_000_000
-            for message_id in sorted(set(message_ids)):  # one lock order for every worker
-                row = repo.get(message_id, for_update=True)
-                if row is None or row.status not in ("received", "failed"):
-                    alone.append(message_id)
-                elif row.attempts < self.max_attempts and repo.claim(
-                    message_id, now=now, lease_until=lease_until, max_attempts=self.max_attempts
-                ):
-                    claimed.append(row)
+            found = repo.get_many(message_ids, for_update=True)  # locked in the order of ids
+            claimable = [
+                i
+                for i, row in found.items()
+                if row.status in ("received", "failed") and row.attempts < self.max_attempts
+            ]
+            taken = repo.claim_many(
+                claimable, now=now, lease_until=lease_until, max_attempts=self.max_attempts
+            )
+            for message_id in sorted(set(message_ids)):
+                if message_id in taken:
+                    claimed.append(found[message_id])
                 else:
                     alone.append(message_id)
         if claimed:
@@ -267,10 +271,9 @@ class Pipeline:
             else:
                 elapsed = time.perf_counter() - started
                 with self.engine.connect() as conn:
-                    repo = InboxRepository(conn)
+                    finished = InboxRepository(conn).get_many([row.id for row in claimed])
                     for row in claimed:
-                        done = repo.get(row.id)
-                        assert done is not None
+                        done = finished[row.id]
                         rows[row.id] = done
                         metrics.LATENCY.labels(row.source, outcomes[row.id]).observe(
                             elapsed / len(claimed)
@@ -302,12 +305,15 @@ class Pipeline:
         outcomes: dict[int, str] = {}
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
+            ids = [claim.id for claim in claimed]
+            rows = repo.get_many(ids, for_update=True)
+            payloads = repo.payloads(ids)
             for claim in claimed:
-                row = repo.get(claim.id, for_update=True)
+                row = rows.get(claim.id)
                 if row is None or row.status != "processing":
                     outcomes[claim.id] = row.status if row else "failed"
                     continue
-                outcomes[claim.id] = self._store_claimed(conn, repo, row)
+                outcomes[claim.id] = self._store_claimed(conn, repo, row, payloads.get(row.id))
         return outcomes
 
     def _process(self, message_id: int) -> str:
@@ -318,11 +324,14 @@ class Pipeline:
                 return row.status if row else "failed"
             return self._store_claimed(conn, repo, row)
 
-    def _store_claimed(self, conn: Any, repo: InboxRepository, row: InboxRow) -> str:
+    def _store_claimed(
+        self, conn: Any, repo: InboxRepository, row: InboxRow, payload: bytes | None = None
+    ) -> str:
         """Map and store one claimed message in ``conn``'s transaction, and finish it there:
         ``processed``, or ``rejected`` (its data rolled back to a savepoint)."""
         message_id = row.id
-        payload = repo.payload(message_id)
+        if payload is None:
+            payload = repo.payload(message_id)
         assert payload is not None
         message = Message(
             row.id, row.source, row.sender, row.content_type, row.received_at, payload
