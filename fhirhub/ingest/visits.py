@@ -64,7 +64,8 @@ def child_id(system: str, value: str, resource_type: str, n: int) -> str:
 #
 # The merge is symmetric, so the two orders of arrival end in the same Encounter; a message that
 # adds nothing makes no new version. ``meta.tag`` (system VISIT_CHANNEL) lists the channels merged
-# in, so that a later message of either channel is merged too, never replacing the other's part.
+# in once both added something, so that a later message of either channel is merged too, never
+# replacing the other's part. The visit's Conditions and Procedures are merged alike.
 
 VISIT_CHANNEL = "https://fhirhub.baubaukota.go.id/CodeSystem/visit-channel"
 _STATUS_ORDER = {
@@ -225,9 +226,11 @@ def reconcile(
     writer: Writer, bundle: dict[str, Any], source: str, priority: Callable[[str], int]
 ) -> int:
     """Merge each visit Encounter of ``bundle`` (a ``PUT`` of an Encounter with a visit
-    identifier) into the stored one when another channel wrote that, or several did; returns
-    how many were merged. ``source`` is the channel of the bundle (its ``meta.source`` is
-    stamped already); ``priority`` ranks channels by name (the higher preferred)."""
+    identifier), and each of its Conditions and Procedures, into the stored one when another
+    channel wrote that, or several did; returns how many were merged. ``source`` is the
+    channel of the bundle (its ``meta.source`` is stamped already); ``priority`` ranks
+    channels by name (the higher preferred). A Condition or Procedure is merged by the same
+    rule: the preferred channel's elements, the other's where it says nothing."""
     resolved = {
         str(e.get("fullUrl")): str((e.get("request") or {}).get("url"))
         for e in bundle.get("entry", [])
@@ -235,14 +238,27 @@ def reconcile(
         and "?" not in str((e.get("request") or {}).get("url"))
     }
     visits = [e for e in bundle.get("entry", []) if _is_visit(e)]
+    # ... and the visit's diagnoses and procedures (PUT under ids derived from the visit)
+    visit_urls = {str(e.get("fullUrl")) for e in visits} | {
+        str(e["request"]["url"]) for e in visits
+    }
+    children = [
+        e
+        for e in bundle.get("entry", [])
+        if (e.get("request") or {}).get("method") == "PUT"
+        and str((e.get("request") or {}).get("url", "")).startswith(("Condition/", "Procedure/"))
+        and isinstance(e.get("resource"), dict)
+        and str((e["resource"].get("encounter") or {}).get("reference")) in visit_urls
+    ]
+    entries = [*visits, *children]
+    keys = [_key(e) for e in entries]
     # The stored versions, read (and locked) in one statement: the transaction would read them
     # anyway, and finds them in the writer's cache.
-    writer.prefetch([("Encounter", str(e["request"]["url"]).split("/", 1)[1]) for e in visits])
+    writer.prefetch(keys)
     merged = 0
-    for entry in visits:
+    for entry, (res_type, res_id) in zip(entries, keys, strict=True):
         incoming = entry["resource"]
-        url = str(entry["request"]["url"])
-        current = writer.current_body("Encounter", url.split("/", 1)[1])
+        current = writer.current_body(res_type, res_id)
         if current is None:
             continue
         theirs = _channel((current.get("meta") or {}).get("source"))
@@ -266,11 +282,21 @@ def reconcile(
             for t in (preferred.get("meta") or {}).get("tag") or []
             if isinstance(t, dict) and t.get("system") != VISIT_CHANNEL
         ]
-        names = sorted(channels | {source} | ({theirs} if theirs else set()))
-        meta["tag"] = [*tags, *({"system": VISIT_CHANNEL, "code": n} for n in names)]
-        entry["resource"] = {"resourceType": "Encounter", **body, "meta": meta}
+        if body == {k: v for k, v in preferred.items() if k != "meta"}:
+            names = sorted(channels_of(preferred))  # the other channel added nothing
+        else:
+            names = sorted(channels | {source} | ({theirs} if theirs else set()))
+        tags += [{"system": VISIT_CHANNEL, "code": n} for n in names]
+        if tags:
+            meta["tag"] = tags
+        entry["resource"] = {"resourceType": res_type, **body, "meta": meta}
         merged += 1
     return merged
+
+
+def _key(entry: dict[str, Any]) -> tuple[str, str]:
+    res_type, res_id = str(entry["request"]["url"]).split("/", 1)
+    return res_type, res_id
 
 
 def _is_visit(entry: Any) -> bool:
