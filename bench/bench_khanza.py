@@ -8,8 +8,9 @@ The city's RSUD rows (``fhirhub.synth``) are loaded into a Khanza database on Ma
 - read: the puller's reading alone (keyset batches, the rows of each visit, canonical JSON);
 - keep: ``fhirhub pull khanza`` keeping every visit in the inbox of a fresh PostgreSQL database
   and moving the watermark, without processing (a broker's workers would);
-- pull: the same with every visit also mapped and stored here (no broker), and the resources
-  counted after.
+- pull: the same with every visit also mapped and stored here (no broker), once with one
+  transaction per visit and once with ``--unit`` visits per transaction (the default), and the
+  resources counted after.
 
 Medians of ``--rounds`` for the first two; keep and pull are one round each on a fresh database.
 Visits per second, with the ratio to the baseline.
@@ -78,15 +79,16 @@ def read_only(url: str, batch: int) -> tuple[float, int]:
     return elapsed, n
 
 
-def pull_into(db: str, khanza: str, batch: int, process: bool) -> tuple[float, int, dict[str, int]]:
+def pull_into(
+    db: str, khanza: str, batch: int, process: bool, unit: int = 50
+) -> tuple[float, int, dict[str, int]]:
     url = fresh_database(db)
     engine = make_engine(url, pool_size=2)
     settings = Settings(database_url=url, broker_url=None)
     service = IngestService.from_settings(engine, settings)
-    if not process:  # kept only: what a pull costs when a broker's workers do the mapping
-        service.dispatcher.submit = lambda message_ids: None  # type: ignore[method-assign]
     started = time.perf_counter()
-    report = pulls.pull(service, "khanza", khanza, batch=batch)
+    # store=False: kept only, what a pull costs when a broker's workers do the mapping
+    report = pulls.pull(service, "khanza", khanza, batch=batch, unit=unit, store=process)
     elapsed = time.perf_counter() - started
     with engine.connect() as conn:
         resources: dict[str, int] = dict(
@@ -108,6 +110,7 @@ def main() -> None:
         rounds=(int, 3, "rounds of the read measurements"),
         batch=(int, 500, "visits per read"),
         pull_visits=(int, 0, "pull only the first N visits in the last stages (0: all)"),
+        unit=(int, 50, "visits stored per transaction by the pull"),
     )
     persons = 5_000 if a.quick else a.persons
     t0 = time.perf_counter()
@@ -143,10 +146,19 @@ def main() -> None:
         assert kept_n == m
         kept_rate = m / kept_s
         line("keep: into the inbox, watermark (1 round)", kept_rate, base_rate, f"({m} visits)")
-        pull_s, pull_n, resources = pull_into(a.db, khanza, a.batch, process=True)
+        one_s, one_n, _ = pull_into(a.db, khanza, a.batch, process=True, unit=1)
+        assert one_n == m
+        line("pull, one transaction per visit (1 round)", m / one_s, base_rate, f"({m} visits)")
+        pull_s, pull_n, resources = pull_into(a.db, khanza, a.batch, process=True, unit=a.unit)
         assert pull_n == m
         pull_rate = m / pull_s
-        line("pull: kept, mapped and stored (1 round)", pull_rate, base_rate, f"({m} visits)")
+        line(
+            f"pull, {a.unit} visits per transaction (1 round)",
+            pull_rate,
+            base_rate,
+            f"({m} visits)",
+        )
+        print(f"load average {os.getloadavg()[0]:.1f}")
         stored = sum(v for k, v in resources.items() if k != "Provenance")
         print(f"stored: {resources} ({stored / pull_s:.0f} resources/s without Provenance)")
         if resources.get("Encounter") != m:

@@ -52,6 +52,9 @@ MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "application/ed
 class RsudAdapter:
     name = "rsud"
     media_types = MEDIA_TYPES  # the MLLP listener finds the adapter that speaks HL7 v2 by these
+    # A visit Khanza describes too is merged (fhirhub.ingest.visits); where both give a value,
+    # the HL7 feed's, written as the visit goes on, is preferred to the database's row.
+    visit_priority = 2
 
     def claims(self, bundle: dict[str, Any], context: Context) -> bool:
         return False  # a hospital sends HL7 v2, never a FHIR Bundle

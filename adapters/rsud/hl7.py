@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.core import Segment as HlSegment
 from hl7apy.exceptions import HL7apyException
-from hl7apy.parser import parse_message
+from hl7apy.parser import parse_field
 
 from fhirhub.errors import FhirError, Issue
 
@@ -248,6 +250,97 @@ def _children(element: object) -> list[tuple[int, object]]:
     return out
 
 
+# hl7apy builds an element per component and subcomponent, each loading its datatype's
+# definition: some 10 ms of CPU for a nine-segment ORU, more than everything else the listener
+# does. The reading below asks hl7apy the same questions but fewer times: each segment's
+# definition once per version, each distinct field value once (``_field``, memoised: codes,
+# units, ranges and statuses repeat from message to message), and not at all for a value with no
+# separator and no escape character in it, which hl7apy reads as that one value.
+
+Comps = tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class _SegmentDefinition:
+    references: Any  # hl7apy's structure_by_name of the segment
+    infinite: bool  # a segment ending in a field of type varies (Z-segments): any position
+    defined: frozenset[int]  # positions with a definition
+
+
+@lru_cache(maxsize=512)
+def _definition(name: str, version: str) -> _SegmentDefinition:
+    segment = HlSegment(name, version=version, validation_level=VALIDATION_LEVEL.TOLERANT)
+    references = segment.structure_by_name or {}
+    defined = frozenset(p for p in (_position(str(n)) for n in references) if p is not None)
+    return _SegmentDefinition(references, bool(segment.allow_infinite_children), defined)
+
+
+@lru_cache(maxsize=65536)
+def _field(text: str, name: str, version: str, encoding: tuple[str, str, str, str, str]) -> Comps:
+    """One repetition of a field read by hl7apy (``parse_field``, as ``parse_segment`` calls
+    it), its values resolved; ``()`` for a position the segment does not define."""
+    sep, comp, rep, esc, sub = encoding
+    segment = name[:3]
+    definition = _definition(segment, version)
+    reference = definition.references.get(name)
+    field_element = parse_field(
+        text,
+        name,
+        version,
+        {"FIELD": sep, "COMPONENT": comp, "REPETITION": rep, "ESCAPE": esc, "SUBCOMPONENT": sub},
+        VALIDATION_LEVEL.TOLERANT,
+        reference["ref"] if reference else None,
+        definition.infinite,
+    )
+    if _position(field_element.name) is None:
+        return ()  # a field past the segment's definition: not mapped
+    seps = {"F": sep, "S": comp, "T": sub, "R": rep, "E": esc}
+    comps: list[list[str]] = []
+    for cpos, component in _children(field_element):
+        subs: list[str] = []
+        for spos, subcomponent in _children(component):
+            subs.extend([""] * (spos - len(subs) - 1))
+            subs.append(unescape(_raw(subcomponent), esc, seps))
+        comps.extend([[] for _ in range(cpos - len(comps) - 1)])
+        if cpos <= len(comps):
+            comps[cpos - 1] = comps[cpos - 1] + subs
+        else:
+            comps.append(subs)
+    return tuple(tuple(c) for c in comps)
+
+
+def _segment_fields(
+    line: str, name: str, version: str, encoding: tuple[str, str, str, str, str]
+) -> dict[int, list[Rep]]:
+    """The fields of one segment (its text as hl7apy's ``parse_segment`` takes it)."""
+    sep, comp, rep, esc, sub = encoding
+    definition = _definition(name, version)
+    plain = (comp, sub, esc)
+    out: dict[int, list[Rep]] = {}
+    values = line[3:].split(sep) if name == "MSH" else line[4:].split(sep)
+    for index, value in enumerate(values):
+        pos = index + 1
+        if name == "MSH" and pos in (1, 2):
+            out[pos] = [Rep([[sep if pos == 1 else value]])]
+            continue
+        if not value.strip():
+            continue  # hl7apy keeps no element for an empty field
+        known = pos in definition.defined
+        if not known and not definition.infinite:
+            continue  # a field past the segment's definition: not mapped
+        reps: list[Rep] = []
+        for text in value.split(rep):
+            if known and text and text.strip() == text and not any(c in text for c in plain):
+                reps.append(Rep([[text]]))  # one value, as hl7apy reads it
+                continue
+            comps = _field(text, f"{name}_{pos}", version, encoding)
+            if comps or known:
+                reps.append(Rep([list(c) for c in comps]))
+        if reps:
+            out[pos] = reps
+    return out
+
+
 def _hl7apy_version(version: str) -> str:
     if version in VERSIONS:
         return version
@@ -291,47 +384,22 @@ def parse(text: str, codec: str = "utf-8", read: frozenset[str] | None = None) -
             raise _reject("structure", f"Segment {k} has no valid segment name", f"segment {k}")
     if lib_version != version:
         text = text.replace(f"{sep}{version_field}", f"{sep}{lib_version}", 1)
-    lines = text.split("\r")
-    names = [line[:3] for line in lines]
-    if read is not None:  # only what the mapping reads goes through hl7apy (it is slow)
-        text = "\r".join(line for line in lines if line[:3] in read or line[:3] == "MSH")
+    encoding = (sep, comp, rep, esc, sub)
+    ordinals: dict[str, int] = {}
+    segments: list[Segment] = []
     try:
-        message = parse_message(text, validation_level=VALIDATION_LEVEL.TOLERANT, find_groups=False)
+        for line in text.split("\r"):
+            name = line[:3]
+            ordinals[name] = ordinals.get(name, 0) + 1
+            out = Segment(name, ordinals[name])
+            segments.append(out)
+            if read is not None and name not in read and name != "MSH":
+                continue  # kept in its place, its fields unread
+            out.fields = _segment_fields(line.strip(), name, lib_version, encoding)
     except (HL7apyException, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise _reject(
             "structure", f"The message cannot be parsed as HL7 v{version}: {type(exc).__name__}"
         ) from None
-    seps = {"F": sep, "S": comp, "T": sub, "R": rep, "E": esc}
-    ordinals: dict[str, int] = {}
-    segments: list[Segment] = []
-    parsed_segments = iter(message.children)
-    for name in names:
-        ordinals[name] = ordinals.get(name, 0) + 1
-        out = Segment(name, ordinals[name])
-        segments.append(out)
-        if read is not None and name not in read and name != "MSH":
-            continue  # kept in its place, its fields unread
-        seg = next(parsed_segments, None)
-        if seg is None or str(seg.name) != name:
-            raise _reject("structure", f"Segment {name} could not be read", out.where())
-        for fld in seg.children:
-            pos = _position(fld.name)
-            if pos is None:
-                continue  # a field past the segment's definition: not mapped
-            comps: list[list[str]] = []
-            for cpos, component in _children(fld):
-                subs: list[str] = []
-                for spos, subcomponent in _children(component):
-                    subs.extend([""] * (spos - len(subs) - 1))
-                    subs.append(unescape(_raw(subcomponent), esc, seps))
-                comps.extend([[] for _ in range(cpos - len(comps) - 1)])
-                if cpos <= len(comps):
-                    comps[cpos - 1] = comps[cpos - 1] + subs
-                else:
-                    comps.append(subs)
-            if name == "MSH" and pos in (1, 2):
-                comps = [[fld.to_er7()]]
-            out.fields.setdefault(pos, []).append(Rep(comps))
     msh_seg = segments[0]
     # MSH-9: type^trigger^structure; the trigger may be missing in old senders' ACK-like types
     return Parsed(

@@ -141,6 +141,7 @@ def mapping_for(context: Context, sender: str | None) -> KhanzaMapping:
 
 class KhanzaAdapter:
     name = NAME
+    visit_priority = 1  # below the HL7 feed's (adapter.py): the two are merged, HL7 preferred
 
     def claims(self, bundle: dict[str, Any], context: Context) -> bool:
         return False  # Khanza sends rows, never FHIR

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -123,13 +124,65 @@ class Listener:
     max_frame_bytes: int = 16 * 1024 * 1024
     idle_seconds: float = 300.0
     wait_seconds: float = 60.0  # how long to wait for a message another worker is storing
+    batch_size: int = 32  # messages of several connections kept and stored in one commit
+    storers: int = 2  # batches in flight at once (threads talking to the database)
     connections: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _queue: asyncio.Queue[_Pending] | None = None
+    _storers: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         self._server = await asyncio.start_server(self.handle, host, port, limit=2**20)
         return self._server
+
+    # --- group commit ------------------------------------------------------------------------
+    # Each connection waits for its message's ACK before it sends the next, so a connection
+    # has one message in hand at a time; the messages of all connections that arrive while a
+    # batch is being stored make the next batch: one transaction keeps them in the inbox, one
+    # claims them, one stores them (each in a savepoint of its own), and every ACK of the
+    # batch is sent after that commit. Under load a commit (a WAL flush) serves several
+    # messages; alone, a message is a batch of one, and waits for nothing.
+
+    def _ensure_storers(self) -> asyncio.Queue[_Pending]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._storers = [
+                asyncio.get_running_loop().create_task(self._store_batches())
+                for _ in range(max(1, self.storers))
+            ]
+        return self._queue
+
+    async def _store_batches(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.batch_size and not queue.empty():
+                batch.append(queue.get_nowait())
+            batch = [p for p in batch if not p.kept.done()]  # its connection went away
+            if not batch:
+                continue
+            try:
+                kept = await asyncio.to_thread(
+                    self.keep_many, [(p.header, p.payload) for p in batch]
+                )
+                for pending, result in zip(batch, kept, strict=True):
+                    _resolve(pending.kept, result)
+                to_store = [(p, k[0]) for p, k in zip(batch, kept, strict=True) if k[1] is None]
+                acks = await asyncio.to_thread(
+                    self.store_many, [(p.header, message_id) for p, message_id in to_store]
+                )
+                for (pending, _), result_acks in zip(to_store, acks, strict=True):
+                    _resolve(pending.stored, result_acks)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the storer never dies; each message gets its answer
+                log.error("mllp batch failed error=%s", type(exc).__name__)
+                for pending in batch:
+                    for future in (pending.kept, pending.stored):
+                        if not future.done():
+                            future.set_exception(exc)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -180,14 +233,17 @@ class Listener:
             )
             await send(self._count(header, hl7ack.build(header, "AR", errors=[err]), "AR"))
             return
+        loop = asyncio.get_running_loop()
+        pending = _Pending(header, item.payload, loop.create_future(), loop.create_future())
         try:
-            message_id, refusal = await asyncio.to_thread(self.keep, header, item.payload)
+            await self._ensure_storers().put(pending)
+            _, refusal = await pending.kept
             if refusal is not None:
                 await send(refusal)
                 return
             if header.enhanced and hl7ack.wanted(header.accept_ack, success=True):
                 await send(hl7ack.build(header, "CA"))
-            acks = await asyncio.to_thread(self.store, header, message_id)
+            acks = await pending.stored
         except (ConnectionError, OSError, asyncio.CancelledError, TimeoutError):
             raise
         except Exception as exc:  # a bug must not close the connection without an answer
@@ -217,9 +273,52 @@ class Listener:
             return 0, self._count(header, hl7ack.build(header, code, errors=[err_item]), code)
         return receipt.id, None
 
+    def keep_many(self, items: list[tuple[Header, bytes]]) -> list[tuple[int, bytes | None]]:
+        """``keep`` for a batch, in one transaction; a batch with a message that cannot be
+        kept is kept message by message, so that only that one is refused."""
+        try:
+            receipts = self.pipeline.receive_many(
+                self.source,
+                [(payload, header.sending_facility[:128] or None) for header, payload in items],
+                content_type=CONTENT_TYPE,
+            )
+        except FhirError:
+            return [self.keep(header, payload) for header, payload in items]
+        except Exception as exc:  # the database is away: nothing kept
+            log.warning("mllp receive failed error=%s", type(exc).__name__)
+            err_item = ErrorItem("transient", "The message could not be kept; send it again")
+            out: list[tuple[int, bytes | None]] = []
+            for header, _ in items:
+                code = "CE" if header.enhanced else "AE"
+                out.append(
+                    (0, self._count(header, hl7ack.build(header, code, errors=[err_item]), code))
+                )
+            return out
+        return [(receipt.id, None) for receipt in receipts]
+
     def store(self, header: Header, message_id: int) -> list[bytes]:
         """Map and store a kept message; its application ACK (none when MSH-16 says so)."""
-        row = self._stored(message_id)
+        return self._acks(header, self._stored(message_id))
+
+    def store_many(self, items: list[tuple[Header, int]]) -> list[list[bytes]]:
+        """``store`` for a batch: its messages stored in one transaction (``process_many``);
+        one that another worker holds is waited for, as ``store`` does."""
+        if not items:
+            return []
+        try:
+            rows: dict[int, InboxRow] = self.pipeline.process_many([m for _, m in items])
+        except Exception as exc:
+            log.warning("mllp batch processing failed error=%s", type(exc).__name__)
+            rows = {}
+        out = []
+        for header, message_id in items:
+            row = rows.get(message_id)
+            if row is not None and row.status == "processing":
+                row = self._stored(message_id)
+            out.append(self._acks(header, row))
+        return out
+
+    def _acks(self, header: Header, row: InboxRow | None) -> list[bytes]:
         code, errors = _application_ack(row)
         metrics.HL7_MESSAGES.labels(self.source, header.kind, code).inc()
         if not header.enhanced or hl7ack.wanted(header.application_ack, success=code == "AA"):
@@ -253,9 +352,11 @@ class Listener:
         its thread; its ACK is not sent, so its sender sends it again)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._storers]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._storers, return_exceptions=True)
+        self._storers = []
+        self._queue = None
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -263,6 +364,21 @@ class Listener:
         assert self._server is not None
         async with self._server:
             await self._server.serve_forever()
+
+
+@dataclass
+class _Pending:
+    """A message waiting for its batch: the futures its connection awaits."""
+
+    header: Header
+    payload: bytes
+    kept: asyncio.Future[tuple[int, bytes | None]]  # (inbox id, or the ACK refusing it)
+    stored: asyncio.Future[list[bytes]]  # its application ACKs
+
+
+def _resolve(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():  # a connection closed meanwhile cancelled it
+        future.set_result(result)
 
 
 def _not_hl7() -> ErrorItem:

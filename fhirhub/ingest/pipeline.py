@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from fhirhub.auth import binding
 from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
-from fhirhub.ingest import adapters, metrics, provenance
+from fhirhub.ingest import adapters, metrics, provenance, visits
 from fhirhub.ingest.adapters import Context, Mapped, Merge, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
@@ -84,13 +84,7 @@ class Pipeline:
     ) -> Receipt:
         adapter = adapters.get(source)  # an unknown source is the client's mistake: 404
         _refuse_unkeepable(payload, content_type, sender)
-        checksum = hashlib.sha256(payload).hexdigest()
-        # A source whose messages carry their own id (HL7 v2: sending facility + MSH-10) says
-        # so; a message sent again with that id is the same message, whatever its bytes.
-        key = getattr(adapter, "message_key", None)
-        message_key = key(payload) if callable(key) else None
-        if message_key:
-            checksum = hashlib.sha256(message_key.encode()).hexdigest()
+        checksum = _checksum(adapter, payload)
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
             message_id, new = repo.add(
@@ -123,7 +117,7 @@ class Pipeline:
         """``receive`` for many payloads ((payload, sender) pairs) in one transaction: all are
         kept or none is. For a pull, which reads records in batches: one commit per batch
         rather than per record."""
-        adapters.get(source)
+        adapter = adapters.get(source)
         for payload, sender in payloads:
             _refuse_unkeepable(payload, content_type, sender)
         receipts: list[Receipt] = []
@@ -136,7 +130,7 @@ class Pipeline:
                     sender=sender,
                     content_type=content_type,
                     received_at=now,
-                    checksum=hashlib.sha256(payload).hexdigest(),
+                    checksum=_checksum(adapter, payload),
                     payload=payload,
                 )
                 row = None if new else repo.get(message_id)
@@ -181,9 +175,12 @@ class Pipeline:
                 message_id, now=now, lease_until=lease_until, max_attempts=self.max_attempts
             ):
                 return repo.get(message_id) or row  # another worker claimed it first
+        return self._run(message_id, row.source)
+
+    def _run(self, message_id: int, source: str) -> InboxRow:
+        """Store a message this worker has claimed, in a transaction of its own."""
         started = time.perf_counter()
         outcome = "failed"
-        source = row.source
         try:
             outcome = self._process(message_id)
         except TRANSIENT as exc:
@@ -225,42 +222,146 @@ class Pipeline:
         )
         return done
 
+    def process_many(self, message_ids: list[int]) -> dict[int, InboxRow]:
+        """``process`` for several messages in two transactions rather than two each (group
+        commit): one claims them all, one stores them all, each message's data in a savepoint
+        of its own, so that a rejected message rolls back only itself; the data of all of them
+        commits at once, with their statuses. Returns each message's row as left.
+
+        A message that is not simply claimable (finished, held by another worker, out of
+        attempts) goes through ``process`` alone. When the storing transaction fails for any
+        other reason than a rejection (a deadlock, a bug, the database away), none of it is
+        kept and each claimed message is stored alone, so that one bad message never costs the
+        others theirs."""
+        rows: dict[int, InboxRow] = {}
+        claimed: list[InboxRow] = []
+        alone: list[int] = []
+        with self.engine.begin() as conn:  # the attempts count even if the worker then dies
+            repo = InboxRepository(conn)
+            now = now_us()
+            lease_until = now + self.lease_seconds * 1_000_000
+            found = repo.get_many(message_ids, for_update=True)  # locked in the order of ids
+            claimable = [
+                i
+                for i, row in found.items()
+                if row.status in ("received", "failed") and row.attempts < self.max_attempts
+            ]
+            taken = repo.claim_many(
+                claimable, now=now, lease_until=lease_until, max_attempts=self.max_attempts
+            )
+            for message_id in sorted(set(message_ids)):
+                if message_id in taken:
+                    claimed.append(found[message_id])
+                else:
+                    alone.append(message_id)
+        if claimed:
+            started = time.perf_counter()
+            try:
+                outcomes = self._process_batch(claimed)
+            except Exception as exc:  # nothing of the batch is kept; each is stored alone
+                log.warning(
+                    "batch of messages=%s failed error=%s; storing them one by one",
+                    len(claimed),
+                    type(exc).__name__,
+                )
+                for row in claimed:
+                    try:
+                        rows[row.id] = self._run(row.id, row.source)
+                    except TransientError:
+                        rows[row.id] = self._current(row.id)
+            else:
+                elapsed = time.perf_counter() - started
+                with self.engine.connect() as conn:
+                    finished = InboxRepository(conn).get_many([row.id for row in claimed])
+                    for row in claimed:
+                        done = finished[row.id]
+                        rows[row.id] = done
+                        metrics.LATENCY.labels(row.source, outcomes[row.id]).observe(
+                            elapsed / len(claimed)
+                        )
+                        metrics.FINISHED.labels(row.source, outcomes[row.id]).inc()
+                        log.info(
+                            "finished message=%s source=%s outcome=%s resources=%s batch=%s",
+                            row.id,
+                            row.source,
+                            done.status,
+                            done.resources or 0,
+                            len(claimed),
+                        )
+        for message_id in alone:
+            try:
+                rows[message_id] = self.process(message_id)
+            except TransientError:
+                rows[message_id] = self._current(message_id)
+        return rows
+
+    def _current(self, message_id: int) -> InboxRow:
+        with self.engine.connect() as conn:
+            row = InboxRepository(conn).get(message_id)
+        if row is None:
+            raise not_found(f"No inbox message {message_id}")
+        return row
+
+    def _process_batch(self, claimed: list[InboxRow]) -> dict[int, str]:
+        outcomes: dict[int, str] = {}
+        with self.engine.begin() as conn:
+            repo = InboxRepository(conn)
+            ids = [claim.id for claim in claimed]
+            rows = repo.get_many(ids, for_update=True)
+            payloads = repo.payloads(ids)
+            for claim in claimed:
+                row = rows.get(claim.id)
+                if row is None or row.status != "processing":
+                    outcomes[claim.id] = row.status if row else "failed"
+                    continue
+                outcomes[claim.id] = self._store_claimed(conn, repo, row, payloads.get(row.id))
+        return outcomes
+
     def _process(self, message_id: int) -> str:
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
             row = repo.get(message_id, for_update=True)
             if row is None or row.status != "processing":  # another worker finished it
                 return row.status if row else "failed"
+            return self._store_claimed(conn, repo, row)
+
+    def _store_claimed(
+        self, conn: Any, repo: InboxRepository, row: InboxRow, payload: bytes | None = None
+    ) -> str:
+        """Map and store one claimed message in ``conn``'s transaction, and finish it there:
+        ``processed``, or ``rejected`` (its data rolled back to a savepoint)."""
+        message_id = row.id
+        if payload is None:
             payload = repo.payload(message_id)
-            assert payload is not None
-            message = Message(
-                row.id, row.source, row.sender, row.content_type, row.received_at, payload
-            )
-            try:
-                with conn.begin_nested():
-                    response = self._store(conn, message, row.checksum)
-            except FhirError as err:
-                repo.finish(
-                    message_id,
-                    status="rejected",
-                    at=now_us(),
-                    outcome=orjson.dumps(operation_outcome(err.issues)).decode(),
-                    outcome_status=err.status,
-                )
-                return "rejected"
-            stored = sum(
-                1
-                for e in response.get("entry", [])
-                if str(e.get("response", {}).get("status", "")).startswith("20")
-            )
+        assert payload is not None
+        message = Message(
+            row.id, row.source, row.sender, row.content_type, row.received_at, payload
+        )
+        try:
+            with conn.begin_nested():
+                response = self._store(conn, message, row.checksum)
+        except FhirError as err:
             repo.finish(
                 message_id,
-                status="processed",
+                status="rejected",
                 at=now_us(),
-                resources=stored,
-                response=orjson.dumps(response),
+                outcome=orjson.dumps(operation_outcome(err.issues)).decode(),
+                outcome_status=err.status,
             )
-            return "processed"
+            return "rejected"
+        stored = sum(
+            1
+            for e in response.get("entry", [])
+            if str(e.get("response", {}).get("status", "")).startswith("20")
+        )
+        repo.finish(
+            message_id,
+            status="processed",
+            at=now_us(),
+            resources=stored,
+            response=orjson.dumps(response),
+        )
+        return "processed"
 
     def canonical(self, message: Message) -> Mapped:
         """The message as a canonical transaction Bundle (before provenance is added)."""
@@ -291,6 +392,10 @@ class Pipeline:
         )
         writer = Writer(ResourceRepository(conn))
         _as_facility(writer, bundle, message, mapped.sender)
+        # A visit another channel described too is merged with it, not replaced (visits.py);
+        # only for sources that share visits with another (their adapter ranks them).
+        if _visit_priority(message.source):
+            visits.reconcile(writer, bundle, message.source, _visit_priority)
         response = transaction.process(
             writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
         )
@@ -349,6 +454,26 @@ def _as_facility(
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict):
             entry["resource"] = binding.stamp(resource, organization, source)
+
+
+def _checksum(adapter: Any, payload: bytes) -> str:
+    """The inbox's key of a payload: its sha256, or, for a source whose messages carry their
+    own id (HL7 v2: sending facility + MSH-10), the sha256 of that id: a message sent again
+    with it is the same message, whatever its bytes."""
+    key = getattr(adapter, "message_key", None)
+    message_key = key(payload) if callable(key) else None
+    if message_key:
+        return hashlib.sha256(message_key.encode()).hexdigest()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _visit_priority(source: str) -> int:
+    """How much a source's word on a visit weighs against another channel's (its adapter's
+    ``visit_priority``; 0 when it says none)."""
+    try:
+        return int(getattr(adapters.get(source), "visit_priority", 0))
+    except FhirError:
+        return 0
 
 
 def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:

@@ -171,12 +171,17 @@ def pull(
     since: date | None = None,
     lookback_days: int = 0,
     batch: int = 500,
+    unit: int = 50,
+    store: bool = True,
     on_total: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> PullReport:
     """Read ``name``'s records past its watermark in ``url`` (from ``since`` when given) into
-    the inbox, moving the watermark after each batch kept. ``on_total`` gets the number of
-    records to read, ``on_batch`` the size of each batch kept (progress)."""
+    the inbox, moving the watermark after each batch kept. With a broker the new records go to
+    its workers; without one they are stored here, ``unit`` records per transaction
+    (``Pipeline.process_many``), unless ``store`` is False (the sweep hands them out later).
+    ``on_total`` gets the number of records to read, ``on_batch`` the size of each batch kept
+    (progress)."""
     puller = get(name)
     target, location = target_of(url)
     current = watermark(service, name, url)
@@ -221,13 +226,27 @@ def pull(
         report.kept += len(new)
         report.duplicates += len(rows) - len(new)
         report.position = mark.position
-        service.dispatcher.submit(new + again)
+        if service.dispatcher.uses_broker:
+            service.dispatcher.submit(new + again)
+        elif store:
+            waiting = new + again
+            for k in range(0, len(waiting), max(1, unit)):
+                _store_here(service, waiting[k : k + max(1, unit)])
         if new and not service.dispatcher.uses_broker:
             _count_statuses(service, new, report.statuses)
         log.info("pulled source=%s rows=%s new=%s", name, len(rows), len(new))
         if on_batch is not None:
             on_batch(len(rows))
     return report
+
+
+def _store_here(service: IngestService, ids: list[int]) -> None:
+    """Store kept records in this process, several per transaction: a record's unit of work is
+    a few statements, so one commit per record would cost more than the work."""
+    try:
+        service.pipeline.process_many(ids)
+    except Exception as exc:  # kept, and failed or waiting: the sweep hands them out again
+        log.warning("pull storing failed records=%s error=%s", len(ids), type(exc).__name__)
 
 
 def _count_statuses(service: IngestService, ids: list[int], into: dict[str, int]) -> None:

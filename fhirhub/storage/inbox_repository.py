@@ -89,6 +89,23 @@ class InboxRepository:
         r = self.conn.execute(stmt).first()
         return _row(r) if r is not None else None
 
+    def get_many(
+        self, message_ids: Sequence[int], *, for_update: bool = False
+    ) -> dict[int, InboxRow]:
+        """``get`` for several messages in one statement (locked in the order of their ids)."""
+        if not message_ids:
+            return {}
+        stmt = select(*_COLUMNS).where(M.c.id.in_(sorted(set(message_ids)))).order_by(M.c.id)
+        if for_update and self.postgres:
+            stmt = stmt.with_for_update()
+        return {int(r.id): _row(r) for r in self.conn.execute(stmt)}
+
+    def payloads(self, message_ids: Sequence[int]) -> dict[int, bytes]:
+        if not message_ids:
+            return {}
+        stmt = select(M.c.id, M.c.payload).where(M.c.id.in_(sorted(set(message_ids))))
+        return {int(i): zlib.decompress(raw) for i, raw in self.conn.execute(stmt)}
+
     def payload(self, message_id: int) -> bytes | None:
         raw = self.conn.execute(select(M.c.payload).where(M.c.id == message_id)).scalar()
         return zlib.decompress(raw) if raw is not None else None
@@ -113,6 +130,27 @@ class InboxRepository:
             .values(status="processing", attempts=M.c.attempts + 1, lease_until=lease_until)
         )
         return result.rowcount == 1
+
+    def claim_many(
+        self, message_ids: Sequence[int], *, now: int, lease_until: int, max_attempts: int
+    ) -> set[int]:
+        """``claim`` for several messages in one guarded UPDATE: the ids it took."""
+        if not message_ids:
+            return set()
+        claimable = or_(
+            M.c.status.in_(("received", "failed")),
+            and_(
+                M.c.status == "processing",
+                or_(M.c.lease_until.is_(None), M.c.lease_until < now),
+            ),
+        )
+        result = self.conn.execute(
+            update(M)
+            .where(M.c.id.in_(sorted(set(message_ids))), M.c.attempts < max_attempts, claimable)
+            .values(status="processing", attempts=M.c.attempts + 1, lease_until=lease_until)
+            .returning(M.c.id)
+        )
+        return {int(i) for (i,) in result}
 
     def finish(
         self,
