@@ -25,12 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-
-import orjson
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
