@@ -27,8 +27,12 @@ import common
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "measures"))
 
-BUILD_VERSION = "views2-measures-v1"  # change when what is stored changes
-LAST_UPDATED = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs; resource i adds i µs
+BUILD_VERSION = "views2-measures-v2"  # change when what is stored changes
+LAST_UPDATED = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
+# resource i of the load is stamped LAST_UPDATED + i * STEP_US: the city written over some hours
+# (5 million resources: 14 h), so that only the last few minutes' are within a view refresh's
+# overlap, as on a server after a day's ingest
+STEP_US = 10_000
 TABLES = ("resources", "resource_versions")
 _URN = re.compile(r'"(urn:uuid:[0-9a-f-]{36})"')
 _CITY: Any = None  # the SynthCity, inherited by the forked loader processes
@@ -55,9 +59,10 @@ def built(dbname: str, sig: str) -> bool:
 
 
 def _stored(
-    bundle: dict[str, Any], prefix: str, counter: list[int]
-) -> Iterator[tuple[str, str, str]]:
-    """(type, id, stored JSON text) of each entry of a city_store Bundle."""
+    bundle: dict[str, Any], prefix: str, counter: list[int], stamp: Any
+) -> Iterator[tuple[str, str, int, str]]:
+    """(type, id, last_updated, stored JSON text) of each entry of a city_store Bundle;
+    ``counter`` is [ids given, resources], ``stamp(n)`` the last_updated of the n-th."""
     from fhirhub.model.json import dumps_str
     from fhirhub.services.writes import _with_identity
 
@@ -76,16 +81,16 @@ def _stored(
     for entry, res_id in zip(entries, ids, strict=True):
         res = entry["resource"]
         counter[1] += 1
-        body = _with_identity(res, res_id, 1, LAST_UPDATED + counter[1])
-        text = dumps_str(body)
+        lu = stamp(counter[1])
+        text = dumps_str(_with_identity(res, res_id, 1, lu))
         if given and "urn:uuid:" in text:
             text = _URN.sub(lambda m: given[m[1]], text)
-        yield res["resourceType"], res_id, text
+        yield res["resourceType"], res_id, lu, text
 
 
-def _load_part(args: tuple[str, int, int, int]) -> tuple[int, float]:
+def _load_part(args: tuple[str, int, int, int, int]) -> tuple[int, float]:
     """Worker ``part`` of ``parts``: its persons' records and encounters, COPYed in."""
-    url, part, parts, pk_base = args
+    url, part, parts, pk_base, first = args
     from city_store import clinical_bundles
 
     sc = _CITY
@@ -112,10 +117,12 @@ def _load_part(args: tuple[str, int, int, int]) -> tuple[int, float]:
             conn.commit()
             rows.clear()
 
+        def stamp(pk: int) -> int:  # the workers' resources interleaved in time
+            return LAST_UPDATED + (first + (pk - pk_base) * parts + part) * STEP_US
+
         for bundle in clinical_bundles(sc, part, parts):
-            for res_type, res_id, text in _stored(bundle, f"w{part}-", counter):
-                pk = counter[1]
-                rows.append((pk, res_type, res_id, 1, LAST_UPDATED + pk, False, text))
+            for res_type, res_id, lu, text in _stored(bundle, f"w{part}-", counter, stamp):
+                rows.append((counter[1], res_type, res_id, 1, lu, False, text))
                 n += 1
             if len(rows) >= 20000:
                 flush()
@@ -177,11 +184,11 @@ def build(dbname: str, persons: int, seed: int, workers: int = 2) -> dict[str, A
         ) as cp:
             texts = []
             for bundle in head:
-                for res_type, res_id, text in _stored(bundle, "h-", counter):
-                    cp.write_row(
-                        (counter[1], res_type, res_id, 1, LAST_UPDATED + counter[1], False, text)
-                    )
-                    texts.append((counter[1], res_type, res_id, LAST_UPDATED + counter[1], text))
+                for res_type, res_id, lu, text in _stored(
+                    bundle, "h-", counter, lambda n: LAST_UPDATED + n * STEP_US
+                ):
+                    cp.write_row((counter[1], res_type, res_id, 1, lu, False, text))
+                    texts.append((counter[1], res_type, res_id, lu, text))
         with cur.copy(
             "COPY resource_versions (resource_pk, version, res_type, res_id, last_updated,"
             " method, deleted, content) FROM STDIN"
@@ -191,7 +198,7 @@ def build(dbname: str, persons: int, seed: int, workers: int = 2) -> dict[str, A
         conn.commit()
     stride = 1_000_000_000
     _CITY = sc
-    parts = [(plain, w, workers, stride * (w + 1)) for w in range(workers)]
+    parts = [(plain, w, workers, stride * (w + 1), counter[1] + 1) for w in range(workers)]
     print(f"loading {dbname}: {workers} processes", flush=True)
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         results = pool.map(_load_part, parts)
