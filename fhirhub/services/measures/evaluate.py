@@ -118,6 +118,21 @@ class Dataset:
         self._loaded: set[str] = set()
         self.encounters: list[Any] = []
         self._orgs: dict[str, tuple[str | None, bool]] | None = None
+        self._residents: dict[str, list[tuple[Person, str | None]]] = {}
+
+    def residents(self, resident: str) -> list[tuple[Person, str | None]]:
+        """The persons living in the city (village code ``resident`` + 6 digits) with a birth
+        date, each with the Puskesmas of its kelurahan (found once, for every measure)."""
+        if resident not in self._residents:
+            people = self.people(resident)
+            self._residents[resident] = [
+                (p, self.catalogue.puskesmas.get(p.kelurahan))
+                for p in people
+                if p.birth is not None
+                and p.kelurahan is not None
+                and people.resident.fullmatch(p.kelurahan)
+            ]
+        return self._residents[resident]
 
     def rows(self, name: str) -> list[Mapping[str, Any]]:
         if name not in self._rows:
@@ -293,17 +308,16 @@ class Evaluator:
         else:
             context = {"providers": set()}
         bands = [bounds(b) for b in str(m.value("age-bands", "0-4")).split(",")]
-        pattern = people.resident
         subject = self._subject_person(people)
         tallies: dict[str | None, _Tally] = defaultdict(_Tally)
         ps, pe = self.period.start, self.period.end
-        candidates: Iterable[Person] = [subject] if subject is not None else people
-        for p in candidates:
-            if p.birth is None or p.birth > pe or (p.death is not None and p.death < ps):
+        candidates = self.data.residents(resident)  # born, living in the city
+        if subject is not None:
+            candidates = [(p, pkm) for p, pkm in candidates if p is subject]
+        for p, pkm in candidates:
+            assert p.birth is not None and p.kelurahan is not None
+            if p.birth > pe or (p.death is not None and p.death < ps):
                 continue
-            if p.kelurahan is None or not pattern.fullmatch(p.kelurahan):
-                continue
-            pkm = self.catalogue.puskesmas.get(p.kelurahan)
             if only is not None and pkm != only:
                 continue
             found = rule(m, p, self.period, context)

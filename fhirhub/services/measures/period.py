@@ -31,6 +31,9 @@ def local_date(value: object) -> date | None:
     try:
         if len(value) == 10:
             return date.fromisoformat(value)
+        if value.endswith("+08:00") and value[10] == "T":  # already WITA (the common case)
+            datetime.fromisoformat(value)  # valid, or ValueError
+            return date.fromisoformat(value[:10])
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
