@@ -232,17 +232,34 @@ def _apply_changes(
         rows = stream_keyed_rows(conn, view, scope)
         try:  # closed here, not by the garbage collector in the middle of another statement
             batch = [
-                {"_resource_pk": pk, **{n: _cell(columns[n], v) for n, v in row.items()}}
+                (pk, *(_cell(column, row.get(name)) for name, column in columns.items()))
                 for pk, row in rows
             ]
         finally:
             rows.close()
         if batch:
-            conn.execute(insert(table), batch)
+            _insert(conn, table, batch)
         done += len(pks)
         if progress is not None:
             progress(done, total)
     return done
+
+
+def _insert(conn: Connection, table: Table, batch: list[tuple[Any, ...]]) -> None:
+    """Rows in the table's column order: by COPY on PostgreSQL (an INSERT a row, even
+    pipelined, cost ten times as much), else one executemany."""
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(f'"{c.name}"' for c in table.columns)
+        cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+        return
+    keys = [c.name for c in table.columns]
+    conn.execute(insert(table), [dict(zip(keys, row, strict=True)) for row in batch])
 
 
 def stream_materialised(
