@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,6 @@ class Dataset:
     ) -> None:
         self.catalogue = catalogue
         self._read = rows
-        self._rows: dict[str, list[Mapping[str, Any]]] = {}
         self._people: People | None = None
         self._loaded: set[str] = set()
         self.encounters: list[Any] = []
@@ -134,21 +133,22 @@ class Dataset:
             ]
         return self._residents[resident]
 
-    def rows(self, name: str) -> list[Mapping[str, Any]]:
-        if name not in self._rows:
-            self._rows[name] = list(self._read(self.catalogue.view_named(name)))
-        return self._rows[name]
+    def rows(self, name: str) -> Iterator[Mapping[str, Any]]:
+        """The rows of the catalogue's view ``name``, streamed: each consumer (persons, events,
+        measurements, doses, organisations) reads a view once, to the end, and keeps only what
+        it builds from the rows (a large city's rows would not fit in memory as dicts)."""
+        rows = iter(self._read(self.catalogue.view_named(name)))
+        try:
+            yield from rows
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
 
     def people(self, resident: str) -> People:
         if self._people is None:
             self._people = People(self.rows, re.compile(re.escape(resident) + r"\d{6}"))
-            self._forget("measure_patient", "measure_person")
         return self._people
-
-    def _forget(self, *names: str) -> None:
-        """Rows already turned into persons and events are not kept (memory)."""
-        for name in names:
-            self._rows.pop(name, None)
 
     def need(self, what: str, resident: str) -> None:
         if what in self._loaded:
@@ -156,13 +156,10 @@ class Dataset:
         people = self.people(resident)
         if what == "events":
             self.encounters = load_events(people, self.rows)
-            self._forget("measure_encounter", "measure_encounter_diagnosis", "measure_condition")
         elif what == "measurements":
             load_measurements(people, self.rows)
-            self._forget("measure_observation")
         elif what == "doses":
             load_doses(people, self.rows)
-            self._forget("measure_immunization")
         self._loaded.add(what)
 
     @property
