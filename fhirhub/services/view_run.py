@@ -23,7 +23,7 @@ from fhirhub.model.instant import parse_instant
 from fhirhub.model.resource_types import is_valid_id
 from fhirhub.views.definition import View, parse_view
 from fhirhub.views.errors import ViewError
-from fhirhub.views.output import FORMATS, MEDIA_TYPES, encode
+from fhirhub.views.output import FORMATS, MEDIA_TYPES, encode, encode_parquet, parquet_missing
 from fhirhub.views.run import run_view
 from fhirhub.views.sql_run import Scope, stream_rows
 
@@ -131,9 +131,11 @@ def parse_request(
         raise FhirError.single(
             400,
             "not-supported",
-            f"_format {fmt!r} is not supported; use json, ndjson or csv",
+            f"_format {fmt!r} is not supported; use json, ndjson, csv or parquet",
             "_format",
         )
+    if chosen == "parquet" and (missing := parquet_missing()) is not None:
+        raise FhirError.single(415, "not-supported", missing, "_format")
     return RunRequest(parse_view(view_json), chosen, limit, Scope(patient, since), resources)
 
 
@@ -169,7 +171,10 @@ class RowStream:
             rows = self._source = stream_rows(self._conn, request.view, request.scope)
         if request.limit is not None:
             rows = islice(rows, request.limit)
-        self._chunks = encode(rows, request.format, request.view.column_names)
+        if request.format == "parquet":
+            self._chunks = encode_parquet(rows, request.view.root.all_columns)
+        else:
+            self._chunks = encode(rows, request.format, request.view.column_names)
         try:
             self._first = next(self._chunks)
         except BaseException:

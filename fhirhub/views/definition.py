@@ -47,12 +47,17 @@ class Select:
     @property
     def column_names(self) -> tuple[str, ...]:
         """The names of the columns this select yields, in output order."""
-        names = [c.name for c in self.columns]
+        return tuple(c.name for c in self.all_columns)
+
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        """The columns this select yields, in output order (of a unionAll, its first branch's)."""
+        found = list(self.columns)
         for sub in self.selects:
-            names.extend(sub.column_names)
+            found.extend(sub.all_columns)
         if self.union_all:
-            names.extend(self.union_all[0].column_names)
-        return tuple(names)
+            found.extend(self.union_all[0].all_columns)
+        return tuple(found)
 
 
 @dataclass(frozen=True)

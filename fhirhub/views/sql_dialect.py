@@ -14,6 +14,7 @@ from dataclasses import dataclass
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # a literal reference's Type/id (absolute URLs and _history stripped), as getReferenceKey() reads
 REFERENCE_PATTERN = r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9.-]{1,64})(?:/_history/[^/]+)?$"
+PLAIN_REFERENCE_PATTERN = r"^[A-Z][A-Za-z]+/[A-Za-z0-9.-]{1,64}$"  # the same, when it is all
 
 
 @dataclass(frozen=True)
@@ -191,10 +192,19 @@ class Postgres(Dialect):
         return f"coalesce(string_agg({text}, {separator} ORDER BY {order}), '')"
 
     def reference_key(self, reference_text: str, wanted: str | None) -> str:
+        # A plain "Type/id" (nearly every reference) is its own key: an anchored match and
+        # split_part cost a tenth of the general pattern, which PostgreSQL tries at each
+        # position of the text (about 0.1 ms a reference).
         check = "" if wanted is None else f" WHERE m[1] = {wanted}"
+        plain = (
+            "ref.s"
+            if wanted is None
+            else f"CASE WHEN split_part(ref.s, '/', 1) = {wanted} THEN ref.s END"
+        )
         return (
-            f"(SELECT m[1] || '/' || m[2] FROM regexp_match({reference_text}, "
-            f"'{REFERENCE_PATTERN}') AS m{check})"
+            f"(SELECT CASE WHEN ref.s ~ '{PLAIN_REFERENCE_PATTERN}' THEN {plain} "
+            f"ELSE (SELECT m[1] || '/' || m[2] FROM regexp_match(ref.s, "
+            f"'{REFERENCE_PATTERN}') AS m{check}) END FROM (SELECT {reference_text} AS s) AS ref)"
         )
 
     def out(self, x: str) -> str:

@@ -36,13 +36,17 @@ def _urls() -> Any:
     return fresh
 
 
-def clinical_bundles(sc: SynthCity) -> Iterator[dict[str, Any]]:
+def clinical_bundles(sc: SynthCity, part: int = 0, parts: int = 1) -> Iterator[dict[str, Any]]:
+    """The records and their encounters; ``part`` of ``parts`` gives only the persons whose
+    number is ``part`` modulo ``parts`` (a loader's worker process)."""
     city = sc.city
     entries: list[dict[str, Any]] = []
     patients = 0
     urls = _urls()
     for key in sorted(sc.records, key=lambda k: (k[0], k[1], k[2])):
         pid, code, _newborn = key
+        if pid % parts != part:
+            continue
         p = sc.persons[pid]
         fac = city.facility(code)
         rec = sc.records[key]

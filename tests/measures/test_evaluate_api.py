@@ -439,3 +439,52 @@ def test_one_facility_for_facility_indicators(client: TestClient) -> None:
         ["PKM01", "J06"],
         ["PKM03", "J06"],
     ]
+
+
+def test_reports_kept_are_searchable_by_measure_and_period(client: TestClient, db_url: str) -> None:
+    """A MeasureReport is an ordinary resource: ``POST /fhir/MeasureReport`` stores one as
+    evaluated, and the reports the monthly job keeps (``stored.run``) are found by measure and
+    period like any other."""
+    from datetime import date
+
+    from fhirhub.services.measures import stored
+    from fhirhub.storage.engine import make_engine
+
+    measures = Path(__file__).parents[2] / "measures"
+
+    answer = client.get(HIV, params=YEAR)
+    assert answer.status_code == 200, answer.text
+    created = client.post(
+        "/fhir/MeasureReport",
+        json=answer.json(),
+        headers={"Content-Type": "application/fhir+json"},
+    )
+    assert created.status_code == 201, created.text
+    engine = make_engine(db_url)
+    try:
+        months = [stored.last_month(date(2025, m, 1)) for m in (3, 4)]  # February, March
+        for period in months:
+            assert stored.run(engine, measures, period, keep_alerts=False)["reports"] == 22
+    finally:
+        engine.dispose()
+    url = "https://fhirhub.baubaukota.go.id/Measure/spm-12"
+
+    def found(**params: str) -> list[str]:
+        bundle = client.get("/fhir/MeasureReport", params={"_count": "100", **params}).json()
+        assert bundle["resourceType"] == "Bundle", bundle
+        return sorted(
+            f"{e['resource']['period']['start']}..{e['resource']['period']['end']}"
+            for e in bundle.get("entry", [])
+        )
+
+    assert found(measure=url) == [
+        "2025-01-01..2025-12-31",
+        "2025-02-01..2025-02-28",
+        "2025-03-01..2025-03-31",
+    ]
+    assert found(measure=url, period="2025-03") == ["2025-03-01..2025-03-31"]
+    assert found(measure=url, period="sa2025-01-31") == [  # starts after January
+        "2025-02-01..2025-02-28",
+        "2025-03-01..2025-03-31",
+    ]
+    assert len(found(period="2025-02")) == 22  # every indicator of February

@@ -143,3 +143,55 @@ def test_the_command_shows_progress_and_counts(
         assert missing.exit_code != 0
     finally:
         get_settings.cache_clear()
+
+
+def _read(engine: Engine) -> tuple[list[Any], list[Any] | None]:
+    """The view's rows over the store, and as read from its table (None: not read from it)."""
+    from fhirhub.views.definition import parse_view
+    from fhirhub.views.sql_run import stream_rows
+
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    with engine.connect() as conn:
+        live = sorted(stream_rows(conn, parse_view(VIEW)), key=key)
+        kept = materialize.stream_materialised(conn, VIEW)
+        return live, None if kept is None else sorted(kept, key=key)
+
+
+def test_rows_read_from_the_table_are_the_current_rows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(materialize, "OVERLAP_US", 0)
+    _put(
+        engine,
+        {"id": "a", "active": True, "name": [{"family": "Ode"}, {"family": "Hasan"}]},
+        {"id": "b", "multipleBirthInteger": 2},
+        {"id": "c", "active": False, "name": [{"family": "Sitti"}]},
+    )
+    assert _read(engine)[1] is None  # never built: the caller runs the view instead
+    refresh(engine, VIEW)
+    live, kept = _read(engine)
+    assert kept == live and len(kept) == 4
+    # changed after the refresh: their rows come live, the table's old rows of them are left out
+    _put(engine, {"id": "b", "name": [{"family": "Baru"}]}, {"id": "d", "active": True})
+    _delete(engine, "c")
+    live, kept = _read(engine)
+    assert kept == live
+    assert sorted((r["id"], r["family"]) for r in kept) == [
+        ("a", "Hasan"),
+        ("a", "Ode"),
+        ("b", "Baru"),
+        ("d", None),
+    ]
+    # a table built from another definition is not read
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE view_watermarks SET definition_sha256 = 'x'"))
+    assert _read(engine)[1] is None
+
+
+def test_within_the_overlap_rows_come_live(engine: Engine) -> None:
+    """With the default overlap every resource just written is read live, not from the table;
+    the rows are the same."""
+    _put(engine, {"id": "a", "active": True, "name": [{"family": "Ode"}]})
+    refresh(engine, VIEW)
+    live, kept = _read(engine)
+    assert kept == live and len(live) == 1

@@ -258,3 +258,57 @@ def test_an_unreadable_catalogued_view_is_an_outcome(db_url: str, tmp_path: Path
         response = c.get("/fhir/ViewDefinition/broken/$viewdefinition-run")
     app.state.database.engine.dispose()
     _outcome(response, 400, "ViewDefinition")
+
+
+def test_parquet_streams_row_groups(three: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="the optional parquet extra (pyarrow)")
+    from fhirhub.views import output
+
+    typed = {
+        "resourceType": "ViewDefinition",
+        "resource": "Patient",
+        "select": [
+            {
+                "column": [
+                    {"name": "id", "path": "id"},
+                    {"name": "active", "path": "active", "type": "boolean"},
+                    {"name": "births", "path": "multipleBirth.ofType(integer)", "type": "integer"},
+                    {"name": "given", "path": "name.given", "collection": True},
+                ]
+            }
+        ],
+    }
+    for pid in ("d", "e", "f"):
+        body = {"resourceType": "Patient", "id": pid, "active": pid != "e"}
+        if pid == "f":
+            body["multipleBirthInteger"] = 2
+        three.put(f"/fhir/Patient/{pid}", json=body, headers=FHIR_JSON)
+    monkeypatch.setattr(output, "PARQUET_ROW_GROUP", 2)  # several row groups
+    answer = _run(three, _view(typed), {"name": "_format", "valueCode": "parquet"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(answer.content))
+    assert table.schema.field("active").type == "bool"
+    assert table.schema.field("births").type == "int64"
+    rows = sorted(table.to_pylist(), key=lambda r: r["id"])
+    assert rows == [
+        {"id": "a", "active": None, "births": None, "given": '["Wa Ode","Sitti"]'},
+        {"id": "b", "active": None, "births": None, "given": '["La Ode"]'},
+        {"id": "d", "active": True, "births": None, "given": "[]"},
+        {"id": "e", "active": False, "births": None, "given": "[]"},
+        {"id": "f", "active": True, "births": 2, "given": "[]"},
+    ]
+    assert pq.ParquetFile(io.BytesIO(answer.content)).num_row_groups == 3
+    empty = _run(three, _view(typed), query="?_format=parquet&patient=nobody")  # no rows
+    assert empty.status_code == 200 and pq.read_table(io.BytesIO(empty.content)).num_rows == 0
+
+
+def test_parquet_without_its_library_is_415_saying_why(
+    three: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if the extra were not installed
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    text = _outcome(_run(three, _view(), query="?_format=parquet"), 415, "_format")
+    assert "parquet" in text and "fhirhub[parquet]" in text

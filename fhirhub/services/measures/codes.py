@@ -9,7 +9,8 @@ plain sets of codes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,29 @@ class _Range:
 @dataclass(frozen=True)
 class IcdSet:
     ranges: tuple[_Range, ...]
+    # code -> held: a city has a few thousand distinct codes and millions of events
+    _known: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def holds(self, code: str) -> bool:
-        return any(r.holds(code) for r in self.ranges)
+        found = self._known.get(code)
+        if found is None:
+            found = self._known[code] = any(r.holds(code) for r in self.ranges)
+        return found
 
     def any_of(self, codes: Iterable[str]) -> bool:
-        return any(self.holds(c) for c in codes)
+        known = self._known
+        for c in codes:
+            found = known.get(c)
+            if found is None:
+                found = self.holds(c)
+            if found:
+                return True
+        return False
 
 
+@lru_cache(maxsize=256)
 def icd_set(spec: str) -> IcdSet:
+    """The code list ``spec`` (parsed once: the rules ask for it once per person)."""
     ranges = []
     for part in spec.split(","):
         part = part.strip()
@@ -46,10 +61,12 @@ def icd_set(spec: str) -> IcdSet:
     return IcdSet(tuple(ranges))
 
 
+@lru_cache(maxsize=256)
 def code_set(spec: str) -> frozenset[str]:
     return frozenset(p.strip() for p in spec.split(",") if p.strip())
 
 
+@lru_cache(maxsize=256)
 def bounds(spec: str) -> tuple[int, int | None]:
     """``"7-15"`` → (7, 15); ``"60-"`` → (60, None); ``"3"`` → (3, 3)."""
     lo, sep, hi = spec.partition("-")

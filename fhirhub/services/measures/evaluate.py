@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,27 +113,42 @@ class Dataset:
     ) -> None:
         self.catalogue = catalogue
         self._read = rows
-        self._rows: dict[str, list[Mapping[str, Any]]] = {}
         self._people: People | None = None
         self._loaded: set[str] = set()
         self.encounters: list[Any] = []
         self._orgs: dict[str, tuple[str | None, bool]] | None = None
+        self._residents: dict[str, list[tuple[Person, str | None]]] = {}
 
-    def rows(self, name: str) -> list[Mapping[str, Any]]:
-        if name not in self._rows:
-            self._rows[name] = list(self._read(self.catalogue.view_named(name)))
-        return self._rows[name]
+    def residents(self, resident: str) -> list[tuple[Person, str | None]]:
+        """The persons living in the city (village code ``resident`` + 6 digits) with a birth
+        date, each with the Puskesmas of its kelurahan (found once, for every measure)."""
+        if resident not in self._residents:
+            people = self.people(resident)
+            self._residents[resident] = [
+                (p, self.catalogue.puskesmas.get(p.kelurahan))
+                for p in people
+                if p.birth is not None
+                and p.kelurahan is not None
+                and people.resident.fullmatch(p.kelurahan)
+            ]
+        return self._residents[resident]
+
+    def rows(self, name: str) -> Iterator[Mapping[str, Any]]:
+        """The rows of the catalogue's view ``name``, streamed: each consumer (persons, events,
+        measurements, doses, organisations) reads a view once, to the end, and keeps only what
+        it builds from the rows (a large city's rows would not fit in memory as dicts)."""
+        rows = iter(self._read(self.catalogue.view_named(name)))
+        try:
+            yield from rows
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
 
     def people(self, resident: str) -> People:
         if self._people is None:
             self._people = People(self.rows, re.compile(re.escape(resident) + r"\d{6}"))
-            self._forget("measure_patient", "measure_person")
         return self._people
-
-    def _forget(self, *names: str) -> None:
-        """Rows already turned into persons and events are not kept (memory)."""
-        for name in names:
-            self._rows.pop(name, None)
 
     def need(self, what: str, resident: str) -> None:
         if what in self._loaded:
@@ -141,13 +156,10 @@ class Dataset:
         people = self.people(resident)
         if what == "events":
             self.encounters = load_events(people, self.rows)
-            self._forget("measure_encounter", "measure_encounter_diagnosis", "measure_condition")
         elif what == "measurements":
             load_measurements(people, self.rows)
-            self._forget("measure_observation")
         elif what == "doses":
             load_doses(people, self.rows)
-            self._forget("measure_immunization")
         self._loaded.add(what)
 
     @property
@@ -293,17 +305,16 @@ class Evaluator:
         else:
             context = {"providers": set()}
         bands = [bounds(b) for b in str(m.value("age-bands", "0-4")).split(",")]
-        pattern = people.resident
         subject = self._subject_person(people)
         tallies: dict[str | None, _Tally] = defaultdict(_Tally)
         ps, pe = self.period.start, self.period.end
-        candidates: Iterable[Person] = [subject] if subject is not None else people
-        for p in candidates:
-            if p.birth is None or p.birth > pe or (p.death is not None and p.death < ps):
+        candidates = self.data.residents(resident)  # born, living in the city
+        if subject is not None:
+            candidates = [(p, pkm) for p, pkm in candidates if p is subject]
+        for p, pkm in candidates:
+            assert p.birth is not None and p.kelurahan is not None
+            if p.birth > pe or (p.death is not None and p.death < ps):
                 continue
-            if p.kelurahan is None or not pattern.fullmatch(p.kelurahan):
-                continue
-            pkm = self.catalogue.puskesmas.get(p.kelurahan)
             if only is not None and pkm != only:
                 continue
             found = rule(m, p, self.period, context)

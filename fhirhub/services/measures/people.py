@@ -195,6 +195,7 @@ def load_events(people: People, rows: Rows) -> list[Event]:
 
 
 def load_measurements(people: People, rows: Rows) -> None:
+    code_sets: dict[tuple[Any, ...], frozenset[str]] = {}  # a few dozen distinct code lists
     for row in rows("measure_observation"):
         person = people.person_of(row.get("subject"))
         day = local_date(row.get("effective"))
@@ -206,13 +207,21 @@ def load_measurements(people: People, rows: Rows) -> None:
                 row["key"],
                 day,
                 instant_key(row.get("effective")),
-                frozenset(c for c in row.get("codes") or [] if isinstance(c, str)),
+                _codes(code_sets, row.get("codes")),
                 float(value) if isinstance(value, int | float) else None,
                 row.get("encounter"),
             )
         )
     for person in people:
         person.measurements.sort(key=lambda m: (m.day, m.instant, m.key))
+
+
+def _codes(known: dict[tuple[Any, ...], frozenset[str]], codes: Any) -> frozenset[str]:
+    key = tuple(c for c in codes or () if isinstance(c, str))
+    found = known.get(key)
+    if found is None:
+        found = known[key] = frozenset(key)
+    return found
 
 
 def load_doses(people: People, rows: Rows) -> None:
