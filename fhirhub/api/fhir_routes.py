@@ -34,7 +34,7 @@ from fhirhub.errors import FhirError, Issue, bad_request
 from fhirhub.ingest.service import IngestService
 from fhirhub.model.instant import now_us, to_instant
 from fhirhub.model.json import loads
-from fhirhub.services import capabilities, history, read, transaction
+from fhirhub.services import audit, capabilities, history, read, transaction
 from fhirhub.services.writes import Result, Writer, check_type, parse_etag
 from fhirhub.storage.repository import ResourceRepository
 
@@ -297,6 +297,7 @@ async def history_type(
 async def read_instance(request: Request, db: DatabaseDep, res_type: str, res_id: str) -> Response:
     negotiate(request)
     found = await db.read_by_id(read.read, res_type, res_id)
+    audit.note("content", found.content)  # its AuditEvent names its Patient (parsed later)
     headers = version_headers(found.version, found.last_updated)
     if _not_modified(request, found.version, found.last_updated):
         return Response(status_code=304, headers=headers)
@@ -356,6 +357,7 @@ async def vread(
     negotiate(request)
     found = await _in_read(db, read.vread, res_type, res_id, version, one_statement=True)
     assert found.content is not None
+    audit.note("content", found.content)
     headers = version_headers(found.version, found.last_updated)
     return content_response(found.content, request, 200, headers)
 

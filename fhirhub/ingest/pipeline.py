@@ -39,7 +39,7 @@ from fhirhub.ingest.adapters import Context, Mapped, Merge, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
 from fhirhub.model.json import has_nul
-from fhirhub.services import transaction
+from fhirhub.services import audit, transaction
 from fhirhub.services.writes import Writer
 from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
 from fhirhub.storage.repository import ResourceRepository
@@ -70,6 +70,7 @@ class Pipeline:
     base_url: str = "urn:fhirhub"
     max_attempts: int = 5
     lease_seconds: int = 60  # a claim older than this is taken to be a dead worker's
+    audit: bool = True  # an AuditEvent for each message stored or rejected (FHIRHUB_AUDIT)
 
     # --- 1. receive --------------------------------------------------------------------------
 
@@ -185,6 +186,8 @@ class Pipeline:
         source = row.source
         try:
             outcome = self._process(message_id)
+            if outcome in FINAL and self.audit:  # its AuditEvent committed with it
+                audit.mark_recorded()
         except TRANSIENT as exc:
             self._fail(message_id, exc)
             raise TransientError(type(exc).__name__) from exc
@@ -235,9 +238,10 @@ class Pipeline:
             message = Message(
                 row.id, row.source, row.sender, row.content_type, row.received_at, payload
             )
+            trail = self._trail(message)
             try:
                 with conn.begin_nested():
-                    response = self._store(conn, message, row.checksum)
+                    response = self._store(conn, message, row.checksum, trail)
             except FhirError as err:
                 repo.finish(
                     message_id,
@@ -246,6 +250,9 @@ class Pipeline:
                     outcome=orjson.dumps(operation_outcome(err.issues)).decode(),
                     outcome_status=err.status,
                 )
+                if trail is not None:  # what the savepoint stored was rolled back
+                    trail.entities.clear()
+                    _store_audit(conn, trail, err.status)
                 return "rejected"
             stored = sum(
                 1
@@ -259,6 +266,8 @@ class Pipeline:
                 resources=stored,
                 response=orjson.dumps(response),
             )
+            if trail is not None:  # in the transaction of the data it records
+                _store_audit(conn, trail, 200)
             return "processed"
 
     def canonical(self, message: Message) -> Mapped:
@@ -276,7 +285,24 @@ class Pipeline:
         canonicalise_bundle(bundle, self.context.regions, self.context.concept_maps)
         return mapped
 
-    def _store(self, conn: Any, message: Message, checksum: str) -> dict[str, Any]:
+    def _trail(self, message: Message) -> audit.Trail | None:
+        """The AuditEvent of storing ``message``: who is the client of the request under way
+        (``POST /fhir``, ``?mode=sync``), else the message's source and sender (a worker, the
+        MLLP listener, a pull)."""
+        if not self.audit:
+            return None
+        context = audit.current() or audit.Context(
+            agent=lambda: audit.Agent(source=message.source, organization=message.sender)
+        )
+        trail = audit.Trail(context, kind="ingest")
+        trail.extra.append(
+            audit.Entity(identifier=(audit.INBOX_SYSTEM, str(message.id)), role="20")  # Job
+        )
+        return trail
+
+    def _store(
+        self, conn: Any, message: Message, checksum: str, trail: audit.Trail | None = None
+    ) -> dict[str, Any]:
         mapped = self.canonical(message)
         bundle = mapped.bundle
         provenance.stamp(
@@ -288,7 +314,7 @@ class Pipeline:
             checksum=checksum,
             now=now_us(),
         )
-        writer = Writer(ResourceRepository(conn))
+        writer = Writer(ResourceRepository(conn), trail=trail)
         response = transaction.process(
             writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
         )
@@ -328,6 +354,14 @@ class Pipeline:
                 )
             repo.reopen(message_id, self.max_attempts)
             return repo.get(message_id) or row
+
+
+def _store_audit(conn: Any, trail: audit.Trail, status: int) -> None:
+    """Stage and store the AuditEvent of a message in the transaction that marks it done: a
+    message whose audit cannot be stored is not stored either (it fails, and is retried)."""
+    writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
+    writer.put_internal(trail.event(now_us(), status=status), new=True)
+    writer.flush()
 
 
 def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:

@@ -25,6 +25,7 @@ from fhirhub.model.validation import validate_resource
 from fhirhub.search import find_matches
 from fhirhub.search.indexing import index_rows
 from fhirhub.search.query import RESULT_PARAMS
+from fhirhub.services import audit
 from fhirhub.services.patient_index import PatientIndex
 from fhirhub.storage.repository import ResourceRepository, StoredVersion, Write
 
@@ -99,6 +100,7 @@ class Writer:
         *,
         now: int | None = None,
         patient_index: PatientIndex | bool | None = True,
+        trail: audit.Trail | bool | None = True,
     ) -> None:
         self.repo = repo
         self.now = now if now is not None else now_us()
@@ -108,6 +110,11 @@ class Writer:
         if patient_index is True:  # the default: on unless the settings turn it off
             patient_index = _patient_index()
         self.patient_index = patient_index or None
+        # The AuditEvent of this unit of work (services/audit.py): by default that of the
+        # interaction under way, None outside one (and when audit is off).
+        self.trail = audit.trail() if trail is True else trail or None
+        self._audit_staged: list[tuple[str, str, int, str, Any]] = []  # until flushed
+        self._audited = False
 
     @staticmethod
     def default_index() -> PatientIndex | None:
@@ -126,6 +133,7 @@ class Writer:
         while self._pending:
             batch, self._pending = self._pending, []
             self.repo.apply(batch)
+            self._audit_flushed()
             for w in batch:  # the staged pks are now known
                 head = self._heads.get((w.res_type, w.res_id))
                 if head is not None and head.pk == 0 and w.pk is not None:
@@ -134,6 +142,28 @@ class Writer:
                 patients = [w for w in batch if w.res_type == "Patient"]
                 if patients:
                     self.patient_index.on_patients(self, patients)
+        self._audit_flushed()
+
+    def finish(self) -> None:
+        """Store what is staged and, last, the AuditEvent of this unit of work (once): call it
+        just before the commit, so that the write and its audit commit together or not at
+        all."""
+        self.flush()
+        if self.trail is not None and not self._audited:
+            self._audited = True
+            self.put_internal(self.trail.event(now_us()), new=True)
+            self.flush()
+
+    def note_interaction(self, kind: str) -> None:
+        """What the unit of work is (``transaction``, ``batch``), unless its edge said."""
+        if self.trail is not None and self.trail.kind is None:
+            self.trail.kind = kind
+
+    def _audit_flushed(self) -> None:
+        if self.trail is not None and self._audit_staged:
+            staged, self._audit_staged = self._audit_staged, []
+            for res_type, res_id, version, method, resource in staged:
+                self.trail.wrote(res_type, res_id, version, method, resource)
 
     def prefetch(self, keys: list[Key]) -> None:
         """Read (and lock) the current versions of resources about to be written."""
@@ -183,7 +213,7 @@ class Writer:
                 )
             if found:
                 return self.existing(res_type, found[0][1])
-        return self._store(res_type, str(uuid.uuid4()), resource, None, "POST")
+        return self._public(res_type, str(uuid.uuid4()), resource, None, "POST")
 
     def update(
         self,
@@ -202,8 +232,8 @@ class Writer:
         prev = self.head(res_type, res_id)
         _check_if_match(prev, if_match, f"{res_type}/{res_id}")
         if prev is not None and not prev.deleted and _same_content(prev, resource):
-            return self._existing(res_type, res_id, prev)
-        return self._store(res_type, res_id, resource, prev, "PUT")
+            return self._existing(res_type, res_id, prev, "PUT")
+        return self._public(res_type, res_id, resource, prev, "PUT")
 
     def conditional_update(
         self,
@@ -267,8 +297,8 @@ class Writer:
             raise FhirError.single(422, "processing", "A patch may not change id")
         validate_resource(patched)
         if _same_content(prev, patched):
-            return self._existing(res_type, res_id, prev)
-        return self._store(res_type, res_id, patched, prev, "PATCH")
+            return self._existing(res_type, res_id, prev, "PATCH")
+        return self._public(res_type, res_id, patched, prev, "PATCH")
 
     def delete(self, res_type: str, res_id: str) -> Result:
         check_type(res_type)
@@ -278,8 +308,11 @@ class Writer:
             version = prev.version if prev else 0
             last_updated = prev.last_updated if prev else 0
             self.unchanged += 1
+            self._audit(res_type, res_id, version, "DELETE", None)
             return Result(204, res_type, res_id, version, last_updated, changed=False)
-        return self._store(res_type, res_id, None, prev, "DELETE")
+        result = self._store(res_type, res_id, None, prev, "DELETE")
+        self._audit(res_type, res_id, result.version, "DELETE", prev.content if prev else None)
+        return result
 
     def conditional_delete(self, res_type: str, query: str) -> Result:
         check_type(res_type)
@@ -298,7 +331,7 @@ class Writer:
         """Create a validated resource under the id it already carries (assigned by a
         transaction before its references were rewritten)."""
         self._check_writable(resource["resourceType"])
-        return self._store(resource["resourceType"], resource["id"], resource, None, "POST")
+        return self._public(resource["resourceType"], resource["id"], resource, None, "POST")
 
     def existing(self, res_type: str, res_id: str) -> Result:
         """The current version of a resource, as the result of a write that changed nothing."""
@@ -332,6 +365,12 @@ class Writer:
         return body
 
     def _check_writable(self, res_type: str) -> None:
+        if res_type == "AuditEvent":
+            raise FhirError.single(
+                405,
+                "not-supported",
+                "AuditEvent resources are written by the server only, one for each interaction",
+            )
         if res_type == "Person" and self.patient_index is not None:
             raise FhirError.single(
                 405,
@@ -344,14 +383,41 @@ class Writer:
         """Drop staged writes and cached heads after their savepoint was rolled back."""
         self._pending.clear()
         self._heads.clear()
+        self._audit_staged.clear()
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _existing(self, res_type: str, res_id: str, head: StoredVersion | None = None) -> Result:
+    def _public(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict[str, Any] | None,
+        prev: StoredVersion | None,
+        method: str,
+    ) -> Result:
+        """:meth:`_store` for a client's interaction, which its AuditEvent names."""
+        result = self._store(res_type, res_id, resource, prev, method)
+        self._audit(res_type, res_id, result.version, method, resource)
+        return result
+
+    def _audit(self, res_type: str, res_id: str, version: int, method: str, resource: Any) -> None:
+        """Note a resource this interaction wrote (or matched) for its AuditEvent; kept once
+        flushed, dropped with a savepoint that is rolled back (a failed batch entry)."""
+        if self.trail is not None:
+            self._audit_staged.append((res_type, res_id, version, method, resource))
+
+    def _existing(
+        self,
+        res_type: str,
+        res_id: str,
+        head: StoredVersion | None = None,
+        method: str = "POST",
+    ) -> Result:
         head = head or self.head(res_type, res_id)
         assert head is not None and head.content is not None
         self.unchanged += 1
         body = loads(head.content)
+        self._audit(res_type, res_id, head.version, method, body)
         return Result(
             200,
             res_type,

@@ -1,0 +1,171 @@
+"""Buffered AuditEvents: reads, searches, refusals and failed writes (issue 13).
+
+A successful write's AuditEvent is stored in the write's own transaction (``Writer.finish``).
+Everything else would add a database write to every read, so the request only appends a small
+record to this in-process buffer (no JSON, no I/O); a thread of the process turns the records
+into AuditEvents and stores them through the one write path (``Writer.put_internal``, a
+normal stored and indexed resource) once ``every`` are waiting or ``interval`` seconds after
+the first one came. Storing them is not audited (no recursion).
+
+A process that crashes loses what waited, at most ``interval`` seconds of reads; a graceful
+stop (:meth:`AuditBuffer.stop`) stores it first. More than ``max_waiting`` records waiting (the
+database is down) are dropped, counted and logged, rather than growing without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from fhirhub.model.instant import now_us
+from fhirhub.services import audit
+from fhirhub.services.writes import Writer
+from fhirhub.storage.repository import ResourceRepository
+
+log = logging.getLogger("fhirhub.audit")
+_LIVE: weakref.WeakSet[AuditBuffer] = weakref.WeakSet()
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One interaction to audit, as the request left it."""
+
+    recorded_us: int
+    method: str
+    path: str
+    query: str
+    status: int
+    agent: audit.Agent
+    address: str | None
+    request_id: str | None
+    content: str | None = None  # a read's stored JSON, for the Patient it belongs to
+
+    def event(self) -> dict[str, Any]:
+        kind, entities = audit.kind_of_request(self.method, self.path)
+        if self.content is not None and entities and entities[0].reference:
+            res_type, _, rest = entities[0].reference.partition("/")
+            patient = audit.patient_from_content(res_type, rest.split("/", 1)[0], self.content)
+            if patient is not None:
+                entities.append(audit.patient_entity(patient))
+        if kind.startswith("search") and self.query:
+            searched = next((e.res_type for e in entities if e.role == "24"), None)
+            entities += [
+                audit.patient_entity(p) for p in audit.patients_in_query(searched, self.query)
+            ]
+        return audit.event(
+            kind,
+            recorded_us=self.recorded_us,
+            outcome=audit.outcome_of(self.status),
+            agent=self.agent,
+            address=self.address,
+            request_id=self.request_id,
+            entities=entities,
+            status=self.status,
+        )
+
+
+class AuditBuffer:
+    """AuditEvents waiting to be stored, and the thread that stores them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        every: int = 500,
+        interval: float = 1.0,
+        max_waiting: int = 100_000,
+    ) -> None:
+        self.engine = engine
+        self.every = every
+        self.interval = interval
+        self.max_waiting = max_waiting
+        self.stored = 0
+        self.dropped = 0
+        self._waiting: list[Pending] = []
+        self._cond = threading.Condition()
+        self._flushing = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        _LIVE.add(self)
+
+    def add(self, item: Pending) -> None:
+        """Keep ``item`` for the next batch (called on the request's event loop: no I/O)."""
+        with self._cond:
+            if len(self._waiting) >= self.max_waiting:
+                self.dropped += 1
+                if self.dropped % 1000 == 1:
+                    log.warning("audit buffer full: %s events dropped", self.dropped)
+                return
+            self._waiting.append(item)
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._run, name="fhirhub-audit", daemon=True)
+                self._thread.start()
+            if len(self._waiting) >= self.every:
+                self._cond.notify()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def flush(self) -> int:
+        """Store what waits now; returns how many were stored."""
+        with self._flushing:
+            with self._cond:
+                items, self._waiting = self._waiting, []
+            if not items:
+                return 0
+            try:
+                events = [item.event() for item in items]
+                with self.engine.begin() as conn:
+                    writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
+                    for resource in events:
+                        writer.put_internal(resource, new=True)
+                    writer.flush()
+            except Exception as exc:  # the class only: a database error may quote a row
+                self.dropped += len(items)
+                log.warning(
+                    "could not store %s audit events error=%s", len(items), type(exc).__name__
+                )
+                return 0
+            self.stored += len(items)
+            return len(items)
+
+    def stop(self) -> None:
+        """Store what waits and end the thread (a graceful stop of the server)."""
+        with self._cond:
+            self._stopping = True
+            thread, self._thread = self._thread, None
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+        self.flush()
+        with self._cond:
+            self._stopping = False
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                if not self._waiting:
+                    self._cond.wait(self.interval)
+                if self._waiting and len(self._waiting) < self.every and not self._stopping:
+                    # the first one waits at most ``interval``
+                    first = self._waiting[0].recorded_us
+                    left = self.interval - (now_us() - first) / 1e6
+                    if left > 0:
+                        self._cond.wait_for(
+                            lambda: len(self._waiting) >= self.every or self._stopping, left
+                        )
+            self.flush()
+
+
+def stop_all() -> None:
+    """Store and stop every buffer of this process (a test, between two databases)."""
+    for buffer in list(_LIVE):
+        buffer.stop()
