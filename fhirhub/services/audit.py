@@ -386,7 +386,7 @@ class Trail:
     def event(self, recorded_us: int, *, status: int | None = None) -> dict[str, Any]:
         ctx = self.context
         entities = [*self.extra, *self.entities]
-        if not self.entities and ctx.method and ctx.path:
+        if not entities and ctx.method and ctx.path:
             entities.extend(kind_of_request(ctx.method, ctx.path)[1])
         return event(
             self.interaction(),
