@@ -360,7 +360,8 @@ def _store_audit(conn: Any, trail: audit.Trail, status: int) -> None:
     """Stage and store the AuditEvent of a message in the transaction that marks it done: a
     message whose audit cannot be stored is not stored either (it fails, and is retried)."""
     writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
-    writer.put_internal(trail.event(now_us(), status=status), new=True)
+    event = trail.event(now_us(), status=status)
+    writer.put_internal(event, new=True, index=audit.index_of(event))
     writer.flush()
 
 

@@ -124,7 +124,7 @@ class AuditBuffer:
                 with self.engine.begin() as conn:
                     writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
                     for resource in events:
-                        writer.put_internal(resource, new=True)
+                        writer.put_internal(resource, new=True, index=audit.index_of(resource))
                     writer.flush()
             except Exception as exc:  # the class only: a database error may quote a row
                 self.dropped += len(items)

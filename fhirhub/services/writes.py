@@ -151,7 +151,8 @@ class Writer:
         self.flush()
         if self.trail is not None and not self._audited:
             self._audited = True
-            self.put_internal(self.trail.event(now_us()), new=True)
+            event = self.trail.event(now_us())
+            self.put_internal(event, new=True, index=audit.index_of(event))
             self.flush()
 
     def note_interaction(self, kind: str) -> None:
@@ -339,9 +340,10 @@ class Writer:
 
     # --- the server's own writes (the patient index's Persons, Tasks and Provenance) ----------
 
-    def put_internal(self, resource: dict[str, Any], new: bool = False) -> int:
+    def put_internal(self, resource: dict[str, Any], new: bool = False, index: Any = None) -> int:
         """Store a resource the server itself writes, under its id; returns its version.
-        ``new``: the id was just made (a UUID), so there is no current version to look up."""
+        ``new``: the id was just made (a UUID), so there is no current version to look up;
+        ``index``: its search index rows, when the caller has them (the audit trail's)."""
         res_type, res_id = resource["resourceType"], resource["id"]
         if new:
             self._heads.setdefault((res_type, res_id), None)
@@ -349,7 +351,7 @@ class Writer:
         if prev is not None and not prev.deleted and _same_content(prev, resource):
             return prev.version
         method = "POST" if prev is None or prev.deleted else "PUT"
-        return self._store(res_type, res_id, resource, prev, method).version
+        return self._store(res_type, res_id, resource, prev, method, index).version
 
     def delete_internal(self, res_type: str, res_id: str) -> int:
         prev = self.head(res_type, res_id)
@@ -436,6 +438,7 @@ class Writer:
         resource: dict[str, Any] | None,
         prev: StoredVersion | None,
         method: str,
+        index: Any = None,
     ) -> Result:
         if prev is not None and prev.pk == 0:  # written earlier in this transaction, unflushed
             self.flush()
@@ -454,7 +457,7 @@ class Writer:
             last_updated=last_updated,
             method=method,
             content=content,
-            index=index_rows(resource) if resource is not None else None,
+            index=(index or index_rows(resource)) if resource is not None else None,
             pk=prev.pk if prev else None,
         )
         self._pending.append(write)

@@ -462,3 +462,72 @@ def test_only_admin_reaches_the_trail(
         admin = audited.as_role("admin")
         headers = audited.headers(admin, **FHIR_JSON)
         assert audited.http.post(url, json=body, headers=headers).status_code == 200
+
+
+# --- the events themselves ------------------------------------------------------------------
+
+
+def _rows(rows: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
+    return sorted((t, repr(sorted(r.items()))) for t in rows for r in rows[t])
+
+
+@pytest.mark.parametrize("kind", sorted(audit.KINDS))
+@pytest.mark.parametrize(
+    "agent",
+    [
+        audit.ANONYMOUS_AGENT,
+        audit.Agent("pkm-wolio", "facility", "Organization/org-pkm01"),
+        audit.Agent(source="rsud", organization="Organization/rsud"),
+    ],
+)
+def test_cheap_index_rows_are_the_generic_ones(kind: str, agent: audit.Agent) -> None:
+    from fhirhub.search.indexing import index_rows
+
+    entities = [
+        audit.Entity("Observation/o1/_history/2", "Observation"),
+        audit.patient_entity("p1"),
+        audit.Entity(res_type="Encounter", role="24"),
+        audit.Entity(identifier=(audit.INBOX_SYSTEM, "7"), role="20"),
+        audit.Entity(name="/admin/inbox/7"),
+    ]
+    for status in (200, 404, 503):
+        event = audit.event(
+            kind,
+            recorded_us=1_765_000_000_123_456,
+            outcome=audit.outcome_of(status),
+            agent=agent,
+            address="10.1.2.3",
+            request_id="r1",
+            entities=entities,
+            status=status,
+        )
+        assert _rows(audit.index_of(event)) == _rows(index_rows(event))
+
+
+def test_the_interaction_of_a_request() -> None:
+    kind = audit.kind_of_request
+    assert kind("GET", "/fhir/Patient/p1")[0] == "read"
+    assert kind("HEAD", "/fhir/Patient/p1/_history/3")[0] == "vread"
+    assert kind("GET", "/fhir/Patient")[0] == "search-type"
+    assert kind("POST", "/fhir/Patient/_search")[0] == "search-type"
+    assert kind("GET", "/fhir")[0] == "search-system"
+    assert kind("POST", "/fhir")[0] == "transaction"
+    assert kind("DELETE", "/fhir/Patient")[0] == "delete"
+    assert kind("PATCH", "/fhir/Patient/p1")[0] == "patch"
+    assert kind("POST", "/fhir/Patient/$match")[0] == "operation"
+    assert kind("GET", "/fhir/Patient/p1/$everything")[0] == "operation"
+    assert kind("GET", "/fhir/Patient/p1/*")[0] == "search"
+    assert kind("POST", "/ingest/puskesmas")[0] == "ingest"
+    assert kind("POST", "/auth/token")[0] == "token"
+    assert kind("GET", "/admin/inbox/3")[0] == "read"
+    assert [o for o in map(audit.outcome_of, (200, 304, 401, 422, 500, 503))] == [
+        "0",
+        "0",
+        "4",
+        "4",
+        "8",
+        "12",
+    ]
+    assert audit.patients_in_query("Observation", "subject=Patient/p1&code=x") == ["p1"]
+    assert audit.patients_in_query("Patient", "_id=p1,p2&name=Budi") == ["p1", "p2"]
+    assert audit.patients_in_query("Observation", "subject=Group/g1&patient=p3") == ["p3"]
