@@ -251,7 +251,7 @@ class Pipeline:
                     outcome_status=err.status,
                 )
                 if trail is not None:  # what the savepoint stored was rolled back
-                    trail.entities.clear()
+                    trail.forget()
                     _store_audit(conn, trail, err.status)
                 return "rejected"
             stored = sum(

@@ -360,16 +360,28 @@ class Trail:
         self.context = context
         self.kind = kind  # fixed (ingest), else set by a transaction or taken from the writes
         self.entities: list[Entity] = []
+        self.internal: list[Entity] = []  # the server's own writes (the patient index's)
         self.methods: set[str] = set()
         self.extra: list[Entity] = []  # added by the edge (an inbox message)
 
     def wrote(
-        self, res_type: str, res_id: str, version: int, method: str, resource: Any = None
+        self,
+        res_type: str,
+        res_id: str,
+        version: int,
+        method: str,
+        resource: Any = None,
+        *,
+        internal: bool = False,
     ) -> None:
+        reference = f"{res_type}/{res_id}/_history/{version}" if version else f"{res_type}/{res_id}"
+        if internal:
+            if len(self.internal) < MAX_ENTITIES:
+                self.internal.append(Entity(reference, res_type))
+            return
         if len(self.entities) >= MAX_ENTITIES:
             return
         self.methods.add(method)
-        reference = f"{res_type}/{res_id}/_history/{version}" if version else f"{res_type}/{res_id}"
         self.entities.append(Entity(reference, res_type))
         if isinstance(resource, str):  # a deleted resource's last stored JSON
             patient = patient_from_content(res_type, res_id, resource)
@@ -377,6 +389,12 @@ class Trail:
             patient = patient_of(res_type, res_id, resource)
         if patient is not None:
             self.entities.append(patient_entity(patient))
+
+    def forget(self) -> None:
+        """Drop what was noted (its writes were rolled back)."""
+        self.entities.clear()
+        self.internal.clear()
+        self.methods.clear()
 
     def interaction(self) -> str:
         if self.kind:
@@ -389,7 +407,7 @@ class Trail:
 
     def event(self, recorded_us: int, *, status: int | None = None) -> dict[str, Any]:
         ctx = self.context
-        entities = [*self.extra, *self.entities]
+        entities = [*self.extra, *(self.entities or self.internal)]
         if not entities and ctx.method and ctx.path:
             entities.extend(kind_of_request(ctx.method, ctx.path)[1])
         return event(

@@ -113,7 +113,7 @@ class Writer:
         # The AuditEvent of this unit of work (services/audit.py): by default that of the
         # interaction under way, None outside one (and when audit is off).
         self.trail = audit.trail() if trail is True else trail or None
-        self._audit_staged: list[tuple[str, str, int, str, Any]] = []  # until flushed
+        self._audit_staged: list[tuple[str, str, int, str, Any, bool]] = []  # until flushed
         self._audited = False
 
     @staticmethod
@@ -163,8 +163,8 @@ class Writer:
     def _audit_flushed(self) -> None:
         if self.trail is not None and self._audit_staged:
             staged, self._audit_staged = self._audit_staged, []
-            for res_type, res_id, version, method, resource in staged:
-                self.trail.wrote(res_type, res_id, version, method, resource)
+            for res_type, res_id, version, method, resource, internal in staged:
+                self.trail.wrote(res_type, res_id, version, method, resource, internal=internal)
 
     def prefetch(self, keys: list[Key]) -> None:
         """Read (and lock) the current versions of resources about to be written."""
@@ -351,13 +351,18 @@ class Writer:
         if prev is not None and not prev.deleted and _same_content(prev, resource):
             return prev.version
         method = "POST" if prev is None or prev.deleted else "PUT"
-        return self._store(res_type, res_id, resource, prev, method, index).version
+        version = self._store(res_type, res_id, resource, prev, method, index).version
+        if res_type != "AuditEvent":
+            self._audit(res_type, res_id, version, method, resource, internal=True)
+        return version
 
     def delete_internal(self, res_type: str, res_id: str) -> int:
         prev = self.head(res_type, res_id)
         if prev is None or prev.deleted:
             return prev.version if prev else 0
-        return self._store(res_type, res_id, None, prev, "DELETE").version
+        version = self._store(res_type, res_id, None, prev, "DELETE").version
+        self._audit(res_type, res_id, version, "DELETE", None, internal=True)
+        return version
 
     def current_body(self, res_type: str, res_id: str) -> dict[str, Any] | None:
         prev = self.head(res_type, res_id)
@@ -402,11 +407,21 @@ class Writer:
         self._audit(res_type, res_id, result.version, method, resource)
         return result
 
-    def _audit(self, res_type: str, res_id: str, version: int, method: str, resource: Any) -> None:
+    def _audit(
+        self,
+        res_type: str,
+        res_id: str,
+        version: int,
+        method: str,
+        resource: Any,
+        internal: bool = False,
+    ) -> None:
         """Note a resource this interaction wrote (or matched) for its AuditEvent; kept once
-        flushed, dropped with a savepoint that is rolled back (a failed batch entry)."""
+        flushed, dropped with a savepoint that is rolled back (a failed batch entry). The
+        server's own writes (``internal``) are named only by an interaction that wrote
+        nothing else (``$mpi-link``)."""
         if self.trail is not None:
-            self._audit_staged.append((res_type, res_id, version, method, resource))
+            self._audit_staged.append((res_type, res_id, version, method, resource, internal))
 
     def _existing(
         self,

@@ -225,6 +225,26 @@ def test_a_write_whose_audit_row_the_database_refuses_is_rolled_back(
         drop_refusal(engine)
 
 
+def test_an_operation_that_writes_names_what_the_server_wrote(
+    app: FastAPI, http: TestClient
+) -> None:
+    a = http.post("/fhir/Patient", json=patient_body(), headers=FHIR_JSON).json()["id"]
+    other = patient_body(identifier=[{"system": "urn:x", "value": "2"}])
+    b = http.post("/fhir/Patient", json=other, headers=FHIR_JSON).json()["id"]
+    link = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "source", "valueReference": {"reference": f"Patient/{b}"}},
+            {"name": "target", "valueReference": {"reference": f"Patient/{a}"}},
+        ],
+    }
+    response = http.post("/fhir/Patient/$mpi-link", json=link, headers=FHIR_JSON)
+    assert response.status_code == 200, response.text
+    event = stored_events(app.state.database.engine)[-1]
+    assert subtype(event) == "operation" and event["outcome"] == "0"
+    assert any(r.startswith("Person/") for r in refs(event))  # the Person it changed
+
+
 def test_clients_may_not_write_audit_events(app: FastAPI, http: TestClient) -> None:
     event = audit.event("create", recorded_us=1_700_000_000_000_000) | {"id": "a1"}
     assert http.post("/fhir/AuditEvent", json=event, headers=FHIR_JSON).status_code == 405
