@@ -70,7 +70,7 @@ class Pipeline:
     base_url: str = "urn:fhirhub"
     max_attempts: int = 5
     lease_seconds: int = 60  # a claim older than this is taken to be a dead worker's
-    audit: bool = True  # an AuditEvent for each message stored or rejected (FHIRHUB_AUDIT)
+    audited: bool = True  # an AuditEvent for each message stored or rejected (FHIRHUB_AUDIT)
 
     # --- 1. receive --------------------------------------------------------------------------
 
@@ -186,7 +186,7 @@ class Pipeline:
         source = row.source
         try:
             outcome = self._process(message_id)
-            if outcome in FINAL and self.audit:  # its AuditEvent committed with it
+            if outcome in FINAL and self.audited:  # its AuditEvent committed with it
                 audit.mark_recorded()
         except TRANSIENT as exc:
             self._fail(message_id, exc)
@@ -289,7 +289,7 @@ class Pipeline:
         """The AuditEvent of storing ``message``: who is the client of the request under way
         (``POST /fhir``, ``?mode=sync``), else the message's source and sender (a worker, the
         MLLP listener, a pull)."""
-        if not self.audit:
+        if not self.audited:
             return None
         context = audit.current() or audit.Context(
             agent=lambda: audit.Agent(source=message.source, organization=message.sender)

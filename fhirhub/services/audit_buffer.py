@@ -144,6 +144,10 @@ class AuditBuffer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
         self.flush()
+        if self.stored:
+            # A batch may have opened a connection on an engine its owner had already disposed
+            # (a test's app, stopped by stop_all): close it rather than leave it open.
+            self.engine.dispose()
         with self._cond:
             self._stopping = False
 
