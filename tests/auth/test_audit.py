@@ -304,6 +304,33 @@ def test_reads_and_searches_are_audited_after_the_flush(app: FastAPI, http: Test
     assert app.state.audit_buffer.waiting == 0
 
 
+def test_reads_by_id_of_one_client_are_grouped_in_a_batch(app: FastAPI, http: TestClient) -> None:
+    engine = app.state.database.engine
+    pid = http.post("/fhir/Patient", json=patient_body(), headers=FHIR_JSON).json()["id"]
+    oid = http.post("/fhir/Observation", json=observation(pid), headers=FHIR_JSON).json()["id"]
+    writes = len(stored_events(engine))
+    ids = []
+    for url in (f"/fhir/Patient/{pid}", f"/fhir/Observation/{oid}", f"/fhir/Patient/{pid}"):
+        response = http.get(url)
+        assert response.status_code == 200
+        ids.append(response.headers["x-request-id"])
+    flush(app)
+    (event,) = stored_events(engine)[writes:]
+    assert subtype(event) == "read" and event["outcome"] == "0"
+    assert event["period"]["start"] <= event["period"]["end"] == event["recorded"]
+    # every read is there: what it read, its request id and time; the Patient once
+    read = [e for e in event["entity"] if "detail" in e]
+    assert [e["what"]["reference"] for e in read] == [
+        f"Patient/{pid}",
+        f"Observation/{oid}",
+        f"Patient/{pid}",
+    ]
+    assert [e["detail"][0]["valueString"] for e in read] == ids
+    assert patients(event).count(f"Patient/{pid}") >= 1
+    found = http.get(f"/fhir/AuditEvent?patient={pid}&subtype=read").json()
+    assert len(found["entry"]) == 1
+
+
 def test_no_event_carries_a_name_a_nik_a_phone_or_a_body(app: FastAPI, http: TestClient) -> None:
     pid = http.post("/fhir/Patient", json=patient_body(), headers=FHIR_JSON).json()["id"]
     http.get(f"/fhir/Patient/{pid}")
@@ -403,18 +430,23 @@ def test_who_is_the_token_s_client(audited: AuthClient) -> None:
     assert agent["who"] == {
         "reference": "Organization/org-pkm01",
         "identifier": {"system": audit.CLIENT_SYSTEM, "value": "pkm-wolio"},
+        "display": "pkm-wolio",
     }
     assert agent["role"][0]["coding"][0]["code"] == "facility"
     # the refusals: a request without a token, a token request with a wrong secret
     refused = http.get("/fhir/AuditEvent?outcome=4", headers=audited.headers(admin)).json()
-    kinds = {(subtype(e["resource"]), e["resource"]["agent"][0]["name"]) for e in refused["entry"]}
+    kinds = {
+        (subtype(e["resource"]), e["resource"]["agent"][0]["who"]["display"])
+        for e in refused["entry"]
+    }
     assert ("read", audit.ANONYMOUS) in kinds
     assert ("110122", "pkm-wolio") in kinds  # a token refused (DICOM Login)
     tokens = http.get(
         "/fhir/AuditEvent?type=http://dicom.nema.org/resources/ontology/DCM|110114&outcome=0",
         headers=audited.headers(admin),
     ).json()
-    assert {e["resource"]["agent"][0]["name"] for e in tokens["entry"]} >= {"pkm-wolio", "admin-1"}
+    names = {e["resource"]["agent"][0]["who"]["display"] for e in tokens["entry"]}
+    assert names >= {"pkm-wolio", "admin-1"}
     by_client = http.get(
         f"/fhir/AuditEvent?agent:identifier={audit.CLIENT_SYSTEM}|pkm-wolio&subtype=read"
         f"&entity=Patient/{pid}&date=ge2020-01-01",
