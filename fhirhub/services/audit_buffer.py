@@ -199,22 +199,26 @@ class AuditBuffer:
                 log.warning(
                     "could not store %s audit events error=%s", len(items), type(exc).__name__
                 )
+                self.engine.dispose()  # its connections are likely broken: open new ones
                 return 0
             self.stored += len(items)
             return len(items)
 
-    def stop(self) -> None:
-        """Store what waits and end the thread (a graceful stop of the server)."""
+    def stop(self, *, store: bool = True) -> None:
+        """Store what waits (unless ``store`` is false: drop it) and end the thread (a graceful
+        stop of the server)."""
         with self._cond:
             self._stopping = True
             thread, self._thread = self._thread, None
+            if not store:
+                self._waiting = []
             self._cond.notify()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
         self.flush()
-        if self.stored:
+        if self.stored or self.dropped or thread is not None:
             # A batch may have opened a connection on an engine its owner had already disposed
-            # (a test's app, stopped by stop_all): close it rather than leave it open.
+            # (a test's app): close it rather than leave it open.
             self.engine.dispose()
         with self._cond:
             self._stopping = False
@@ -237,7 +241,8 @@ class AuditBuffer:
             self.flush()
 
 
-def stop_all() -> None:
-    """Store and stop every buffer of this process (a test, between two databases)."""
+def stop_all(*, store: bool = True) -> None:
+    """Stop every buffer of this process, storing or dropping what waits (a test, before it
+    empties the database an earlier test's app may still write to)."""
     for buffer in list(_LIVE):
-        buffer.stop()
+        buffer.stop(store=store)
