@@ -216,10 +216,9 @@ class AuditBuffer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
         self.flush()
-        if self.stored or self.dropped or thread is not None:
-            # A batch may have opened a connection on an engine its owner had already disposed
-            # (a test's app): close it rather than leave it open.
-            self.engine.dispose()
+        # A batch may have opened a connection on an engine its owner had already disposed (a
+        # test's app): close what the pool keeps rather than leave it open.
+        self.engine.dispose()
         with self._cond:
             self._stopping = False
 
