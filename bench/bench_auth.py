@@ -1,15 +1,19 @@
-"""The cost of authorisation: read by id and bundle ingest with FHIRHUB_AUTH=on against off.
+"""The cost of authorisation and audit: read by id and bundle ingest with FHIRHUB_AUTH=on and
+FHIRHUB_AUDIT=on against both off.
 
-Each round starts the server twice on the same database, once with auth off and once with it on
-(the order alternating between rounds), and measures in each:
+Each round starts the server twice on the same database, once with auth and audit off and once
+with both on (the order alternating between rounds), and measures in each:
 
 - read by id: wrk, 8 connections, GET /fhir/Patient/{random stored id} (with the bearer token
   when auth is on);
 - ingest: transaction Bundles of 100 entries POSTed to /fhir by 2 clients.
 
 With auth on the client is a ``sync`` client (system/*.cruds) holding a token from /auth/token;
-the rate limit is set high enough not to refuse, so its bookkeeping is measured too. The
-figures are the medians of the rounds and the ratio on/off (issue 13's target: at least 0.8).
+the rate limit is set high enough not to refuse, so its bookkeeping is measured too. With audit
+on every read is an AuditEvent stored in batches by the server (FHIRHUB_AUDIT_FLUSH_*), every
+Bundle one AuditEvent in its transaction; the AuditEvents each run stored are counted after the
+server's graceful stop, as a check that they were written. The figures are the medians of the
+rounds and the ratio on/off (issue 13's target: at least 0.8).
 
     .venv/bin/python bench/bench_auth.py [--quick] [--rounds 3] [--seconds 8] [--bundles 12]
 """
@@ -87,6 +91,12 @@ def _token(port: int, client_id: str, secret: str) -> str:
     return str(body["access_token"])
 
 
+def _audit_events(url: str) -> int:
+    with common.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM resources WHERE res_type = 'AuditEvent'")
+        return int(row.fetchone()[0])
+
+
 def _post_bundles(port: int, bodies: list[bytes], clients: int, token: str) -> float:
     """Seconds to POST every body to /fhir with ``clients`` threads (a connection each time,
     as bench_ingest does, so both workers get work); fails on any non-200."""
@@ -144,7 +154,9 @@ def main() -> None:
     client_id, secret = _register(url)
     keys = _signing_keys()
     rng = random.Random(13)
-    common.header("bench_auth: read by id and bundle ingest, FHIRHUB_AUTH=on against off")
+    common.header(
+        "bench_auth: read by id and bundle ingest, FHIRHUB_AUTH and FHIRHUB_AUDIT on against off"
+    )
     print(common.environment_note())
     print(
         f"server: {args.workers} workers; {args.rounds} rounds; reads: 8 connections x "
@@ -153,11 +165,16 @@ def main() -> None:
     ids: list[str] = []
     reads: dict[str, list[float]] = {"off": [], "on": []}
     ingest: dict[str, list[float]] = {"off": [], "on": []}
-    print(f"\n{'round':>5} {'auth':>4} {'read req/s':>11} {'p50 ms':>7} {'ingest res/s':>13}")
+    print(
+        f"\n{'round':>5} {'auth+audit':>10} {'read req/s':>11} {'p50 ms':>7} "
+        f"{'ingest res/s':>13} {'AuditEvents':>12}"
+    )
     for round_no in range(1, args.rounds + 1):
         modes = ("off", "on") if round_no % 2 else ("on", "off")
         for mode in modes:
             os.environ["FHIRHUB_AUTH"] = mode
+            os.environ["FHIRHUB_AUDIT"] = mode
+            audited_before = _audit_events(url)
             os.environ["FHIRHUB_AUTH_SIGNING_KEYS"] = keys
             os.environ["FHIRHUB_AUTH_RATE_LIMIT"] = "1000000"
             with common.server(url, args.port, args.workers, args.profile) as srv:
@@ -175,8 +192,10 @@ def main() -> None:
                 rate = args.bundles * 100 / _post_bundles(args.port, bodies, args.clients, token)
             reads[mode].append(result.rps)
             ingest[mode].append(rate)
+            audited = _audit_events(url) - audited_before  # stored by the graceful stop too
             print(
-                f"{round_no:>5} {mode:>4} {result.rps:>11,.0f} {result.p50_ms:>7.2f} {rate:>13,.0f}"
+                f"{round_no:>5} {mode:>10} {result.rps:>11,.0f} {result.p50_ms:>7.2f} "
+                f"{rate:>13,.0f} {audited:>12,}"
             )
     read_on, read_off = common.median(reads["on"]), common.median(reads["off"])
     ing_on, ing_off = common.median(ingest["on"]), common.median(ingest["off"])
@@ -190,7 +209,7 @@ def main() -> None:
     )
     for what, on, off in (("read by id", read_on, read_off), ("ingest", ing_on, ing_off)):
         if off and on / off < TARGET_RATIO:
-            common.failure(f"{what} with auth on is {on / off:.0%} of off (target 80%)")
+            common.failure(f"{what} with auth and audit on is {on / off:.0%} of off (target 80%)")
     common.finish()
 
 

@@ -33,6 +33,26 @@ class Settings(BaseSettings):
         description="The patient index: every Patient write links the record to its Person "
         "(docs/mpi.md). 'off' only to measure what it costs; Person resources then go stale.",
     )
+    audit: Literal["on", "off"] = Field(
+        default="on",
+        description="An AuditEvent for every interaction (docs/auth.md, Audit): a write's in "
+        "its own transaction, reads and refusals buffered and stored in batches. 'off' only to "
+        "measure what it costs.",
+    )
+    audit_flush_every: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Buffered AuditEvents (reads, searches, refusals) stored together once "
+        "this many are waiting.",
+    )
+    audit_flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds a buffered AuditEvent waits at most before it is stored; a crash "
+        "loses what waited (writes are audited in their own transaction, never buffered).",
+    )
     auth_signing_keys: str | None = Field(
         default=None,
         description="Keys that sign access tokens: a JSON Web Key Set (private RSA, EC or OKP "

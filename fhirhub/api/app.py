@@ -20,11 +20,13 @@ from fhirhub.api import (
     ops_routes,
     views_routes,
 )
+from fhirhub.api.audit import AuditMiddleware
 from fhirhub.api.authorize import RateLimiter, authorize
 from fhirhub.api.deidentify import DeidentifyMiddleware
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
 from fhirhub.config import Settings, get_settings
+from fhirhub.services.audit_buffer import AuditBuffer
 from fhirhub.storage.engine import make_engine, migrate
 
 
@@ -58,6 +60,17 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool | None 
     # 50 Patients shrinks about tenfold: much of a slow Puskesmas link).
     app.add_middleware(DeidentifyMiddleware)  # an analyst's answers: no direct identifiers
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # An AuditEvent for every interaction (docs/auth.md, Audit); inside the request id's layer.
+    app.add_middleware(AuditMiddleware)
+    app.state.audit_buffer = (
+        AuditBuffer(
+            app.state.database.engine,
+            every=settings.audit_flush_every,
+            interval=settings.audit_flush_interval,
+        )
+        if settings.audit == "on"
+        else None
+    )
     # Outermost: the request id, security headers, and the last catch of unexpected errors.
     app.add_middleware(RequestMiddleware)
     hide_query_in_access_log()
@@ -106,6 +119,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await run_in_threadpool(app.state.ingest.stop)
+        if app.state.audit_buffer is not None:  # what waits is stored before the stop
+            await run_in_threadpool(app.state.audit_buffer.stop)
 
 
 def _install_ingest(app: FastAPI, settings: Settings) -> None:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from fhirhub.api.audit import claimed_client
 from fhirhub.api.authorize import issuer_url
 from fhirhub.api.bodies import read_body
 from fhirhub.api.deps import base_url
@@ -53,6 +54,9 @@ async def token(request: Request) -> Response:
         raw = await read_body(request, MAX_TOKEN_REQUEST_BYTES)
         pairs = parse_qsl(raw.decode("utf-8", errors="strict"), keep_blank_values=True)
         form = dict(pairs)
+        request.state.audit_claimed_client = claimed_client(
+            form, request.headers.get("authorization")
+        )
         if len(form) != len(pairs):
             raise OAuthError("invalid_request", "a parameter was sent more than once")
         body = await run_in_threadpool(

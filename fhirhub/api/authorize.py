@@ -36,7 +36,7 @@ from fhirhub.api.inputs import MAX_ID
 from fhirhub.auth import binding, reach
 from fhirhub.auth.errors import TokenError
 from fhirhub.auth.roles import Role
-from fhirhub.auth.scopes import allows
+from fhirhub.auth.scopes import WILDCARD_EXCLUDED, allows
 from fhirhub.auth.server import AuthServer
 from fhirhub.auth.tokens import AccessToken
 from fhirhub.errors import FhirError, Issue
@@ -200,6 +200,26 @@ _ADMIN = _roles(Role.admin)
 _STEWARD = _roles(Role.steward, Role.admin)  # the patient index's decisions
 _INDICATORS = _roles(Role.analyst, Role.sync, Role.admin)  # measures and views
 
+# --- the audit trail (docs/auth.md, Audit) -------------------------------------------------
+
+
+async def _view_run(request: Request, token: AccessToken) -> list[reach.Need]:
+    """``$viewdefinition-run``: the indicator roles; a view given inline that reads a type no
+    wildcard reaches (AuditEvent) needs a scope naming it, as a search of it would."""
+    await _INDICATORS(request, token)  # type: ignore[misc]
+    if request.method != "POST":
+        return []  # a catalogued view (FHIRHUB_VIEWS_DIR)
+    body = _parsed(await _body_once(request, request.app.state.settings.max_body_bytes))
+    params = body.get("parameter") if isinstance(body, dict) else None
+    needs: list[reach.Need] = []
+    for param in params if isinstance(params, list) else []:
+        view = param.get("resource") if isinstance(param, dict) else None
+        read = view.get("resource") if isinstance(view, dict) else None
+        if isinstance(read, str) and read in WILDCARD_EXCLUDED:
+            needs.append((read, "search"))
+    return needs
+
+
 #: (method, route template) -> the rule; ``PUBLIC`` needs no token.
 RULES: dict[tuple[str, str], Rule | None] = {
     ("GET", "/healthz"): PUBLIC,
@@ -240,9 +260,9 @@ RULES: dict[tuple[str, str], Rule | None] = {
         for p in ("", "/{measure_id}")
     },
     ("GET", "/fhir/Measure/{measure_id}/$data-requirements"): _INDICATORS,
-    ("POST", "/fhir/ViewDefinition/$viewdefinition-run"): _INDICATORS,
-    ("GET", "/fhir/ViewDefinition/{view_id}/$viewdefinition-run"): _INDICATORS,
-    ("POST", "/fhir/ViewDefinition/{view_id}/$viewdefinition-run"): _INDICATORS,
+    ("POST", "/fhir/ViewDefinition/$viewdefinition-run"): _view_run,
+    ("GET", "/fhir/ViewDefinition/{view_id}/$viewdefinition-run"): _view_run,
+    ("POST", "/fhir/ViewDefinition/{view_id}/$viewdefinition-run"): _view_run,
     ("POST", "/ingest/{source}"): _ingest,
     ("GET", "/ingest/status/{message_id}"): _ingest,
     ("GET", "/admin/inbox"): _ADMIN,

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from fhirhub.config import Settings
 from fhirhub.errors import FhirError, Issue
 from fhirhub.model.resource_types import is_valid_id
+from fhirhub.services import audit
 from fhirhub.services.writes import Writer
 from fhirhub.storage import nonblocking
 from fhirhub.storage.repository import ResourceRepository, StoredVersion, lost_race
@@ -160,7 +161,8 @@ class Database:
             with self.engine.begin() as conn:
                 writer = Writer(ResourceRepository(conn))
                 yield writer
-                writer.flush()
+                writer.finish()  # with the AuditEvent of the interaction, in this transaction
+            audit.mark_recorded()
         except Exception as exc:
             if lost_race(exc):
                 raise LostRace.single(

@@ -37,7 +37,7 @@ from fhirhub.model.instant import now_us, to_instant
 from fhirhub.model.json import loads
 from fhirhub.model.resource_types import resource_types
 from fhirhub.search.access import Access
-from fhirhub.services import capabilities, history, read, transaction
+from fhirhub.services import audit, capabilities, history, read, transaction
 from fhirhub.services.writes import Result, Writer, check_type, parse_etag
 from fhirhub.storage.repository import ResourceRepository
 
@@ -305,6 +305,7 @@ async def read_instance(request: Request, db: DatabaseDep, res_type: str, res_id
     negotiate(request)
     found = await db.read_by_id(read.read, res_type, res_id)
     await _refuse_unreachable(request, db, res_type, res_id)
+    audit.note("content", found.content)  # its AuditEvent names its Patient (parsed later)
     headers = version_headers(found.version, found.last_updated)
     if _not_modified(request, found.version, found.last_updated):
         return Response(status_code=304, headers=headers)
@@ -365,6 +366,7 @@ async def vread(
     found = await _in_read(db, read.vread, res_type, res_id, version, one_statement=True)
     await _refuse_unreachable(request, db, res_type, res_id)
     assert found.content is not None
+    audit.note("content", found.content)
     headers = version_headers(found.version, found.last_updated)
     return content_response(found.content, request, 200, headers)
 

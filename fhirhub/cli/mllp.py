@@ -50,6 +50,7 @@ def mllp(
         base_url=settings.base_url or "urn:fhirhub",
         max_attempts=settings.ingest_max_attempts,
         lease_seconds=settings.ingest_lease_seconds,
+        audited=settings.audit == "on",
     )
     listener = Listener(
         pipeline,

@@ -33,6 +33,7 @@ from fhirhub.errors import FhirError
 from fhirhub.ingest import hl7ack, metrics
 from fhirhub.ingest.hl7ack import ErrorItem, Header
 from fhirhub.ingest.pipeline import Pipeline, TransientError
+from fhirhub.services import audit
 from fhirhub.storage.inbox_repository import InboxRow
 
 log = logging.getLogger("fhirhub.mllp")
@@ -190,6 +191,16 @@ class Listener:
         if task is not None:
             self._tasks.add(task)
         frames = FrameReader(self.max_frame_bytes)
+        # The AuditEvents of this connection's messages name the source and the peer's address
+        # (this task's context, copied into the threads that store them).
+        peer = writer.get_extra_info("peername")
+        source = self.source
+        audit.CURRENT.set(
+            audit.Context(
+                agent=lambda: audit.Agent(source=source),
+                address=str(peer[0]) if isinstance(peer, tuple) and peer else None,
+            )
+        )
         try:
             while True:
                 try:

@@ -40,7 +40,7 @@ from fhirhub.ingest.adapters import Context, Mapped, Merge, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
 from fhirhub.model.json import has_nul
-from fhirhub.services import transaction
+from fhirhub.services import audit, transaction
 from fhirhub.services.writes import Writer
 from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
 from fhirhub.storage.repository import ResourceRepository
@@ -71,6 +71,7 @@ class Pipeline:
     base_url: str = "urn:fhirhub"
     max_attempts: int = 5
     lease_seconds: int = 60  # a claim older than this is taken to be a dead worker's
+    audited: bool = True  # an AuditEvent for each message stored or rejected (FHIRHUB_AUDIT)
 
     # --- 1. receive --------------------------------------------------------------------------
 
@@ -183,6 +184,8 @@ class Pipeline:
         outcome = "failed"
         try:
             outcome = self._process(message_id)
+            if outcome in FINAL and self.audited:  # its AuditEvent committed with it
+                audit.mark_recorded()
         except TRANSIENT as exc:
             self._fail(message_id, exc)
             raise TransientError(type(exc).__name__) from exc
@@ -337,9 +340,10 @@ class Pipeline:
         message = Message(
             row.id, row.source, row.sender, row.content_type, row.received_at, payload
         )
+        trail = self._trail(message)
         try:
             with conn.begin_nested():
-                response = self._store(conn, message, row.checksum)
+                response = self._store(conn, message, row.checksum, trail)
         except FhirError as err:
             repo.finish(
                 message_id,
@@ -348,6 +352,9 @@ class Pipeline:
                 outcome=orjson.dumps(operation_outcome(err.issues)).decode(),
                 outcome_status=err.status,
             )
+            if trail is not None:  # what the savepoint stored was rolled back
+                trail.forget()
+                _store_audit(conn, trail, err.status)
             return "rejected"
         stored = sum(
             1
@@ -361,6 +368,8 @@ class Pipeline:
             resources=stored,
             response=orjson.dumps(response),
         )
+        if trail is not None:  # in the transaction of the data it records
+            _store_audit(conn, trail, 200)
         return "processed"
 
     def canonical(self, message: Message) -> Mapped:
@@ -378,7 +387,24 @@ class Pipeline:
         canonicalise_bundle(bundle, self.context.regions, self.context.concept_maps)
         return mapped
 
-    def _store(self, conn: Any, message: Message, checksum: str) -> dict[str, Any]:
+    def _trail(self, message: Message) -> audit.Trail | None:
+        """The AuditEvent of storing ``message``: who is the client of the request under way
+        (``POST /fhir``, ``?mode=sync``), else the message's source and sender (a worker, the
+        MLLP listener, a pull)."""
+        if not self.audited:
+            return None
+        context = audit.current() or audit.Context(
+            agent=lambda: audit.Agent(source=message.source, organization=message.sender)
+        )
+        trail = audit.Trail(context, kind="ingest")
+        trail.extra.append(
+            audit.Entity(identifier=(audit.INBOX_SYSTEM, str(message.id)), role="20")  # Job
+        )
+        return trail
+
+    def _store(
+        self, conn: Any, message: Message, checksum: str, trail: audit.Trail | None = None
+    ) -> dict[str, Any]:
         mapped = self.canonical(message)
         bundle = mapped.bundle
         provenance.stamp(
@@ -390,7 +416,7 @@ class Pipeline:
             checksum=checksum,
             now=now_us(),
         )
-        writer = Writer(ResourceRepository(conn))
+        writer = Writer(ResourceRepository(conn), trail=trail)
         _as_facility(writer, bundle, message, mapped.sender)
         # A visit another channel described too is merged with it, not replaced (visits.py);
         # only for sources that share visits with another (their adapter ranks them).
@@ -474,6 +500,15 @@ def _visit_priority(source: str) -> int:
         return int(getattr(adapters.get(source), "visit_priority", 0))
     except FhirError:
         return 0
+
+
+def _store_audit(conn: Any, trail: audit.Trail, status: int) -> None:
+    """Stage and store the AuditEvent of a message in the transaction that marks it done: a
+    message whose audit cannot be stored is not stored either (it fails, and is retried)."""
+    writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
+    event = trail.event(now_us(), status=status)
+    writer.put_internal(event, new=True, index=audit.index_of(event))
+    writer.flush()
 
 
 def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:

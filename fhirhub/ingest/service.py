@@ -56,6 +56,7 @@ class IngestService:
             base_url=settings.base_url or "urn:fhirhub",
             max_attempts=settings.ingest_max_attempts,
             lease_seconds=settings.ingest_lease_seconds,
+            audited=settings.audit == "on",
         )
         dispatcher = Dispatcher(
             settings.broker_url,

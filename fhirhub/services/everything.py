@@ -6,7 +6,7 @@ Organization, Location, Medication, ...; references a search parameter indexes).
 ``_count`` the whole set is one Bundle, streamed entry by entry from keyset batches
 (:mod:`fhirhub.search.batches`) so that memory stays bounded whatever its size; with ``_count``
 it is paged like a search, each page with the resources its matches refer to. ``_type`` and
-``_since`` are honoured.
+``_since`` are honoured. AuditEvents are left out unless ``_type`` names them.
 """
 
 from __future__ import annotations
@@ -166,7 +166,9 @@ def _entry(base_url: str, hit: Hit, mode: str) -> bytes:
 
 
 def _where(patient_id: str, params: list[tuple[str, str]], only: list[str] | None) -> list[Any]:
-    types = only or sorted(registry.compartment("Patient"))
+    # The audit trail about the record is not the record (and would grow with every read of
+    # it): only a ``_type`` that names AuditEvent returns it.
+    types = only or sorted(t for t in registry.compartment("Patient") if t != "AuditEvent")
     clauses = []
     for t in types:
         c = engine.compartment_clause("Patient", patient_id, t)

@@ -93,6 +93,7 @@ def process(
     raw_entries = bundle.get("entry", [])
     if not isinstance(raw_entries, list):
         raise bad_request("Bundle.entry must be a list", "Bundle.entry", code="structure")
+    writer.note_interaction(kind)  # its AuditEvent: one for the Bundle, an entity per entry
     if kind == "batch":
         return _batch(writer, raw_entries, base_url, get, return_resources)
     return _transaction(writer, raw_entries, base_url, get, return_resources)

@@ -27,6 +27,7 @@ from fhirhub.search import find_matches
 from fhirhub.search.access import Access, forbidden
 from fhirhub.search.indexing import index_rows
 from fhirhub.search.query import RESULT_PARAMS
+from fhirhub.services import audit
 from fhirhub.services.patient_index import PatientIndex
 from fhirhub.storage.repository import ResourceRepository, StoredVersion, Write
 
@@ -101,6 +102,7 @@ class Writer:
         *,
         now: int | None = None,
         patient_index: PatientIndex | bool | None = True,
+        trail: audit.Trail | bool | None = True,
     ) -> None:
         self.repo = repo
         self.now = now if now is not None else now_us()
@@ -116,6 +118,11 @@ class Writer:
         # stamp its resources get (fhirhub.auth.binding.stamp). None for every other writer.
         self.access: Access | None = None
         self.stamp: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        # The AuditEvent of this unit of work (services/audit.py): by default that of the
+        # interaction under way, None outside one (and when audit is off).
+        self.trail = audit.trail() if trail is True else trail or None
+        self._audit_staged: list[tuple[str, str, int, str, Any, bool]] = []  # until flushed
+        self._audited = False
 
     @staticmethod
     def default_index() -> PatientIndex | None:
@@ -141,14 +148,38 @@ class Writer:
                     batch, self._pending = batch + self._pending, []
             rows, self._rows = self._rows, []
             self.repo.apply(batch, rows)
+            self._audit_flushed()
             for w in batch:  # the staged pks are now known
                 head = self._heads.get((w.res_type, w.res_id))
                 if head is not None and head.pk == 0 and w.pk is not None:
                     self._heads[(w.res_type, w.res_id)] = _as_head(w)
+        self._audit_flushed()
 
     def stage_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
         """Rows of another table (the patient index's) inserted with the next flush's writes."""
         self._rows.append((table, rows))
+
+    def finish(self) -> None:
+        """Store what is staged and, last, the AuditEvent of this unit of work (once): call it
+        just before the commit, so that the write and its audit commit together or not at
+        all."""
+        self.flush()
+        if self.trail is not None and not self._audited:
+            self._audited = True
+            event = self.trail.event(now_us())
+            self.put_internal(event, new=True, index=audit.index_of(event))
+            self.flush()
+
+    def note_interaction(self, kind: str) -> None:
+        """What the unit of work is (``transaction``, ``batch``), unless its edge said."""
+        if self.trail is not None and self.trail.kind is None:
+            self.trail.kind = kind
+
+    def _audit_flushed(self) -> None:
+        if self.trail is not None and self._audit_staged:
+            staged, self._audit_staged = self._audit_staged, []
+            for res_type, res_id, version, method, resource, internal in staged:
+                self.trail.wrote(res_type, res_id, version, method, resource, internal=internal)
 
     def prefetch(self, keys: list[Key]) -> None:
         """Read (and lock) the current versions of resources about to be written."""
@@ -200,7 +231,7 @@ class Writer:
                 )
             if found:
                 return self.existing(res_type, found[0][1])
-        return self._store(res_type, str(uuid.uuid4()), resource, None, "POST")
+        return self._public(res_type, str(uuid.uuid4()), resource, None, "POST")
 
     def update(
         self,
@@ -222,8 +253,8 @@ class Writer:
         self._check_own(prev, res_type, res_id)
         _check_if_match(prev, if_match, f"{res_type}/{res_id}")
         if prev is not None and not prev.deleted and _same_content(prev, resource):
-            return self._existing(res_type, res_id, prev)
-        return self._store(res_type, res_id, resource, prev, "PUT")
+            return self._existing(res_type, res_id, prev, "PUT")
+        return self._public(res_type, res_id, resource, prev, "PUT")
 
     def conditional_update(
         self,
@@ -290,8 +321,8 @@ class Writer:
             raise FhirError.single(422, "processing", "A patch may not change id")
         validate_resource(patched)
         if _same_content(prev, patched):
-            return self._existing(res_type, res_id, prev)
-        return self._store(res_type, res_id, patched, prev, "PATCH")
+            return self._existing(res_type, res_id, prev, "PATCH")
+        return self._public(res_type, res_id, patched, prev, "PATCH")
 
     def delete(self, res_type: str, res_id: str) -> Result:
         check_type(res_type)
@@ -301,9 +332,12 @@ class Writer:
             version = prev.version if prev else 0
             last_updated = prev.last_updated if prev else 0
             self.unchanged += 1
+            self._audit(res_type, res_id, version, "DELETE", None)
             return Result(204, res_type, res_id, version, last_updated, changed=False)
         self._check_own(prev, res_type, res_id)
-        return self._store(res_type, res_id, None, prev, "DELETE")
+        result = self._store(res_type, res_id, None, prev, "DELETE")
+        self._audit(res_type, res_id, result.version, "DELETE", prev.content if prev else None)
+        return result
 
     def conditional_delete(self, res_type: str, query: str) -> Result:
         check_type(res_type)
@@ -324,7 +358,7 @@ class Writer:
         self._check_writable(resource["resourceType"])
         if self.stamp is not None:
             resource = self.stamp(resource)
-        return self._store(resource["resourceType"], resource["id"], resource, None, "POST")
+        return self._public(resource["resourceType"], resource["id"], resource, None, "POST")
 
     def existing(self, res_type: str, res_id: str) -> Result:
         """The current version of a resource, as the result of a write that changed nothing."""
@@ -332,9 +366,10 @@ class Writer:
 
     # --- the server's own writes (the patient index's Persons, Tasks and Provenance) ----------
 
-    def put_internal(self, resource: dict[str, Any], new: bool = False) -> int:
+    def put_internal(self, resource: dict[str, Any], new: bool = False, index: Any = None) -> int:
         """Store a resource the server itself writes, under its id; returns its version.
-        ``new``: the id was just made (a UUID), so there is no current version to look up."""
+        ``new``: the id was just made (a UUID), so there is no current version to look up;
+        ``index``: its search index rows, when the caller has them (the audit trail's)."""
         res_type, res_id = resource["resourceType"], resource["id"]
         if new:
             self._heads.setdefault((res_type, res_id), None)
@@ -342,13 +377,18 @@ class Writer:
         if prev is not None and not prev.deleted and _same_content(prev, resource):
             return prev.version
         method = "POST" if prev is None or prev.deleted else "PUT"
-        return self._store(res_type, res_id, resource, prev, method).version
+        version = self._store(res_type, res_id, resource, prev, method, index).version
+        if res_type != "AuditEvent":
+            self._audit(res_type, res_id, version, method, resource, internal=True)
+        return version
 
     def delete_internal(self, res_type: str, res_id: str) -> int:
         prev = self.head(res_type, res_id)
         if prev is None or prev.deleted:
             return prev.version if prev else 0
-        return self._store(res_type, res_id, None, prev, "DELETE").version
+        version = self._store(res_type, res_id, None, prev, "DELETE").version
+        self._audit(res_type, res_id, version, "DELETE", None, internal=True)
+        return version
 
     def current_body(self, res_type: str, res_id: str) -> dict[str, Any] | None:
         prev = self.head(res_type, res_id)
@@ -358,6 +398,12 @@ class Writer:
         return body
 
     def _check_writable(self, res_type: str) -> None:
+        if res_type == "AuditEvent":
+            raise FhirError.single(
+                405,
+                "not-supported",
+                "AuditEvent resources are written by the server only, one for each interaction",
+            )
         if res_type == "Person" and self.patient_index is not None:
             raise FhirError.single(
                 405,
@@ -380,15 +426,53 @@ class Writer:
     def forget_pending(self) -> None:
         """Drop staged writes and cached heads after their savepoint was rolled back."""
         self._pending.clear()
+        self._rows.clear()
         self._heads.clear()
+        self._audit_staged.clear()
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _existing(self, res_type: str, res_id: str, head: StoredVersion | None = None) -> Result:
+    def _public(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict[str, Any] | None,
+        prev: StoredVersion | None,
+        method: str,
+    ) -> Result:
+        """:meth:`_store` for a client's interaction, which its AuditEvent names."""
+        result = self._store(res_type, res_id, resource, prev, method)
+        self._audit(res_type, res_id, result.version, method, resource)
+        return result
+
+    def _audit(
+        self,
+        res_type: str,
+        res_id: str,
+        version: int,
+        method: str,
+        resource: Any,
+        internal: bool = False,
+    ) -> None:
+        """Note a resource this interaction wrote (or matched) for its AuditEvent; kept once
+        flushed, dropped with a savepoint that is rolled back (a failed batch entry). The
+        server's own writes (``internal``) are named only by an interaction that wrote
+        nothing else (``$mpi-link``)."""
+        if self.trail is not None:
+            self._audit_staged.append((res_type, res_id, version, method, resource, internal))
+
+    def _existing(
+        self,
+        res_type: str,
+        res_id: str,
+        head: StoredVersion | None = None,
+        method: str = "POST",
+    ) -> Result:
         head = head or self.head(res_type, res_id)
         assert head is not None and head.content is not None
         self.unchanged += 1
         body = loads(head.content)
+        self._audit(res_type, res_id, head.version, method, body)
         return Result(
             200,
             res_type,
@@ -407,6 +491,7 @@ class Writer:
         resource: dict[str, Any] | None,
         prev: StoredVersion | None,
         method: str,
+        index: Any = None,
     ) -> Result:
         if prev is not None and prev.pk == 0:  # written earlier in this transaction, unflushed
             self.flush()
@@ -425,7 +510,7 @@ class Writer:
             last_updated=last_updated,
             method=method,
             content=content,
-            index=index_rows(resource) if resource is not None else None,
+            index=(index or index_rows(resource)) if resource is not None else None,
             pk=prev.pk if prev else None,
         )
         self._pending.append(write)

@@ -1,0 +1,247 @@
+"""Buffered AuditEvents: reads, searches, refusals and failed writes (issue 13).
+
+A successful write's AuditEvent is stored in the write's own transaction (``Writer.finish``).
+Everything else would add a database write to every read, so the request only appends a small
+record to this in-process buffer (no JSON, no I/O); a thread of the process turns the records
+into AuditEvents and stores them through the one write path (``Writer.put_internal``, a
+normal stored and indexed resource) once ``every`` are waiting or ``interval`` seconds after
+the first one came. Storing them is not audited (no recursion).
+
+A process that crashes loses what waited, at most ``interval`` seconds of reads; a graceful
+stop (:meth:`AuditBuffer.stop`) stores it first. More than ``max_waiting`` records waiting (the
+database is down) are dropped, counted and logged, rather than growing without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Engine
+
+from fhirhub.model.instant import now_us, to_instant
+from fhirhub.services import audit
+from fhirhub.services.writes import Writer
+from fhirhub.storage.repository import ResourceRepository
+
+log = logging.getLogger("fhirhub.audit")
+_LIVE: weakref.WeakSet[AuditBuffer] = weakref.WeakSet()
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One interaction to audit, as the request left it."""
+
+    recorded_us: int
+    method: str
+    path: str
+    query: str
+    status: int
+    agent: audit.Agent
+    address: str | None
+    request_id: str | None
+    content: str | None = None  # a read's stored JSON, for the Patient it belongs to
+
+    def entities(self) -> tuple[str, list[audit.Entity]]:
+        """The interaction and the entities it touched (ids only)."""
+        kind, entities = audit.kind_of_request(self.method, self.path)
+        if self.content is not None and entities and entities[0].reference:
+            res_type, _, rest = entities[0].reference.partition("/")
+            patient = audit.patient_from_content(res_type, rest.split("/", 1)[0], self.content)
+            if patient is not None:
+                entities.append(audit.patient_entity(patient))
+        if kind.startswith("search") and self.query:
+            searched = next((e.res_type for e in entities if e.role == "24"), None)
+            entities += [
+                audit.patient_entity(p) for p in audit.patients_in_query(searched, self.query)
+            ]
+        return kind, entities
+
+    def group(self) -> tuple[Any, ...] | None:
+        """Reads by id that succeeded are grouped (see :func:`grouped_event`): by interaction,
+        client, address and status."""
+        if self.status >= 400 or self.method not in ("GET", "HEAD"):
+            return None
+        kind = audit.kind_of_request(self.method, self.path)[0]
+        if kind not in GROUPED:
+            return None
+        return (kind, self.agent, self.address, self.status)
+
+    def event(self) -> dict[str, Any]:
+        kind, entities = self.entities()
+        return audit.event(
+            kind,
+            recorded_us=self.recorded_us,
+            outcome=audit.outcome_of(self.status),
+            agent=self.agent,
+            address=self.address,
+            request_id=self.request_id,
+            entities=entities,
+            status=self.status,
+        )
+
+
+GROUPED = ("read", "vread")
+
+
+def grouped_event(items: list[Pending]) -> dict[str, Any]:
+    """One AuditEvent for reads by id of one client from one address with one status, within
+    one batch: an entity per resource read, its detail the request id and time; ``period``
+    from the first to the last. A stored event per read by id costs more than the read itself
+    (its search index rows); grouped, a read costs about two index rows (entity, patient)."""
+    first = items[0]
+    kind = "read"
+    entities: list[audit.Entity] = []
+    for item in items:
+        kind, found = item.entities()
+        detail = (
+            ("request-id", item.request_id or "-"),
+            ("recorded", to_instant(item.recorded_us)),
+        )
+        for i, entity in enumerate(found):
+            entities.append(replace(entity, detail=detail) if i == 0 else entity)
+    return audit.event(
+        kind,
+        recorded_us=items[-1].recorded_us,
+        outcome=audit.outcome_of(first.status),
+        agent=first.agent,
+        address=first.address,
+        entities=entities,
+        status=first.status,
+        period=(items[0].recorded_us, items[-1].recorded_us),
+    )
+
+
+def events_of(items: list[Pending]) -> list[dict[str, Any]]:
+    """The AuditEvents of a batch: one per interaction, reads by id grouped."""
+    order: list[Pending | tuple[Any, ...]] = []  # each group where its first read came
+    groups: dict[tuple[Any, ...], list[Pending]] = {}
+    for item in items:
+        key = item.group()
+        if key is None:
+            order.append(item)
+        else:
+            if key not in groups:
+                order.append(key)
+            groups.setdefault(key, []).append(item)
+    out: list[dict[str, Any]] = []
+    for entry in order:
+        if isinstance(entry, Pending):
+            out.append(entry.event())
+        else:
+            group = groups[entry]
+            out.append(group[0].event() if len(group) == 1 else grouped_event(group))
+    return out
+
+
+class AuditBuffer:
+    """AuditEvents waiting to be stored, and the thread that stores them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        every: int = 500,
+        interval: float = 1.0,
+        max_waiting: int = 100_000,
+    ) -> None:
+        self.engine = engine
+        self.every = every
+        self.interval = interval
+        self.max_waiting = max_waiting
+        self.stored = 0
+        self.dropped = 0
+        self._waiting: list[Pending] = []
+        self._cond = threading.Condition()
+        self._flushing = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        _LIVE.add(self)
+
+    def add(self, item: Pending) -> None:
+        """Keep ``item`` for the next batch (called on the request's event loop: no I/O)."""
+        with self._cond:
+            if len(self._waiting) >= self.max_waiting:
+                self.dropped += 1
+                if self.dropped % 1000 == 1:
+                    log.warning("audit buffer full: %s events dropped", self.dropped)
+                return
+            self._waiting.append(item)
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._run, name="fhirhub-audit", daemon=True)
+                self._thread.start()
+            if len(self._waiting) >= self.every:
+                self._cond.notify()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def flush(self) -> int:
+        """Store what waits now; returns how many were stored."""
+        with self._flushing:
+            with self._cond:
+                items, self._waiting = self._waiting, []
+            if not items:
+                return 0
+            try:
+                events = events_of(items)
+                with self.engine.begin() as conn:
+                    writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
+                    for resource in events:
+                        writer.put_internal(resource, new=True, index=audit.index_of(resource))
+                    writer.flush()
+            except Exception as exc:  # the class only: a database error may quote a row
+                self.dropped += len(items)
+                log.warning(
+                    "could not store %s audit events error=%s", len(items), type(exc).__name__
+                )
+                self.engine.dispose()  # its connections are likely broken: open new ones
+                return 0
+            self.stored += len(items)
+            return len(items)
+
+    def stop(self, *, store: bool = True) -> None:
+        """Store what waits (unless ``store`` is false: drop it) and end the thread (a graceful
+        stop of the server)."""
+        with self._cond:
+            self._stopping = True
+            thread, self._thread = self._thread, None
+            if not store:
+                self._waiting = []
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+        self.flush()
+        # A batch may have opened a connection on an engine its owner had already disposed (a
+        # test's app): close what the pool keeps rather than leave it open.
+        self.engine.dispose()
+        with self._cond:
+            self._stopping = False
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                if not self._waiting:
+                    self._cond.wait(self.interval)
+                if self._waiting and len(self._waiting) < self.every and not self._stopping:
+                    # the first one waits at most ``interval``
+                    first = self._waiting[0].recorded_us
+                    left = self.interval - (now_us() - first) / 1e6
+                    if left > 0:
+                        self._cond.wait_for(
+                            lambda: len(self._waiting) >= self.every or self._stopping, left
+                        )
+            self.flush()
+
+
+def stop_all(*, store: bool = True) -> None:
+    """Stop every buffer of this process, storing or dropping what waits (a test, before it
+    empties the database an earlier test's app may still write to)."""
+    for buffer in list(_LIVE):
+        buffer.stop(store=store)
