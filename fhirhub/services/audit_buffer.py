@@ -199,7 +199,8 @@ class AuditBuffer:
                 log.warning(
                     "could not store %s audit events error=%s", len(items), type(exc).__name__
                 )
-                self.engine.dispose()  # its connections are likely broken: open new ones
+                # The engine is not disposed: that would orphan the connections requests hold
+                # (left open when they come back); the pool drops a broken one by itself.
                 return 0
             self.stored += len(items)
             return len(items)
