@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -34,9 +35,9 @@ def test_queue_depth_counts_the_waiting_messages(broker_url: str) -> None:
     dispatcher = Dispatcher(broker_url, lambda _id: None, queue=queue)
     try:
         dispatcher.submit([11, 12, 13])
-        assert queue_depth(broker_url, 3600, queue) == 3
+        assert _settled_depth(broker_url, queue, 3) == 3
         dispatcher.submit([14])
-        assert queue_depth(broker_url, 3600, queue) == 4
+        assert _settled_depth(broker_url, queue, 4) == 4
     finally:
         _delete_queue(broker_url, queue)
 
@@ -45,6 +46,17 @@ def test_queue_depth_without_a_broker_is_unknown() -> None:
     assert queue_depth(None) is None
     assert queue_depth("redis://127.0.0.1:1/0") is None  # nothing listens there
     assert queue_depth("amqp://guest:guest@127.0.0.1:1//") is None
+
+
+def _settled_depth(broker_url: str, queue: str, expected: int) -> int | None:
+    """The queue's depth once it shows ``expected`` (or after 10 s): RabbitMQ counts a message
+    published on another connection a moment after the publish returns."""
+    deadline = time.monotonic() + 10
+    depth = queue_depth(broker_url, 3600, queue)
+    while depth != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        depth = queue_depth(broker_url, 3600, queue)
+    return depth
 
 
 def _delete_queue(broker_url: str, queue: str) -> None:
