@@ -102,12 +102,12 @@ def _libpq(url: str) -> str:
 
 def count_resources(url: str) -> int:
     """Resources the clients sent: not the Persons, review Tasks and Provenance that the patient
-    index writes beside them."""
+    index writes beside them, nor the AuditEvents of the requests."""
     with connect(url) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM resources WHERE content IS NULL "
+            "SELECT count(*) FROM resources WHERE res_type <> 'AuditEvent' AND (content IS NULL "
             "OR content->'meta'->>'source' IS DISTINCT FROM "
-            "'https://fhirhub.baubaukota.go.id/source/patient-index'"
+            "'https://fhirhub.baubaukota.go.id/source/patient-index')"
         ).fetchone()
         return int(row[0])
 

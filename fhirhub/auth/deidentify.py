@@ -183,10 +183,41 @@ def view_refusal(view: Any) -> str | None:
         return None
     directory = view.get("resource") in _VIEW_DIRECTORY
     for path in _view_paths(view):
-        for token in _TOKEN.findall(_QUOTED.sub("", path)):
+        bare = _QUOTED.sub("", path)
+        for token in _TOKEN.findall(bare):
             if token in VIEW_FORBIDDEN and not (directory and token in ("name", "identifier")):
                 return f"An analyst's view may not read '{token}' (in '{path[:80]}')"
+        if not (directory and "identifier" in bare) and _untyped_value(bare):
+            return (
+                f"An analyst's view may read a choice 'value' only as value.ofType(T) of a type "
+                f"that is not text (in '{path[:80]}'): an extension's or an answer's value may "
+                "be free text"
+            )
     return None
+
+
+#: Types a choice ``value`` may hold that are free text (an extension's valueString, say).
+_TEXT_TYPES = frozenset({"string", "markdown"})
+_VALUE = re.compile(r"(?<![\w$%])value(?![\w])")
+_TYPED_AFTER = re.compile(r"\s*\.\s*ofType\(\s*(?:FHIR\.)?(\w+)\s*\)")
+_TYPED_BEFORE = re.compile(r"(?:ofType\(\s*(?:FHIR\.)?(\w+)\s*\)|\bvalue([A-Z]\w*))\s*\.\s*$")
+
+
+def _untyped_value(path: str) -> bool:
+    """Whether ``path`` reads a choice ``value`` (an Extension's, an Observation's, an answer's)
+    without naming a type that is not text: ``value.ofType(Quantity)`` and
+    ``valueQuantity.value`` are numbers, ``extension(...).value`` may be a name typed in."""
+    for found in _VALUE.finditer(path):
+        after = _TYPED_AFTER.match(path, found.end())
+        if after is not None and after.group(1).lower() not in _TEXT_TYPES:
+            continue
+        before = _TYPED_BEFORE.search(path[: found.start()])
+        if before is not None:
+            kind = (before.group(1) or before.group(2)).lower()
+            if kind not in _TEXT_TYPES:
+                continue
+        return True
+    return False
 
 
 def _view_paths(value: Any) -> list[str]:

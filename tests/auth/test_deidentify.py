@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from auth_app import FHIR_JSON, AuthClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -277,6 +278,7 @@ def test_an_analysts_views_read_no_direct_identifier(auth_app: AuthClient) -> No
         "identifier": [{"system": systems.NIK, "value": NIK}],
         "gender": "female",
         "address": [{"use": "home", "line": [STREET], "city": "Baubau", "district": "Wolio"}],
+        "extension": [{"url": MAIDEN_NAME, "valueString": NAME}],
     }
     assert auth_app.http.put("/fhir/Patient/p1", json=patient, headers=admin).status_code == 201
     obs = {**OBSERVATION, "note": [{"text": f"{NAME} {PHONE}"}]}
@@ -292,6 +294,10 @@ def test_an_analysts_views_read_no_direct_identifier(auth_app: AuthClient) -> No
         _view("Observation", "subject.display"),
         _view("Observation", "value.ofType(string)"),
         _view("Observation", "text.div"),
+        # a choice value of no stated type may be free text: the mother's name, say
+        _view("Patient", f"extension('{MAIDEN_NAME}').value"),
+        _view("Patient", "extension.value.ofType(FHIR.string)"),
+        _view("Observation", "value"),
     ):
         answer = auth_app.http.post(run, json=body, headers=analyst)
         assert answer.status_code == 403, answer.text
@@ -316,6 +322,31 @@ def test_an_analysts_views_read_no_direct_identifier(auth_app: AuthClient) -> No
         run, json=_view("Organization", "name", "identifier.value"), headers=analyst
     )
     assert answer.status_code == 200, answer.text
+
+
+MAIDEN_NAME = "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName"
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [
+        ("value.ofType(Quantity).value", False),
+        ("value.ofType(Quantity).unit", False),
+        ("valueQuantity.value", False),
+        ("extension('village').value.ofType(code)", False),
+        ("answer.value.ofType(FHIR.integer)", False),
+        ("extension('x').value", True),
+        ("value", True),
+        ("value.first()", True),
+        ("value.ofType(markdown)", True),
+        ("item.answer.value", True),
+    ],
+)
+def test_view_refusal_of_a_choice_value_by_its_type(path: str, refused: bool) -> None:
+    from fhirhub.auth.deidentify import view_refusal
+
+    view = _view("Observation", path)["parameter"][0]["resource"]
+    assert (view_refusal(view) is not None) is refused
 
 
 def test_view_refusal_ignores_quoted_text() -> None:
