@@ -42,6 +42,7 @@ import orjson
 
 from fhirhub.model.instant import to_instant
 from fhirhub.model.json import loads
+from fhirhub.model.resource_types import is_resource_type, is_valid_id
 from fhirhub.search.indexing import index_rows
 
 TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -177,8 +178,11 @@ class Entity:
         return out
 
 
+PATIENT_ROLE = "1"  # DICOM object role: the Patient
+
+
 def patient_entity(patient_id: str) -> Entity:
-    return Entity(f"Patient/{patient_id}", "Patient", role="1")
+    return Entity(f"Patient/{patient_id}", "Patient", role=PATIENT_ROLE)
 
 
 def patient_of(res_type: str, res_id: str, resource: dict[str, Any] | None) -> str | None:
@@ -478,11 +482,55 @@ def index_of(event: dict[str, Any]) -> Rows:
             repeated[key] = value
         elif key != "resourceType":
             rest[key] = value
+    entities = rest.pop("entity", None)
     out: Rows = {
         t: [dict(r) for r in rows] for t, rows in _rows_of_repeated(orjson.dumps(repeated)).items()
     }
+    seen = {t: {tuple(r.values()) for r in rows} for t, rows in out.items()}
+
+    def add(table: str, row: dict[str, Any]) -> None:
+        key = tuple(row.values())
+        known = seen.setdefault(table, set())
+        if key not in known:
+            known.add(key)
+            out.setdefault(table, []).append(row)
+
     for table, rows in index_rows(rest).items():
-        have = out.setdefault(table, [])
-        seen = {tuple(r.values()) for r in have}
-        have.extend(r for r in rows if tuple(r.values()) not in seen)
+        for row in rows:
+            add(table, row)
+    for entity in entities if isinstance(entities, list) else ():
+        for table, row in _entity_rows(entity):
+            add(table, row)
     return out
+
+
+_PLACEHOLDER = "fhirhub-audit-entity-id"
+
+
+def _entity_rows(entity: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The index rows one entity adds (an event's rows are those of its parts: no AuditEvent
+    search parameter looks at two entities at once). An entity that names a resource by a
+    plain ``Type/id`` reference (a grouped read has one per read) takes the rows of its shape,
+    computed once per shape and type, with its id put in."""
+    what = entity.get("what") if isinstance(entity, dict) else None
+    ref = what.get("reference") if isinstance(what, dict) and len(what) == 1 else None
+    res_type, _, res_id = ref.partition("/") if isinstance(ref, str) else ("", "", "")
+    if not (is_resource_type(res_type) and is_valid_id(res_id)):
+        for table, rows in index_rows({"resourceType": "AuditEvent", "entity": [entity]}).items():
+            for row in rows:
+                yield table, row
+        return
+    shape = {k: v for k, v in entity.items() if k not in ("what", "detail")}
+    for table, row in _rows_of_entity_shape(orjson.dumps(shape), res_type):
+        yield table, {k: _with_id(v, res_id) for k, v in row.items()}
+
+
+def _with_id(value: Any, res_id: str) -> Any:
+    return value.replace(_PLACEHOLDER, res_id) if type(value) is str else value
+
+
+@functools.lru_cache(maxsize=256)
+def _rows_of_entity_shape(shape: bytes, res_type: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+    entity = {**orjson.loads(shape), "what": {"reference": f"{res_type}/{_PLACEHOLDER}"}}
+    rows = index_rows({"resourceType": "AuditEvent", "entity": [entity]})
+    return tuple((table, row) for table, table_rows in rows.items() for row in table_rows)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -45,14 +45,24 @@ class Pending:
     request_id: str | None
     content: str | None = None  # a read's stored JSON, for the Patient it belongs to
 
-    def entities(self) -> tuple[str, list[audit.Entity]]:
-        """The interaction and the entities it touched (ids only)."""
+    def entities(self, detail: tuple[tuple[str, str], ...] = ()) -> tuple[str, list[audit.Entity]]:
+        """The interaction and the entities it touched (ids only); ``detail`` is the first
+        one's (a grouped read's request id and time)."""
         kind, entities = audit.kind_of_request(self.method, self.path)
-        if self.content is not None and entities and entities[0].reference:
-            res_type, _, rest = entities[0].reference.partition("/")
-            patient = audit.patient_from_content(res_type, rest.split("/", 1)[0], self.content)
-            if patient is not None:
-                entities.append(audit.patient_entity(patient))
+        if entities and (detail or self.content is not None):
+            first = entities[0]
+            role = first.role
+            if self.content is not None and first.reference:
+                res_type, _, rest = first.reference.partition("/")
+                res_id = rest.split("/", 1)[0]
+                patient = audit.patient_from_content(res_type, res_id, self.content)
+                if res_type == "Patient" and patient == res_id:  # the record read is the Patient
+                    role = audit.PATIENT_ROLE
+                elif patient is not None:
+                    entities.append(audit.patient_entity(patient))
+            entities[0] = audit.Entity(
+                first.reference, first.res_type, role, first.identifier, first.name, detail
+            )
         if kind.startswith("search") and self.query:
             searched = next((e.res_type for e in entities if e.role == "24"), None)
             entities += [
@@ -96,13 +106,12 @@ def grouped_event(items: list[Pending]) -> dict[str, Any]:
     kind = "read"
     entities: list[audit.Entity] = []
     for item in items:
-        kind, found = item.entities()
         detail = (
             ("request-id", item.request_id or "-"),
             ("recorded", to_instant(item.recorded_us)),
         )
-        for i, entity in enumerate(found):
-            entities.append(replace(entity, detail=detail) if i == 0 else entity)
+        kind, found = item.entities(detail)
+        entities += found
     return audit.event(
         kind,
         recorded_us=items[-1].recorded_us,

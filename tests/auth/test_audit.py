@@ -12,6 +12,8 @@ import pytest
 from auth_app import FHIR_JSON, FORM, AuthClient
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from fhirhub.api.app import create_app
@@ -553,6 +555,55 @@ def test_cheap_index_rows_are_the_generic_ones(kind: str, agent: audit.Agent) ->
             entities=entities,
             status=status,
         )
+        assert _rows(audit.index_of(event)) == _rows(index_rows(event))
+
+
+_IDS = st.one_of(
+    st.uuids().map(str),
+    st.from_regex(r"[A-Za-z0-9\-.]{1,70}", fullmatch=True),
+    st.text(max_size=12),
+)
+
+
+@given(
+    reads=st.lists(
+        st.tuples(
+            st.sampled_from(["Patient", "Observation", "Encounter", "Foo", "patient"]),
+            _IDS,
+            st.sampled_from(["", "/_history/2"]),
+            st.sampled_from(
+                [None, '{"resourceType":"Observation","subject":{"reference":"Patient/p9"}}']
+            ),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    status=st.sampled_from([200, 404]),
+)
+@settings(max_examples=60, deadline=None)
+def test_cheap_index_rows_of_grouped_reads_are_the_generic_ones(
+    reads: list[tuple[str, str, str, str | None]], status: int
+) -> None:
+    """A batch of reads (grouped when they succeeded; any path a client may send) is indexed
+    as the generic index_rows would index its events."""
+    from fhirhub.search.indexing import index_rows
+    from fhirhub.services.audit_buffer import Pending, events_of
+
+    items = [
+        Pending(
+            1_765_000_000_000_000 + i,
+            "GET",
+            f"/fhir/{res_type}/{res_id}{history}",
+            "",
+            status,
+            audit.ANONYMOUS_AGENT,
+            "10.1.2.3",
+            f"r{i}",
+            content,
+        )
+        for i, (res_type, res_id, history, content) in enumerate(reads)
+    ]
+    for event in events_of(items):
         assert _rows(audit.index_of(event)) == _rows(index_rows(event))
 
 
