@@ -26,24 +26,20 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from fhirhub.auth import binding
 from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
-from fhirhub.ingest import adapters, metrics, provenance, visits
-from fhirhub.ingest.adapters import Context, Mapped, Merge, Message
+from fhirhub.ingest import adapters, metrics, storing
+from fhirhub.ingest.adapters import Context, Mapped, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
 from fhirhub.model.json import has_nul
-from fhirhub.services import audit, transaction
-from fhirhub.services.writes import Writer
+from fhirhub.services import audit
 from fhirhub.storage.inbox_repository import InboxRepository, InboxRow
-from fhirhub.storage.repository import ResourceRepository
 
 log = logging.getLogger("fhirhub.ingest")
 
@@ -354,7 +350,7 @@ class Pipeline:
             )
             if trail is not None:  # what the savepoint stored was rolled back
                 trail.forget()
-                _store_audit(conn, trail, err.status)
+                storing.store_audit(conn, trail, err.status)
             return "rejected"
         stored = sum(
             1
@@ -369,7 +365,7 @@ class Pipeline:
             response=orjson.dumps(response),
         )
         if trail is not None:  # in the transaction of the data it records
-            _store_audit(conn, trail, 200)
+            storing.store_audit(conn, trail, 200)
         return "processed"
 
     def canonical(self, message: Message) -> Mapped:
@@ -406,29 +402,7 @@ class Pipeline:
         self, conn: Any, message: Message, checksum: str, trail: audit.Trail | None = None
     ) -> dict[str, Any]:
         mapped = self.canonical(message)
-        bundle = mapped.bundle
-        provenance.stamp(
-            bundle,
-            message_id=message.id,
-            source=message.source,
-            sender=mapped.sender or message.sender,
-            organization=mapped.organization,
-            checksum=checksum,
-            now=now_us(),
-        )
-        writer = Writer(ResourceRepository(conn), trail=trail)
-        _as_facility(writer, bundle, message, mapped.sender)
-        # A visit another channel described too is merged with it, not replaced (visits.py);
-        # only for sources that share visits with another (their adapter ranks them).
-        if _visit_priority(message.source):
-            visits.reconcile(writer, bundle, message.source, _visit_priority)
-        response = transaction.process(
-            writer, bundle, base_url=self.base_url, get=lambda url: (400, None)
-        )
-        for merge in mapped.merges:
-            apply_merge(writer, merge, f"source {message.source}/{mapped.sender or message.sender}")
-        writer.flush()
-        return response
+        return storing.store(conn, mapped, message, checksum, trail, self.base_url)
 
     def _fail(self, message_id: int, exc: BaseException) -> None:
         # The class name only: messages of database errors can quote patient data.
@@ -463,25 +437,6 @@ class Pipeline:
             return repo.get(message_id) or row
 
 
-def _as_facility(
-    writer: Writer, bundle: dict[str, Any], message: Message, code: str | None
-) -> None:
-    """A message sent by an authenticated facility (its sender is its Organization): every
-    entry is stamped as its own (``fhirhub.auth.binding.stamp``) and it may change only its
-    own records, those stamped so and those it sent under its code before it had a client."""
-    organization = message.sender
-    if not binding.is_organization(organization):
-        return
-    assert organization is not None
-    source = binding.facility_source(message.source, organization)
-    legacy = [provenance.source_uri(message.source, code)] if code else []
-    writer.access = binding.reads_of(organization, message.source, *legacy)
-    for entry in bundle.get("entry", []):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict):
-            entry["resource"] = binding.stamp(resource, organization, source)
-
-
 def _checksum(adapter: Any, payload: bytes) -> str:
     """The inbox's key of a payload: its sha256, or, for a source whose messages carry their
     own id (HL7 v2: sending facility + MSH-10), the sha256 of that id: a message sent again
@@ -491,24 +446,6 @@ def _checksum(adapter: Any, payload: bytes) -> str:
     if message_key:
         return hashlib.sha256(message_key.encode()).hexdigest()
     return hashlib.sha256(payload).hexdigest()
-
-
-def _visit_priority(source: str) -> int:
-    """How much a source's word on a visit weighs against another channel's (its adapter's
-    ``visit_priority``; 0 when it says none)."""
-    try:
-        return int(getattr(adapters.get(source), "visit_priority", 0))
-    except FhirError:
-        return 0
-
-
-def _store_audit(conn: Any, trail: audit.Trail, status: int) -> None:
-    """Stage and store the AuditEvent of a message in the transaction that marks it done: a
-    message whose audit cannot be stored is not stored either (it fails, and is retried)."""
-    writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
-    event = trail.event(now_us(), status=status)
-    writer.put_internal(event, new=True, index=audit.index_of(event))
-    writer.flush()
 
 
 def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | None) -> None:
@@ -530,36 +467,3 @@ def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | N
 
 def default_context(mappings_dir: Path, terminology_dir: Path) -> Context:
     return Context(mappings_dir=mappings_dir, terminology_dir=terminology_dir)
-
-
-def apply_merge(writer: Writer, merge: Merge, who: str) -> None:
-    """A source's merge (HL7 ADT^A40): the patient index puts both records in one Person as a
-    decision (``level4``, never undone automatically), and the retired record is marked inactive
-    and ``replaced-by`` the surviving one. A retired record fhirhub does not hold is refused
-    (422, the message kept for a replay)."""
-    found = {}
-    for role, (system, value) in (("retired", merge.retired), ("surviving", merge.surviving)):
-        query = urlencode({"identifier": f"{system}|{value}"})
-        ids = [res_id for _, res_id in writer.matches("Patient", query, lock=False)]
-        if len(ids) != 1:
-            what = "no record" if not ids else f"{len(ids)} records"
-            raise FhirError.single(
-                422,
-                "not-found" if not ids else "multiple-matches",
-                f"The merge names {what} as its {role} patient",
-                merge.where if role == "retired" else "PID-3",
-            )
-        found[role] = ids[0]
-    retired, surviving = found["retired"], found["surviving"]
-    if retired == surviving:
-        return
-    if writer.patient_index is not None:
-        writer.patient_index.link(writer, retired, surviving, who, "merged by its source")
-    body = writer.current_body("Patient", retired)
-    if body is not None:
-        body = {k: v for k, v in body.items() if k != "meta"}
-        body["active"] = False
-        link = {"other": {"reference": f"Patient/{surviving}"}, "type": "replaced-by"}
-        if link not in body.get("link", []):
-            body["link"] = [*body.get("link", []), link]
-        writer.update("Patient", retired, body)
