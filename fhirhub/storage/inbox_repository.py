@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -117,13 +117,7 @@ class InboxRepository:
         One guarded UPDATE: of two workers claiming at once, exactly one changes the row (the
         other waits for its row lock on PostgreSQL, for the write lock on SQLite, and then no
         longer matches)."""
-        claimable = or_(
-            M.c.status.in_(("received", "failed")),
-            and_(
-                M.c.status == "processing",
-                or_(M.c.lease_until.is_(None), M.c.lease_until < now),
-            ),
-        )
+        claimable = _claimable(now)
         result = self.conn.execute(
             update(M)
             .where(M.c.id == message_id, M.c.attempts < max_attempts, claimable)
@@ -137,13 +131,7 @@ class InboxRepository:
         """``claim`` for several messages in one guarded UPDATE: the ids it took."""
         if not message_ids:
             return set()
-        claimable = or_(
-            M.c.status.in_(("received", "failed")),
-            and_(
-                M.c.status == "processing",
-                or_(M.c.lease_until.is_(None), M.c.lease_until < now),
-            ),
-        )
+        claimable = _claimable(now)
         result = self.conn.execute(
             update(M)
             .where(M.c.id.in_(sorted(set(message_ids))), M.c.attempts < max_attempts, claimable)
@@ -260,3 +248,15 @@ class InboxRepository:
         """(source, status, messages) for every pair present."""
         stmt = select(M.c.source, M.c.status, func.count()).group_by(M.c.source, M.c.status)
         return [(s, st, int(n)) for s, st, n in self.conn.execute(stmt)]
+
+
+def _claimable(now: int) -> ColumnElement[bool]:
+    """A message a worker may claim at ``now``: new, failed, or left ``processing`` by a worker
+    whose lease has run out."""
+    return or_(
+        M.c.status.in_(("received", "failed")),
+        and_(
+            M.c.status == "processing",
+            or_(M.c.lease_until.is_(None), M.c.lease_until < now),
+        ),
+    )
