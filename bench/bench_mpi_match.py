@@ -349,15 +349,7 @@ def signature(persons: int, seed: int, indexed: bool) -> str:
 
 def built(dbname: str, sig: str) -> bool:
     """Whether ``dbname`` exists, was built as ``sig`` says, and the build finished."""
-    try:
-        with common.connect(common.db_url(dbname)) as conn:
-            row = conn.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE datname = current_database()"
-            ).fetchone()
-    except Exception:
-        return False
-    return bool(row and row[0] == sig)
+    return common.built_as(dbname, sig)
 
 
 def build(dbname: str, persons: int, seed: int, indexed: bool, workers: int = 2) -> dict[str, Any]:
@@ -366,25 +358,7 @@ def build(dbname: str, persons: int, seed: int, indexed: bool, workers: int = 2)
     sig = signature(persons, seed, indexed)
     url = common.fresh_database(dbname)
     t0 = time.perf_counter()
-    saved: list[str] = []
-    with common.connect(url) as conn:
-        conn.autocommit = True
-        for table in TABLES:
-            for name, definition in conn.execute(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass AND contype IN ('p', 'u') AND %s <> 'resources'",
-                (table, table),
-            ).fetchall():
-                saved.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-                conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}" CASCADE')
-            for name, definition in conn.execute(
-                "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s "
-                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
-                (table,),
-            ).fetchall():
-                saved.append(definition)
-                conn.execute(f'DROP INDEX "{name}"')
-            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")  # the versions' FK
+    saved = common.drop_for_bulk_load(url, TABLES, keep=("resources",))
     plain = common._libpq(url)
     parts = [
         (plain, seed, w, workers, persons * w // workers, persons * (w + 1) // workers, indexed)
@@ -400,19 +374,7 @@ def build(dbname: str, persons: int, seed: int, indexed: bool, workers: int = 2)
     print(
         f"  {records:,} records, {blocks:,} blocking keys in {load_s:,.0f} s; indexing", flush=True
     )
-    with common.connect(url) as conn:
-        conn.autocommit = True
-        conn.execute("SET maintenance_work_mem = '512MB'")
-        for table in TABLES:
-            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
-        for ddl in saved:
-            conn.execute(ddl)
-        conn.execute(
-            "SELECT setval(pg_get_serial_sequence('resources', 'pk'), "
-            "(SELECT max(pk) FROM resources))"
-        )
-        conn.execute("VACUUM ANALYZE")
-        conn.execute(f"COMMENT ON DATABASE \"{dbname}\" IS '{sig}'")
+    common.restore_after_bulk_load(url, dbname, TABLES, saved, sig)
     index_s = time.perf_counter() - t1
     print(f"  indexes and ANALYZE in {index_s:,.0f} s", flush=True)
     return {"records": records, "blocks": blocks, "load_s": load_s, "index_s": index_s}

@@ -100,6 +100,65 @@ def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def drop_for_bulk_load(url: str, tables: tuple[str, ...], keep: tuple[str, ...] = ()) -> list[str]:
+    """Drop the keys, indexes and triggers of ``tables`` before a COPY (the keys of ``keep``
+    stay); returns the DDL that puts them back (:func:`restore_after_bulk_load`)."""
+    saved: list[str] = []
+    with connect(url) as conn:
+        conn.autocommit = True
+        for table in tables:
+            if table not in keep:
+                for name, definition in conn.execute(
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE conrelid = %s::regclass AND contype IN ('p', 'u')",
+                    (table,),
+                ).fetchall():
+                    saved.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+                    conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}" CASCADE')
+            for name, definition in conn.execute(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+                (table,),
+            ).fetchall():
+                saved.append(definition)
+                conn.execute(f'DROP INDEX "{name}"')
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")  # the versions' FK
+    return saved
+
+
+def restore_after_bulk_load(
+    url: str, dbname: str, tables: tuple[str, ...], saved: list[str], signature: str
+) -> None:
+    """Put back what :func:`drop_for_bulk_load` dropped, VACUUM ANALYZE, and sign the database
+    as built (:func:`built_as`)."""
+    with connect(url) as conn:
+        conn.autocommit = True
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        for table in tables:
+            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
+        for ddl in saved:
+            conn.execute(ddl)
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('resources', 'pk'), "
+            "(SELECT max(pk) FROM resources))"
+        )
+        conn.execute("VACUUM ANALYZE")
+        conn.execute(f"COMMENT ON DATABASE \"{dbname}\" IS '{signature}'")
+
+
+def built_as(dbname: str, signature: str) -> bool:
+    """Whether ``dbname`` exists and a finished build signed it ``signature``."""
+    try:
+        with connect(db_url(dbname)) as conn:
+            row = conn.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                "WHERE datname = current_database()"
+            ).fetchone()
+    except Exception:
+        return False
+    return bool(row and row[0] == signature)
+
+
 def count_resources(url: str) -> int:
     """Resources the clients sent: not the Persons, review Tasks and Provenance that the patient
     index writes beside them, nor the AuditEvents of the requests."""

@@ -47,15 +47,7 @@ def truth_file(dbname: str) -> Path:
 
 
 def built(dbname: str, sig: str) -> bool:
-    try:
-        with common.connect(common.db_url(dbname)) as conn:
-            row = conn.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE datname = current_database()"
-            ).fetchone()
-    except Exception:
-        return False
-    return bool(row and row[0] == sig) and truth_file(dbname).exists()
+    return common.built_as(dbname, sig) and truth_file(dbname).exists()
 
 
 def _stored(
@@ -152,25 +144,7 @@ def build(dbname: str, persons: int, seed: int, workers: int = 2) -> dict[str, A
     print(f"  city {t_city:,.0f} s, truth {t_truth:,.0f} s", flush=True)
     url = common.fresh_database(dbname)
     t1 = time.perf_counter()
-    saved: list[str] = []
-    with common.connect(url) as conn:
-        conn.autocommit = True
-        for table in TABLES:
-            for name, definition in conn.execute(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass AND contype IN ('p', 'u')",
-                (table,),
-            ).fetchall():
-                saved.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-                conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}" CASCADE')
-            for name, definition in conn.execute(
-                "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s "
-                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
-                (table,),
-            ).fetchall():
-                saved.append(definition)
-                conn.execute(f'DROP INDEX "{name}"')
-            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+    saved = common.drop_for_bulk_load(url, TABLES)
     plain = common._libpq(url)
     # reference data and the patient index first (pks 1..), then the records, in workers
     counter = [0, 0]
@@ -207,19 +181,7 @@ def build(dbname: str, persons: int, seed: int, workers: int = 2) -> dict[str, A
     t_load = time.perf_counter() - t1
     print(f"  {stored:,} resources in {t_load:,.0f} s; indexing", flush=True)
     t2 = time.perf_counter()
-    with common.connect(url) as conn:
-        conn.autocommit = True
-        conn.execute("SET maintenance_work_mem = '512MB'")
-        for table in TABLES:
-            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
-        for ddl in saved:
-            conn.execute(ddl)
-        conn.execute(
-            "SELECT setval(pg_get_serial_sequence('resources', 'pk'), "
-            "(SELECT max(pk) FROM resources))"
-        )
-        conn.execute("VACUUM ANALYZE")
-        conn.execute(f"COMMENT ON DATABASE \"{dbname}\" IS '{signature(persons, seed)}'")
+    common.restore_after_bulk_load(url, dbname, TABLES, saved, signature(persons, seed))
     t_index = time.perf_counter() - t2
     print(f"  indexes and ANALYZE in {t_index:,.0f} s", flush=True)
     return {"resources": stored, "city_s": t_city, "load_s": t_load, "index_s": t_index}
