@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from audit_refusal import drop_refusal, refuse_audit_rows
 from auth_app import FHIR_JSON, FORM, AuthClient
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -169,36 +170,6 @@ def test_a_write_whose_audit_cannot_be_stored_is_not_stored(
     with app.state.database.engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM resources")).scalar_one()
     assert stored == 0  # neither the Patient nor the patient index's Person
-
-
-def refuse_audit_rows(engine: Engine) -> None:
-    """A trigger that makes the database refuse every AuditEvent row (as a full disk or a
-    broken audit table would)."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql(
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON resources "
-                "WHEN NEW.res_type = 'AuditEvent' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
-        else:
-            conn.exec_driver_sql(
-                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.res_type = 'AuditEvent' THEN RAISE EXCEPTION 'refused'; END IF; "
-                "RETURN NEW; END $$"
-            )
-            conn.exec_driver_sql(
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON resources "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
-            )
-
-
-def drop_refusal(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("DROP TRIGGER refuse_audit")
-        else:
-            conn.exec_driver_sql("DROP TRIGGER refuse_audit ON resources")
-            conn.exec_driver_sql("DROP FUNCTION refuse_audit()")
 
 
 def test_a_write_whose_audit_row_the_database_refuses_is_rolled_back(

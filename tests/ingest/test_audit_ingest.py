@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from audit_refusal import drop_refusal, refuse_audit_rows
 from fastapi.testclient import TestClient
 from ingest_factories import city, facility_of, load_reference, per_patient
 from sqlalchemy import Engine, text
@@ -114,22 +115,7 @@ def test_a_message_whose_audit_cannot_be_stored_is_not_stored(
     service: IngestService, engine: Engine
 ) -> None:
     load_reference(engine)
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql(
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON resources "
-                "WHEN NEW.res_type = 'AuditEvent' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
-        else:
-            conn.exec_driver_sql(
-                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.res_type = 'AuditEvent' THEN RAISE EXCEPTION 'refused'; END IF; "
-                "RETURN NEW; END $$"
-            )
-            conn.exec_driver_sql(
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON resources "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
-            )
+    refuse_audit_rows(engine)
     try:
         with engine.connect() as conn:
             before = conn.execute(text("SELECT count(*) FROM resources")).scalar_one()
@@ -139,14 +125,7 @@ def test_a_message_whose_audit_cannot_be_stored_is_not_stored(
         except TransientError:
             row = None
     finally:  # the trigger would outlive the test in PostgreSQL's emptied database
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                "DROP TRIGGER refuse_audit ON resources"
-                if engine.dialect.name != "sqlite"
-                else "DROP TRIGGER refuse_audit"
-            )
-            if engine.dialect.name != "sqlite":
-                conn.exec_driver_sql("DROP FUNCTION refuse_audit()")
+        drop_refusal(engine)
     with engine.connect() as conn:
         after = conn.execute(text("SELECT count(*) FROM resources")).scalar_one()
         status = conn.execute(
