@@ -92,11 +92,14 @@ def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str
             filters.append("r.res_id = :scope_patient")
         else:
             links = registry.compartment("Patient").get(view.resource, [])
-            if not links:
+            stored = sorted(
+                {n for link in links for n in registry.stored_as(view.resource, link)[0]}
+            )  # an alias's rows are those of the parameters it names
+            if not stored:
                 filters.append("1 = 0")  # the type is not in a patient's compartment
             else:
                 names = []
-                for i, link in enumerate(links):
+                for i, link in enumerate(stored):
                     params[f"scope_link{i}"] = link
                     names.append(f":scope_link{i}")
                 filters.append(

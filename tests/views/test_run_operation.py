@@ -132,6 +132,25 @@ def test_patient_compartment_of_other_types(client: TestClient) -> None:
     ]
 
 
+def test_patient_compartment_through_an_alias(client: TestClient) -> None:
+    """Encounter's compartment link is ``patient``, an alias of ``subject``'s Patient rows (it
+    has no rows of its own): the scope reads the rows it names."""
+    _patient(client, "p1", "female", ["Ani"])
+    _patient(client, "p2", "female", ["Ina"])
+    for eid, pid in (("e1", "p1"), ("e2", "p2")):
+        enc = {
+            "resourceType": "Encounter",
+            "id": eid,
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": f"Patient/{pid}"},
+        }
+        assert client.put(f"/fhir/Encounter/{eid}", json=enc, headers=FHIR_JSON).is_success
+    view = {"resource": "Encounter", "select": [{"column": [{"name": "id", "path": "id"}]}]}
+    rows = _run(client, _view(view), {"name": "patient", "valueString": "p2"}).json()
+    assert rows == [{"id": "e2"}]
+
+
 def test_inline_resources_only(three: TestClient) -> None:
     inline = {"resourceType": "Patient", "id": "x", "gender": "other"}
     rows = _run(three, _view(), {"name": "resource", "resource": inline}).json()
