@@ -2,12 +2,12 @@
 
 Reads ``search-parameters.json`` (SearchParameter Bundle), ``profiles-resources.json`` and
 ``profiles-types.json`` (StructureDefinitions and CompartmentDefinitions) from the FHIR R4 4.0.1
-definitions, plus any extra SearchParameter JSON under ``conformance/search-parameters/``, and
-writes ``fhirhub/search/data/search_parameters.json``: per resource type, each parameter with its
+definitions and writes ``fhirhub/search/data/search_parameters.json``: per resource type, each parameter with its
 type and its FHIRPath expression compiled to *typed paths* (keys to walk, filters, the FHIR type
 at the end), so that the server never needs the definitions or a FHIRPath engine at run time for
 the common expressions. Expressions it cannot compile keep their FHIRPath text and are evaluated
-with fhirpathpy.
+with fhirpathpy. fhirhub's own SearchParameters (``conformance/search-parameters/``) are not in
+the table: :mod:`fhirhub.search.registry` reads them at run time.
 
 Usage: python scripts/build_search_params.py [DEFINITIONS_DIR]
 """
@@ -23,7 +23,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEFS = Path("/work/shared/fhir-r4")
 OUT = ROOT / "fhirhub" / "search" / "data" / "search_parameters.json"
-EXTRA_DIR = ROOT / "conformance" / "search-parameters"
 
 PRIMITIVES = {
     "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id",
@@ -250,9 +249,6 @@ def main() -> None:
     defs = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_DEFS
     bundle = json.loads((defs / "search-parameters.json").read_text())
     sps = [e["resource"] for e in bundle["entry"]]
-    if EXTRA_DIR.is_dir():
-        for f in sorted(EXTRA_DIR.glob("*.json")):
-            sps.append(json.loads(f.read_text()))
     res = json.loads((defs / "profiles-resources.json").read_text())
     types = json.loads((defs / "profiles-types.json").read_text())
     sds = [e["resource"] for e in res["entry"] + types["entry"]]
@@ -377,7 +373,7 @@ def main() -> None:
             }
     out = {
         "source": "HL7 FHIR R4 search-parameters.json, profiles-resources.json, "
-        "profiles-types.json (+ conformance/search-parameters/*.json)",
+        "profiles-types.json",
         "fhirVersion": "4.0.1",
         "build": "4.0.1-9346c8cc45",
         "resourceTypes": resource_types,
@@ -440,16 +436,44 @@ def find_aliases(ps: dict[str, dict[str, Any]]) -> None:
         if covered == paths and len(chosen) > 1:
             p["alias"] = {"params": sorted(chosen), "target": None}
             continue
-        # a reference parameter restricted by where(resolve() is T) of another's single path
-        if ptype == "reference" and len(p["paths"]) == 1:
-            steps = p["paths"][0]["steps"]
-            last = steps[-1] if steps else None
-            if last and last[1] and last[1][0] == "reftype":
-                plain = [*steps[:-1], [last[0], None]]
-                want = json.dumps({"steps": plain, "type": p["paths"][0]["type"]}, sort_keys=True)
-                base = sorted(c for c, q in others.items() if _sig(q)[1] == frozenset([want]))
-                if base:
-                    p["alias"] = {"params": [base[0]], "target": last[1][1]}
+        # a reference parameter whose every path is another's restricted by
+        # where(resolve() is T), one T for all: the rows of those others with target T
+        # (``Observation.patient`` is ``subject``'s Patient rows; ``AuditEvent.patient`` is
+        # the Patient rows of ``agent`` and ``entity``)
+        if ptype == "reference":
+            target = _restricted_target(p["paths"])
+            if target:
+                plain = frozenset(_plain(x) for x in p["paths"])
+                inside = sorted(
+                    (c for c, q in others.items() if _sig(q)[1] and _sig(q)[1] <= plain),
+                    key=lambda c: (-len(_sig(others[c])[1]), c),
+                )
+                covered = set()
+                chosen = []
+                for c in inside:
+                    if not _sig(others[c])[1] <= covered:
+                        chosen.append(c)
+                        covered |= _sig(others[c])[1]
+                if covered == plain:
+                    p["alias"] = {"params": sorted(chosen), "target": target}
+
+
+def _restricted_target(paths: list[dict[str, Any]]) -> str | None:
+    """T when every path ends in ``where(resolve() is T)`` with one T, else None."""
+    targets = set()
+    for x in paths:
+        last = x["steps"][-1] if x["steps"] else None
+        if not (last and last[1] and last[1][0] == "reftype"):
+            return None
+        targets.add(last[1][1])
+    return targets.pop() if len(targets) == 1 else None
+
+
+def _plain(path: dict[str, Any]) -> str:
+    """A restricted path without its restriction, in ``_sig``'s form."""
+    steps = path["steps"]
+    plain = [*steps[:-1], [steps[-1][0], None]]
+    return json.dumps({"steps": plain, "type": path["type"]}, sort_keys=True)
 
 
 def _root_types(paths: list[dict[str, Any]]) -> list[str]:
