@@ -3,11 +3,12 @@
 Reads ``search-parameters.json`` (SearchParameter Bundle), ``profiles-resources.json`` and
 ``profiles-types.json`` (StructureDefinitions and CompartmentDefinitions) from the FHIR R4 4.0.1
 definitions and writes ``fhirhub/search/data/search_parameters.json``: per resource type, each
-parameter with its type and its FHIRPath expression compiled to *typed paths* (keys to walk, filters, the FHIR type
-at the end), so that the server never needs the definitions or a FHIRPath engine at run time for
-the common expressions. Expressions it cannot compile keep their FHIRPath text and are evaluated
-with fhirpathpy. fhirhub's own SearchParameters (``conformance/search-parameters/``) are not in
-the table: :mod:`fhirhub.search.registry` reads them at run time.
+parameter with its type and its FHIRPath expression compiled to *typed paths* (keys to walk,
+filters, the FHIR type at the end), so that the server never needs the definitions or a FHIRPath
+engine at run time for the common expressions. Expressions it cannot compile keep their FHIRPath
+text and are evaluated with fhirpathpy. fhirhub's own SearchParameters
+(``conformance/search-parameters/``) are not in the table: :mod:`fhirhub.search.registry` reads
+them at run time.
 
 Usage: python scripts/build_search_params.py [DEFINITIONS_DIR]
 """
