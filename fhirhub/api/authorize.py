@@ -31,7 +31,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize, too_large
-from fhirhub.api.deps import base_url
+from fhirhub.api.deps import base_url, origin
 from fhirhub.api.inputs import MAX_ID
 from fhirhub.auth import binding, reach
 from fhirhub.auth.errors import TokenError
@@ -311,7 +311,7 @@ def issuer_url(request: Request) -> str:
     settings = request.app.state.settings
     if settings.auth_issuer:
         return str(settings.auth_issuer).rstrip("/")
-    return f"{str(request.base_url).rstrip('/')}/auth"
+    return f"{origin(request)}/auth"
 
 
 async def authorize(request: Request) -> None:

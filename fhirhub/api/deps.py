@@ -310,8 +310,29 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 DatabaseDep = Annotated[Database, Depends(_database)]
 
 
+_ORIGINS: dict[tuple[Any, ...], str] = {}
+
+
+def origin(request: Request) -> str:
+    """``request.base_url`` without its trailing slash, remembered per scheme, Host header,
+    server address and root path (building it is a URL parse per request; the token check
+    needs it twice on every request). The Host header is the client's: the memory is
+    bounded."""
+    scope = request.scope
+    host = next((v for k, v in scope["headers"] if k == b"host"), None)
+    server = scope.get("server")
+    key = (scope.get("scheme"), host, tuple(server) if server else None, scope.get("root_path", ""))
+    found = _ORIGINS.get(key)
+    if found is None:
+        found = str(request.base_url).rstrip("/")
+        if len(_ORIGINS) >= 256:
+            _ORIGINS.clear()
+        _ORIGINS[key] = found
+    return found
+
+
 def base_url(request: Request) -> str:
     settings: Settings = request.app.state.settings
     if settings.base_url:
         return settings.base_url.rstrip("/")
-    return f"{str(request.base_url).rstrip('/')}/fhir"
+    return f"{origin(request)}/fhir"

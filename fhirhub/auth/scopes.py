@@ -17,6 +17,7 @@ audit trail): those need a scope naming them.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -104,8 +105,10 @@ def parse_scope(token: str) -> Scope:
     return Scope(context, resource_type, perms, query)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_scopes(text: str) -> tuple[Scope, ...]:
-    """A space-separated scope string (RFC 6749 §3.3), duplicates dropped, order kept."""
+    """A space-separated scope string (RFC 6749 §3.3), duplicates dropped, order kept
+    (remembered: a token's scopes are parsed on every request it makes)."""
     if (text and text.strip(" ") != text) or "  " in text:
         raise ScopeError(text, "scopes are separated by single spaces")
     seen: dict[Scope, None] = {}
