@@ -45,10 +45,19 @@ class Pending:
     request_id: str | None
     content: str | None = None  # a read's stored JSON, for the Patient it belongs to
 
-    def entities(self, detail: tuple[tuple[str, str], ...] = ()) -> tuple[str, list[audit.Entity]]:
+    def request(self) -> tuple[str, list[audit.Entity]]:
+        """The interaction and the entities its path names (:func:`audit.kind_of_request`)."""
+        return audit.kind_of_request(self.method, self.path)
+
+    def entities(
+        self,
+        detail: tuple[tuple[str, str], ...] = (),
+        request: tuple[str, list[audit.Entity]] | None = None,
+    ) -> tuple[str, list[audit.Entity]]:
         """The interaction and the entities it touched (ids only); ``detail`` is the first
-        one's (a grouped read's request id and time)."""
-        kind, entities = audit.kind_of_request(self.method, self.path)
+        one's (a grouped read's request id and time); ``request`` is :meth:`request`'s answer
+        when the caller has it."""
+        kind, entities = request or self.request()
         if entities and (detail or self.content is not None):
             first = entities[0]
             role = first.role
@@ -70,18 +79,15 @@ class Pending:
             ]
         return kind, entities
 
-    def group(self) -> tuple[Any, ...] | None:
-        """Reads by id that succeeded are grouped (see :func:`grouped_event`): by interaction,
-        client, address and status."""
-        if self.status >= 400 or self.method not in ("GET", "HEAD"):
-            return None
-        kind = audit.kind_of_request(self.method, self.path)[0]
-        if kind not in GROUPED:
+    def group(self, kind: str) -> tuple[Any, ...] | None:
+        """Reads by id (``kind``) that succeeded are grouped (see :func:`grouped_event`): by
+        interaction, client, address and status."""
+        if self.status >= 400 or self.method not in ("GET", "HEAD") or kind not in GROUPED:
             return None
         return (kind, self.agent, self.address, self.status)
 
-    def event(self) -> dict[str, Any]:
-        kind, entities = self.entities()
+    def event(self, request: tuple[str, list[audit.Entity]] | None = None) -> dict[str, Any]:
+        kind, entities = self.entities(request=request)
         return audit.event(
             kind,
             recorded_us=self.recorded_us,
@@ -97,7 +103,9 @@ class Pending:
 GROUPED = ("read", "vread")
 
 
-def grouped_event(items: list[Pending]) -> dict[str, Any]:
+def grouped_event(
+    items: list[Pending], requests: list[tuple[str, list[audit.Entity]]] | None = None
+) -> dict[str, Any]:
     """One AuditEvent for reads by id of one client from one address with one status, within
     one batch: an entity per resource read, its detail the request id and time; ``period``
     from the first to the last. A stored event per read by id costs more than the read itself
@@ -105,12 +113,12 @@ def grouped_event(items: list[Pending]) -> dict[str, Any]:
     first = items[0]
     kind = "read"
     entities: list[audit.Entity] = []
-    for item in items:
+    for i, item in enumerate(items):
         detail = (
             ("request-id", item.request_id or "-"),
             ("recorded", to_instant(item.recorded_us)),
         )
-        kind, found = item.entities(detail)
+        kind, found = item.entities(detail, requests[i] if requests else None)
         entities += found
     return audit.event(
         kind,
@@ -126,23 +134,27 @@ def grouped_event(items: list[Pending]) -> dict[str, Any]:
 
 def events_of(items: list[Pending]) -> list[dict[str, Any]]:
     """The AuditEvents of a batch: one per interaction, reads by id grouped."""
-    order: list[Pending | tuple[Any, ...]] = []  # each group where its first read came
-    groups: dict[tuple[Any, ...], list[Pending]] = {}
+    order: list[tuple[Pending, tuple[str, list[audit.Entity]]] | tuple[Any, ...]] = []
+    groups: dict[tuple[Any, ...], list[tuple[Pending, tuple[str, list[audit.Entity]]]]] = {}
     for item in items:
-        key = item.group()
+        request = item.request()  # each request's path is parsed once
+        key = item.group(request[0])
         if key is None:
-            order.append(item)
+            order.append((item, request))
         else:
             if key not in groups:
                 order.append(key)
-            groups.setdefault(key, []).append(item)
+            groups.setdefault(key, []).append((item, request))
     out: list[dict[str, Any]] = []
     for entry in order:
-        if isinstance(entry, Pending):
-            out.append(entry.event())
+        if isinstance(entry[0], Pending):
+            out.append(entry[0].event(entry[1]))
+            continue
+        group = groups[entry]
+        if len(group) == 1:
+            out.append(group[0][0].event(group[0][1]))
         else:
-            group = groups[entry]
-            out.append(group[0].event() if len(group) == 1 else grouped_event(group))
+            out.append(grouped_event([g[0] for g in group], [g[1] for g in group]))
     return out
 
 
