@@ -109,7 +109,8 @@ def grouped_event(
     """One AuditEvent for reads by id of one client from one address with one status, within
     one batch: an entity per resource read, its detail the request id and time; ``period``
     from the first to the last. A stored event per read by id costs more than the read itself
-    (its search index rows); grouped, a read costs about two index rows (entity, patient)."""
+    (its search index rows); grouped, a read costs one index row (``entity``: ``patient`` is
+    an alias of its Patient rows)."""
     first = items[0]
     kind = "read"
     entities: list[audit.Entity] = []
