@@ -304,6 +304,26 @@ def test_reads_by_id_of_one_client_are_grouped_in_a_batch(app: FastAPI, http: Te
     assert len(found["entry"]) == 1
 
 
+def test_a_batch_larger_than_a_slice_keeps_every_read(app: FastAPI, http: TestClient) -> None:
+    """A batch is turned into events a slice at a time (letting the server's requests have the
+    GIL between slices): every read is still there, in events of at most a slice of reads."""
+    from fhirhub.services.audit_buffer import SLICE
+
+    engine = app.state.database.engine
+    pid = http.post("/fhir/Patient", json=patient_body(), headers=FHIR_JSON).json()["id"]
+    writes = len(stored_events(engine))
+    reads = SLICE * 2 + 7
+    for _ in range(reads):
+        assert http.get(f"/fhir/Patient/{pid}").status_code == 200
+    flush(app)
+    events = stored_events(engine)[writes:]
+    assert len(events) == 3
+    per_event = [len([e for e in event["entity"] if "detail" in e]) for event in events]
+    assert sorted(per_event) == [7, SLICE, SLICE]
+    found = http.get(f"/fhir/AuditEvent?patient={pid}&subtype=read&_count=10").json()
+    assert len(found["entry"]) == 3
+
+
 def test_no_event_carries_a_name_a_nik_a_phone_or_a_body(app: FastAPI, http: TestClient) -> None:
     pid = http.post("/fhir/Patient", json=patient_body(), headers=FHIR_JSON).json()["id"]
     http.get(f"/fhir/Patient/{pid}")
