@@ -102,10 +102,14 @@ def name_level(a: ParsedName, b: ParsedName) -> tuple[int, tuple[str, ...], floa
     if ka == kb:
         return 0, shared, 1.0
     similarity = token_set_jw(ka, kb)
-    short, long_ = (set(ka), set(kb)) if len(ka) <= len(kb) else (set(kb), set(ka))
+    set_a, set_b = set(ka), set(kb)
+    short, long_ = (set_a, set_b) if len(set_a) <= len(set_b) else (set_b, set_a)
     if short <= long_:
         return 1, shared, similarity
-    if similarity >= 0.92 or _one_typo_apart(short, long_):
+    typo = _one_typo_apart(short, long_) and (
+        len(set_a) != len(set_b) or _one_typo_apart(long_, short)  # as many tokens: both ways
+    )
+    if similarity >= 0.92 or typo:
         return 2, shared, similarity
     if shared:  # a token in common, another not: a surname changed by marriage, a typo'd given
         return 3, shared, similarity
@@ -132,8 +136,15 @@ def _rejoined(tokens: tuple[str, ...], other: set[str]) -> tuple[str, ...]:
 
 
 def token_set_jw(a: tuple[str, ...], b: tuple[str, ...]) -> float:
-    """Each token of the shorter name against its best match in the longer, averaged."""
-    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    """Each token of the shorter name against its best match in the longer, averaged; of two
+    names of as many tokens, the lower of the two ways (the same whichever comes first:
+    ``1 1 2`` against ``2 2 2`` is 1.0 one way, 0.33 the other)."""
+    if len(a) == len(b):
+        return min(_best_matches(a, b), _best_matches(b, a))
+    return _best_matches(a, b) if len(a) < len(b) else _best_matches(b, a)
+
+
+def _best_matches(short: tuple[str, ...], long_: tuple[str, ...]) -> float:
     best = [max(JaroWinkler.similarity(t, u) for u in long_) for t in short]
     return sum(best) / len(best)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from mpi_factories import rec
 
@@ -126,6 +126,7 @@ streets = st.text(alphabet="ab 12", max_size=12)
 
 
 @given(streets, streets)
+@example("1 1 2", "2 2 2")  # equal word counts: each way must give the same similarity
 def test_street_levels_are_symmetric_and_equal_is_same(a, b):
     from fhirhub.mpi.compare import compare_street
     from fhirhub.mpi.features import address_text
@@ -134,3 +135,18 @@ def test_street_levels_are_symmetric_and_equal_is_same(a, b):
     assert compare_street(a, b) == compare_street(b, a)
     if a is not None:
         assert compare_street(a, a) == 0
+
+
+name_words = st.lists(
+    st.sampled_from(["SITI", "STII", "SIT", "AMINAH", "AMINA", "LA", "ODE"]), max_size=4
+)
+
+
+@given(name_words, name_words)
+@example(["SITI", "SITI", "AMINA"], ["AMINAH", "AMINAH", "SIT"])
+def test_name_levels_are_symmetric(a, b):
+    from fhirhub.mpi.compare import name_level
+    from fhirhub.mpi.names import parse_name
+
+    one, two = parse_name(" ".join(a)), parse_name(" ".join(b))
+    assert name_level(one, two) == name_level(two, one)
