@@ -139,6 +139,11 @@ class Writer:
         """Store what is staged. The patient index first places the staged Patients: the
         Persons, Tasks and Provenance it stages are stored with them, in one round of writes
         (a second round of its own cost a Bundle about 3 ms more)."""
+        self._flush()
+
+    def _flush(self, with_audit: bool = False) -> None:
+        """:meth:`flush`; ``with_audit``: the unit of work's AuditEvent goes with its last
+        round of writes (:meth:`finish`)."""
         while self._pending or self._rows:
             batch, self._pending = self._pending, []
             if self.patient_index is not None:
@@ -146,6 +151,8 @@ class Writer:
                 if patients:
                     self.patient_index.on_patients(self, patients)
                     batch, self._pending = batch + self._pending, []
+            if with_audit and self.trail is not None and not self._audited:
+                batch += self._stage_audit_event()
             rows, self._rows = self._rows, []
             self.repo.apply(batch, rows)
             self._audit_flushed()
@@ -160,15 +167,25 @@ class Writer:
         self._rows.append((table, rows))
 
     def finish(self) -> None:
-        """Store what is staged and, last, the AuditEvent of this unit of work (once): call it
-        just before the commit, so that the write and its audit commit together or not at
-        all."""
-        self.flush()
-        if self.trail is not None and not self._audited:
-            self._audited = True
-            event = self.trail.event(now_us())
-            self.put_internal(event, new=True, index=audit.index_of(event))
+        """Store what is staged and the AuditEvent of this unit of work (once), in the same
+        round of writes when something is staged (one round trip less a write): call it just
+        before the commit, so that the write and its audit commit together or not at all."""
+        self._flush(with_audit=True)
+        if self.trail is not None and not self._audited:  # everything was stored before
+            event = self._stage_audit_event()
+            self._pending += event
             self.flush()
+
+    def _stage_audit_event(self) -> list[Write]:
+        """Stage the AuditEvent naming every write of this unit of work, the staged ones too
+        (they commit with it or not at all); return its staged writes."""
+        self._audited = True
+        self._audit_flushed()
+        assert self.trail is not None
+        event = self.trail.event(now_us())
+        self.put_internal(event, new=True, index=audit.index_of(event))
+        staged, self._pending = self._pending, []
+        return staged
 
     def note_interaction(self, kind: str) -> None:
         """What the unit of work is (``transaction``, ``batch``), unless its edge said."""
