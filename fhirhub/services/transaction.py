@@ -84,7 +84,8 @@ def process(
     get: GetHandler,
     return_resources: bool = False,
 ) -> dict[str, Any]:
-    """Run a transaction or batch Bundle; return its response Bundle."""
+    """Run a transaction or batch Bundle; return its response Bundle. What it wrote may still be
+    staged: the caller flushes the writer (``Writer.finish`` or ``flush``) before it commits."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise bad_request("POST to the base needs a Bundle", "Bundle", code="structure")
     kind = bundle.get("type")
@@ -143,7 +144,8 @@ def _transaction(
         except FhirError as err:
             raise _at_entry(err, entry) from None
         responses[entry.index] = _response(result, return_resources, base_url)
-    writer.flush()
+    # Not flushed here: the caller's flush (Writer.finish, with the AuditEvent) stores it all
+    # in one round of writes.
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
