@@ -363,9 +363,7 @@ class Pipeline:
             at=now_us(),
             resources=stored,
             response=orjson.dumps(response),
-        )
-        if trail is not None:  # in the transaction of the data it records
-            storing.store_audit(conn, trail, 200)
+        )  # its AuditEvent was stored with its data (storing.store)
         return "processed"
 
     def canonical(self, message: Message) -> Mapped:

@@ -26,8 +26,9 @@ def store(
     trail: audit.Trail | None,
     base_url: str,
 ) -> dict[str, Any]:
-    """Write ``mapped`` (the message's canonical Bundle) in ``conn``'s transaction; returns
-    the transaction-response Bundle."""
+    """Write ``mapped`` (the message's canonical Bundle) in ``conn``'s transaction, with the
+    message's AuditEvent when ``trail`` is given (in the same round of writes); returns the
+    transaction-response Bundle."""
     bundle = mapped.bundle
     provenance.stamp(
         bundle,
@@ -47,7 +48,7 @@ def store(
     response = transaction.process(writer, bundle, base_url=base_url, get=lambda url: (400, None))
     for merge in mapped.merges:
         apply_merge(writer, merge, f"source {message.source}/{mapped.sender or message.sender}")
-    writer.flush()
+    writer.finish(status=200)  # with the message's AuditEvent, when it has a trail
     return response
 
 
@@ -78,8 +79,9 @@ def visit_priority(source: str) -> int:
 
 
 def store_audit(conn: Any, trail: audit.Trail, status: int) -> None:
-    """Stage and store the AuditEvent of a message in the transaction that marks it done: a
-    message whose audit cannot be stored is not stored either (it fails, and is retried)."""
+    """Store the AuditEvent of a rejected message in the transaction that marks it so (a
+    stored message's goes with its data, :func:`store`): a message whose audit cannot be
+    stored is not marked either (it fails, and is retried)."""
     writer = Writer(ResourceRepository(conn), patient_index=False, trail=None)
     event = trail.event(now_us(), status=status)
     writer.put_internal(event, new=True, index=audit.index_of(event))

@@ -141,9 +141,9 @@ class Writer:
         (a second round of its own cost a Bundle about 3 ms more)."""
         self._flush()
 
-    def _flush(self, with_audit: bool = False) -> None:
-        """:meth:`flush`; ``with_audit``: the unit of work's AuditEvent goes with its last
-        round of writes (:meth:`finish`)."""
+    def _flush(self, with_audit: bool = False, status: int | None = None) -> None:
+        """:meth:`flush`; ``with_audit``: the unit of work's AuditEvent (saying ``status``)
+        goes with its last round of writes (:meth:`finish`)."""
         while self._pending or self._rows:
             batch, self._pending = self._pending, []
             if self.patient_index is not None:
@@ -152,7 +152,7 @@ class Writer:
                     self.patient_index.on_patients(self, patients)
                     batch, self._pending = batch + self._pending, []
             if with_audit and self.trail is not None and not self._audited:
-                batch += self._stage_audit_event()
+                batch += self._stage_audit_event(status)
             rows, self._rows = self._rows, []
             self.repo.apply(batch, rows)
             self._audit_flushed()
@@ -166,23 +166,24 @@ class Writer:
         """Rows of another table (the patient index's) inserted with the next flush's writes."""
         self._rows.append((table, rows))
 
-    def finish(self) -> None:
-        """Store what is staged and the AuditEvent of this unit of work (once), in the same
-        round of writes when something is staged (one round trip less a write): call it just
-        before the commit, so that the write and its audit commit together or not at all."""
-        self._flush(with_audit=True)
+    def finish(self, status: int | None = None) -> None:
+        """Store what is staged and the AuditEvent of this unit of work (once; ``status``: the
+        HTTP status it reports, when the caller knows it), in the same round of writes when
+        something is staged (one round trip less a write): call it just before the commit,
+        so that the write and its audit commit together or not at all."""
+        self._flush(with_audit=True, status=status)
         if self.trail is not None and not self._audited:  # everything was stored before
-            event = self._stage_audit_event()
+            event = self._stage_audit_event(status)
             self._pending += event
             self.flush()
 
-    def _stage_audit_event(self) -> list[Write]:
+    def _stage_audit_event(self, status: int | None = None) -> list[Write]:
         """Stage the AuditEvent naming every write of this unit of work, the staged ones too
         (they commit with it or not at all); return its staged writes."""
         self._audited = True
         self._audit_flushed()
         assert self.trail is not None
-        event = self.trail.event(now_us())
+        event = self.trail.event(now_us(), status=status)
         self.put_internal(event, new=True, index=audit.index_of(event))
         staged, self._pending = self._pending, []
         return staged
