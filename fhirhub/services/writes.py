@@ -152,7 +152,8 @@ class Writer:
                     self.patient_index.on_patients(self, patients)
                     batch, self._pending = batch + self._pending, []
             if with_audit and self.trail is not None and not self._audited:
-                batch += self._stage_audit_event(status)
+                self._stage_audit_event(status)
+                batch, self._pending = batch + self._pending, []
             rows, self._rows = self._rows, []
             self.repo.apply(batch, rows)
             self._audit_flushed()
@@ -173,20 +174,17 @@ class Writer:
         so that the write and its audit commit together or not at all."""
         self._flush(with_audit=True, status=status)
         if self.trail is not None and not self._audited:  # everything was stored before
-            event = self._stage_audit_event(status)
-            self._pending += event
+            self._stage_audit_event(status)
             self.flush()
 
-    def _stage_audit_event(self, status: int | None = None) -> list[Write]:
+    def _stage_audit_event(self, status: int | None = None) -> None:
         """Stage the AuditEvent naming every write of this unit of work, the staged ones too
-        (they commit with it or not at all); return its staged writes."""
+        (they commit with it or not at all)."""
         self._audited = True
         self._audit_flushed()
         assert self.trail is not None
         event = self.trail.event(now_us(), status=status)
         self.put_internal(event, new=True, index=audit.index_of(event))
-        staged, self._pending = self._pending, []
-        return staged
 
     def note_interaction(self, kind: str) -> None:
         """What the unit of work is (``transaction``, ``batch``), unless its edge said."""
