@@ -32,6 +32,10 @@ log = logging.getLogger("fhirhub.audit")
 _LIVE: weakref.WeakSet[AuditBuffer] = weakref.WeakSet()
 
 
+# A request's interaction and the entities its path names (audit.kind_of_request).
+Request = tuple[str, list[audit.Entity]]
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     """One interaction to audit, as the request left it."""
@@ -46,19 +50,13 @@ class Pending:
     request_id: str | None
     content: str | None = None  # a read's stored JSON, for the Patient it belongs to
 
-    def request(self) -> tuple[str, list[audit.Entity]]:
-        """The interaction and the entities its path names (:func:`audit.kind_of_request`)."""
-        return audit.kind_of_request(self.method, self.path)
-
     def entities(
-        self,
-        detail: tuple[tuple[str, str], ...] = (),
-        request: tuple[str, list[audit.Entity]] | None = None,
+        self, request: Request, detail: tuple[tuple[str, str], ...] = ()
     ) -> tuple[str, list[audit.Entity]]:
-        """The interaction and the entities it touched (ids only); ``detail`` is the first
-        one's (a grouped read's request id and time); ``request`` is :meth:`request`'s answer
-        when the caller has it."""
-        kind, entities = request or self.request()
+        """The interaction and the entities it touched (ids only), from ``request`` (its path
+        read by :func:`audit.kind_of_request`); ``detail`` is the first one's (a grouped
+        read's request id and time)."""
+        kind, entities = request
         if entities and (detail or self.content is not None):
             first = entities[0]
             role = first.role
@@ -87,8 +85,8 @@ class Pending:
             return None
         return (kind, self.agent, self.address, self.status)
 
-    def event(self, request: tuple[str, list[audit.Entity]] | None = None) -> dict[str, Any]:
-        kind, entities = self.entities(request=request)
+    def event(self, request: Request) -> dict[str, Any]:
+        kind, entities = self.entities(request)
         return audit.event(
             kind,
             recorded_us=self.recorded_us,
@@ -108,60 +106,46 @@ GROUPED = ("read", "vread")
 SLICE = 100
 
 
-def grouped_event(
-    items: list[Pending], requests: list[tuple[str, list[audit.Entity]]] | None = None
-) -> dict[str, Any]:
+def grouped_event(group: list[tuple[Pending, Request]]) -> dict[str, Any]:
     """One AuditEvent for reads by id of one client from one address with one status, within
     one batch: an entity per resource read, its detail the request id and time; ``period``
     from the first to the last. A stored event per read by id costs more than the read itself
     (its search index rows); grouped, a read costs one index row (``entity``: ``patient`` is
     an alias of its Patient rows)."""
-    first = items[0]
+    first, last = group[0][0], group[-1][0]
     kind = "read"
     entities: list[audit.Entity] = []
-    for i, item in enumerate(items):
+    for item, request in group:
         detail = (
             ("request-id", item.request_id or "-"),
             ("recorded", to_instant(item.recorded_us)),
         )
-        kind, found = item.entities(detail, requests[i] if requests else None)
+        kind, found = item.entities(request, detail)
         entities += found
     return audit.event(
         kind,
-        recorded_us=items[-1].recorded_us,
+        recorded_us=last.recorded_us,
         outcome=audit.outcome_of(first.status),
         agent=first.agent,
         address=first.address,
         entities=entities,
         status=first.status,
-        period=(items[0].recorded_us, items[-1].recorded_us),
+        period=(first.recorded_us, last.recorded_us),
     )
 
 
 def events_of(items: list[Pending]) -> list[dict[str, Any]]:
-    """The AuditEvents of a batch: one per interaction, reads by id grouped."""
-    order: list[tuple[Pending, tuple[str, list[audit.Entity]]] | tuple[Any, ...]] = []
-    groups: dict[tuple[Any, ...], list[tuple[Pending, tuple[str, list[audit.Entity]]]]] = {}
-    for item in items:
-        request = item.request()  # each request's path is parsed once
+    """The AuditEvents of a batch: one per interaction, reads by id grouped (each group where
+    its first read came)."""
+    groups: dict[Any, list[tuple[Pending, Request]]] = {}
+    for n, item in enumerate(items):
+        request = audit.kind_of_request(item.method, item.path)  # each path parsed once
         key = item.group(request[0])
-        if key is None:
-            order.append((item, request))
-        else:
-            if key not in groups:
-                order.append(key)
-            groups.setdefault(key, []).append((item, request))
-    out: list[dict[str, Any]] = []
-    for entry in order:
-        if isinstance(entry[0], Pending):
-            out.append(entry[0].event(entry[1]))
-            continue
-        group = groups[entry]
-        if len(group) == 1:
-            out.append(group[0][0].event(group[0][1]))
-        else:
-            out.append(grouped_event([g[0] for g in group], [g[1] for g in group]))
-    return out
+        groups.setdefault(n if key is None else key, []).append((item, request))
+    return [
+        group[0][0].event(group[0][1]) if len(group) == 1 else grouped_event(group)
+        for group in groups.values()
+    ]
 
 
 class AuditBuffer:
