@@ -14,31 +14,34 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-# The last second each format was asked for, and its text: most calls (every stored version,
-# every response's Last-Modified, every audited read) fall in the second before them.
-_last_instant: tuple[int, str] = (0, "1970-01-01T00:00:00")
-_last_http: tuple[int, str] = (0, "Thu, 01 Jan 1970 00:00:00 GMT")
+class _PerSecond:
+    """A format's text of a second since the epoch, remembered for the last second asked
+    for: most calls (every stored version, every response's Last-Modified, every audited read)
+    fall in the second of the one before."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.last: tuple[int | None, str] = (None, "")
+
+    def __call__(self, second: int) -> str:
+        last = self.last
+        if last[0] != second:
+            last = self.last = (second, (_EPOCH + timedelta(seconds=second)).strftime(self.fmt))
+        return last[1]
+
+
+_INSTANT_SECOND = _PerSecond("%Y-%m-%dT%H:%M:%S")
+_HTTP_DATE = _PerSecond("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def to_instant(us: int) -> str:
     """``2026-11-28T12:25:01.123456Z``: every digit we store, so a client can page exactly."""
-    global _last_instant
     second, fraction = divmod(us, 1_000_000)
-    last = _last_instant
-    if last[0] != second:
-        dt = _EPOCH + timedelta(seconds=second)
-        last = _last_instant = (second, dt.strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{last[1]}.{fraction:06d}Z"
+    return f"{_INSTANT_SECOND(second)}.{fraction:06d}Z"
 
 
 def to_http_date(us: int) -> str:
-    global _last_http
-    second = us // 1_000_000
-    last = _last_http
-    if last[0] != second:
-        dt = _EPOCH + timedelta(seconds=second)
-        last = _last_http = (second, dt.strftime("%a, %d %b %Y %H:%M:%S GMT"))
-    return last[1]
+    return _HTTP_DATE(us // 1_000_000)
 
 
 def parse_instant(value: str, name: str) -> int:
