@@ -383,11 +383,10 @@ def compartment_clause(
     comp_type: str, comp_id: str, res_type: str, pk_col: Any = None
 ) -> ColumnElement[bool] | None:
     """Resources of ``res_type`` in compartment ``comp_type/comp_id``; None if none can be."""
-    params = registry.compartment(comp_type).get(res_type)
-    if not params:
+    names = registry.compartment_rows(comp_type, res_type)
+    if not names:
         return None
     ref = search_reference
-    names = sorted({n for p in params for n in registry.stored_as(res_type, p)[0]})
     sub = select(ref.c.resource_pk).where(
         ref.c.res_type == res_type,
         ref.c.param.in_(names),

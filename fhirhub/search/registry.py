@@ -144,6 +144,14 @@ def compartment(comp_type: str) -> dict[str, list[str]]:
     return dict(table()["compartments"].get(comp_type, {}))
 
 
+def compartment_rows(comp_type: str, res_type: str) -> list[str]:
+    """The ``param`` names of the index rows that put a ``res_type`` in a ``comp_type``
+    compartment (its linking parameters, an alias read as the parameters it names; the rows'
+    target type is ``comp_type``); empty when no ``res_type`` can be in one."""
+    links = compartment(comp_type).get(res_type, [])
+    return sorted({n for link in links for n in stored_as(res_type, link)[0]})
+
+
 def summary_elements(res_type: str) -> list[str]:
     return list(table()["summary"].get(res_type, []))
 

@@ -91,10 +91,7 @@ def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str
         if view.resource == "Patient":
             filters.append("r.res_id = :scope_patient")
         else:
-            links = registry.compartment("Patient").get(view.resource, [])
-            stored = sorted(
-                {n for link in links for n in registry.stored_as(view.resource, link)[0]}
-            )  # an alias's rows are those of the parameters it names
+            stored = registry.compartment_rows("Patient", view.resource)
             if not stored:
                 filters.append("1 = 0")  # the type is not in a patient's compartment
             else:
