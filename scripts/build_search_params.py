@@ -428,12 +428,7 @@ def find_aliases(ps: dict[str, dict[str, Any]]) -> None:
             continue
         # the union of other parameters' rows, each wholly inside this one's
         parts = [c for c, q in others.items() if _sig(q)[1] and _sig(q)[1] < paths]
-        covered: set[str] = set()
-        chosen = []
-        for c in sorted(parts, key=lambda c: -len(_sig(others[c])[1])):
-            if not _sig(others[c])[1] <= covered:
-                chosen.append(c)
-                covered |= _sig(others[c])[1]
+        chosen, covered = _cover(sorted(parts, key=lambda c: -len(_sig(others[c])[1])), others)
         if covered == paths and len(chosen) > 1:
             p["alias"] = {"params": sorted(chosen), "target": None}
             continue
@@ -449,14 +444,21 @@ def find_aliases(ps: dict[str, dict[str, Any]]) -> None:
                     (c for c, q in others.items() if _sig(q)[1] and _sig(q)[1] <= plain),
                     key=lambda c: (-len(_sig(others[c])[1]), c),
                 )
-                covered = set()
-                chosen = []
-                for c in inside:
-                    if not _sig(others[c])[1] <= covered:
-                        chosen.append(c)
-                        covered |= _sig(others[c])[1]
+                chosen, covered = _cover(inside, others)
                 if covered == plain:
                     p["alias"] = {"params": sorted(chosen), "target": target}
+
+
+def _cover(ordered: list[str], others: dict[str, dict[str, Any]]) -> tuple[list[str], set[str]]:
+    """Parameters taken in ``ordered``'s order while each adds paths to those taken before:
+    the ones chosen, and the paths they cover together."""
+    covered: set[str] = set()
+    chosen = []
+    for c in ordered:
+        if not _sig(others[c])[1] <= covered:
+            chosen.append(c)
+            covered |= _sig(others[c])[1]
+    return chosen, covered
 
 
 def _restricted_target(paths: list[dict[str, Any]]) -> str | None:
