@@ -21,7 +21,7 @@ from fhirhub.api import (
     views_routes,
 )
 from fhirhub.api.audit import AuditMiddleware
-from fhirhub.api.authorize import RateLimiter, authorize
+from fhirhub.api.authorize import Decisions, RateLimiter, authorize
 from fhirhub.api.deidentify import DeidentifyMiddleware
 from fhirhub.api.deps import Database
 from fhirhub.api.middleware import RequestMiddleware, hide_query_in_access_log
@@ -95,6 +95,7 @@ def _install_auth(app: FastAPI, settings: Settings) -> None:
     not start) without usable signing keys. With it off, nothing is checked."""
     app.state.auth = None
     app.state.rate_limiter = None
+    app.state.decisions = Decisions()
     if settings.auth != "on":
         return
     from fhirhub.auth.clients import ClientStore, DatabaseReplayCache

@@ -96,11 +96,22 @@ def _parsed(raw: bytes) -> Any:
         return None
 
 
+#: Rules that decide from the token, the route, its type path parameters and the query alone
+#: (never the body, a resource id or the database): their GET decisions are remembered
+#: (:class:`Decisions`).
+_PURE: set[Rule] = set()
+
+
+def _pure(rule: Rule) -> Rule:
+    _PURE.add(rule)
+    return rule
+
+
 def _interaction(interaction: str, type_param: str = "res_type") -> Rule:
     async def rule(request: Request, _: AccessToken) -> list[reach.Need]:
         return [(t, interaction) for t in _types(request, type_param)]  # type: ignore[misc]
 
-    return rule
+    return _pure(rule)
 
 
 def _conditional(interaction: str) -> Rule:
@@ -108,9 +119,10 @@ def _conditional(interaction: str) -> Rule:
         types = _types(request, "res_type")
         return [(t, i) for t in types for i in (interaction, "search")]  # type: ignore[misc]
 
-    return rule
+    return _pure(rule)
 
 
+@_pure
 async def _search_type(request: Request, _: AccessToken) -> list[reach.Need]:
     return reach.search(_types(request, "res_type"), _query(request))
 
@@ -121,15 +133,18 @@ async def _search_post(request: Request, _: AccessToken) -> list[reach.Need]:
     return reach.search(_types(request, "res_type"), _query(request) + form)
 
 
+@_pure
 async def _search_system(request: Request, _: AccessToken) -> list[reach.Need]:
     params = _query(request)
     return reach.search(reach.system_search_types(params), params)
 
 
+@_pure
 async def _history_system(request: Request, _: AccessToken) -> list[reach.Need]:
     return [(reach.ALL, "search")]
 
 
+@_pure
 async def _compartment(request: Request, token: AccessToken) -> list[reach.Need]:
     owner = _types(request, "res_type")
     target = request.path_params.get("compartment_type", "")
@@ -164,7 +179,7 @@ def _roles(*roles: Role) -> Rule:
             raise forbidden(f"Only a client of role {names} may use this")
         return []
 
-    return rule
+    return _pure(rule)
 
 
 async def _ingest(request: Request, token: AccessToken) -> list[reach.Need]:
@@ -192,7 +207,7 @@ def _needs(*needs: reach.Need) -> Rule:
     async def rule(request: Request, _: AccessToken) -> list[reach.Need]:
         return list(needs)
 
-    return rule
+    return _pure(rule)
 
 
 PUBLIC: Rule | None = None
@@ -328,19 +343,19 @@ async def authorize(request: Request) -> None:
                 "to a loopback address only"
             )
         return
-    token = await _token(request, auth)
+    decisions: Decisions = request.app.state.decisions
+    key = decisions.key(request) if rule in _PURE else None
+    decided = decisions.get(key, auth) if key is not None else None
+    if decided is not None:  # this very request was allowed a moment ago
+        token, request.state.client_adapter = decided
+        request.state.client = token
+        _throttle(request, token)
+        return
+    token, client_until = await _token(request, auth)
     request.state.client = token
     if not known or rule is None:
         raise forbidden("No client may use this route")
-    limiter: RateLimiter | None = request.app.state.rate_limiter
-    if limiter is not None:
-        wait = limiter.take(token.client_id)
-        if wait:
-            raise FhirError(
-                429,
-                [Issue("throttled", "Too many requests from this client; slow down")],
-                {"Retry-After": str(wait)},
-            )
+    _throttle(request, token)
     needs = await rule(request, token)  # type: ignore[misc]
     if needs:
         granted = token.scopes()
@@ -352,6 +367,84 @@ async def authorize(request: Request) -> None:
                 )
     if token.role == Role.facility and request.method in ("POST", "PUT", "PATCH", "DELETE"):
         await _as_itself(request, token)
+    if key is not None:
+        decisions.remember(key, token, request.state.client_adapter, client_until, auth.leeway)
+
+
+def _throttle(request: Request, token: AccessToken) -> None:
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        wait = limiter.take(token.client_id)
+        if wait:
+            raise FhirError(
+                429,
+                [Issue("throttled", "Too many requests from this client; slow down")],
+                {"Retry-After": str(wait)},
+            )
+
+
+class Decisions:
+    """The allowed GET requests of the last moments, by everything their decision read: the
+    Authorization header, the address the client called (issuer and audience come from it),
+    the route, its type path parameters and the query. A request like one of them is allowed
+    again without verifying, looking up or matching anything, while the token is still valid
+    and the client's lookup still holds (:data:`fhirhub.auth.server.CLIENT_CACHE_SECONDS`: a
+    revoked client is refused as soon as without this). Only rules in :data:`_PURE` are
+    remembered; a refusal never is. Bounded: emptied when full."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._known: dict[tuple[Any, ...], tuple[AccessToken, str | None, float, int]] = {}
+
+    def key(self, request: Request) -> tuple[Any, ...] | None:
+        scope = request.scope
+        if scope["method"] not in ("GET", "HEAD"):
+            return None
+        bearer = host = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                bearer = value
+            elif name == b"host":
+                host = value
+        if bearer is None:
+            return None
+        route = scope.get("route")
+        params = scope.get("path_params", {})
+        server = scope.get("server")
+        return (
+            bearer,
+            scope.get("scheme"),
+            host,
+            tuple(server) if server else None,
+            scope.get("root_path", ""),
+            scope["method"],
+            route.path if isinstance(route, APIRoute) else "",
+            params.get("res_type"),
+            params.get("compartment_type"),
+            scope.get("query_string", b""),
+        )
+
+    def get(self, key: tuple[Any, ...], auth: AuthServer) -> tuple[AccessToken, str | None] | None:
+        hit = self._known.get(key)
+        if hit is None:
+            return None
+        token, adapter, client_until, token_until = hit
+        if client_until > time.monotonic() and token_until >= auth.now():
+            return token, adapter
+        self._known.pop(key, None)
+        return None
+
+    def remember(
+        self,
+        key: tuple[Any, ...],
+        token: AccessToken,
+        adapter: str | None,
+        client_until: float,
+        leeway: int,
+    ) -> None:
+        if len(self._known) >= self.size:
+            self._known.clear()
+        self._known[key] = (token, adapter, client_until, token.expires_at + leeway)
 
 
 _FACILITY_WRITES = {"/fhir", "/fhir/{res_type}", "/fhir/{res_type}/{res_id}"}
@@ -435,19 +528,21 @@ def bound_source(request: Request) -> tuple[str, str] | None:
     return str(adapter), str(token.organization)
 
 
-async def _token(request: Request, auth: AuthServer) -> AccessToken:
+async def _token(request: Request, auth: AuthServer) -> tuple[AccessToken, float]:
+    """The verified token of an active client, and until when (:func:`time.monotonic`) the
+    client's lookup holds."""
     value = _bearer(request)
     try:
         token = auth.verify_cached(value, issuer=issuer_url(request), audience=base_url(request))
     except TokenError as exc:
         raise unauthorised(f"The access token is refused: {exc}") from None
-    cached, client = auth.cached_client(token.client_id)
-    if not cached:
-        client = await anyio.to_thread.run_sync(auth.load_client, token.client_id)
+    until, client = auth.cached_client(token.client_id)
+    if not until:
+        until, client = await anyio.to_thread.run_sync(auth.load_client, token.client_id)
     if client is None or not client.active:
         raise unauthorised("The access token's client is unknown or revoked")
     request.state.client_adapter = client.adapter
-    return token
+    return token, until
 
 
 class RateLimiter:

@@ -292,23 +292,31 @@ class AuthServer:
             self._verified[key] = token
         return token
 
-    def cached_client(self, client_id: str) -> tuple[bool, Client | None]:
-        """``(True, client)`` when the client was looked up less than
-        :data:`CLIENT_CACHE_SECONDS` ago; ``(False, None)`` when it must be looked up again
-        (:meth:`load_client`, blocking)."""
+    def cached_client(self, client_id: str) -> tuple[float, Client | None]:
+        """``(until, client)`` when the client was looked up less than
+        :data:`CLIENT_CACHE_SECONDS` ago (``until``: the :func:`time.monotonic` time that lookup
+        holds until); ``(0.0, None)`` when it must be looked up again (:meth:`load_client`,
+        blocking)."""
         with self._lock:
             hit = self._clients.get(client_id)
         if hit is not None and hit[0] > time.monotonic():
-            return True, hit[1]
-        return False, None
+            return hit
+        return 0.0, None
 
-    def load_client(self, client_id: str) -> Client | None:
+    def load_client(self, client_id: str) -> tuple[float, Client | None]:
+        """The client from the store, remembered for :data:`CLIENT_CACHE_SECONDS` (as
+        :meth:`cached_client` returns it)."""
         client = self.store.get(client_id)
+        entry = (time.monotonic() + CLIENT_CACHE_SECONDS, client)
         with self._lock:
             if len(self._clients) > 4096:
                 self._clients.clear()
-            self._clients[client_id] = (time.monotonic() + CLIENT_CACHE_SECONDS, client)
-        return client
+            self._clients[client_id] = entry
+        return entry
+
+    def now(self) -> int:
+        """The time tokens are judged by (seconds since the epoch; a test's clock)."""
+        return self._clock()
 
     def smart_configuration(self, issuer: str) -> dict[str, Any]:
         """``/.well-known/smart-configuration`` (SMART App Launch 2.0, §Conformance)."""
