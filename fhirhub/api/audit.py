@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -36,15 +37,16 @@ def agent_of(state: dict[str, Any]) -> audit.Agent:
     request refused before its token was verified), or the id a token request claimed."""
     token = state.get("client")
     if token is not None:
-        return audit.Agent(
-            client_id=str(token.client_id),
-            role=str(token.role),
-            organization=token.organization,
-        )
+        return _client_agent(str(token.client_id), str(token.role), token.organization)
     claimed = state.get("audit_claimed_client")
     if isinstance(claimed, str) and claimed:
         return audit.Agent(client_id=claimed[:64])
     return audit.ANONYMOUS_AGENT
+
+
+@lru_cache(maxsize=1024)
+def _client_agent(client_id: str, role: str, organization: str | None) -> audit.Agent:
+    return audit.Agent(client_id=client_id, role=role, organization=organization)
 
 
 class AuditMiddleware:
