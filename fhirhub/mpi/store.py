@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text, update
 
 from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.models import resources as R
@@ -173,6 +173,20 @@ def _insert(
     with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as c:
         for row in rows:
             c.write_row(row)
+
+
+def refresh_statistics(
+    engine: Engine, tables: Sequence[str] = ("mpi_blocks", "mpi_records")
+) -> None:
+    """Let PostgreSQL's planner see the index's tables as they are now (``VACUUM (ANALYZE)``),
+    after a rebuild rewrote them faster than autovacuum follows. With the statistics of the old
+    (or an empty) table, a batch's block read estimated 1,800 records a key instead of 2, joined
+    every Patient and every record by hash and compiled itself (JIT): 0.5 s a batch of 500
+    instead of 0.15. Nothing to do on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
 
 
 def clear_blocks(conn: Connection) -> None:

@@ -793,6 +793,9 @@ class RebuildReport:
     resumed: bool = False
 
 
+STATISTICS_EVERY = 25_000  # records a rebuild places between two looks at mpi_records
+
+
 def rebuild(
     engine: Engine,
     *,
@@ -819,6 +822,7 @@ def rebuild(
             rows = [(k, pid) for pid, f in features.items() for k in sorted(blocking_keys(f))]
             store.insert_blocks(conn, rows)
             store.set_state(conn, "rebuild", json.dumps({"after": ""}))
+        store.refresh_statistics(engine)
         after = ""
     else:
         after = json.loads(state)["after"]
@@ -826,6 +830,7 @@ def rebuild(
     with engine.connect() as conn:
         total = store.count_patients(conn)
         done = store.count_patients(conn, up_to=after) if after else 0
+    unseen = 0  # records placed since the planner last looked at mpi_records
     while True:
         with engine.begin() as conn:
             ids = store.patient_ids_after(conn, after, batch)
@@ -838,6 +843,10 @@ def rebuild(
             store.set_state(conn, "rebuild", json.dumps({"after": after}))
         done += len(ids)
         report.records += len(ids)
+        unseen += len(ids)
+        if unseen >= STATISTICS_EVERY:  # the Persons' records grow: let the planner know
+            store.refresh_statistics(engine, ("mpi_records",))
+            unseen = 0
         if progress is not None:
             progress(done, total)
     with engine.begin() as conn:
