@@ -148,15 +148,19 @@ def estimate_m(
 
 
 def candidate_pairs(
-    records: Sequence[Features], max_block: int = 200, kinds: Iterable[str] | None = None
+    records: Sequence[Features],
+    max_block: int = 200,
+    kinds: Iterable[str] | None = None,
+    keys: Sequence[Iterable[str]] | None = None,
 ) -> set[tuple[int, int]]:
     """Index pairs sharing a blocking key (of the given ``kinds``, e.g. ``"nik"``, default
     all). A block over ``max_block`` records is skipped (the write path will send such a
-    record to review rather than score a crowd)."""
+    record to review rather than score a crowd). ``keys``: each record's blocking keys, when
+    the caller has them (training asks six times)."""
     wanted = set(kinds) if kinds is not None else None
     blocks: dict[str, list[int]] = {}
-    for i, r in enumerate(records):
-        for key in blocking_keys(r):
+    for i, record_keys in enumerate(keys if keys is not None else map(blocking_keys, records)):
+        for key in record_keys:
             if wanted is None or key.split(":", 1)[0] in wanted:
                 blocks.setdefault(key, []).append(i)
     pairs: set[tuple[int, int]] = set()
@@ -191,10 +195,11 @@ def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Mo
     (each blocked on some fields, training the others), lambda over all candidate pairs."""
     u = estimate_u(records, seed=seed)
     rng = random.Random(seed)
+    keys = [blocking_keys(r) for r in records]
     sums = {f: [0.0] * len(LEVELS[f]) for f in FIELDS}
     seen = dict.fromkeys(FIELDS, 0)
     for kinds, blocked in SESSIONS:
-        pairs = _sample(candidate_pairs(records, kinds=kinds), rng)
+        pairs = _sample(candidate_pairs(records, kinds=kinds, keys=keys), rng)
         if not pairs:
             continue
         session_m, _ = estimate_m(
@@ -207,7 +212,7 @@ def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Mo
     m = {
         f: [x / seen[f] for x in sums[f]] if seen[f] else _initial_m(len(LEVELS[f])) for f in FIELDS
     }
-    candidates = candidate_pairs(records)
+    candidates = candidate_pairs(records, keys=keys)
     comparisons = [compare(records[i], records[j]) for i, j in _sample(candidates, rng)]
     _, among_candidates = estimate_m(comparisons, u, m=m, fit_m=False)
     # lambda of two records drawn at random, not of two candidates: the fields a pair was
