@@ -109,10 +109,18 @@ def test_an_outage_quoting_data_is_logged_without_it(
 def test_a_sane_client_request_id_is_kept_and_another_replaced(client: TestClient) -> None:
     r = client.get("/fhir/Patient/missing", headers={"x-request-id": "pkm01-batch.42:7"})
     assert r.headers["x-request-id"] == "pkm01-batch.42:7"
-    for bad in ("x" * 65, "a b", "<script>", f"{NIK} {NAME}"):
+    for bad in ("x" * 65, "a b", "<script>", f"{NIK} {NAME}", NIK, f"batch-{NIK}"):
         r = client.get("/fhir/Patient/missing", headers={"x-request-id": bad})
         assert r.headers["x-request-id"] != bad
         assert len(r.headers["x-request-id"]) == 16
+
+
+def test_a_request_id_made_here_never_looks_like_a_nik(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhirhub.api import middleware
+
+    made = iter(["7472010101900001", "7472010101900002", "0123456789abcdef"])
+    monkeypatch.setattr(middleware.secrets, "token_hex", lambda n: next(made))
+    assert middleware.new_request_id() == "0123456789abcdef"
 
 
 def test_the_access_log_leaves_out_the_query() -> None:
