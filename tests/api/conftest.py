@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
+import json
 import os
 import signal
 import socket
@@ -38,27 +41,94 @@ def client(settings: Settings) -> Iterator[TestClient]:
 # --- a real server process (uvicorn) on the test database ----------------------------------
 
 
+LIVE_CLIENT = "live-server-admin"
+
+
+@functools.cache
+def _live_signing_keys() -> str:
+    """A signing key for the real servers of this test session (generated, never stored)."""
+    from joserfc import jwk
+
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "live-server-1"})
+    return json.dumps({"keys": [key.as_dict(private=True)]})
+
+
 class LiveServer:
-    """``uvicorn fhirhub.api.asgi:app`` as a child process on ``db_url``, on a free port.
+    """``uvicorn fhirhub.api.asgi:app`` as a child process on ``db_url``, on a free port, with
+    ``FHIRHUB_AUTH=on`` unless ``auth`` is false: an ``admin`` client is registered in the
+    database and its token sent by :attr:`headers` (every request of a test must carry them).
 
     Started in a session of its own so that :meth:`kill` (SIGKILL, as a crash) takes every
     worker with it.
     """
 
-    def __init__(self, db_url: str, workers: int = 1, log_path: Path | None = None) -> None:
+    def __init__(
+        self, db_url: str, workers: int = 1, log_path: Path | None = None, auth: bool = True
+    ) -> None:
         self.db_url = db_url
         self.workers = workers
         self.log_path = log_path
+        self.auth = auth
         self.port = 0
+        self.token = ""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/fhir"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The Authorization header of this server's admin client (none with auth off)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _register(self) -> str:
+        """The admin client's secret: registered, or a new one for a client registered by an
+        earlier server on this database."""
+        from fhirhub.auth.clients import ClientStore
+        from fhirhub.auth.roles import Role
+        from fhirhub.storage.engine import make_engine
+
+        engine = make_engine(self.db_url, pool_size=1)
+        try:
+            store = ClientStore(engine)
+            if store.get(LIVE_CLIENT) is None:
+                _, secret = store.add(LIVE_CLIENT, Role.admin)
+            else:
+                _, secret = store.rotate(LIVE_CLIENT)
+        finally:
+            engine.dispose()
+        assert secret is not None
+        return secret
+
+    def _fetch_token(self, secret: str) -> str:
+        basic = base64.b64encode(f"{LIVE_CLIENT}:{secret}".encode()).decode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/auth/token",
+            data=b"grant_type=client_credentials",
+            method="POST",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": f"Basic {basic}",
+            },
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return str(json.loads(resp.read())["access_token"])
+
     def start(self) -> LiveServer:
         self.port = _free_port()
         env = {**os.environ, "FHIRHUB_DATABASE_URL": self.db_url, "FHIRHUB_LOG_LEVEL": "WARNING"}
+        secret = ""
+        if self.auth:
+            env.update(
+                FHIRHUB_AUTH="on",
+                FHIRHUB_AUTH_SIGNING_KEYS=_live_signing_keys(),
+                FHIRHUB_AUTH_RATE_LIMIT="0",
+                # each buffered AuditEvent (the token request's) is stored at once, so that no
+                # later store of it surprises a test counting rows or watching for writes
+                FHIRHUB_AUDIT_FLUSH_EVERY="1",
+            )
+            secret = self._register()
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         cmd = [sys.executable, "-m", "uvicorn", "fhirhub.api.asgi:app", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"]
@@ -68,7 +138,27 @@ class LiveServer:
         if log is not subprocess.DEVNULL:
             log.close()
         self._wait_ready()
+        if self.auth:
+            before = self._audit_events()
+            self.token = self._fetch_token(secret)
+            deadline = time.monotonic() + 30
+            while self._audit_events() == before:  # the token request's event, stored
+                assert time.monotonic() < deadline, "the token request was not audited"
+                time.sleep(0.02)
         return self
+
+    def _audit_events(self) -> int:
+        from sqlalchemy import text
+
+        from fhirhub.storage.engine import make_engine
+
+        engine = make_engine(self.db_url, pool_size=1)
+        try:
+            with engine.connect() as conn:
+                query = "SELECT count(*) FROM resources WHERE res_type = 'AuditEvent'"
+                return int(conn.execute(text(query)).scalar_one())
+        finally:
+            engine.dispose()
 
     def _wait_ready(self, timeout: float = 60) -> None:
         assert self.process is not None

@@ -36,7 +36,7 @@ def _all_at_once(
         try:
             conn.connect()
             barrier.wait(timeout=30)
-            conn.request(method, path, body=body, headers=headers)
+            conn.request(method, path, body=body, headers={**server.headers, **headers})
             resp = conn.getresponse()
             results[i] = (resp.status, dict(resp.getheaders()), json.loads(resp.read() or b"{}"))
         except Exception as exc:  # reported by the assertion below

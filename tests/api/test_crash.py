@@ -40,10 +40,22 @@ TABLES = (
 )
 
 
+# The Authorization header of each server's base URL (``LiveServer.headers``).
+_AUTH: dict[str, dict[str, str]] = {}
+
+
+def _started(server: LiveServer) -> LiveServer:
+    _AUTH[server.base] = server.headers
+    return server
+
+
 def _request(method: str, url: str, body: Any = None, **headers: str) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Content-Type", "application/fhir+json")
+    base = next((b for b in _AUTH if url == b or url.startswith(b + "/")), None)
+    for name, value in _AUTH.get(base or "", {}).items():
+        req.add_header(name, value)
     for name, value in headers.items():
         req.add_header(name.replace("_", "-"), value)
     try:
@@ -104,7 +116,7 @@ def _writes_begun(db_url: str, conn: Connection) -> bool:
 def test_killed_transaction_leaves_nothing_behind(
     live_server_factory: Callable[..., LiveServer], db_url: str
 ) -> None:
-    server = live_server_factory()
+    server = _started(live_server_factory())
     # Data stored before the crash: a Patient in two versions, an Observation, a small bundle.
     status, pat = _request("POST", f"{server.base}/Patient", patient(nik="7472010101800001"))
     assert status == 201
@@ -169,7 +181,7 @@ def test_killed_transaction_leaves_nothing_behind(
     finally:
         engine.dispose()
 
-    restarted = live_server_factory()
+    restarted = _started(live_server_factory())
     status, read_back = _request("GET", f"{restarted.base}/Patient/{pat['id']}")
     assert (status, read_back) == (200, pat_v2)
     status, history = _request("GET", f"{restarted.base}/Patient/{pat['id']}/_history")

@@ -16,7 +16,9 @@ from tests.api.factories import NIK, observation, patient
 
 @pytest.fixture
 def fhir(live_server: LiveServer) -> SyncFHIRClient:
-    return SyncFHIRClient(live_server.base, extra_headers={"Accept": "application/fhir+json"})
+    return SyncFHIRClient(
+        live_server.base, extra_headers={"Accept": "application/fhir+json", **live_server.headers}
+    )
 
 
 def test_fhirpy_create_read_update_history_delete(fhir: SyncFHIRClient) -> None:

@@ -77,7 +77,7 @@ def _at_once(server: LiveServer, requests: list[tuple[str, str, Any, dict[str, s
             conn.connect()
             data = None if body is None else json.dumps(body).encode()
             barrier.wait(timeout=30)
-            conn.request(method, path, body=data, headers=headers)
+            conn.request(method, path, body=data, headers={**server.headers, **headers})
             resp = conn.getresponse()
             raw = resp.read()
             results[i] = Answer(
