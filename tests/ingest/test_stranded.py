@@ -48,9 +48,12 @@ def payloads(n: int, persons: int = 4) -> tuple[list[bytes], int]:
     return out, n * persons
 
 
-def post(port: int, payload: bytes) -> tuple[int, int]:
+def post(server: LiveServer, payload: bytes) -> tuple[int, int]:
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/ingest/puskesmas", data=payload, method="POST"
+        f"http://127.0.0.1:{server.port}/ingest/puskesmas",
+        data=payload,
+        method="POST",
+        headers=server.headers,
     )
     req.add_header("Content-Type", "application/fhir+json")
     with urllib.request.urlopen(req, timeout=60) as resp:
@@ -94,7 +97,7 @@ def test_every_accepted_message_ends_stored_once(
     server = LiveServer(db_url, 1, tmp_path / "server-0.log").start()
     try:
         with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(lambda p: post(server.port, p), sent))
+            answers = list(pool.map(lambda p: post(server, p), sent))
         assert server.process is not None
         process = server.process
         signalled = now_us()
