@@ -41,6 +41,7 @@ from fhirhub.auth.server import AuthServer
 from fhirhub.auth.tokens import AccessToken
 from fhirhub.errors import FhirError, Issue
 from fhirhub.model.resource_types import is_resource_type
+from fhirhub.services import transaction
 
 Rule = Callable[[Request, AccessToken], Awaitable[list[reach.Need]] | None]
 _REALM = 'Bearer realm="fhirhub"'
@@ -166,6 +167,13 @@ async def _bundle(request: Request, _: AccessToken) -> list[reach.Need]:
     needs: list[reach.Need] = []
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         found = reach.bundle_entry(entry)
+        if found is None:
+            # as the route reads it: a malformed entry gets the route's own answer (400 naming
+            # the element), an absolute URL on this server's base is made relative
+            parsed = transaction.parse_entry(i, entry, base_url(request))
+            found = reach.bundle_entry(
+                {**entry, "request": {**entry["request"], "url": parsed.url}}
+            )
         if found is None:
             raise forbidden(f"Bundle.entry[{i}]: what this entry does cannot be told")
         needs.extend(found)

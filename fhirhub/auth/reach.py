@@ -159,7 +159,7 @@ def bundle_entry(entry: Any) -> list[Need] | None:
     params = parse_qsl(query, keep_blank_values=True)
     method = method.upper()
     conditional: list[Need] = [(rt, "search")] if query or len(parts) == 1 else []
-    if method == "GET":
+    if method in ("GET", "HEAD"):
         return search([rt], params) if len(parts) == 1 else [(rt, "read")]
     if method == "POST" and len(parts) == 1:
         checked: list[Need] = [(rt, "search")] if request.get("ifNoneExist") else []

@@ -15,8 +15,10 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fhirhub.api.app import create_app
@@ -25,32 +27,70 @@ from fhirhub.config import Settings
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
 
+LIVE_CLIENT = "live-server-admin"
+
+
+@functools.cache
+def _test_signing_keys() -> str:
+    """A signing key for the servers of this test session (generated, never stored)."""
+    from joserfc import jwk
+
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "live-server-1"})
+    return json.dumps({"keys": [key.as_dict(private=True)]})
+
+
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, max_body_bytes=8_000_000)
+    """The API tests' app: ``FHIRHUB_AUTH=on``, as a deployed server runs (the ``client``
+    fixture sends an admin client's token with every request)."""
+    return Settings(
+        database_url=db_url,
+        max_body_bytes=8_000_000,
+        auth="on",
+        auth_signing_keys=_test_signing_keys(),
+        auth_rate_limit=0,
+    )
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings, run_migrations=False)
     with TestClient(app, raise_server_exceptions=False) as c:
+        if settings.auth == "on":
+            c.headers["authorization"] = f"Bearer {_admin_token(app, str(c.base_url))}"
         yield c
     app.state.database.engine.dispose()
 
 
-# --- a real server process (uvicorn) on the test database ----------------------------------
-
-
-LIVE_CLIENT = "live-server-admin"
+TEST_CLIENT = "api-tests-admin"
 
 
 @functools.cache
-def _live_signing_keys() -> str:
-    """A signing key for the real servers of this test session (generated, never stored)."""
+def _client_jwks() -> dict[str, Any]:
+    """The public key the API tests' client registers (it never signs anything here)."""
     from joserfc import jwk
 
-    key = jwk.generate_key("EC", "P-256", parameters={"kid": "live-server-1"})
-    return json.dumps({"keys": [key.as_dict(private=True)]})
+    key = jwk.generate_key("EC", "P-256", parameters={"kid": "api-tests-client-1"})
+    return {"keys": [key.as_dict(private=False)]}
+
+
+def _admin_token(app: FastAPI, base: str) -> str:
+    """A token of an ``admin`` client for the TestClient's base URL. The client is registered
+    with a JWKS, not a secret: a test's registration hashes nothing (scrypt is slow by
+    design), and the token is issued directly, as ``/auth/token`` would."""
+    from fhirhub.auth.clients import ClientStore
+    from fhirhub.auth.roles import Role
+
+    registered, _ = ClientStore(app.state.database.engine).add(
+        TEST_CLIENT, Role.admin, jwks=_client_jwks()
+    )
+    origin = base.rstrip("/")
+    issuer = app.state.auth.issuer(f"{origin}/auth", f"{origin}/fhir")
+    value, _ = issuer.issue(TEST_CLIENT, scope=registered.scope, role=Role.admin.value)
+    return str(value)
+
+
+# --- a real server process (uvicorn) on the test database ----------------------------------
 
 
 class LiveServer:
@@ -122,7 +162,7 @@ class LiveServer:
         if self.auth:
             env.update(
                 FHIRHUB_AUTH="on",
-                FHIRHUB_AUTH_SIGNING_KEYS=_live_signing_keys(),
+                FHIRHUB_AUTH_SIGNING_KEYS=_test_signing_keys(),
                 FHIRHUB_AUTH_RATE_LIMIT="0",
                 # each buffered AuditEvent (the token request's) is stored at once, so that no
                 # later store of it surprises a test counting rows or watching for writes
