@@ -409,10 +409,10 @@ class Decisions:
         if scope["method"] not in ("GET", "HEAD"):
             return None
         bearer = host = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
+        for name, value in scope["headers"]:  # the first of each, as the token check reads them
+            if name == b"authorization" and bearer is None:
                 bearer = value
-            elif name == b"host":
+            elif name == b"host" and host is None:
                 host = value
         if bearer is None:
             return None

@@ -90,3 +90,11 @@ def test_decisions_are_bounded() -> None:
     for n in range(5):
         decisions.remember((n,), token, None, 10**12, 0)
         assert len(decisions._known) <= 2
+
+
+def test_a_second_authorization_header_is_not_what_is_remembered(auth_app: AuthClient) -> None:
+    good = auth_app.headers(auth_app.as_role(Role.sync))["authorization"]
+    both = [("authorization", good), ("authorization", "Bearer planted")]
+    assert auth_app.http.get("/fhir/Patient", headers=both).status_code == 200
+    planted = {"authorization": "Bearer planted"}
+    assert auth_app.http.get("/fhir/Patient", headers=planted).status_code == 401
