@@ -31,7 +31,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 
 from fhirhub.api.bodies import read_body, refuse_declared_oversize, too_large
-from fhirhub.api.deps import base_url, origin
+from fhirhub.api.deps import base_url, origin, origin_key
 from fhirhub.api.inputs import MAX_ID
 from fhirhub.auth import binding, reach
 from fhirhub.auth.errors import TokenError
@@ -408,23 +408,15 @@ class Decisions:
         scope = request.scope
         if scope["method"] not in ("GET", "HEAD"):
             return None
-        bearer = host = None
-        for name, value in scope["headers"]:  # the first of each, as the token check reads them
-            if name == b"authorization" and bearer is None:
-                bearer = value
-            elif name == b"host" and host is None:
-                host = value
+        # the first Authorization header, as the token check reads it
+        bearer = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if bearer is None:
             return None
         route = scope.get("route")
         params = scope.get("path_params", {})
-        server = scope.get("server")
         return (
             bearer,
-            scope.get("scheme"),
-            host,
-            tuple(server) if server else None,
-            scope.get("root_path", ""),
+            origin_key(scope),  # the token's issuer and audience come from it
             scope["method"],
             route.path if isinstance(route, APIRoute) else "",
             params.get("res_type"),

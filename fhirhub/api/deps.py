@@ -313,15 +313,19 @@ DatabaseDep = Annotated[Database, Depends(_database)]
 _ORIGINS: dict[tuple[Any, ...], str] = {}
 
 
-def origin(request: Request) -> str:
-    """``request.base_url`` without its trailing slash, remembered per scheme, Host header,
-    server address and root path (building it is a URL parse per request; the token check
-    needs it twice on every request). The Host header is the client's: the memory is
-    bounded."""
-    scope = request.scope
+def origin_key(scope: Any) -> tuple[Any, ...]:
+    """What a request's origin URL is made of: scheme, (first) Host header, server address and
+    root path."""
     host = next((v for k, v in scope["headers"] if k == b"host"), None)
-    server = scope.get("server")
-    key = (scope.get("scheme"), host, tuple(server) if server else None, scope.get("root_path", ""))
+    server = tuple(scope["server"]) if scope.get("server") else None
+    return (scope.get("scheme"), host, server, scope.get("root_path", ""))
+
+
+def origin(request: Request) -> str:
+    """``request.base_url`` without its trailing slash, remembered per :func:`origin_key`
+    (building it is a URL parse per request; the token check needs it twice on every request).
+    The Host header is the client's: the memory is bounded."""
+    key = origin_key(request.scope)
     found = _ORIGINS.get(key)
     if found is None:
         found = str(request.base_url).rstrip("/")

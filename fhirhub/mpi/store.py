@@ -183,7 +183,7 @@ def refresh_statistics(
     (or an empty) table, a batch's block read estimated 1,800 records a key instead of 2, joined
     every Patient and every record by hash and compiled itself (JIT): 0.5 s a batch of 500
     instead of 0.15. Nothing to do on SQLite."""
-    if engine.dialect.name != "postgresql":
+    if not is_postgres(engine):
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
