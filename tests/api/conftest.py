@@ -179,24 +179,28 @@ class LiveServer:
             log.close()
         self._wait_ready()
         if self.auth:
-            before = self._audit_events()
-            self.token = self._fetch_token(secret)
-            deadline = time.monotonic() + 30
-            while self._audit_events() == before:  # the token request's event, stored
-                assert time.monotonic() < deadline, "the token request was not audited"
-                time.sleep(0.02)
+            self._token_audited(secret)
         return self
 
-    def _audit_events(self) -> int:
+    def _token_audited(self, secret: str) -> None:
+        """Fetch the admin client's token and wait until the token request's AuditEvent is
+        stored."""
         from sqlalchemy import text
 
         from fhirhub.storage.engine import make_engine
 
+        query = text("SELECT count(*) FROM resources WHERE res_type = 'AuditEvent'")
         engine = make_engine(self.db_url, pool_size=1)
         try:
             with engine.connect() as conn:
-                query = "SELECT count(*) FROM resources WHERE res_type = 'AuditEvent'"
-                return int(conn.execute(text(query)).scalar_one())
+                before = conn.execute(query).scalar_one()
+                conn.rollback()
+                self.token = self._fetch_token(secret)
+                deadline = time.monotonic() + 30
+                while conn.execute(query).scalar_one() == before:
+                    assert time.monotonic() < deadline, "the token request was not audited"
+                    conn.rollback()  # a fresh snapshot for the next look
+                    time.sleep(0.02)
         finally:
             engine.dispose()
 
