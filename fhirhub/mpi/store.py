@@ -297,6 +297,10 @@ def gather(
                 "DELETE FROM mpi_blocks WHERE patient_id = ANY(%b::text[])", (sorted(deleted),)
             )
         met = raw.cursor(binary=True)
+        # The reads are planned each time (prepare=False): a plan psycopg kept from the first
+        # Bundles (PostgreSQL keeps it until statistics change, never without autovacuum)
+        # joined every Patient of the store to the blocks (tests/mpi/test_index_plans.py).
+        # The lateral lookups stay index probes whatever the planner believes of the tables.
         # A block read to its limit is over its cap: its records are no one's candidates, so
         # their Persons and versions are not looked up (a third of the rows of a Bundle's keys).
         met.execute(
@@ -306,22 +310,27 @@ def gather(
             "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
             "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
             "SELECT b.key, b.patient_id, m.person_id, m.assurance, r.last_updated FROM b "
-            "LEFT JOIN mpi_records AS m ON b.open AND m.patient_id = b.patient_id "
-            "LEFT JOIN resources AS r ON b.open AND r.res_type = 'Patient' "
-            "AND r.res_id = b.patient_id AND NOT r.deleted",
+            "LEFT JOIN LATERAL (SELECT person_id, assurance FROM mpi_records "
+            "WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) AS m ON true "
+            "LEFT JOIN LATERAL (SELECT last_updated FROM resources WHERE b.open "
+            "AND res_type = 'Patient' AND res_id = b.patient_id AND NOT deleted LIMIT 1) AS r "
+            "ON true",
             (all_keys, [limits[k] for k in all_keys]),
+            prepare=False,
         )
         mine = raw.cursor(binary=True)
         mine.execute(
             "SELECT patient_id, person_id, assurance FROM mpi_records "
             "WHERE patient_id = ANY(%b::text[])",
             (own,),
+            prepare=False,
         )
         people = raw.cursor(binary=True)
         people.execute(
             "SELECT patient_a, patient_b, same FROM mpi_decisions "
             "WHERE patient_a = ANY(%b::text[]) OR patient_b = ANY(%b::text[])",
             (sorted(keys), sorted(keys)),
+            prepare=False,
         )
         pipeline.sync()
         found = met.fetchall()
