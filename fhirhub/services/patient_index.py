@@ -225,7 +225,10 @@ class PatientIndex:
         keys = {pid: blocking_keys(f) for pid, f in features.items()}
         # one record more than a block's cap beside the record itself tells a crowded block
         limits = {k: cap_of(k) + 2 for ks in keys.values() for k in ks}
-        got = store.gather(conn, keys, limits, replace=changed, created=created, deleted=deleted)
+        weak = {k for k in limits if k.split(":", 1)[0] not in IDENTIFIER_KEYS}
+        got = store.gather(
+            conn, keys, limits, replace=changed, created=created, deleted=deleted, weak=weak
+        )
         found: dict[str, set[str]] = {}
         overflow: dict[str, list[str]] = {}
         for pid, ks in keys.items():

@@ -82,3 +82,53 @@ def test_a_large_batch_of_patients_is_placed_under_the_index_lock(
         check(conn)
         persons = conn.execute(text("SELECT count(DISTINCT person_id) FROM mpi_records"))
         assert persons.scalar_one() == 30
+
+
+def _gather(conn: Connection, pid: str, keys: set[str], weak: set[str]) -> store.Gathered:
+    limits = {k: 5 for k in keys}  # a cap of 3 others: crowded from 5 records on
+    return store.gather(conn, {pid: keys}, limits, replace=True, created={pid}, weak=weak)
+
+
+def _fill(pg: Engine, key: str, n: int) -> None:
+    with pg.begin() as conn:
+        store.insert_blocks(conn, [(key, f"old{i}") for i in range(n)])
+
+
+def _waits(pg: Engine, key: str, weak: set[str]) -> bool:
+    """Whether a second writer of ``key`` waits for a first one still in its transaction."""
+    with pg.connect() as first, pg.connect() as second:
+        _gather(first, "a", {key}, weak)
+        second.execute(text("SET lock_timeout = '300ms'"))
+        try:
+            _gather(second, "b", {key}, weak)
+        except Exception as exc:  # psycopg's LockNotAvailable, wrapped by SQLAlchemy
+            assert "lock timeout" in str(exc)
+            return True
+        finally:
+            second.rollback()
+            first.rollback()
+        return False
+
+
+def test_writers_sharing_a_name_key_take_turns_while_its_block_is_open(pg: Engine):
+    key = "name-pc:MHMT:93724"
+    _fill(pg, key, 4)
+    assert _waits(pg, key, weak={key})
+
+
+def test_a_crowded_name_key_is_nobodys_candidate_and_not_locked(pg: Engine):
+    """Two writers whose only shared key is a crowded name key do not wait for each other: no
+    one finds a candidate through a block over its cap."""
+    key = "name-pc:MHMT:93724"
+    _fill(pg, key, 5)
+    assert not _waits(pg, key, weak={key})
+    with pg.connect() as conn:  # and the block read agrees that it is over its cap
+        got = _gather(conn, "c", {key}, weak={key})
+        conn.rollback()
+    assert len([p for p in got.blocks[key] if p != "c"]) > 3
+
+
+def test_an_identifier_key_is_locked_even_when_crowded(pg: Engine):
+    key = "nik:7472010101800001"  # a crowded NIK is a review, made by one writer at a time
+    _fill(pg, key, 5)
+    assert _waits(pg, key, weak=set())
