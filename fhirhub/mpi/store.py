@@ -62,6 +62,8 @@ def lock(conn: Connection, keys: Iterable[str]) -> None:
 # only grow, but for deleted and changed records), so no writer finds a candidate through it and
 # there is nothing to take turns for. Without this, every two writers of a "MUHAMMAD" in one
 # postcode waited for each other: a fifth of the time of two concurrent Bundles went to it.
+# Only keys this process has seen over their cap (CROWDED) are counted here: counting every
+# key cost as much as reading the blocks.
 _BLOCK_LOCK_SQL = (
     "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
     "UNION ALL SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended('mpi|' || k.key, 0) "
@@ -69,6 +71,10 @@ _BLOCK_LOCK_SQL = (
     "OR (SELECT count(*) FROM (SELECT 1 FROM mpi_blocks WHERE mpi_blocks.key = k.key "
     "LIMIT k.crowd) AS c) < k.crowd ORDER BY h) AS s) AS locks"
 )
+
+
+CROWDED: set[str] = set()  # weak keys whose block a read found full: a hint, checked by the lock
+_CROWDED_KEPT = 200_000
 
 
 def lock_statement(
@@ -292,7 +298,9 @@ def gather(
     kept = sorted(set(keys) - fresh)
     # binary parameters: psycopg dumps a list of strings as text three times slower
     with raw.pipeline() as pipeline, raw.cursor(binary=True) as writes:
-        statement = lock_statement(all_keys, {k: limits[k] for k in weak})
+        weak = set(weak)
+        crowd = {k: limits[k] for k in weak & CROWDED}
+        statement = lock_statement(all_keys, crowd)
         if statement is not None:  # planned each time, as the reads below
             writes.execute(*statement, prepare=False)
         if replace and kept:
@@ -369,6 +377,11 @@ def gather(
             where.setdefault(pid, Membership(person, level))
         if updated is not None:
             stamps[pid] = updated
+    full = {k for k in weak if len(blocks.get(k, ())) >= limits[k]}
+    if full - CROWDED:
+        if len(CROWDED) >= _CROWDED_KEPT:
+            CROWDED.clear()
+        CROWDED.update(full)
     return Gathered(blocks, where, decided, stamps)
 
 
