@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import tuple_ as sql_tuple
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from fhirhub.storage.engine import is_postgres
@@ -415,15 +416,18 @@ def _index_rows(
 
 
 def _pipelined(raw: Any, batches: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-    """INSERT the rows of several tables in one psycopg pipeline (one round trip)."""
+    """INSERT the rows of several tables in one psycopg pipeline (one round trip): one
+    statement a table, its columns sent as arrays. A statement a row (``executemany``) cost
+    about 40 us of psycopg's own work each: 5 ms for an HL7 message's 130 index rows."""
     if not batches:
         return
-    with raw.pipeline(), raw.cursor() as cur:
+    # binary: psycopg escapes each string of a text-format array by regular expression
+    with raw.pipeline(), raw.cursor(binary=True) as cur:
         for table, rows in batches:
-            names = _insert_columns(table, rows[0])
-            cur.executemany(
-                _insert_sql(table, tuple(names)), [[r.get(n) for n in names] for r in rows]
-            )
+            names = tuple(_insert_columns(table, rows[0]))
+            sql, kinds = _insert_sql(table, names)
+            columns = [[r.get(n) for r in rows] for n in names]
+            cur.execute(sql, [_as_kind(kind, c) for kind, c in zip(kinds, columns, strict=True)])
 
 
 def _insert_columns(table: Any, row: dict[str, Any]) -> list[str]:
@@ -431,12 +435,32 @@ def _insert_columns(table: Any, row: dict[str, Any]) -> list[str]:
 
 
 @cache
-def _insert_sql(table: Any, names: tuple[str, ...]) -> str:
-    values = ", ".join(
-        "%s::jsonb" if isinstance(table.c[n].type, JsonText) else "%s" for n in names
-    )
+def _insert_sql(table: Any, names: tuple[str, ...]) -> tuple[str, tuple[type, ...]]:
+    """``INSERT ... SELECT FROM unnest(arrays)`` for the columns ``names``, and the Python type
+    each column's values are sent as (an array holds one type: an int among floats would
+    make psycopg dump the array as integers)."""
+    dialect = postgresql.dialect()
+    arrays, selected, kinds = [], [], []
+    for i, name in enumerate(names):
+        column_type = table.c[name].type
+        json = isinstance(column_type, JsonText)
+        arrays.append(f"%b::{'text' if json else column_type.compile(dialect=dialect)}[]")
+        selected.append(f"c{i}::jsonb" if json else f"c{i}")
+        python_type = object if json else column_type.python_type
+        kinds.append(python_type if python_type in (int, float, bool, str) else object)
     columns = ", ".join(f'"{n}"' for n in names)
-    return f'INSERT INTO "{table.name}" ({columns}) VALUES ({values})'
+    aliases = ", ".join(f"c{i}" for i in range(len(names)))
+    sql = (
+        f'INSERT INTO "{table.name}" ({columns}) SELECT {", ".join(selected)} '
+        f"FROM unnest({', '.join(arrays)}) AS u({aliases})"
+    )
+    return sql, tuple(kinds)
+
+
+def _as_kind(kind: type, values: list[Any]) -> list[Any]:
+    if kind in (int, float):
+        return [None if v is None else kind(v) for v in values]
+    return values
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
