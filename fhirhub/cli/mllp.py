@@ -35,6 +35,7 @@ def mllp(
     from fhirhub.ingest.adapters import Context
     from fhirhub.ingest.mllp import Listener
     from fhirhub.ingest.pipeline import Pipeline
+    from fhirhub.runtime import tune_collector
     from fhirhub.storage.engine import make_engine
 
     settings = get_settings()
@@ -62,6 +63,8 @@ def mllp(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=host)
+
+    tune_collector()
 
     async def run() -> None:
         server = await listener.start(host, port)

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 PROBE = (
-    "import gc; before = gc.get_freeze_count(); import fhirhub.api.asgi as a; "
+    "import gc; import fhirhub.runtime as r; before = gc.get_freeze_count(); "
+    "import fhirhub.api.asgi as a; "
     "print(before, gc.get_freeze_count() > 100_000, gc.get_threshold() == "
-    "(a.YOUNG_GENERATION, *a.OLDER_GENERATIONS), a.app.title)"
+    "(r.YOUNG_GENERATION, *r.OLDER_GENERATIONS), a.app.title)"
 )
 
 
