@@ -168,9 +168,13 @@ async def _bundle(request: Request, _: AccessToken) -> list[reach.Need]:
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         found = reach.bundle_entry(entry)
         if found is None:
-            # as the route reads it: a malformed entry gets the route's own answer (400 naming
-            # the element), an absolute URL on this server's base is made relative
-            parsed = transaction.parse_entry(i, entry, base_url(request))
+            # as the route reads it: an absolute URL on this server's base is made relative; a
+            # malformed entry does nothing and needs nothing: the route answers it as it would
+            # without auth (a transaction's 400 names every such entry, a batch answers each)
+            try:
+                parsed = transaction.parse_entry(i, entry, base_url(request))
+            except FhirError:
+                continue
             found = reach.bundle_entry(
                 {**entry, "request": {**entry["request"], "url": parsed.url}}
             )

@@ -48,3 +48,28 @@ def test_an_entry_on_this_servers_base_is_authorised_by_its_type(auth_app: AuthC
     assert auth_app.http.post("/fhir", json=_batch(own), headers=reader).status_code == 200
     obs = {"request": {"method": "GET", "url": "http://testserver/fhir/Observation"}}
     assert auth_app.http.post("/fhir", json=_batch(obs), headers=reader).status_code == 403
+
+
+MALFORMED = ({"method": ["POST"], "url": "Patient"}, {"method": "POST", "url": "ftp://x/Patient"})
+
+
+def test_a_transaction_with_several_malformed_entries_names_each(auth_app: AuthClient) -> None:
+    """As without auth: the 400 names every malformed entry, not the first one only."""
+    headers = auth_app.headers(auth_app.as_role(Role.sync))
+    entries = [{"resource": PATIENT, "request": r} for r in MALFORMED]
+    answer = auth_app.http.post("/fhir", json=_batch(*entries, kind="transaction"), headers=headers)
+    assert answer.status_code == 400, answer.text
+    where = " ".join(str(i.get("expression")) for i in answer.json()["issue"])
+    assert "Bundle.entry[0]" in where and "Bundle.entry[1]" in where
+
+
+def test_a_batchs_malformed_entry_gets_its_own_answer(auth_app: AuthClient) -> None:
+    """A batch's entries stand alone: the malformed one is answered in the batch-response and
+    the others still run, as without auth (a 400 for the whole batch refused good entries)."""
+    headers = auth_app.headers(auth_app.as_role(Role.sync))
+    good = {"resource": PATIENT, "request": {"method": "PUT", "url": "Patient/p1"}}
+    bad = {"resource": PATIENT, "request": MALFORMED[0]}
+    answer = auth_app.http.post("/fhir", json=_batch(bad, good), headers=headers)
+    assert answer.status_code == 200, answer.text
+    statuses = [e["response"]["status"] for e in answer.json()["entry"]]
+    assert statuses[0].startswith("400") and statuses[1].startswith("201"), statuses
