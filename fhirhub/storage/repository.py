@@ -446,8 +446,7 @@ def _insert_sql(table: Any, names: tuple[str, ...]) -> tuple[str, tuple[type, ..
         json = isinstance(column_type, JsonText)
         arrays.append(f"%b::{'text' if json else column_type.compile(dialect=dialect)}[]")
         selected.append(f"c{i}::jsonb" if json else f"c{i}")
-        python_type = object if json else column_type.python_type
-        kinds.append(python_type if python_type in (int, float, bool, str) else object)
+        kinds.append(object if json else _python_type(column_type))
     columns = ", ".join(f'"{n}"' for n in names)
     aliases = ", ".join(f"c{i}" for i in range(len(names)))
     sql = (
@@ -455,6 +454,14 @@ def _insert_sql(table: Any, names: tuple[str, ...]) -> tuple[str, tuple[type, ..
         f"FROM unnest({', '.join(arrays)}) AS u({aliases})"
     )
     return sql, tuple(kinds)
+
+
+def _python_type(column_type: Any) -> type:
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:  # a type of our own that does not say
+        return object
+    return python_type if python_type in (int, float, bool, str) else object
 
 
 def _as_kind(kind: type, values: list[Any]) -> list[Any]:
