@@ -68,7 +68,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_listener(url: str, port: int, index: str = "on") -> subprocess.Popen[bytes]:
+def start_listener(
+    url: str, port: int, index: str = "on", workers: int = 1
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "FHIRHUB_DATABASE_URL": url,
@@ -79,7 +81,8 @@ def start_listener(url: str, port: int, index: str = "on") -> subprocess.Popen[b
     }
     env.pop("FHIRHUB_BROKER_URL", None)
     fhirhub = Path(sys.executable).with_name("fhirhub")
-    proc = subprocess.Popen([str(fhirhub), "mllp", "--port", str(port)], env=env)
+    cmd = [str(fhirhub), "mllp", "--port", str(port), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -89,6 +92,15 @@ def start_listener(url: str, port: int, index: str = "on") -> subprocess.Popen[b
             time.sleep(0.2)
     proc.kill()
     raise SystemExit("the listener did not start")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (the listeners of ``--workers``)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return _cpu_of(pid) + sum(_cpu_of(int(c)) for c in children)
 
 
 def sender(port: int, messages: list[bytes], latencies: list[float], codes: list[str]) -> None:
@@ -144,7 +156,7 @@ def run_mode(args: Any, index: str, per_round: int, rounds: int) -> dict[str, An
     db = f"{args.db}_{index}"
     url = fresh_database(db)
     port = free_port()
-    proc = start_listener(url, port, index)
+    proc = start_listener(url, port, index, args.listeners)
     rates: list[float] = []
     parse_rates: list[float] = []
     map_rates: list[float] = []
@@ -161,7 +173,7 @@ def run_mode(args: Any, index: str, per_round: int, rounds: int) -> dict[str, An
             chunks = [batch[i :: args.connections] for i in range(args.connections)]
             latencies: list[float] = []
             codes: list[str] = []
-            cpu0 = _cpu_of(proc.pid)
+            cpu0 = _tree_cpu(proc.pid)
             backends = _backends(url, db)
             pg0 = {pid: _cpu_of(pid) for pid in backends}
             started = time.perf_counter()
@@ -173,7 +185,7 @@ def run_mode(args: Any, index: str, per_round: int, rounds: int) -> dict[str, An
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
-            cpu_listener += _cpu_of(proc.pid) - cpu0
+            cpu_listener += _tree_cpu(proc.pid) - cpu0
             pg_now = {pid: _cpu_of(pid) for pid in _backends(url, db)}
             cpu_postgres += sum(v - pg0.get(pid, 0.0) for pid, v in pg_now.items())
             bad = [c for c in codes if c != "AA"]
@@ -228,6 +240,7 @@ def main() -> None:
         rounds=(int, 3, "rounds"),
         connections=(int, 4, "concurrent connections"),
         index=(str, "both", "the patient index: on, off or both (one run each)"),
+        listeners=(int, 1, "listener processes (fhirhub mllp --workers)"),
     )
     per_round = 40 if args.quick else args.messages
     rounds = 1 if args.quick else args.rounds

@@ -133,8 +133,12 @@ class Listener:
     _queue: asyncio.Queue[_Pending] | None = None
     _storers: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self, host: str, port: int) -> asyncio.Server:
-        self._server = await asyncio.start_server(self.handle, host, port, limit=2**20)
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> asyncio.Server:
+        """Listen on ``host:port``; ``reuse_port``: beside other listener processes on the
+        same port (``fhirhub mllp --workers``)."""
+        self._server = await asyncio.start_server(
+            self.handle, host, port, limit=2**20, reuse_port=reuse_port or None
+        )
         return self._server
 
     # --- group commit ------------------------------------------------------------------------
