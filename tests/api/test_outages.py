@@ -3,6 +3,7 @@ frozen database neither freezes the worker nor holds a request for ever."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -162,9 +163,14 @@ class StallingProxy:
             pass
 
     def close(self) -> None:
+        """Close every connection for real: ``shutdown`` sends the FIN and wakes the threads
+        blocked on the sockets. ``close`` alone does neither while a thread is blocked in
+        ``recv`` or ``accept`` (Linux), so PostgreSQL kept a backend stalled mid-statement,
+        holding its locks, and the next test's TRUNCATE waited 11 minutes for it."""
         self.forwarding.set()
-        self.listener.close()
-        for s in self.sockets:
+        for s in [self.listener, *self.sockets]:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
             s.close()
 
 
