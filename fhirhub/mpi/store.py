@@ -36,12 +36,22 @@ class Membership:
 MAX_KEY_LOCKS = 500
 _INDEX_LOCK = "mpi|*"  # held shared beside key locks; alone and exclusive for a large batch
 # The index's lock shared first, then the keys' in the order of their hashes (an Append runs
-# its parts in order).
+# its parts in order). A key with a ``crowd`` is not locked once its committed block already
+# holds that many records: a block that full is over its cap for every writer from now on
+# (blocks only grow, but for deleted and changed records), so no writer finds a candidate
+# through it and there is nothing to take turns for. Without this, every two writers of a
+# "MUHAMMAD" in one postcode waited for each other: a fifth of the time of two concurrent
+# Bundles went to it. Only keys this process has seen over their cap (CROWDED) get a crowd:
+# counting every key cost as much as reading the blocks.
 _LOCK_SQL = (
     "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
-    "UNION ALL SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h "
-    "FROM unnest(%b::text[]) AS k ORDER BY h) AS s) AS locks"
+    "UNION ALL SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended('mpi|' || k.key, 0) "
+    "AS h FROM unnest(%b::text[], %b::int[]) AS k(key, crowd) WHERE k.crowd IS NULL "
+    "OR (SELECT count(*) FROM (SELECT 1 FROM mpi_blocks WHERE mpi_blocks.key = k.key "
+    "LIMIT k.crowd) AS c) < k.crowd ORDER BY h) AS s) AS locks"
 )
+CROWDED: set[str] = set()  # weak keys whose block a read found full: a hint, checked by the lock
+_CROWDED_KEPT = 200_000
 
 
 def lock(conn: Connection, keys: Iterable[str]) -> None:
@@ -57,41 +67,20 @@ def lock(conn: Connection, keys: Iterable[str]) -> None:
             cur.execute(*statement)
 
 
-# The same locks for blocking keys, but a key whose committed block already holds ``crowd``
-# records is not locked: a block that full is over its cap for every writer from now on (blocks
-# only grow, but for deleted and changed records), so no writer finds a candidate through it and
-# there is nothing to take turns for. Without this, every two writers of a "MUHAMMAD" in one
-# postcode waited for each other: a fifth of the time of two concurrent Bundles went to it.
-# Only keys this process has seen over their cap (CROWDED) are counted here: counting every
-# key cost as much as reading the blocks.
-_BLOCK_LOCK_SQL = (
-    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
-    "UNION ALL SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended('mpi|' || k.key, 0) "
-    "AS h FROM unnest(%b::text[], %b::int[]) AS k(key, crowd) WHERE k.crowd IS NULL "
-    "OR (SELECT count(*) FROM (SELECT 1 FROM mpi_blocks WHERE mpi_blocks.key = k.key "
-    "LIMIT k.crowd) AS c) < k.crowd ORDER BY h) AS s) AS locks"
-)
-
-
-CROWDED: set[str] = set()  # weak keys whose block a read found full: a hint, checked by the lock
-_CROWDED_KEPT = 200_000
-
-
 def lock_statement(
     keys: Iterable[str], crowd: dict[str, int] | None = None
 ) -> tuple[str, tuple[Any, ...]] | None:
     """The statement :func:`lock` runs (PostgreSQL), None when there is nothing to lock. Every
     key lock goes with the whole index's lock held shared; past MAX_KEY_LOCKS keys the whole
     index is locked alone, exclusive. ``crowd``: blocking keys left unlocked once their block
-    holds that many records (see _BLOCK_LOCK_SQL)."""
+    holds that many records (see _LOCK_SQL)."""
     wanted = sorted(set(keys))
     if not wanted:
         return None
     if len(wanted) > MAX_KEY_LOCKS:
         return "SELECT pg_advisory_xact_lock(hashtextextended(%b, 0))", (_INDEX_LOCK,)
-    if crowd:
-        return _BLOCK_LOCK_SQL, (_INDEX_LOCK, wanted, [crowd.get(k) for k in wanted])
-    return _LOCK_SQL, (_INDEX_LOCK, [f"mpi|{k}" for k in wanted])
+    crowds = [crowd.get(k) for k in wanted] if crowd else [None] * len(wanted)
+    return _LOCK_SQL, (_INDEX_LOCK, wanted, crowds)
 
 
 # --- records -------------------------------------------------------------------------------
@@ -297,10 +286,9 @@ def gather(
     kept_pairs = [(k, pid) for pid, ks in keys.items() if pid not in fresh for k in sorted(ks)]
     kept = sorted(set(keys) - fresh)
     # binary parameters: psycopg dumps a list of strings as text three times slower
+    weak = set(weak)
     with raw.pipeline() as pipeline, raw.cursor(binary=True) as writes:
-        weak = set(weak)
-        crowd = {k: limits[k] for k in weak & CROWDED}
-        statement = lock_statement(all_keys, crowd)
+        statement = lock_statement(all_keys, {k: limits[k] for k in weak & CROWDED})
         if statement is not None:  # planned each time, as the reads below
             writes.execute(*statement, prepare=False)
         if replace and kept:

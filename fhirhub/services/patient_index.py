@@ -225,7 +225,7 @@ class PatientIndex:
         keys = {pid: blocking_keys(f) for pid, f in features.items()}
         # one record more than a block's cap beside the record itself tells a crowded block
         limits = {k: cap_of(k) + 2 for ks in keys.values() for k in ks}
-        weak = {k for k in limits if k.split(":", 1)[0] not in IDENTIFIER_KEYS}
+        weak = {k for k in limits if not names_a_citizen(k)}
         got = store.gather(
             conn, keys, limits, replace=changed, created=created, deleted=deleted, weak=weak
         )
@@ -612,8 +612,13 @@ def _remember(pid: str, at: int, features: Features) -> Features:
     return features
 
 
+def names_a_citizen(key: str) -> bool:
+    """Whether a blocking key is an identifier's (IDENTIFIER_KEYS)."""
+    return key.split(":", 1)[0] in IDENTIFIER_KEYS
+
+
 def cap_of(key: str) -> int:
-    return MAX_BLOCK if key.split(":", 1)[0] in IDENTIFIER_KEYS else WEAK_BLOCK
+    return MAX_BLOCK if names_a_citizen(key) else WEAK_BLOCK
 
 
 # --- resources the index writes ---------------------------------------------------------------
