@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from fhirhub.errors import bad_request, not_found
 from fhirhub.model.instant import now_us, to_instant
+from fhirhub.runtime import collector_paused
 from fhirhub.services.measures import facility as fac_rules
 from fhirhub.services.measures.catalogue import (
     BASE,
@@ -531,7 +532,8 @@ def evaluate(
         raise not_found(f"Measure/{measure_id} is not known")
     options = parse_options(params)
     data = Dataset(cat, lambda view: view_rows(conn, view))
-    return Evaluator(cat, data, options).report(m)
+    with collector_paused():  # persons and events: millions of objects, none in a cycle
+        return Evaluator(cat, data, options).report(m)
 
 
 def evaluate_many(
@@ -561,10 +563,11 @@ def evaluate_many(
     data = Dataset(cat, lambda view: view_rows(conn, view))
     ev = Evaluator(cat, data, options)
     reports = []
-    for m in chosen:
-        reports.append(ev.report(m))
-        if progress is not None:
-            progress(m.id)
+    with collector_paused():  # persons and events: millions of objects, none in a cycle
+        for m in chosen:
+            reports.append(ev.report(m))
+            if progress is not None:
+                progress(m.id)
     return reports
 
 
