@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from fhirhub.errors import FhirError
 from fhirhub.services.measures.codes import bounds, icd_set, within
 from fhirhub.services.measures.period import (
+    DAY_START,
     MAX_PERIOD_DAYS,
     Period,
     epi_week,
     epi_weeks,
     local_date,
+    local_moment,
     parse_date,
     parse_period,
 )
@@ -108,3 +110,31 @@ def test_local_dates_are_wita(dt: datetime, tz: timezone) -> None:
     assert local_date(aware.isoformat()) == expected
     assert local_date(aware.astimezone(UTC).isoformat().replace("+00:00", "Z")) == expected
     assert local_date(dt.date().isoformat()) == dt.date()
+
+
+@given(
+    st.datetimes(datetime(2000, 1, 1), datetime(2040, 1, 1)),
+    st.integers(-12, 14).map(lambda h: timezone(timedelta(hours=h))),
+    st.datetimes(datetime(2000, 1, 1), datetime(2040, 1, 1)),
+)
+def test_local_moments_order_instants(dt: datetime, tz: timezone, other: datetime) -> None:
+    wita = timezone(timedelta(hours=8))
+    aware = dt.replace(tzinfo=tz)
+    day, key = local_moment(aware.isoformat()) or (None, None)
+    assert day == aware.astimezone(wita).date() == local_date(aware.isoformat())
+    assert local_moment(aware.isoformat().replace("+00:00", "Z")) == (day, key)
+    # a dateTime without a zone is WITA
+    naive_day, naive_key = local_moment(other.isoformat()) or (None, None)
+    assert naive_day == other.date()
+    assert (key < naive_key) == (aware < other.replace(tzinfo=wita))
+    assert (key == naive_key) == (aware == other.replace(tzinfo=wita))
+    assert local_moment(dt.date().isoformat()) == (dt.date(), DAY_START)
+    assert min(key, naive_key) > DAY_START
+
+
+@given(st.text(max_size=30))
+def test_local_moment_refuses_what_local_date_refuses(text: str) -> None:
+    found = local_moment(text)
+    assert (found is None) == (local_date(text) is None)
+    if found is not None:
+        assert found[0] == local_date(text)

@@ -50,22 +50,31 @@ def _local_date(value: str) -> date | None:
     return dt.astimezone(WITA).date()
 
 
-def instant_key(value: object) -> str:
-    """An order for events of one day: the UTC instant as text ("" when unknown)."""
-    if not isinstance(value, str) or len(value) <= 10:
-        return ""
-    return _instant_key(value)
+def local_moment(value: object) -> tuple[date, datetime] | None:
+    """The WITA date of a FHIR date or dateTime (as :func:`local_date`; None where it gives
+    None) and the moment, to order the day's events by: an aware datetime (compared as
+    instants), :data:`DAY_START` for a date without a time. A dateTime without a zone is local
+    time."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    return _local_moment(value)
+
+
+DAY_START = datetime(1, 1, 1, tzinfo=UTC)  # before every moment of a day
 
 
 @lru_cache(maxsize=4096)
-def _instant_key(value: str) -> str:
+def _local_moment(value: str) -> tuple[date, datetime] | None:
+    if len(value) == 10:
+        day = _local_date(value)
+        return None if day is None else (day, DAY_START)
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return ""
+        return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=WITA)
-    return dt.astimezone(UTC).isoformat()
+        return dt.date(), dt.replace(tzinfo=WITA)
+    return dt.astimezone(WITA).date(), dt
 
 
 def parse_date(value: str, name: str, *, end: bool) -> date:
