@@ -78,6 +78,21 @@ def prepare(conn: Connection) -> None:
         dbapi.create_function("fhirhub_temporal_order", 2, _temporal_order, deterministic=True)
 
 
+def streaming_settings(conn: Connection) -> None:
+    """For the rest of the transaction, on PostgreSQL, what a read of every row of a view wants:
+
+    - ``jit = off``: compiling the nested JSON expressions took 0.7-3 s a query and won nothing
+      back (a view over 1,000 resources: 3.9 s with, 0.5 s without);
+    - ``cursor_tuple_fraction = 1``: the rows are streamed through a cursor, for which the
+      planner by default favours the first tenth of the rows. The rows of 30,000 changed
+      Persons out of 5.5 million resources were then found by reading the whole table (2.5 s)
+      instead of through the type-and-time index (0.6 s). Every row is read, so plan for all.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL jit = off"))
+        conn.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
+
+
 def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str]:
     filters = []
     if scope.since_us is not None:
@@ -129,10 +144,7 @@ def stream_keyed_rows(
     filters = _scope_filters(view, scope, scope_params)
     chosen = plan(view, conn.dialect.name, filters)
     prepare(conn)
-    if conn.dialect.name == "postgresql":
-        # JIT compiling the nested JSON expressions took 0.7-3 s a query and won nothing back
-        # (a view over 1,000 resources: 3.9 s with, 0.5 s without); for this transaction
-        conn.execute(text("SET LOCAL jit = off"))
+    streaming_settings(conn)
     streaming = {"stream_results": True, "yield_per": batch}  # for these reads only
     if chosen.compiled is None:
         result = conn.execute(
