@@ -55,13 +55,7 @@ from fhirhub.views.definition import Column as ViewColumn
 from fhirhub.views.definition import Select, View, parse_view
 from fhirhub.views.errors import ViewError
 from fhirhub.views.run import Row
-from fhirhub.views.sql_run import (
-    Scope,
-    prepare,
-    stream_keyed_rows,
-    stream_rows,
-    streaming_settings,
-)
+from fhirhub.views.sql_run import Scope, prepare, stream_keyed_rows, stream_rows
 
 OVERLAP_US = 5 * 60 * 1_000_000
 CHUNK = 1000
@@ -294,7 +288,6 @@ def _materialised(
         resources.c.res_type == view.resource, resources.c.last_updated > since
     )
     prepare(conn)
-    streaming_settings(conn)
     result = conn.execute(
         select(*(table.c[n] for n in names)).where(table.c._resource_pk.not_in(changed)),
         execution_options={"stream_results": True, "yield_per": batch},

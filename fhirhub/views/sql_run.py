@@ -71,15 +71,8 @@ def _temporal_order(a: Any, b: Any) -> int | None:
 
 
 def prepare(conn: Connection) -> None:
-    """Register on a SQLite connection the functions compiled views call."""
-    if conn.dialect.name == "sqlite":
-        dbapi: Any = conn.connection.dbapi_connection
-        dbapi.create_function("fhirhub_reference_key", 2, _reference_key, deterministic=True)
-        dbapi.create_function("fhirhub_temporal_order", 2, _temporal_order, deterministic=True)
-
-
-def streaming_settings(conn: Connection) -> None:
-    """For the rest of the transaction, on PostgreSQL, what a read of every row of a view wants:
+    """Ready the connection to read every row of a view: on SQLite, register the functions
+    compiled views call; on PostgreSQL, for the rest of the transaction:
 
     - ``jit = off``: compiling the nested JSON expressions took 0.7-3 s a query and won nothing
       back (a view over 1,000 resources: 3.9 s with, 0.5 s without);
@@ -88,9 +81,17 @@ def streaming_settings(conn: Connection) -> None:
       Persons out of 5.5 million resources were then found by reading the whole table (2.5 s)
       instead of through the type-and-time index (0.6 s). Every row is read, so plan for all.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SET LOCAL jit = off"))
-        conn.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
+    if conn.dialect.name == "sqlite":
+        dbapi: Any = conn.connection.dbapi_connection
+        dbapi.create_function("fhirhub_reference_key", 2, _reference_key, deterministic=True)
+        dbapi.create_function("fhirhub_temporal_order", 2, _temporal_order, deterministic=True)
+    elif conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "SELECT set_config('jit', 'off', true), "
+                "set_config('cursor_tuple_fraction', '1', true)"
+            )
+        )
 
 
 def _scope_filters(view: View, scope: Scope, params: dict[str, Any]) -> list[str]:
@@ -144,7 +145,6 @@ def stream_keyed_rows(
     filters = _scope_filters(view, scope, scope_params)
     chosen = plan(view, conn.dialect.name, filters)
     prepare(conn)
-    streaming_settings(conn)
     streaming = {"stream_results": True, "yield_per": batch}  # for these reads only
     if chosen.compiled is None:
         result = conn.execute(

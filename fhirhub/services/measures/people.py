@@ -204,8 +204,10 @@ def load_measurements(people: People, rows: Rows) -> None:
     code_sets: dict[tuple[Any, ...], frozenset[str]] = {}  # a few dozen distinct code lists
     for row in rows("measure_observation"):
         person = people.person_of(row.get("subject"))
-        moment = local_moment(row.get("effective")) if person is not None else None
-        if person is None or moment is None:
+        if person is None:
+            continue
+        moment = local_moment(row.get("effective"))
+        if moment is None:
             continue
         value = row.get("value")
         person.measurements.append(
