@@ -7,8 +7,8 @@ with a second record from another facility) stored while the index was off: no b
 no Persons. Each round copies the template into a fresh database and times
 ``fhirhub.services.patient_index.rebuild`` (what ``fhirhub mpi rebuild`` runs) end to end, in
 this process, with its phases: reading every Patient and extracting features, estimating the
-model (EM, no labels), writing the blocking keys, and placing every record in batches of 250
-(Person, Provenance and review Task resources through the Writer). Then, on the same database
+model (EM, no labels) while the blocking keys are written, and placing every record in batches
+of 500 (Person, Provenance and review Task resources through the Writer). Then, on the same database
 now indexed, a second rebuild (``--keep-model``: the records stay where they are), unless
 ``--once``.
 
@@ -149,18 +149,22 @@ def timed_rebuild(
     def span(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
         return b[0] - a[0], b[1] - a[1]
 
+    # The keys are written on their own connection while the model is estimated: the placing
+    # starts when both are done.
     blocks_end = m.get("insert blocks end", m.get("clear blocks end", t0))
-    last = phases.batches[-1] if phases.batches else blocks_end
+    placing = max(blocks_end, m.get("train end", blocks_end))
+    last = phases.batches[-1] if phases.batches else placing
+    first = min(m.get("train start", blocks_end), m.get("clear blocks start", blocks_end))
     out = {
-        "read + extract": span(t0, m.get("train start", m.get("clear blocks start", t0))),
+        "read + extract": span(t0, first),
         "train model": span(m.get("train start", t0), m.get("train end", t0)),
         "write blocking keys": span(m.get("clear blocks start", blocks_end), blocks_end),
-        "place records": span(blocks_end, last),
+        "place records": span(placing, last),
         "orphans, end": span(last, t1),
     }
     if phases.batches:
         steps = [
-            span(a, b) for a, b in zip([blocks_end, *phases.batches], phases.batches, strict=False)
+            span(a, b) for a, b in zip([placing, *phases.batches], phases.batches, strict=False)
         ]
         out["batch (median)"] = (
             statistics.median(s[0] for s in steps),

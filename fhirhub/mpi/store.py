@@ -266,13 +266,15 @@ def gather(
     created: Iterable[str] = (),
     deleted: Sequence[str] = (),
     weak: Iterable[str] = (),
+    stamped: bool = True,
 ) -> Gathered:
     """For a batch of records (``keys``: record -> its blocking keys): lock the keys (so two
     writers of one citizen take turns; a ``weak`` key only while its block is under its limit:
     past it, it is nobody's way to a candidate), replace the records' stored keys when ``replace``
     (``created`` records have none yet) and drop those of ``deleted`` records, then read each
     key's block (at most ``limits[key]`` records), the Person of every record met, the
-    decisions people made about the batch's records, and when each candidate was last updated.
+    decisions people made about the batch's records, and (``stamped``) when each candidate was
+    last updated: a caller that knows every record's features already (a rebuild) need not ask.
 
     On PostgreSQL all of it is one pipeline, a single round trip: the statements one by one
     were most of the index's cost of a Bundle."""
@@ -326,34 +328,46 @@ def gather(
             "FROM unnest(%b::text[], %b::int[]) AS k(key, n) "
             "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
             "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
-            "SELECT b.key, b.patient_id, m.person_id, m.assurance, r.last_updated FROM b "
-            "LEFT JOIN LATERAL (SELECT person_id, assurance FROM mpi_records "
-            "WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) AS m ON true "
-            "LEFT JOIN LATERAL (SELECT last_updated FROM resources WHERE b.open "
-            "AND res_type = 'Patient' AND res_id = b.patient_id AND NOT deleted LIMIT 1) AS r "
-            "ON true",
+            "SELECT b.key, b.patient_id, m.person_id, m.assurance, "
+            + ("r.last_updated" if stamped else "NULL")
+            + " FROM b LEFT JOIN LATERAL (SELECT person_id, assurance FROM mpi_records "
+            "WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) AS m ON true"
+            + (
+                " LEFT JOIN LATERAL (SELECT last_updated FROM resources WHERE b.open "
+                "AND res_type = 'Patient' AND res_id = b.patient_id AND NOT deleted LIMIT 1) "
+                "AS r ON true"
+                if stamped
+                else ""
+            ),
             (all_keys, [limits[k] for k in all_keys]),
             prepare=False,
         )
+        # A record created in this transaction has no Person and no decision yet: only the
+        # others' are read (a Bundle of new Patients reads none).
+        stored = sorted(set(own) - fresh)
         mine = raw.cursor(binary=True)
-        mine.execute(
-            "SELECT patient_id, person_id, assurance FROM mpi_records "
-            "WHERE patient_id = ANY(%b::text[])",
-            (own,),
-            prepare=False,
-        )
+        if stored:
+            mine.execute(
+                "SELECT patient_id, person_id, assurance FROM mpi_records "
+                "WHERE patient_id = ANY(%b::text[])",
+                (stored,),
+                prepare=False,
+            )
         people = raw.cursor(binary=True)
-        people.execute(
-            "SELECT patient_a, patient_b, same FROM mpi_decisions "
-            "WHERE patient_a = ANY(%b::text[]) OR patient_b = ANY(%b::text[])",
-            (sorted(keys), sorted(keys)),
-            prepare=False,
-        )
+        if kept:
+            people.execute(
+                "SELECT patient_a, patient_b, same FROM mpi_decisions "
+                "WHERE patient_a = ANY(%b::text[]) OR patient_b = ANY(%b::text[])",
+                (kept, kept),
+                prepare=False,
+            )
         pipeline.sync()
         found = met.fetchall()
-        where = {p: Membership(person, level) for p, person, level in mine.fetchall()}
+        where: dict[str, Membership] = {}
+        if stored:
+            where = {p: Membership(person, level) for p, person, level in mine.fetchall()}
         decided: dict[str, dict[str, bool]] = defaultdict(dict)
-        for a, b, same in people.fetchall():
+        for a, b, same in people.fetchall() if kept else ():
             decided[a][b] = decided[b][a] = same
         for cur in (met, mine, people):
             cur.close()

@@ -27,6 +27,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources as package_files
@@ -41,6 +42,7 @@ from fhirhub.mpi import store
 from fhirhub.mpi.features import Features, blocking_keys, extract
 from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide, train
 from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
+from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.repository import Write
 
 TASK_CODE_SYSTEM = "https://fhirhub.baubaukota.go.id/CodeSystem/mpi"
@@ -186,7 +188,7 @@ class PatientIndex:
         latest: dict[str, Write] = {}
         for x in writes:
             latest[x.res_id] = x
-        bodies = {pid: loads(x.content) for pid, x in latest.items() if x.content is not None}
+        bodies = {pid: _body_of(x) for pid, x in latest.items() if x.content is not None}
         deleted = [pid for pid, x in latest.items() if x.content is None]
         created = {x.res_id for x in writes if x.version == 1}
         stamps = {pid: latest[pid].last_updated for pid in bodies}
@@ -227,7 +229,14 @@ class PatientIndex:
         limits = {k: cap_of(k) + 2 for ks in keys.values() for k in ks}
         weak = {k for k in limits if not names_a_citizen(k)}
         got = store.gather(
-            conn, keys, limits, replace=changed, created=created, deleted=deleted, weak=weak
+            conn,
+            keys,
+            limits,
+            replace=changed,
+            created=created,
+            deleted=deleted,
+            weak=weak,
+            stamped=not known,  # a rebuild knows every record's features
         )
         found: dict[str, set[str]] = {}
         overflow: dict[str, list[str]] = {}
@@ -243,11 +252,16 @@ class PatientIndex:
         where = got.where
         wanted = set().union(*found.values(), *(set(h) for h in human.values())) - set(features)
         versions = {o: got.stamps[o] for o in wanted if o in got.stamps}
-        elsewhere = wanted - set(versions)  # decided by a person, outside every block
+        # A rebuild's candidates (every record's features known, their Persons read with the
+        # blocks); the others decided by a person, outside every block, or new since the
+        # rebuild read every record, are looked up.
+        blocked = set().union(*found.values())
+        ready = {o for o in wanted if o in known and (o in blocked or o in where)}
+        elsewhere = wanted - set(versions) - ready
         if elsewhere:
             versions.update(store.patient_stamps(conn, elsewhere))
             where.update(store.memberships(conn, elsewhere))
-        features.update({o: known[o] for o in versions if o in known})
+        features.update({o: known[o] for o in ready | set(versions) if o in known})
         features.update(
             _stored_features(conn, {o: v for o, v in versions.items() if o not in known})
         )
@@ -786,6 +800,14 @@ def _dec(x: float) -> float:
     return float(f"{x:.6g}")
 
 
+def _body_of(write: Write) -> dict[str, Any]:
+    """A written version's body: the Writer's own dict, else its stored text parsed."""
+    if write.body is not None:
+        return write.body
+    assert write.content is not None
+    return _as_dict(write.content)
+
+
 def _as_dict(body: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else loads(body)
 
@@ -822,14 +844,9 @@ def rebuild(
         state = store.get_state(conn, "rebuild")
     features: dict[str, Features] = {}  # kept for the placing (not after a resume)
     if state is None:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             features = {pid: extract(_as_dict(b)) for pid, b in _all_patients(conn)}
-            if retrain and len(features) >= 2:
-                save_model(conn, train(list(features.values())))
-            store.clear_blocks(conn)
-            rows = [(k, pid) for pid, f in features.items() for k in sorted(blocking_keys(f))]
-            store.insert_blocks(conn, rows)
-            store.set_state(conn, "rebuild", json.dumps({"after": ""}))
+        _new_keys_and_model(engine, features, retrain)
         store.refresh_statistics(engine)
         after = ""
     else:
@@ -866,6 +883,31 @@ def rebuild(
         report.removed = len(orphans)
         store.drop_state(conn, "rebuild")
     return report
+
+
+def _new_keys_and_model(engine: Engine, features: dict[str, Features], retrain: bool) -> None:
+    """Replace every blocking key and (``retrain``) the model. The keys are written on their
+    own connection while this thread estimates the model: the one is mostly the database's
+    work, the other Python's. Nothing is marked begun until both are stored (an interruption
+    starts the rebuild again from the beginning)."""
+    rows = [(k, pid) for pid, f in features.items() for k in sorted(blocking_keys(f))]
+
+    def write_keys() -> None:
+        with engine.begin() as conn:
+            store.clear_blocks(conn)
+            store.insert_blocks(conn, rows)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="mpi-keys") as pool:
+        keys = pool.submit(write_keys) if is_postgres(engine) else None
+        model = train(list(features.values())) if retrain and len(features) >= 2 else None
+        if keys is None:
+            write_keys()
+        else:
+            keys.result()
+    with engine.begin() as conn:
+        if model is not None:
+            save_model(conn, model)
+        store.set_state(conn, "rebuild", json.dumps({"after": ""}))
 
 
 def _writer(conn: Connection, index: PatientIndex) -> IndexWriter:

@@ -528,6 +528,7 @@ class Writer:
             content=content,
             index=(index or index_rows(resource)) if resource is not None else None,
             pk=prev.pk if prev else None,
+            body=resource,
         )
         self._pending.append(write)
         self._heads[(res_type, res_id)] = _as_head(write)

@@ -65,6 +65,9 @@ class Write:
     content: str | None
     index: IndexRows | None = None
     pk: int | None = None
+    # The stored version as the writer holds it (``content`` parsed), for who reacts to the
+    # write in the same transaction (the patient index); never stored itself.
+    body: dict[str, Any] | None = None
 
     @property
     def deleted(self) -> bool:
@@ -386,6 +389,20 @@ class ResourceRepository:
         _pipelined(raw, few)
 
     def clear_index(self, pks: Sequence[int]) -> None:
+        """Delete the search index rows of these resources. On PostgreSQL one statement a table,
+        all in one pipeline (one round trip, not one a table: a tenth of a rebuild's time)."""
+        if not pks:
+            return
+        if self.postgres:
+            raw: Any = self.conn.connection.dbapi_connection
+            with raw.pipeline(), raw.cursor(binary=True) as cur:
+                for table in INDEX_TABLES.values():
+                    cur.execute(
+                        f'DELETE FROM "{cast(Table, table).name}" '
+                        "WHERE resource_pk = ANY(%b::bigint[])",
+                        (list(pks),),
+                    )
+            return
         for chunk in _chunks(list(pks), 900):
             for table in INDEX_TABLES.values():
                 index_table = cast(Table, table)
