@@ -166,6 +166,8 @@ class _Flush:
     moves: dict[str, Membership] = field(default_factory=dict)  # every move of the batch
     fresh: set[str] = field(default_factory=set)  # records placed for the first time
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # the batch's records
+    # pairs to review: (record, other record or None, decision, reasons), written at the end
+    reviews: list[tuple[str, str | None, Decision | None, list[str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -321,11 +323,11 @@ class PatientIndex:
                 continue
             _, other, decision = v.best
             if decision.band in (LINK, REVIEW):
-                self._review(w, pid, other, decision)
+                todo.reviews.append((pid, other, decision, []))
         crowded = sorted({k.split(":")[0] for k in batch.overflow.get(pid, ())} & IDENTIFIER_KEYS)
         if crowded and target is None:
             reasons = [f"blocks over {MAX_BLOCK} records: {k}" for k in crowded]
-            self._review(w, pid, None, None, reasons)
+            todo.reviews.append((pid, None, None, reasons))
         return 0 if stay or cur is None else 1
 
     def _join(
@@ -430,6 +432,8 @@ class PatientIndex:
         """Rewrite every Person touched (each under its lock, taken in one order), then record
         the changes as Provenance naming the Persons' new versions. ``staged``: the new
         membership rows go with the Writer's next writes (see :meth:`_write_memberships`)."""
+        if todo.reviews:
+            self._write_reviews(w, todo)
         if not todo.persons:
             return
         ordered = sorted(todo.persons)
@@ -480,20 +484,19 @@ class PatientIndex:
         self._write_memberships(w, todo)
         return any(p != pid for p in store.members(w.conn, person_id))
 
-    def _review(
-        self,
-        w: IndexWriter,
-        pid: str,
-        other: str | None,
-        decision: Decision | None,
-        reasons: Sequence[str] = (),
-    ) -> None:
-        """An open ``mpi-review`` Task for the pair, unless one exists (open or decided)."""
-        pair = sorted(p for p in (pid, other) if p)
-        task_id = str(uuid.uuid5(_IDS, "mpi-review|" + "|".join(pair)))
-        if w.current_body("Task", task_id) is not None:
-            return
-        w.put_internal(review_task(task_id, pid, other, decision, reasons, w.now))
+    def _write_reviews(self, w: IndexWriter, todo: _Flush) -> None:
+        """An open ``mpi-review`` Task for each pair the batch found, unless one exists (open
+        or decided): whether they do is read for all of them at once."""
+        tasks: dict[str, tuple[str, str | None, Decision | None, list[str]]] = {}
+        for pid, other, decision, reasons in todo.reviews:
+            pair = sorted(p for p in (pid, other) if p)
+            task_id = str(uuid.uuid5(_IDS, "mpi-review|" + "|".join(pair)))
+            tasks.setdefault(task_id, (pid, other, decision, reasons))
+        todo.reviews.clear()
+        w.prefetch([("Task", t) for t in sorted(tasks)])
+        for task_id, (pid, other, decision, reasons) in tasks.items():
+            if w.current_body("Task", task_id) is None:
+                w.put_internal(review_task(task_id, pid, other, decision, reasons, w.now))
 
     # --- decisions by a data steward ---------------------------------------------------------
 
