@@ -20,6 +20,8 @@ from fhirhub.model.systems import ADMINISTRATIVE_CODE, BPJS_CARD, IHS_NUMBER, MR
 from fhirhub.mpi.names import ParsedName, fold, parse_name, phonetic
 from fhirhub.mpi.nik import Nik, conflicts, foreign, parse_nik
 
+_CONTROL = re.compile(r"[\x00-\x1f]")  # characters no FHIR string holds (but tab, CR, LF)
+
 _NOT_DIGITS = re.compile(r"\D")
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
 _KNOWN = frozenset({NIK, NIK_IBU, BPJS_CARD, IHS_NUMBER})
@@ -175,7 +177,9 @@ def blocking_keys(f: Features) -> set[str]:
             code = phonetic(token)
             if code:
                 keys.add(f"name-pc:{code}:{f.postcode}")
-    return keys
+    # A value with a control character (no FHIR string holds one) is no evidence; keys never
+    # hold one, so that a list of them travels as one separated text (mpi.store.texts).
+    return {k for k in keys if _CONTROL.search(k) is None}
 
 
 def _identifiers(patient: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -648,8 +648,11 @@ def person_body(
     the other national identifiers, name, sex, birth date) from the most trusted source
     (SATUSEHAT, BPJS, RSUD, Puskesmas, others), the latest record breaking a tie; telecom and
     address from the most recently updated record that has them."""
-    by_trust = sorted(bodies.values(), key=lambda b: (_rank(b), _neg_updated(b), b["id"]))
-    by_time = sorted(bodies.values(), key=lambda b: (_neg_updated(b), b["id"]))
+    if len(bodies) > 1:
+        by_trust = sorted(bodies.values(), key=lambda b: (_rank(b), _neg_updated(b), b["id"]))
+        by_time = sorted(bodies.values(), key=lambda b: (_neg_updated(b), b["id"]))
+    else:  # most Persons: nothing to order
+        by_trust = by_time = list(bodies.values())
     person: dict[str, Any] = {
         "resourceType": "Person",
         "id": person_id,
