@@ -20,7 +20,7 @@ from fhirhub.model.systems import ADMINISTRATIVE_CODE, BPJS_CARD, IHS_NUMBER, MR
 from fhirhub.mpi.names import ParsedName, fold, parse_name, phonetic
 from fhirhub.mpi.nik import Nik, conflicts, foreign, parse_nik
 
-_CONTROL = re.compile(r"[\x00-\x1f]")  # characters no FHIR string holds (but tab, CR, LF)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # characters no FHIR string holds
 
 _NOT_DIGITS = re.compile(r"\D")
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]")
