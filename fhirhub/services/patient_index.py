@@ -380,7 +380,7 @@ class PatientIndex:
         human: dict[str, bool],
     ) -> dict[str, _PersonView]:
         views: dict[str, _PersonView] = {}
-        for other in ids:
+        for other in sorted(ids):  # ties go the same way in every process (str hashes vary)
             m = batch.where.get(other)
             theirs = batch.features.get(other)
             if m is None or theirs is None:  # deleted, or new in this batch and not placed yet
