@@ -265,6 +265,13 @@ def blocks(conn: Connection, keys: Iterable[str], cap: int) -> dict[str, list[st
     return out
 
 
+# when a block's record was last updated (the block read's, when its caller asks)
+_STAMP_JOIN = (
+    " LEFT JOIN LATERAL (SELECT last_updated FROM resources WHERE b.open "
+    "AND res_type = 'Patient' AND res_id = b.patient_id AND NOT deleted LIMIT 1) AS r ON true"
+)
+
+
 @dataclass
 class Gathered:
     """What placing a batch of records needs to read, gathered by :func:`gather`."""
@@ -332,6 +339,7 @@ def gather(
             writes.execute(
                 f"DELETE FROM mpi_blocks WHERE patient_id = ANY({TEXTS})", (texts(sorted(deleted)),)
             )
+        stamp, stamp_join = ("r.last_updated", _STAMP_JOIN) if stamped else ("NULL", "")
         met = raw.cursor(binary=True)
         # The reads are planned each time (prepare=False): a plan psycopg kept from the first
         # Bundles (PostgreSQL keeps it until statistics change, never without autovacuum)
@@ -345,17 +353,10 @@ def gather(
             f"FROM unnest({TEXTS}, {INTS}) AS k(key, n) "
             "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
             "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
-            "SELECT b.key, b.patient_id, m.person_id, m.assurance, "
-            + ("r.last_updated" if stamped else "NULL")
-            + " FROM b LEFT JOIN LATERAL (SELECT person_id, assurance FROM mpi_records "
+            f"SELECT b.key, b.patient_id, m.person_id, m.assurance, {stamp} FROM b "
+            "LEFT JOIN LATERAL (SELECT person_id, assurance FROM mpi_records "
             "WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) AS m ON true"
-            + (
-                " LEFT JOIN LATERAL (SELECT last_updated FROM resources WHERE b.open "
-                "AND res_type = 'Patient' AND res_id = b.patient_id AND NOT deleted LIMIT 1) "
-                "AS r ON true"
-                if stamped
-                else ""
-            ),
+            f"{stamp_join}",
             (texts(all_keys), ints(limits[k] for k in all_keys)),
             prepare=False,
         )
