@@ -42,7 +42,6 @@ from fhirhub.mpi import store
 from fhirhub.mpi.features import Features, blocking_keys, extract
 from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide, train
 from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
-from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.repository import Write
 
 TASK_CODE_SYSTEM = "https://fhirhub.baubaukota.go.id/CodeSystem/mpi"
@@ -252,12 +251,12 @@ class PatientIndex:
                     found[pid].update(others)
         human = got.decided
         where = got.where
-        wanted = set().union(*found.values(), *(set(h) for h in human.values())) - set(features)
+        blocked = set().union(*found.values())
+        wanted = blocked.union(*(set(h) for h in human.values())) - set(features)
         versions = {o: got.stamps[o] for o in wanted if o in got.stamps}
         # A rebuild's candidates (every record's features known, their Persons read with the
         # blocks); the others decided by a person, outside every block, or new since the
         # rebuild read every record, are looked up.
-        blocked = set().union(*found.values())
         ready = {o for o in wanted if o in known and (o in blocked or o in where)}
         elsewhere = wanted - set(versions) - ready
         if elsewhere:
@@ -904,12 +903,9 @@ def _new_keys_and_model(engine: Engine, features: dict[str, Features], retrain: 
             store.insert_blocks(conn, rows)
 
     with ThreadPoolExecutor(1, thread_name_prefix="mpi-keys") as pool:
-        keys = pool.submit(write_keys) if is_postgres(engine) else None
+        keys = pool.submit(write_keys)
         model = train(list(features.values())) if retrain and len(features) >= 2 else None
-        if keys is None:
-            write_keys()
-        else:
-            keys.result()
+        keys.result()
     with engine.begin() as conn:
         if model is not None:
             save_model(conn, model)
