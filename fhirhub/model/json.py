@@ -23,13 +23,16 @@ from fhirhub.errors import FhirError, Issue, bad_request
 
 # A number whose shortest float form might differ from its text: a trailing zero, an
 # exponent, a fraction of 15 digits or more (a double keeps 15 for sure), an integer of 18 or
-# more. Only where a JSON value starts (at the beginning, or after ':', ',' or '['): inside
-# strings, ids such as "8eb6" were taken for exponents and sent most bodies to the slow parser.
-# (A string holding ":1e5" still does: slower, never wrong.)
+# more. Only where a JSON value starts (after ':', ',' or '['; a document that is a bare number
+# is checked apart): inside strings, ids such as "8eb6" were taken for exponents, and times
+# such as "00:01.678000Z" for a trailing zero (a number ends before ',', ']' or '}'), which
+# sent most bodies to the slow parser. (A string holding ":1e5" still does: slower, never
+# wrong.) The leading digit is matched once, outside the alternatives: a third of the time.
 _LOSSY_NUMBER = re.compile(
-    rb"(?:^|[:,\[])\s*-?"
-    rb"(?:\d+\.\d*0(?![\d.])|\d+(?:\.\d+)?[eE]|(?=\d*\.)[\d.]{16,}|\d{18,})"
+    rb"[:,\[]\s*-?\d"
+    rb"(?:\d*\.\d*0(?=\s*[,\]}])|\d*(?:\.\d+)?[eE]|(?=\d*\.)[\d.]{15,}|\d{17,})"
 )
+_BARE_NUMBER = re.compile(rb"\s*[-\d]")
 # Nesting of objects and arrays. FHIR resources run to about 20 (Questionnaire items, nested
 # extensions); validating 400 levels overflowed Python's stack.
 MAX_DEPTH = 100
@@ -67,7 +70,7 @@ def loads(body: bytes | str) -> Any:
     raw = body.encode() if isinstance(body, str) else body
     deep = raw.count(b"{") + raw.count(b"[") > MAX_DEPTH
     try:
-        if _LOSSY_NUMBER.search(raw) is None:
+        if _LOSSY_NUMBER.search(raw) is None and _BARE_NUMBER.match(raw) is None:
             value = orjson.loads(raw)
         else:  # recursive: past about 1,000 levels a RecursionError, refused below
             value = _stdjson.loads(

@@ -85,3 +85,15 @@ def test_a_fraction_with_more_digits_than_a_double_keeps_its_digits() -> None:
         assert dumps(loads(f'{{"valueDecimal":{text}}}'.encode())) == (
             f'{{"valueDecimal":{text}}}'.encode()
         )
+
+
+def test_times_with_trailing_zeros_take_the_fast_parser() -> None:
+    """A stored body's ``meta.lastUpdated`` ("...00:01.678000Z") is a string, not a number
+    ending in zero: the body needs no exact-decimal parsing."""
+    from fhirhub.model.json import _BARE_NUMBER, _LOSSY_NUMBER
+
+    body = b'{"meta": {"lastUpdated": "2026-01-01T00:00:01.678000Z"}, "birthDate": "1969-01-30"}'
+    assert _LOSSY_NUMBER.search(body) is None and _BARE_NUMBER.match(body) is None
+    for lossy in (b"[1.50]", b'{"a": 1.50 }', b'{"a":1e5}', b"[12345678901234567890]", b" 1.50"):
+        assert _LOSSY_NUMBER.search(lossy) is not None or _BARE_NUMBER.match(lossy) is not None
+        assert dumps(loads(lossy)).decode().replace(" ", "") == lossy.decode().replace(" ", "")
