@@ -142,21 +142,16 @@ def blocking_keys(f: Features) -> set[str]:
             # character dropped, added or changed apart share a key.
             keys.add(f"id-del:{system}|{value}")
             keys.update(f"id-del:{system}|{value[:k]}{value[k + 1 :]}" for k in range(len(value)))
+    codes = [c for c in map(phonetic, f.name.tokens) if c] if f.name is not None else []
     if f.birth_date is not None:
         born = f.birth_date.isoformat()
-        if f.name is not None:
-            for token in f.name.tokens:
-                code = phonetic(token)
-                if code:
-                    keys.add(f"name-dob:{code}:{born}")
+        for code in codes:
+            keys.add(f"name-dob:{code}:{born}")
         if f.kelurahan:
             keys.add(f"dob-kel:{born}:{f.kelurahan}")
-            if f.name is not None:
-                # "Born 1959", written 1959-01-01 by one clerk and 1959-03-25 by another.
-                for token in f.name.tokens:
-                    code = phonetic(token)
-                    if code:
-                        keys.add(f"name-year-kel:{code}:{f.birth_date.year}:{f.kelurahan}")
+            # "Born 1959", written 1959-01-01 by one clerk and 1959-03-25 by another.
+            for code in codes:
+                keys.add(f"name-year-kel:{code}:{f.birth_date.year}:{f.kelurahan}")
         if f.postcode:
             keys.add(f"dob-pc:{born}:{f.postcode}")
         if f.nik_ibu:
@@ -166,19 +161,16 @@ def blocking_keys(f: Features) -> set[str]:
         if f.birth_date is not None:
             keys.add(f"dob-street:{f.birth_date.isoformat()}:{f.street}")
             keys.add(f"year-street:{f.birth_date.year}:{f.street}")  # a name and a day typo'd
-        if f.name is not None:
-            for token in f.name.tokens:
-                code = phonetic(token)
-                if code:
-                    keys.add(f"name-street:{code}:{f.street}")
-    if f.postcode and f.name is not None:
+        for code in codes:
+            keys.add(f"name-street:{code}:{f.street}")
+    if f.postcode:
         # A birth date mistyped or missing: the name within a postcode (records with postcodes).
-        for token in f.name.tokens:
-            code = phonetic(token)
-            if code:
-                keys.add(f"name-pc:{code}:{f.postcode}")
+        for code in codes:
+            keys.add(f"name-pc:{code}:{f.postcode}")
     # A value with a control character (no FHIR string holds one) is no evidence; keys never
     # hold one, so that a list of them travels as one separated text (mpi.store.texts).
+    if _CONTROL.search("".join(keys)) is None:  # one search for all of them, nearly always
+        return keys
     return {k for k in keys if _CONTROL.search(k) is None}
 
 

@@ -200,6 +200,7 @@ def spelling_key(token: str) -> str:
 _VOWELS = re.compile(r"[AIUEOY]")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def phonetic(token: str) -> str:
     """A blocking code: the first letter of the spelling key and its consonants, at most 5.
 
