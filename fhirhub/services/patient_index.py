@@ -286,7 +286,9 @@ class PatientIndex:
         views = self._score(model, batch.features[pid], ids, batch, human)
         linkable = sorted(
             (v for v in views.values() if not v.forbidden and (v.human_same or v.link >= 0)),
-            key=lambda v: (not v.human_same, -v.link, v.person_id),
+            # ties go by the record that links best, not by the Persons' ids (random UUIDs):
+            # the same records make the same Persons in every rebuild
+            key=lambda v: (not v.human_same, -v.link, v.best[1] if v.best else "", v.person_id),
         )
         target = linkable[0] if linkable else None
         stay = cur is not None and (
