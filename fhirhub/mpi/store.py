@@ -276,7 +276,8 @@ _STAMP_JOIN = (
 class Gathered:
     """What placing a batch of records needs to read, gathered by :func:`gather`."""
 
-    blocks: dict[str, list[str]]  # key -> its records, at most its limit of them
+    blocks: dict[str, list[str]]  # key -> its records, when under its limit
+    full: set[str]  # keys whose block holds its limit of records or more: nobody's way in
     where: dict[str, Membership]  # the batch's records, the deleted ones, the candidates
     decided: dict[str, dict[str, bool]]  # the batch's records' decisions by a person
     stamps: dict[str, int]  # current candidate Patient -> its lastUpdated (for features)
@@ -347,16 +348,19 @@ def gather(
         # The lateral lookups stay index probes whatever the planner believes of the tables.
         # A block read to its limit is over its cap: its records are no one's candidates, so
         # their Persons and versions are not looked up (a third of the rows of a Bundle's keys).
+        # A full block comes back as one row, its record NULL: its records are not sent.
         met.execute(
             "WITH b AS (SELECT k.key, b.patient_id, "
-            "count(*) OVER (PARTITION BY k.key) < k.n AS open "
+            "count(*) OVER (PARTITION BY k.key) < k.n AS open, "
+            "row_number() OVER (PARTITION BY k.key) AS i "
             f"FROM unnest({TEXTS}, {INTS}) AS k(key, n) "
             "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
             "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
-            f"SELECT b.key, b.patient_id, m.person_id, m.assurance, {stamp} FROM b "
+            "SELECT b.key, CASE WHEN b.open THEN b.patient_id END, m.person_id, m.assurance, "
+            f"{stamp} FROM b "
             "LEFT JOIN LATERAL (SELECT person_id, assurance FROM mpi_records "
             "WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) AS m ON true"
-            f"{stamp_join}",
+            f"{stamp_join} WHERE b.open OR b.i = 1",
             (texts(all_keys), ints(limits[k] for k in all_keys)),
             prepare=False,
         )
@@ -390,19 +394,23 @@ def gather(
         for cur in (met, mine, people):
             cur.close()
     blocks: dict[str, list[str]] = defaultdict(list)
+    full: set[str] = set()
     stamps: dict[str, int] = {}
     for key, pid, person, level, updated in found:
+        if pid is None:
+            full.add(key)
+            continue
         blocks[key].append(pid)
         if person is not None:
             where.setdefault(pid, Membership(person, level))
         if updated is not None:
             stamps[pid] = updated
-    full = {k for k in weak if len(blocks.get(k, ())) >= limits[k]}
-    if full - CROWDED:
+    crowded = full & weak
+    if crowded - CROWDED:
         if len(CROWDED) >= _CROWDED_KEPT:
             CROWDED.clear()
-        CROWDED.update(full)
-    return Gathered(blocks, where, decided, stamps)
+        CROWDED.update(crowded)
+    return Gathered(blocks, full, where, decided, stamps)
 
 
 def _gather_statements(
@@ -423,10 +431,12 @@ def _gather_statements(
     by_key: dict[str, list[str]] = {}
     for n in sorted(set(limits.values())):
         by_key.update(blocks(conn, [k for k in all_keys if limits[k] == n], n - 1))
+    full = {k for k, pids in by_key.items() if len(pids) >= limits[k]}  # read to its limit
+    by_key = {k: pids for k, pids in by_key.items() if k not in full}
     met = {p for pids in by_key.values() for p in pids}
     stamps = patient_stamps(conn, met)
     where = memberships(conn, set(own) | set(stamps))
-    return Gathered(by_key, where, decisions_many(conn, keys), stamps)
+    return Gathered(by_key, full, where, decisions_many(conn, keys), stamps)
 
 
 def candidates(conn: Connection, caps: dict[str, int]) -> dict[str, tuple[int, Any]]:
@@ -556,24 +566,6 @@ def all_patient_bodies(conn: Connection) -> Iterable[tuple[str, Any]]:
             return
         yield from ((r.res_id, r.content) for r in rows if r.content is not None)
         after = rows[-1].res_id
-
-
-def patient_ids_after(conn: Connection, after: str, limit: int) -> list[str]:
-    return list(
-        conn.scalars(
-            select(R.c.res_id)
-            .where(R.c.res_type == "Patient", R.c.deleted.is_(False), R.c.res_id > after)
-            .order_by(R.c.res_id)
-            .limit(limit)
-        )
-    )
-
-
-def count_patients(conn: Connection, up_to: str | None = None) -> int:
-    query = select(func.count()).where(R.c.res_type == "Patient", R.c.deleted.is_(False))
-    if up_to is not None:
-        query = query.where(R.c.res_id <= up_to)
-    return int(conn.scalar(query) or 0)
 
 
 def orphan_records(conn: Connection) -> list[str]:

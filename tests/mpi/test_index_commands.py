@@ -14,8 +14,11 @@ from typer.testing import CliRunner
 
 from fhirhub.cli import app
 from fhirhub.config import get_settings
+from fhirhub.model.json import loads
 from fhirhub.mpi import store
+from fhirhub.mpi.features import extract
 from fhirhub.services.load import load_bundles
+from fhirhub.services.patient_index import placing_order
 from fhirhub.storage.engine import make_engine
 from fhirhub.synth import demo_bundles
 
@@ -71,8 +74,11 @@ def test_an_interrupted_rebuild_resumes(city: str):
     engine = make_engine(city)
     try:
         with engine.begin() as conn:
-            ids = store.patient_ids_after(conn, "", 10)
-            store.set_state(conn, "rebuild", json.dumps({"after": ids[-1]}))
+            bodies = store.all_patient_bodies(conn)  # parsed on PostgreSQL, text on SQLite
+            features = {p: extract(b if isinstance(b, dict) else loads(b)) for p, b in bodies}
+            first = placing_order(features)[:10]  # as a rebuild places them
+            ids = [pid for _, pid in first]
+            store.set_state(conn, "rebuild", json.dumps({"after": list(first[-1])}))
         result = runner.invoke(app, ["mpi", "rebuild"])
         assert result.exit_code == 0, result.output
         assert "(resumed)" in result.output
