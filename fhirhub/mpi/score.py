@@ -190,12 +190,19 @@ SESSIONS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
-def train(records: Sequence[Features], seed: int = 0, **thresholds: float) -> Model:
+def train(
+    records: Sequence[Features],
+    seed: int = 0,
+    keys: Sequence[Iterable[str]] | None = None,
+    **thresholds: float,
+) -> Model:
     """A model estimated from these records alone: u from random pairs, m by EM in sessions
-    (each blocked on some fields, training the others), lambda over all candidate pairs."""
+    (each blocked on some fields, training the others), lambda over all candidate pairs.
+    ``keys``: each record's blocking keys, when the caller has them."""
     u = estimate_u(records, seed=seed)
     rng = random.Random(seed)
-    keys = [blocking_keys(r) for r in records]
+    if keys is None:
+        keys = [blocking_keys(r) for r in records]
     sums = {f: [0.0] * len(LEVELS[f]) for f in FIELDS}
     seen = dict.fromkeys(FIELDS, 0)
     for kinds, blocked in SESSIONS:

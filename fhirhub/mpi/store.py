@@ -347,8 +347,7 @@ def gather(
         # joined every Patient of the store to the blocks (tests/mpi/test_index_plans.py).
         # The lateral lookups stay index probes whatever the planner believes of the tables.
         # A block read to its limit is over its cap: its records are no one's candidates, so
-        # their Persons and versions are not looked up (a third of the rows of a Bundle's keys).
-        # A full block comes back as one row, its record NULL: its records are not sent.
+        # it comes back as one row, its record NULL, with no Person or version looked up.
         met.execute(
             "WITH b AS (SELECT k.key, b.patient_id, "
             "count(*) OVER (PARTITION BY k.key) < k.n AS open, "

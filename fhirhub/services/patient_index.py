@@ -911,7 +911,8 @@ def _new_keys_and_model(engine: Engine, features: dict[str, Features], retrain: 
     own connection while this thread estimates the model: the one is mostly the database's
     work, the other Python's. Nothing is marked begun until both are stored (an interruption
     starts the rebuild again from the beginning)."""
-    rows = [(k, pid) for pid, f in features.items() for k in sorted(blocking_keys(f))]
+    keys = {pid: blocking_keys(f) for pid, f in features.items()}  # once: stored and trained on
+    rows = [(k, pid) for pid, ks in keys.items() for k in sorted(ks)]
 
     def write_keys() -> None:
         with engine.begin() as conn:
@@ -919,9 +920,10 @@ def _new_keys_and_model(engine: Engine, features: dict[str, Features], retrain: 
             store.insert_blocks(conn, rows)
 
     with ThreadPoolExecutor(1, thread_name_prefix="mpi-keys") as pool:
-        keys = pool.submit(write_keys)
-        model = train(list(features.values())) if retrain and len(features) >= 2 else None
-        keys.result()
+        written = pool.submit(write_keys)
+        trainable = retrain and len(features) >= 2
+        model = train(list(features.values()), keys=list(keys.values())) if trainable else None
+        written.result()
     with engine.begin() as conn:
         if model is not None:
             save_model(conn, model)
