@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, JaroWinkler
 
-from fhirhub.mpi.dates import DATE_LEVELS, compare_dates, one_digit_apart
+from fhirhub.mpi.dates import DATE_LEVELS, compare_dates
 from fhirhub.mpi.features import Features
 from fhirhub.mpi.names import ParsedName, spelling_key
 
@@ -167,7 +167,7 @@ def compare_nik(a: str | None, b: str | None) -> int:
         return MISSING
     if a == b:
         return 0
-    return 1 if one_digit_apart(a, b) or _transposed(a, b) else 2
+    return 1 if _one_typo_apart_in_place(a, b) else 2
 
 
 def compare_other_ids(a: tuple[tuple[str, str], ...], b: tuple[tuple[str, str], ...]) -> int:
@@ -198,7 +198,7 @@ def compare_code(a: str | None, b: str | None) -> int:
         return MISSING
     if a == b:
         return 0
-    return 1 if one_digit_apart(a, b) or _transposed(a, b) else 2
+    return 1 if _one_typo_apart_in_place(a, b) else 2
 
 
 def compare_text(a: str | None, b: str | None) -> int:
@@ -227,16 +227,10 @@ def compare_street(a: str | None, b: str | None) -> int:
     return 2 if words >= 0.9 or fuzz.token_sort_ratio(a, b) >= 75 else 3
 
 
-def _transposed(a: str, b: str) -> bool:
-    if len(a) != len(b):
-        return False
-    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return (
-        len(diff) == 2
-        and diff[1] == diff[0] + 1
-        and a[diff[0]] == b[diff[1]]
-        and (a[diff[1]] == b[diff[0]])
-    )
+def _one_typo_apart_in_place(a: str, b: str) -> bool:
+    """Of one length, and one character changed or two adjacent swapped (between strings of
+    one length, an edit distance of one with adjacent swaps allowed means exactly that)."""
+    return len(a) == len(b) and OSA.distance(a, b, score_cutoff=1) <= 1
 
 
 def _equal_level(a: str | None, b: str | None) -> int:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import orjson
+
 from fhirhub.model.systems import ADMINISTRATIVE_CODE, BPJS_CARD, IHS_NUMBER, MRN_BASE, NIK, NIK_IBU
 from fhirhub.mpi.names import ParsedName, fold, parse_name, phonetic
 from fhirhub.mpi.nik import Nik, conflicts, foreign, parse_nik
@@ -114,6 +116,106 @@ def extract(patient: Mapping[str, Any], today: date | None = None) -> Features:
         locality=locality,
         street=street,
         other_ids=tuple(others),
+    )
+
+
+# The stored form of Features (the patient index keeps each record's beside its Person, so
+# that a candidate met in a block is compared without its body read and parsed again). Raise
+# FEATURES_FORMAT whenever what extract() returns changes: a stored form of another format is
+# not read (the record's body is, and the rebuild or its next write stores the new form);
+# tests/mpi/test_features_stored.py fails until it is raised.
+FEATURES_FORMAT = 1
+
+
+def encode(f: Features) -> str:
+    """``f`` as compact JSON text (:func:`decode` reads it back equal)."""
+    n, nik = f.name, f.nik
+    return orjson.dumps(
+        [
+            FEATURES_FORMAT,
+            f.id,
+            None
+            if n is None
+            else [
+                n.tokens,
+                n.prefix,
+                sorted(n.honorifics),
+                sorted(n.degrees),
+                n.father,
+                n.newborn,
+                n.sex_hint,
+            ],
+            f.birth_date.isoformat() if f.birth_date is not None else None,
+            f.gender,
+            None
+            if nik is None
+            else [
+                nik.value,
+                nik.province,
+                nik.regency,
+                nik.district,
+                nik.day,
+                nik.month,
+                nik.year2,
+                nik.sex,
+                nik.serial,
+            ],
+            f.nik_ibu,
+            f.bpjs,
+            f.ihs,
+            f.mrns,
+            sorted(f.phones),
+            f.kelurahan,
+            f.rt,
+            f.rw,
+            f.multiple_birth,
+            f.nik_conflicts,
+            f.nik_foreign,
+            f.postcode,
+            f.locality,
+            f.street,
+            f.other_ids,
+        ]
+    ).decode()
+
+
+def decode(text: str) -> Features | None:
+    """The Features :func:`encode` wrote, or None when they were written in another format."""
+    v = orjson.loads(text)
+    if v[0] != FEATURES_FORMAT:
+        return None
+    n, nik = v[2], v[5]
+    return Features(
+        id=v[1],
+        name=None
+        if n is None
+        else ParsedName(
+            tokens=tuple(n[0]),
+            prefix=n[1],
+            honorifics=frozenset(n[2]),
+            degrees=frozenset(n[3]),
+            father=tuple(n[4]),
+            newborn=n[5],
+            sex_hint=n[6],
+        ),
+        birth_date=date.fromisoformat(v[3]) if v[3] is not None else None,
+        gender=v[4],
+        nik=None if nik is None else Nik(*nik),
+        nik_ibu=v[6],
+        bpjs=v[7],
+        ihs=v[8],
+        mrns=tuple((a, b) for a, b in v[9]),
+        phones=frozenset(v[10]),
+        kelurahan=v[11],
+        rt=v[12],
+        rw=v[13],
+        multiple_birth=v[14],
+        nik_conflicts=tuple(v[15]),
+        nik_foreign=v[16],
+        postcode=v[17],
+        locality=v[18],
+        street=v[19],
+        other_ids=tuple((a, b) for a, b in v[20]),
     )
 
 

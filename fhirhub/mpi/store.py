@@ -6,11 +6,22 @@ Statements take and return ids only; the records' demographics stay in the resou
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from fhirhub.storage.engine import is_postgres
 from fhirhub.storage.models import resources as R
@@ -22,6 +33,9 @@ from fhirhub.storage.mpi_models import mpi_state as S
 LEVEL3, LEVEL4 = "level3", "level4"  # linked automatically / decided by a person
 _CHUNK = 500  # ids per IN (...) list
 COPY_FROM = 2000  # rows written at once past which PostgreSQL gets them by COPY
+
+
+Stored = tuple[int, str]  # a record's stored features: (lastUpdated they were taken at, text)
 
 
 @dataclass(frozen=True)
@@ -125,30 +139,84 @@ def members(conn: Connection, person_id: str) -> dict[str, str]:
 
 
 def set_memberships(
-    conn: Connection, records: dict[str, Membership], now: int, fresh: Iterable[str] = ()
+    conn: Connection,
+    records: dict[str, Membership],
+    now: int,
+    fresh: Iterable[str] = (),
+    features: Mapping[str, Stored] | None = None,
 ) -> None:
-    """:func:`set_membership` for many records (``fresh`` ones have none yet): two statements."""
-    ids = sorted(set(records) - set(fresh))
-    for chunk in _chunks(ids):
-        conn.execute(delete(M).where(M.c.patient_id.in_(chunk)))
-    rows = [(p, m.person_id, m.assurance, now) for p, m in records.items()]
-    columns = {"patient_id": "text", "person_id": "text", "assurance": "text", "updated": "bigint"}
-    _insert(conn, M, columns, rows)
+    """:func:`set_membership` for many records (``fresh`` ones have none yet; ``features``:
+    the records' stored features, where known): two statements."""
+    table, rows = membership_rows(conn, records, now, fresh, features)
+    columns = {
+        "patient_id": "text",
+        "person_id": "text",
+        "assurance": "text",
+        "updated": "bigint",
+        "features": "text",
+        "features_at": "bigint",
+    }
+    _insert(conn, table, columns, [tuple(r[c] for c in columns) for r in rows])
 
 
 def membership_rows(
-    conn: Connection, records: dict[str, Membership], now: int, fresh: Iterable[str] = ()
+    conn: Connection,
+    records: dict[str, Membership],
+    now: int,
+    fresh: Iterable[str] = (),
+    features: Mapping[str, Stored] | None = None,
 ) -> tuple[Table, list[dict[str, Any]]]:
     """:func:`set_memberships` with the new rows returned for the caller to insert (with its
-    own writes): the old rows of records that had one are deleted here."""
+    own writes): the old rows of records that had one are deleted here. A record moved without
+    new ``features`` keeps those it had (they are read only while its version is theirs)."""
     ids = sorted(set(records) - set(fresh))
+    known = dict(features or {})
     for chunk in _chunks(ids):
-        conn.execute(delete(M).where(M.c.patient_id.in_(chunk)))
-    rows = [
-        {"patient_id": p, "person_id": m.person_id, "assurance": m.assurance, "updated": now}
-        for p, m in records.items()
-    ]
+        gone = conn.execute(
+            delete(M)
+            .where(M.c.patient_id.in_(chunk))
+            .returning(M.c.patient_id, M.c.features_at, M.c.features)
+        )
+        for pid, at, old in gone:
+            if old is not None:
+                known.setdefault(pid, (at, old))
+    rows = []
+    for p, m in records.items():
+        at, text_ = known.get(p, (None, None))
+        rows.append(
+            {
+                "patient_id": p,
+                "person_id": m.person_id,
+                "assurance": m.assurance,
+                "updated": now,
+                "features": text_,
+                "features_at": at,
+            }
+        )
     return M, rows
+
+
+def set_features(conn: Connection, features: Mapping[str, Stored]) -> None:
+    """Store the features of records whose Person stays as it is (``features``: Patient id ->
+    (lastUpdated, encoded features))."""
+    if not features:
+        return
+    ids = sorted(features)
+    if is_postgres(conn):
+        raw: Any = conn.connection.driver_connection
+        raw.execute(
+            "UPDATE mpi_records SET features = f.text, features_at = f.at FROM unnest("
+            "%s::text[], %s::bigint[], %s::text[]) AS f(id, at, text) "
+            "WHERE mpi_records.patient_id = f.id",
+            [ids, [features[p][0] for p in ids], [features[p][1] for p in ids]],
+        )
+        return
+    conn.execute(
+        update(M)
+        .where(M.c.patient_id == bindparam("pid"))
+        .values(features=bindparam("text_"), features_at=bindparam("at")),
+        [{"pid": p, "at": features[p][0], "text_": features[p][1]} for p in ids],
+    )
 
 
 def drop_membership(conn: Connection, patient_id: str) -> None:
@@ -281,6 +349,8 @@ class Gathered:
     where: dict[str, Membership]  # the batch's records, the deleted ones, the candidates
     decided: dict[str, dict[str, bool]]  # the batch's records' decisions by a person
     stamps: dict[str, int]  # current candidate Patient -> its lastUpdated (for features)
+    # candidate -> its encoded features, where they were stored from its current version
+    features: dict[str, str] = field(default_factory=dict)
 
 
 def gather(
@@ -341,6 +411,10 @@ def gather(
                 f"DELETE FROM mpi_blocks WHERE patient_id = ANY({TEXTS})", (texts(sorted(deleted)),)
             )
         stamp, stamp_join = ("r.last_updated", _STAMP_JOIN) if stamped else ("NULL", "")
+        # with the stamp, the features stored from the candidate's current version, if any
+        kept_features = (
+            "CASE WHEN m.features_at = r.last_updated THEN m.features END" if stamped else "NULL"
+        )
         met = raw.cursor(binary=True)
         # The reads are planned each time (prepare=False): a plan psycopg kept from the first
         # Bundles (PostgreSQL keeps it until statistics change, never without autovacuum)
@@ -356,9 +430,10 @@ def gather(
             "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
             "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
             "SELECT b.key, CASE WHEN b.open THEN b.patient_id END, m.person_id, m.assurance, "
-            f"{stamp} FROM b "
-            "LEFT JOIN LATERAL (SELECT person_id, assurance FROM mpi_records "
-            "WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) AS m ON true"
+            f"{stamp}, {kept_features} FROM b "
+            "LEFT JOIN LATERAL (SELECT person_id, assurance, features, features_at "
+            "FROM mpi_records WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) "
+            "AS m ON true"
             f"{stamp_join} WHERE b.open OR b.i = 1",
             (texts(all_keys), ints(limits[k] for k in all_keys)),
             prepare=False,
@@ -395,7 +470,8 @@ def gather(
     blocks: dict[str, list[str]] = defaultdict(list)
     full: set[str] = set()
     stamps: dict[str, int] = {}
-    for key, pid, person, level, updated in found:
+    features: dict[str, str] = {}
+    for key, pid, person, level, updated, encoded in found:
         if pid is None:
             full.add(key)
             continue
@@ -404,12 +480,14 @@ def gather(
             where.setdefault(pid, Membership(person, level))
         if updated is not None:
             stamps[pid] = updated
+        if encoded is not None:
+            features[pid] = encoded
     crowded = full & weak
     if crowded - CROWDED:
         if len(CROWDED) >= _CROWDED_KEPT:
             CROWDED.clear()
         CROWDED.update(crowded)
-    return Gathered(blocks, full, where, decided, stamps)
+    return Gathered(blocks, full, where, decided, stamps, features)
 
 
 def _gather_statements(
@@ -435,7 +513,24 @@ def _gather_statements(
     met = {p for pids in by_key.values() for p in pids}
     stamps = patient_stamps(conn, met)
     where = memberships(conn, set(own) | set(stamps))
-    return Gathered(by_key, full, where, decisions_many(conn, keys), stamps)
+    features = stored_features(conn, stamps)
+    return Gathered(by_key, full, where, decisions_many(conn, keys), stamps, features)
+
+
+def stored_features(conn: Connection, stamps: dict[str, int]) -> dict[str, str]:
+    """The encoded features stored for records (``stamps``: id -> current lastUpdated), where
+    they were taken from that version."""
+    out: dict[str, str] = {}
+    for chunk in _chunks(sorted(stamps)):
+        rows = conn.execute(
+            select(M.c.patient_id, M.c.features, M.c.features_at).where(
+                M.c.patient_id.in_(chunk), M.c.features.is_not(None)
+            )
+        )
+        out.update(
+            {r.patient_id: r.features for r in rows if r.features_at == stamps[r.patient_id]}
+        )
+    return out
 
 
 def candidates(conn: Connection, caps: dict[str, int]) -> dict[str, tuple[int, Any]]:
@@ -553,17 +648,22 @@ def _current(conn: Connection, patient_ids: Iterable[str], *columns: Any) -> Ite
 
 def all_patient_bodies(conn: Connection) -> Iterable[tuple[str, Any]]:
     """(id, body) of every current Patient, by id, read in pages."""
+    return ((pid, body) for pid, _, body in all_patient_versions(conn))
+
+
+def all_patient_versions(conn: Connection) -> Iterable[tuple[str, int, Any]]:
+    """(id, lastUpdated, body) of every current Patient, by id, read in pages."""
     after = ""
     while True:
         rows = conn.execute(
-            select(R.c.res_id, R.c.content)
+            select(R.c.res_id, R.c.last_updated, R.c.content)
             .where(R.c.res_type == "Patient", R.c.deleted.is_(False), R.c.res_id > after)
             .order_by(R.c.res_id)
             .limit(5000)
         ).all()
         if not rows:
             return
-        yield from ((r.res_id, r.content) for r in rows if r.content is not None)
+        yield from ((r.res_id, r.last_updated, r.content) for r in rows if r.content is not None)
         after = rows[-1].res_id
 
 

@@ -40,7 +40,7 @@ from fhirhub.errors import FhirError
 from fhirhub.model.instant import to_instant
 from fhirhub.model.json import loads
 from fhirhub.mpi import store
-from fhirhub.mpi.features import Features, blocking_keys, extract
+from fhirhub.mpi.features import Features, blocking_keys, decode, encode, extract
 from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide, train
 from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
 from fhirhub.storage.repository import Write
@@ -166,6 +166,9 @@ class _Flush:
     moves: dict[str, Membership] = field(default_factory=dict)  # every move of the batch
     fresh: set[str] = field(default_factory=set)  # records placed for the first time
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # the batch's records
+    # the batch's records' features to store: id -> (lastUpdated, encoded); and those stored
+    features: dict[str, store.Stored] = field(default_factory=dict)
+    stored: set[str] = field(default_factory=set)
     # pairs to review: (record, other record or None, decision, reasons), written at the end
     reviews: list[tuple[str, str | None, Decision | None, list[str]]] = field(default_factory=list)
 
@@ -201,12 +204,14 @@ class PatientIndex:
         w: IndexWriter,
         patient_ids: Sequence[str],
         known: dict[str, Features] | None = None,
+        stamps: dict[str, int] | None = None,
     ) -> int:
         """Place existing records again (``fhirhub mpi rebuild``, after the blocking keys were
-        rebuilt; ``known``: features it extracted already); returns how many moved to another
-        Person."""
+        rebuilt; ``known``: features it extracted already, from the versions of ``stamps``,
+        which are stored with the records); returns how many moved to another Person."""
         bodies = {p: _as_dict(b) for p, b in store.patient_bodies(w.conn, patient_ids).items()}
-        return self._process(w, bodies, [], changed=False, known=known)
+        at = {p: stamps[p] for p in bodies if p in stamps} if stamps else None
+        return self._process(w, bodies, [], changed=False, stamps=at, known=known)
 
     def _process(
         self,
@@ -265,11 +270,15 @@ class PatientIndex:
             where.update(store.memberships(conn, elsewhere))
         features.update({o: known[o] for o in ready | set(versions) if o in known})
         features.update(
-            _stored_features(conn, {o: v for o, v in versions.items() if o not in known})
+            _stored_features(
+                conn, {o: v for o, v in versions.items() if o not in known}, got.features
+            )
         )
         batch = _Batch(features, found, overflow, human, where)
         model = self._model(conn)
         todo = _Flush(bodies=bodies)
+        for pid, at in (stamps or {}).items():
+            todo.features[pid] = (at, encode(features[pid]))
         for pid in sorted(deleted):
             self._remove(w, pid, where.pop(pid, None), todo)
         moved = 0
@@ -437,6 +446,7 @@ class PatientIndex:
         if todo.reviews:
             self._write_reviews(w, todo)
         if not todo.persons:
+            self._store_features(w, todo)
             return
         ordered = sorted(todo.persons)
         known = [p for p in ordered if p not in todo.new_persons]
@@ -448,6 +458,7 @@ class PatientIndex:
         for pid, m in todo.moves.items():
             linked[m.person_id][pid] = m.assurance
         self._write_memberships(w, todo, staged=staged)
+        self._store_features(w, todo)
         wanted = {p for m in linked.values() for p in m} - set(todo.bodies)
         bodies = {p: _as_dict(b) for p, b in store.patient_bodies(w.conn, wanted).items()}
         bodies.update(todo.bodies)
@@ -474,12 +485,22 @@ class PatientIndex:
         if not todo.pending:
             return
         if staged:
-            table, rows = store.membership_rows(w.conn, todo.pending, w.now, todo.fresh)
+            table, rows = store.membership_rows(
+                w.conn, todo.pending, w.now, todo.fresh, todo.features
+            )
             w.stage_rows(table, rows)
         else:
-            store.set_memberships(w.conn, todo.pending, w.now, todo.fresh)
+            store.set_memberships(w.conn, todo.pending, w.now, todo.fresh, todo.features)
+        todo.stored.update(p for p in todo.pending if p in todo.features)
         todo.pending.clear()
         todo.fresh.clear()  # their rows exist now
+
+    def _store_features(self, w: IndexWriter, todo: _Flush) -> None:
+        """Store the features of the batch's records that stay in their Person (the others
+        went with their new membership rows)."""
+        rest = {p: v for p, v in todo.features.items() if p not in todo.stored}
+        store.set_features(w.conn, rest)
+        todo.stored.update(rest)
 
     def _others(self, w: IndexWriter, person_id: str, pid: str, todo: _Flush) -> bool:
         """Whether the Person has records other than ``pid`` (this batch's moves included)."""
@@ -608,17 +629,27 @@ _FEATURES: dict[tuple[str, int], Features] = {}  # (id, lastUpdated) -> features
 _FEATURES_KEPT = 50_000
 
 
-def _stored_features(conn: Connection, stamps: dict[str, int]) -> dict[str, Features]:
+def _stored_features(
+    conn: Connection, stamps: dict[str, int], kept: dict[str, str]
+) -> dict[str, Features]:
     """Stored records' features (``stamps``: id -> lastUpdated), extracted once per version:
-    candidates come back often, and only those not seen at their version are read."""
+    candidates come back often. Those this process has not seen at their version are decoded
+    from the features the index stored (``kept``: from the block read), else their bodies
+    are read and taken apart."""
     out: dict[str, Features] = {}
     unseen = []
     for pid, at in stamps.items():
         known = _FEATURES.get((pid, at))
+        if known is None and pid in kept:
+            known = decode(kept[pid])
+            if known is not None:
+                _remember(pid, at, known)
         if known is None:
             unseen.append(pid)
         else:
             out[pid] = known
+    if not unseen:
+        return out
     for pid, (at, body) in store.patient_versions(conn, unseen).items():
         out[pid] = _remember(pid, at, extract(_as_dict(body)))
     return out
@@ -856,8 +887,12 @@ def rebuild(
     report = RebuildReport()
     with engine.begin() as conn:
         state = store.get_state(conn, "rebuild")
-    with engine.connect() as conn:  # kept for the placing: every record's features
-        features = {pid: extract(_as_dict(b)) for pid, b in _all_patients(conn)}
+    features: dict[str, Features] = {}  # kept for the placing: every record's features
+    stamps: dict[str, int] = {}  # and the versions they were taken from
+    with engine.connect() as conn:
+        for pid, at, body in store.all_patient_versions(conn):
+            features[pid] = extract(_as_dict(body))
+            stamps[pid] = at
     cursor: tuple[str, str] | None = None
     if state is None:
         _new_keys_and_model(engine, features, retrain)
@@ -876,7 +911,7 @@ def rebuild(
         ids = [pid for _, pid in keys]
         with engine.begin() as conn:
             w = _writer(conn, index)
-            report.moved += index.rematch(w, ids, known=features)
+            report.moved += index.rematch(w, ids, known=features, stamps=stamps)
             w.flush()
             store.set_state(conn, "rebuild", json.dumps({"after": list(keys[-1])}))
         done += len(ids)
@@ -935,7 +970,3 @@ def _writer(conn: Connection, index: PatientIndex) -> IndexWriter:
     from fhirhub.storage.repository import ResourceRepository
 
     return Writer(ResourceRepository(conn), patient_index=index)
-
-
-def _all_patients(conn: Connection) -> Iterable[tuple[str, Any]]:
-    yield from store.all_patient_bodies(conn)

@@ -1,8 +1,9 @@
 """The patient index's own tables (docs/mpi.md).
 
-``mpi_records`` holds one row per current Patient: the Person it belongs to and how that was
-decided. Its primary key is the Patient id, so the database itself keeps a Patient in at most one
-Person (field reports: one source record linked to two golden records). ``mpi_blocks`` serves
+``mpi_records`` holds one row per current Patient: the Person it belongs to, how that was
+decided, and the record's features as the matcher compares them. Its primary key is the Patient
+id, so the database itself keeps a Patient in at most one Person (field reports: one source
+record linked to two golden records). ``mpi_blocks`` serves
 candidate lookup: one row per (blocking key, Patient), so a record meets its candidates through an
 index whatever the size of the city. ``mpi_decisions`` keeps what a person decided about a pair
 ("same" or "different"); automatic matching never goes against it. ``mpi_state`` keeps the
@@ -27,6 +28,11 @@ class MpiRecord(Base):
     person_id: Mapped[str] = mapped_column(String(64))
     assurance: Mapped[str] = mapped_column(String(8))  # level3 automatic, level4 by a person
     updated: Mapped[int] = mapped_column(BigInteger)  # microseconds since the epoch, UTC
+    # The record's matching features (fhirhub.mpi.features.encode) and the lastUpdated of the
+    # Patient version they were taken from: a candidate is compared without reading its body
+    # while the two agree. NULL until the record's next write or a rebuild.
+    features: Mapped[str | None] = mapped_column(Text, nullable=True)
+    features_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class MpiBlock(Base):

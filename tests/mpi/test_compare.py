@@ -8,7 +8,14 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from mpi_factories import rec
 
-from fhirhub.mpi.compare import MISSING, compare, compare_dates, compare_nik, name_level
+from fhirhub.mpi.compare import (
+    MISSING,
+    compare,
+    compare_code,
+    compare_dates,
+    compare_nik,
+    name_level,
+)
 from fhirhub.mpi.names import parse_name
 
 
@@ -150,3 +157,24 @@ def test_name_levels_are_symmetric(a, b):
 
     one, two = parse_name(" ".join(a)), parse_name(" ".join(b))
     assert name_level(one, two) == name_level(two, one)
+
+
+def _one_change_or_swap(a: str, b: str) -> bool:
+    """The definition: one position changed, or two adjacent positions swapped."""
+    if len(a) != len(b):
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    if len(diff) == 1:
+        return True
+    return (
+        len(diff) == 2
+        and diff[1] == diff[0] + 1
+        and (a[diff[0]], a[diff[1]]) == (b[diff[1]], b[diff[0]])
+    )
+
+
+@given(st.text("0123", min_size=0, max_size=6), st.text("0123", min_size=0, max_size=6))
+def test_a_nik_one_typo_apart_is_one_digit_changed_or_two_adjacent_swapped(a: str, b: str):
+    expected = 0 if a == b else 1 if _one_change_or_swap(a, b) else 2
+    assert compare_nik(a, b) == expected
+    assert compare_code(a, b) == expected
