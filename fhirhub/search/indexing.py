@@ -298,8 +298,11 @@ Extractor = Callable[[dict[str, Any], Rows], None]
 
 
 @cache
-def extractors(res_type: str) -> tuple[tuple[Extractor, ...], dict[str, tuple[Extractor, ...]]]:
-    """(extractors to run on every resource, extractors by the top-level key they read).
+def extractors(
+    res_type: str, skip: frozenset[str] = frozenset()
+) -> tuple[tuple[Extractor, ...], dict[str, tuple[Extractor, ...]]]:
+    """(extractors to run on every resource, extractors by the top-level key they read), of
+    every parameter but those in ``skip``.
 
     Each compiled path gets an extractor of its own, filed under its first key, so a resource
     only pays for the elements it has.
@@ -314,7 +317,7 @@ def extractors(res_type: str) -> tuple[tuple[Extractor, ...], dict[str, tuple[Ex
             always.append(ex)
 
     for name, p in registry.params_of(res_type).items():
-        if "unsupported" in p or "alias" in p or name in registry.COLUMN_PARAMS:
+        if "unsupported" in p or "alias" in p or name in registry.COLUMN_PARAMS or name in skip:
             continue
         if p["type"] == "composite":
             for root in p.get("paths", []):
@@ -331,10 +334,11 @@ def extractors(res_type: str) -> tuple[tuple[Extractor, ...], dict[str, tuple[Ex
     return tuple(always), {k: tuple(v) for k, v in by_key.items()}
 
 
-def index_rows(resource: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Per index table, the rows (``param`` and value columns) for ``resource``."""
+def index_rows(resource: dict[str, Any], skip: frozenset[str] = frozenset()) -> Rows:
+    """Per index table, the rows (``param`` and value columns) for ``resource``; none for the
+    parameters in ``skip``."""
     out: Rows = {}
-    always, by_key = extractors(resource["resourceType"])
+    always, by_key = extractors(resource["resourceType"], skip)
     for extract in always:
         extract(resource, out)
     for key in resource:
@@ -349,4 +353,48 @@ def index_rows(resource: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 seen.setdefault(tuple(r.values()), r)
             if len(seen) != len(rows):
                 out[table] = list(seen.values())
+    return out
+
+
+# --- rows another resource has already -------------------------------------------------------
+
+
+@cache
+def borrowable(source: str, target: str, keys: frozenset[str]) -> frozenset[str]:
+    """The parameters of ``target`` that read only its elements ``keys`` and are defined as
+    the ``source`` type's parameters of the same name (same type, same compiled paths): for a
+    ``target`` resource whose ``keys`` elements are those of a ``source`` resource, their rows
+    are the source's rows of those parameters."""
+    theirs = registry.params_of(source)
+    out = set()
+    for name, p in registry.params_of(target).items():
+        q = theirs.get(name)
+        if (
+            q is None
+            or any(x in p or x in q for x in ("unsupported", "alias", "fhirpath"))
+            or name in registry.COLUMN_PARAMS
+            or p["type"] == "composite"
+            or not p.get("paths")
+            or (q["type"], q.get("paths")) != (p["type"], p["paths"])
+            or any(x["type"] == "deceased" for x in p["paths"])
+            or any(not x["steps"] or x["steps"][0][0] not in keys for x in p["paths"])
+        ):
+            continue
+        out.add(name)
+    return frozenset(out)
+
+
+def index_rows_borrowing(
+    resource: dict[str, Any], source: str, source_rows: Rows, keys: frozenset[str]
+) -> Rows:
+    """:func:`index_rows` of ``resource`` whose elements ``keys`` are those (the same values)
+    of a resource of type ``source`` whose rows are ``source_rows``: the rows of the
+    :func:`borrowable` parameters are taken from those, the rest extracted (a Person made of
+    one Patient record indexes only its identifiers and links)."""
+    shared = borrowable(source, resource["resourceType"], keys)
+    out = index_rows(resource, shared)
+    for table, rows in source_rows.items():
+        taken = [r for r in rows if r["param"].partition(":")[0] in shared]
+        if taken:
+            out.setdefault(table, []).extend(taken)
     return out

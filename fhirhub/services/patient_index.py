@@ -43,6 +43,7 @@ from fhirhub.mpi import store
 from fhirhub.mpi.features import Features, blocking_keys, decode, encode, extract
 from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide, train
 from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
+from fhirhub.search.indexing import index_rows_borrowing
 from fhirhub.storage.repository import Write
 
 TASK_CODE_SYSTEM = "https://fhirhub.baubaukota.go.id/CodeSystem/mpi"
@@ -62,6 +63,11 @@ IDENTIFIER_KEYS = frozenset({"nik", "bpjs", "ihs", "mrn", "id", "nikibu-dob"})
 _IDS = uuid.UUID("6c1f3c52-62a4-4a7e-9a52-3f0cf6a1d8f1")  # namespace of derived Task ids
 # Whose word wins for identity (NIK, name, birth date, sex): national registries first.
 _SOURCE_RANK = ("satusehat", "bpjs", "rsud", "puskesmas")
+# A Person's elements taken whole from one of its records (docs/mpi.md, survivorship): the
+# most trusted record's identity, the latest record's contact details.
+IDENTITY = ("name", "gender", "birthDate")
+CONTACT = ("telecom", "address")
+DEMOGRAPHICS = frozenset(IDENTITY + CONTACT)
 
 
 class IndexWriter(Protocol):
@@ -73,7 +79,9 @@ class IndexWriter(Protocol):
     @property
     def now(self) -> int: ...
 
-    def put_internal(self, resource: dict[str, Any], new: bool = False) -> int: ...
+    def put_internal(
+        self, resource: dict[str, Any], new: bool = False, index: Any = None
+    ) -> int: ...
 
     def delete_internal(self, res_type: str, res_id: str) -> int: ...
 
@@ -169,6 +177,7 @@ class _Flush:
     # the batch's records' features to store: id -> (lastUpdated, encoded); and those stored
     features: dict[str, store.Stored] = field(default_factory=dict)
     stored: set[str] = field(default_factory=set)
+    rows: dict[str, Any] = field(default_factory=dict)  # the records' search index rows
     # pairs to review: (record, other record or None, decision, reasons), written at the end
     reviews: list[tuple[str, str | None, Decision | None, list[str]]] = field(default_factory=list)
 
@@ -197,7 +206,8 @@ class PatientIndex:
         deleted = [pid for pid, x in latest.items() if x.content is None]
         created = {x.res_id for x in writes if x.version == 1}
         stamps = {pid: latest[pid].last_updated for pid in bodies}
-        self._process(w, bodies, deleted, changed=True, created=created, stamps=stamps)
+        rows = {pid: latest[pid].index for pid in bodies if latest[pid].index is not None}
+        self._process(w, bodies, deleted, changed=True, created=created, stamps=stamps, rows=rows)
 
     def rematch(
         self,
@@ -222,10 +232,12 @@ class PatientIndex:
         created: set[str] | frozenset[str] = frozenset(),
         stamps: dict[str, int] | None = None,
         known: dict[str, Features] | None = None,
+        rows: dict[str, Any] | None = None,
     ) -> int:
         """Place ``bodies`` (``stamps``: when each was written, so that the features extracted
-        here serve the records that meet it later; ``known``: features already extracted) and
-        remove ``deleted``."""
+        here serve the records that meet it later; ``known``: features already extracted;
+        ``rows``: their search index rows, where the write made them) and remove
+        ``deleted``."""
         conn = w.conn
         known = known or {}
         features = {pid: known.get(pid) or extract(b) for pid, b in bodies.items()}
@@ -276,7 +288,7 @@ class PatientIndex:
         )
         batch = _Batch(features, found, overflow, human, where)
         model = self._model(conn)
-        todo = _Flush(bodies=bodies)
+        todo = _Flush(bodies=bodies, rows=rows or {})
         for pid, at in (stamps or {}).items():
             todo.features[pid] = (at, encode(features[pid]))
         for pid in sorted(deleted):
@@ -471,7 +483,9 @@ class PatientIndex:
                 continue
             records = {pid: bodies[pid] for pid in mine if pid in bodies}
             body = person_body(person_id, mine, records)
-            versions[person_id] = w.put_internal(body, new=person_id in todo.new_persons)
+            versions[person_id] = w.put_internal(
+                body, new=person_id in todo.new_persons, index=_person_rows(body, records, todo)
+            )
         by_agent: dict[str, list[_Change]] = {}
         for change in todo.changes:
             by_agent.setdefault(change.who, []).append(change)
@@ -699,11 +713,11 @@ def person_body(
                 identifiers.setdefault(system, {"system": system, "value": ident["value"]})
     if identifiers:
         person["identifier"] = [identifiers[s] for s in sorted(identifiers)]
-    for key in ("name", "gender", "birthDate"):
+    for key in IDENTITY:
         value = next((b[key] for b in by_trust if b.get(key)), None)
         if value is not None:
             person[key] = value
-    for key in ("telecom", "address"):
+    for key in CONTACT:
         value = next((b[key] for b in by_time if b.get(key)), None)
         if value is not None:
             person[key] = value
@@ -713,6 +727,17 @@ def person_body(
         for pid in sorted(linked)
     ]
     return person
+
+
+def _person_rows(person: dict[str, Any], records: dict[str, dict[str, Any]], todo: _Flush) -> Any:
+    """The Person's search index rows, its demographics' taken from the rows its record's write
+    made when all of them are that record's (most Persons: one record); else None (the Writer
+    extracts them)."""
+    for pid, record in records.items():
+        rows = todo.rows.get(pid)
+        if rows is not None and all(person.get(k) is record.get(k) for k in DEMOGRAPHICS):
+            return index_rows_borrowing(person, "Patient", rows, DEMOGRAPHICS)
+    return None
 
 
 def review_task(
