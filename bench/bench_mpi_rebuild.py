@@ -8,9 +8,9 @@ no Persons. Each round copies the template into a fresh database and times
 ``fhirhub.services.patient_index.rebuild`` (what ``fhirhub mpi rebuild`` runs) end to end, in
 this process, with its phases: reading every Patient and extracting features, estimating the
 model (EM, no labels) while the blocking keys are written, and placing every record in batches
-of 500 (Person, Provenance and review Task resources through the Writer). Then, on the same database
-now indexed, a second rebuild (``--keep-model``: the records stay where they are), unless
-``--once``.
+of 250, as ``fhirhub mpi rebuild`` does by default (Person, Provenance and review Task
+resources through the Writer). Then, on the same database now indexed, a second rebuild
+(``--keep-model``: the records stay where they are), unless ``--once``.
 
 Baseline in the same round, on the same database: the floor of any rebuild, reading every
 Patient body (``store.all_patient_bodies``) and computing ``extract`` + ``blocking_keys`` of
@@ -138,7 +138,7 @@ def timed_rebuild(
     pg0 = _backend_cpu(dbname)
     t0 = _clock()
     try:
-        report = rebuild(engine, retrain=retrain, batch=500, progress=phases.progress)
+        report = rebuild(engine, retrain=retrain, progress=phases.progress)
         t1 = _clock()
         pg = _backend_cpu(dbname) - pg0
     finally:
