@@ -412,7 +412,7 @@ def gather(
             )
         stamp, stamp_join = ("r.last_updated", _STAMP_JOIN) if stamped else ("NULL", "")
         # with the stamp, the features stored from the candidate's current version, if any
-        kept_features = (
+        features_sql = (
             "CASE WHEN m.features_at = r.last_updated THEN m.features END" if stamped else "NULL"
         )
         met = raw.cursor(binary=True)
@@ -430,7 +430,7 @@ def gather(
             "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
             "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
             "SELECT b.key, CASE WHEN b.open THEN b.patient_id END, m.person_id, m.assurance, "
-            f"{stamp}, {kept_features} FROM b "
+            f"{stamp}, {features_sql} FROM b "
             "LEFT JOIN LATERAL (SELECT person_id, assurance, features, features_at "
             "FROM mpi_records WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) "
             "AS m ON true"
@@ -513,11 +513,11 @@ def _gather_statements(
     met = {p for pids in by_key.values() for p in pids}
     stamps = patient_stamps(conn, met)
     where = memberships(conn, set(own) | set(stamps))
-    features = stored_features(conn, stamps)
+    features = kept_features(conn, stamps)
     return Gathered(by_key, full, where, decisions_many(conn, keys), stamps, features)
 
 
-def stored_features(conn: Connection, stamps: dict[str, int]) -> dict[str, str]:
+def kept_features(conn: Connection, stamps: dict[str, int]) -> dict[str, str]:
     """The encoded features stored for records (``stamps``: id -> current lastUpdated), where
     they were taken from that version."""
     out: dict[str, str] = {}
