@@ -383,6 +383,10 @@ def gather(
     new_pairs = [(k, pid) for pid, ks in keys.items() if pid in fresh for k in sorted(ks)]
     kept_pairs = [(k, pid) for pid, ks in keys.items() if pid not in fresh for k in sorted(ks)]
     kept = sorted(set(keys) - fresh)
+    members: dict[str, list[str]] = defaultdict(list)  # key -> the batch's records holding it
+    for pid in sorted(keys):
+        for k in keys[pid]:
+            members[k].append(pid)
     # binary parameters: psycopg dumps a list of strings as text three times slower
     weak = set(weak)
     with raw.pipeline() as pipeline, raw.cursor(binary=True) as writes:
@@ -415,6 +419,10 @@ def gather(
         features_sql = (
             "CASE WHEN m.features_at = r.last_updated THEN m.features END" if stamped else "NULL"
         )
+        # The batch's own records are left out of the block reads: which keys each holds is
+        # known here, and they were most of the rows read (each new record meets itself in
+        # every one of its blocks). A block's limit counts them, as it counts every record.
+        read = [k for k in all_keys if limits[k] > len(members[k])]
         met = raw.cursor(binary=True)
         # The reads are planned each time (prepare=False): a plan psycopg kept from the first
         # Bundles (PostgreSQL keeps it until statistics change, never without autovacuum)
@@ -428,14 +436,14 @@ def gather(
             "row_number() OVER (PARTITION BY k.key) AS i "
             f"FROM unnest({TEXTS}, {INTS}) AS k(key, n) "
             "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
-            "WHERE mpi_blocks.key = k.key LIMIT k.n) AS b) "
+            f"WHERE mpi_blocks.key = k.key AND patient_id <> ALL({TEXTS}) LIMIT k.n) AS b) "
             "SELECT b.key, CASE WHEN b.open THEN b.patient_id END, m.person_id, m.assurance, "
             f"{stamp}, {features_sql} FROM b "
             "LEFT JOIN LATERAL (SELECT person_id, assurance, features, features_at "
             "FROM mpi_records WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) "
             "AS m ON true"
             f"{stamp_join} WHERE b.open OR b.i = 1",
-            (texts(all_keys), ints(limits[k] for k in all_keys)),
+            (texts(read), ints(limits[k] - len(members[k]) for k in read), texts(sorted(keys))),
             prepare=False,
         )
         # A record created in this transaction has no Person and no decision yet: only the
@@ -468,7 +476,7 @@ def gather(
         for cur in (met, mine, people):
             cur.close()
     blocks: dict[str, list[str]] = defaultdict(list)
-    full: set[str] = set()
+    full: set[str] = {k for k in all_keys if limits[k] <= len(members[k])}
     stamps: dict[str, int] = {}
     features: dict[str, str] = {}
     for key, pid, person, level, updated, encoded in found:
@@ -482,6 +490,9 @@ def gather(
             stamps[pid] = updated
         if encoded is not None:
             features[pid] = encoded
+    for key in all_keys:
+        if key not in full:
+            blocks[key].extend(members[key])
     crowded = full & weak
     if crowded - CROWDED:
         if len(CROWDED) >= _CROWDED_KEPT:
