@@ -126,7 +126,7 @@ class Listener:
     idle_seconds: float = 300.0
     wait_seconds: float = 60.0  # how long to wait for a message another worker is storing
     batch_size: int = 32  # messages of several connections kept and stored in one commit
-    storers: int = 2  # batches in flight at once (threads talking to the database)
+    storers: int = 1  # batches in flight at once (threads talking to the database)
     connections: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)

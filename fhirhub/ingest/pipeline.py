@@ -308,13 +308,79 @@ class Pipeline:
             ids = [claim.id for claim in claimed]
             rows = repo.get_many(ids, for_update=True)
             payloads = repo.payloads(ids)
+            live: list[InboxRow] = []
             for claim in claimed:
                 row = rows.get(claim.id)
                 if row is None or row.status != "processing":
                     outcomes[claim.id] = row.status if row else "failed"
-                    continue
-                outcomes[claim.id] = self._store_claimed(conn, repo, row, payloads.get(row.id))
+                else:
+                    live.append(row)
+            together, mapped = self._store_together(conn, repo, live, payloads)
+            for row in live:
+                if row.id in together:
+                    outcomes[row.id] = "processed"
+                else:
+                    outcomes[row.id] = self._store_claimed(
+                        conn, repo, row, payloads.get(row.id), mapped.get(row.id)
+                    )
         return outcomes
+
+    def _store_together(
+        self,
+        conn: Any,
+        repo: InboxRepository,
+        rows: list[InboxRow],
+        payloads: dict[int, bytes],
+    ) -> tuple[set[int], dict[int, Mapped]]:
+        """Write as one (``storing.store_together``) the messages of a batch that may be: mapped
+        without error, from the first one's sender, declaring no merges, and independent of each
+        other (``storing.claims``). Returns the ids it stored, and the mappings of the messages
+        it left untouched for the caller to store one by one (all of them when writing them
+        together failed: that is rolled back)."""
+        group: list[tuple[InboxRow, Message, Mapped]] = []
+        mapped: dict[int, Mapped] = {}
+        if len(rows) < 2:
+            return set(), mapped
+        named: set[str] = set()
+        for row in rows:
+            payload = payloads.get(row.id)
+            if payload is None:
+                continue
+            message = Message(
+                row.id, row.source, row.sender, row.content_type, row.received_at, payload
+            )
+            try:
+                mapped[row.id] = this = self.canonical(message)
+            except FhirError:
+                continue  # rejected when stored alone
+            claimed = storing.claims(this.bundle)
+            if claimed is None or this.merges or claimed & named:
+                continue
+            if group:
+                _, first, first_mapped = group[0]
+                sender = (first.sender, first_mapped.sender, first_mapped.organization)
+                if (message.sender, this.sender, this.organization) != sender:
+                    continue
+            named |= claimed
+            group.append((row, message, this))
+        if len(group) < 2:
+            return set(), mapped
+        for row, _, _ in group:  # stamped while written together: mapped again if alone
+            del mapped[row.id]
+        items = [(m, message, row.checksum, self._trail(message)) for row, message, m in group]
+        try:
+            with conn.begin_nested():
+                responses = storing.store_together(conn, items, self.base_url)
+        except FhirError:
+            return set(), mapped
+        repo.processed(
+            [
+                (row.id, _written(response), orjson.dumps(response))
+                for (row, _, _), response in zip(group, responses, strict=True)
+            ],
+            at=now_us(),
+        )
+        return {row.id for row, _, _ in group}, mapped
 
     def _process(self, message_id: int) -> str:
         with self.engine.begin() as conn:
@@ -325,10 +391,15 @@ class Pipeline:
             return self._store_claimed(conn, repo, row)
 
     def _store_claimed(
-        self, conn: Any, repo: InboxRepository, row: InboxRow, payload: bytes | None = None
+        self,
+        conn: Any,
+        repo: InboxRepository,
+        row: InboxRow,
+        payload: bytes | None = None,
+        mapped: Mapped | None = None,
     ) -> str:
-        """Map and store one claimed message in ``conn``'s transaction, and finish it there:
-        ``processed``, or ``rejected`` (its data rolled back to a savepoint)."""
+        """Map (unless ``mapped``) and store one claimed message in ``conn``'s transaction, and
+        finish it there: ``processed``, or ``rejected`` (its data rolled back to a savepoint)."""
         message_id = row.id
         if payload is None:
             payload = repo.payload(message_id)
@@ -339,7 +410,7 @@ class Pipeline:
         trail = self._trail(message)
         try:
             with conn.begin_nested():
-                response = self._store(conn, message, row.checksum, trail)
+                response = self._store(conn, message, row.checksum, trail, mapped)
         except FhirError as err:
             repo.finish(
                 message_id,
@@ -352,18 +423,8 @@ class Pipeline:
                 trail.forget()
                 storing.store_audit(conn, trail, err.status)
             return "rejected"
-        stored = sum(
-            1
-            for e in response.get("entry", [])
-            if str(e.get("response", {}).get("status", "")).startswith("20")
-        )
-        repo.finish(
-            message_id,
-            status="processed",
-            at=now_us(),
-            resources=stored,
-            response=orjson.dumps(response),
-        )  # its AuditEvent was stored with its data (storing.store)
+        # its AuditEvent went with its data
+        repo.processed([(message_id, _written(response), orjson.dumps(response))], at=now_us())
         return "processed"
 
     def canonical(self, message: Message) -> Mapped:
@@ -397,9 +458,14 @@ class Pipeline:
         return trail
 
     def _store(
-        self, conn: Any, message: Message, checksum: str, trail: audit.Trail | None = None
+        self,
+        conn: Any,
+        message: Message,
+        checksum: str,
+        trail: audit.Trail | None = None,
+        mapped: Mapped | None = None,
     ) -> dict[str, Any]:
-        mapped = self.canonical(message)
+        mapped = mapped or self.canonical(message)
         return storing.store(conn, mapped, message, checksum, trail, self.base_url)
 
     def _fail(self, message_id: int, exc: BaseException) -> None:
@@ -465,3 +531,12 @@ def _refuse_unkeepable(payload: bytes, content_type: str | None, sender: str | N
 
 def default_context(mappings_dir: Path, terminology_dir: Path) -> Context:
     return Context(mappings_dir=mappings_dir, terminology_dir=terminology_dir)
+
+
+def _written(response: dict[str, Any]) -> int:
+    """How many resources a transaction-response says were written (or found) with success."""
+    return sum(
+        1
+        for e in response.get("entry", [])
+        if str(e.get("response", {}).get("status", "")).startswith("20")
+    )

@@ -5,8 +5,9 @@ path; a source's patient merges; and the message's AuditEvent."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fhirhub.auth import binding
 from fhirhub.errors import FhirError
@@ -50,6 +51,130 @@ def store(
         apply_merge(writer, merge, f"source {message.source}/{mapped.sender or message.sender}")
     writer.finish(status=200)  # with the message's AuditEvent, when it has a trail
     return response
+
+
+def store_together(
+    conn: Any,
+    items: Sequence[tuple[Mapped, Message, str, audit.Trail | None]],
+    base_url: str,
+) -> list[dict[str, Any]]:
+    """:func:`store` for several messages at once (``items``: mapped, message, checksum,
+    trail), in ``conn``'s transaction: their Bundles are written as one, in one round of
+    writes and one pass of the patient index, each message still with its own Provenance, its
+    own AuditEvent and its own transaction-response (returned in the order of ``items``).
+
+    Only for messages that :func:`claims` finds independent (no two name one resource, one
+    identifier or one condition; the caller checks) and that share a sender and declare no
+    merges: then writing them together stores what writing them one after the other would. A
+    FhirError leaves the caller to roll back and store them one by one."""
+    first_mapped, first, _, _ = items[0]
+    trails = [trail for _, _, _, trail in items]
+    routed = _Routed(trails) if all(t is not None for t in trails) else None
+    writer = Writer(ResourceRepository(conn), trail=routed)
+    entries: list[Any] = []
+    counts: list[int] = []
+    for mapped, message, checksum, _ in items:
+        assert not mapped.merges and message.sender == first.sender
+        assert (mapped.sender, mapped.organization) == (
+            first_mapped.sender,
+            first_mapped.organization,
+        )
+        bundle = mapped.bundle
+        provenance.stamp(
+            bundle,
+            message_id=message.id,
+            source=message.source,
+            sender=mapped.sender or message.sender,
+            organization=mapped.organization,
+            checksum=checksum,
+            now=now_us(),
+        )
+        as_facility(writer, bundle, message, mapped.sender)
+        if visit_priority(message.source):
+            visits.reconcile(writer, bundle, message.source, visit_priority)
+        counts.append(len(bundle["entry"]))
+        entries.extend(bundle["entry"])
+    together = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    response = transaction.process(writer, together, base_url=base_url, get=lambda url: (400, None))
+    responses, at = [], 0
+    for i, n in enumerate(counts):
+        mine = response["entry"][at : at + n]
+        at += n
+        responses.append({**response, "entry": mine})
+        if routed is not None:
+            for e in mine:
+                location = str(e.get("response", {}).get("location", "")).split("/")
+                if len(location) >= 2:
+                    routed.owner[(location[0], location[1])] = i
+    writer.finish(status=200)  # with each message's AuditEvent
+    return responses
+
+
+class _Routed(audit.Trail):
+    """The trail of writes made for several messages at once, which gives one AuditEvent per
+    message: each write is named by the event of the message whose response names it
+    (``owner``, known before the events are made); the patient index's own writes are named by
+    none, as when a message that wrote something is stored alone."""
+
+    def __init__(self, trails: Sequence[audit.Trail | None]) -> None:
+        self.trails = [t for t in trails if t is not None]
+        super().__init__(self.trails[0].context, kind="ingest")
+        self.notes: list[tuple[str, str, int, str, Any, bool]] = []
+        self.owner: dict[tuple[str, str], int] = {}  # resource -> the message that wrote it
+
+    def wrote(
+        self,
+        res_type: str,
+        res_id: str,
+        version: int,
+        method: str,
+        resource: Any = None,
+        *,
+        internal: bool = False,
+    ) -> None:
+        self.notes.append((res_type, res_id, version, method, resource, internal))
+
+    def events(self, recorded_us: int, *, status: int | None = None) -> list[dict[str, Any]]:
+        notes, self.notes = self.notes, []
+        for res_type, res_id, version, method, resource, internal in notes:
+            i = self.owner.get((res_type, res_id))
+            if i is not None and not internal:
+                self.trails[i].wrote(res_type, res_id, version, method, resource)
+        return [trail.event(recorded_us, status=status) for trail in self.trails]
+
+    def forget(self) -> None:
+        self.notes.clear()
+
+
+def claims(bundle: dict[str, Any]) -> frozenset[str] | None:
+    """What a message's canonical Bundle names, for :func:`store_together`: its entries'
+    fullUrls and target URLs, and every identifier value its resources carry or its conditions
+    ask for (a condition matches a resource only through a value both name). None when it
+    cannot be told: a condition on anything but identifiers, a read, an entry of another shape
+    - such a message is stored alone."""
+    out: set[str] = set()
+    for entry in bundle.get("entry", []):
+        if not isinstance(entry, dict):
+            return None
+        request, resource = entry.get("request"), entry.get("resource")
+        if not isinstance(request, dict) or request.get("method") not in ("POST", "PUT"):
+            return None
+        url = str(request.get("url", ""))
+        if request["method"] == "PUT":  # a POST's URL is its type: every message's
+            out.add("url " + url)
+        if entry.get("fullUrl"):
+            out.add("url " + str(entry["fullUrl"]))
+        for condition in (url.partition("?")[2], str(request.get("ifNoneExist") or "")):
+            for name, value in parse_qsl(condition, keep_blank_values=True):
+                if name != "identifier":
+                    return None
+                out.add("identifier " + value.rpartition("|")[2])
+        if not isinstance(resource, dict):
+            return None
+        for identifier in resource.get("identifier") or ():
+            if isinstance(identifier, dict) and identifier.get("value") is not None:
+                out.add("identifier " + str(identifier["value"]))
+    return frozenset(out)
 
 
 def as_facility(writer: Writer, bundle: dict[str, Any], message: Message, code: str | None) -> None:

@@ -422,6 +422,10 @@ class Trail:
             return kind_of_request(self.context.method, self.context.path)[0]
         return "operation"
 
+    def events(self, recorded_us: int, *, status: int | None = None) -> list[dict[str, Any]]:
+        """The AuditEvents of the unit of work: one (a trail of several units says otherwise)."""
+        return [self.event(recorded_us, status=status)]
+
     def event(self, recorded_us: int, *, status: int | None = None) -> dict[str, Any]:
         ctx = self.context
         entities = [*self.extra, *(self.entities or self.internal)]

@@ -183,8 +183,8 @@ class Writer:
         self._audited = True
         self._audit_flushed()
         assert self.trail is not None
-        event = self.trail.event(now_us(), status=status)
-        self.put_internal(event, new=True, index=audit.index_of(event))
+        for event in self.trail.events(now_us(), status=status):
+            self.put_internal(event, new=True, index=audit.index_of(event))
 
     def note_interaction(self, kind: str) -> None:
         """What the unit of work is (``transaction``, ``batch``), unless its edge said."""

@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -165,6 +165,29 @@ class InboxRepository:
                 resources=resources,
                 response=zlib.compress(response, 6) if response is not None else None,
             )
+        )
+
+    def processed(self, done: Sequence[tuple[int, int, bytes]], at: int) -> None:
+        """:meth:`finish` of several messages stored: (id, resources written, response)."""
+        if not done:
+            return
+        self.conn.execute(
+            update(M)
+            .where(M.c.id == bindparam("message_id"))
+            .values(
+                status="processed",
+                processed_at=at,
+                lease_until=None,
+                outcome=None,
+                outcome_status=None,
+                error=None,
+                resources=bindparam("written"),
+                response=bindparam("compressed"),
+            ),
+            [
+                {"message_id": i, "written": n, "compressed": zlib.compress(r, 6)}
+                for i, n, r in done
+            ],
         )
 
     def response(self, message_id: int) -> bytes | None:
