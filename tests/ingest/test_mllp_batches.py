@@ -6,6 +6,7 @@ other reason is stored message by message, losing none."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from mllp_client import Client, message, oru, running
@@ -85,3 +86,44 @@ def test_concurrent_connections_are_committed_together_and_each_acknowledged(
             t.join()
     assert codes == ["AA"] * 20
     assert observations(engine) == 20
+
+
+def test_a_batch_waits_a_moment_for_the_other_connections_messages(
+    service: IngestService, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The messages of 3 connections, sent 0.2 s apart, make one batch when the listener may
+    linger that long; a connection alone is answered without lingering."""
+    from fhirhub.ingest import storing
+
+    sizes: list[int] = []
+    original = storing.store_together
+
+    def spy(conn: object, items: list[object], base_url: str) -> object:
+        sizes.append(len(items))
+        return original(conn, items, base_url)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storing, "store_together", spy)
+    with running(service.pipeline, linger_seconds=5.0) as (listener, port):
+        clients = [Client(port) for _ in range(3)]
+        try:
+            deadline = time.monotonic() + 10
+            while listener.connections < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            for n, client in enumerate(clients):
+                client.send(oru(f"L{n}", obx=1, mrn=f"00070{n}"))
+                time.sleep(0.2)
+            assert [c.receive().code for c in clients] == ["AA"] * 3
+        finally:
+            for c in clients:
+                c.close()
+        assert sizes == [3]
+        while listener.connections and time.monotonic() < deadline + 10:
+            time.sleep(0.01)  # the three are gone: one connection is alone
+        alone = Client(port)
+        try:
+            started = time.monotonic()
+            assert alone.exchange(oru("L9", obx=1, mrn="000709")).code == "AA"
+            assert time.monotonic() - started < 4.0
+        finally:
+            alone.close()
+    assert observations(engine) == 4
