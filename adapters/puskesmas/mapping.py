@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from fhirhub.ingest.stamps import file_stamps
+
 
 @dataclass(frozen=True)
 class LocalCode:
@@ -70,9 +72,7 @@ class Mappings:
 
 
 def load_mappings(directory: Path) -> Mappings:
-    files = sorted(directory.glob("*.yaml"))
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _load(stamp)
+    return _load(file_stamps(directory, ".yaml"))
 
 
 @lru_cache(maxsize=8)

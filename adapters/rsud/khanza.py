@@ -41,6 +41,7 @@ from fhirhub.errors import FhirError, Issue
 from fhirhub.ingest import Context, Mapped, Message
 from fhirhub.ingest import canonical as c
 from fhirhub.ingest.regions import administrative_code
+from fhirhub.ingest.stamps import file_stamps
 from fhirhub.ingest.visits import child_id, encounter_id, encounter_system
 
 NAME = "khanza"
@@ -98,8 +99,7 @@ class KhanzaMapping:
 
 def load_mappings(directory: Path) -> dict[str, KhanzaMapping]:
     """The Khanza tables of ``directory`` by hospital code (reloaded when a file changes)."""
-    files = sorted(directory.glob("*.yaml"))
-    return _load(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+    return _load(file_stamps(directory, ".yaml"))
 
 
 @lru_cache(maxsize=8)

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from fhirhub.ingest.stamps import file_stamps
+
 
 @dataclass(frozen=True)
 class LocalCode:
@@ -127,9 +129,7 @@ def _facility(raw: dict[str, Any]) -> Facility:
 
 
 def load_mappings(directory: Path) -> Mappings:
-    files = sorted(directory.rglob("*.yaml"))
-    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _load(str(directory), stamp)
+    return _load(str(directory), file_stamps(directory, ".yaml", recursive=True))
 
 
 @lru_cache(maxsize=8)

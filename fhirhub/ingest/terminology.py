@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from fhirhub.ingest.stamps import file_stamps
+
 Target = tuple[str, str, str | None]  # system, code, display
 
 
@@ -46,13 +48,14 @@ def _read_map(resource: dict) -> dict[tuple[str, str], Target]:
 
 def load_terminology(directory: Path) -> ConceptMaps:
     """Read ``directory`` (``terminology/``); cached until a file in it changes."""
-    files = sorted(directory.glob("conceptmaps/*.json")) + sorted(directory.glob("icd10/*.json"))
-    stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    stamp = file_stamps(directory / "conceptmaps", ".json") + file_stamps(
+        directory / "icd10", ".json"
+    )
     return _load(directory, stamp)
 
 
 @lru_cache(maxsize=8)
-def _load(directory: Path, stamp: tuple[tuple[str, int], ...]) -> ConceptMaps:
+def _load(directory: Path, stamp: tuple[tuple[str, int, int], ...]) -> ConceptMaps:
     maps = ConceptMaps()
     for path in sorted(directory.glob("conceptmaps/*.json")):
         resource = json.loads(path.read_text())
