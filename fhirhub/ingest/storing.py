@@ -30,22 +30,8 @@ def store(
     """Write ``mapped`` (the message's canonical Bundle) in ``conn``'s transaction, with the
     message's AuditEvent when ``trail`` is given (in the same round of writes); returns the
     transaction-response Bundle."""
-    bundle = mapped.bundle
-    provenance.stamp(
-        bundle,
-        message_id=message.id,
-        source=message.source,
-        sender=mapped.sender or message.sender,
-        organization=mapped.organization,
-        checksum=checksum,
-        now=now_us(),
-    )
     writer = Writer(ResourceRepository(conn), trail=trail)
-    as_facility(writer, bundle, message, mapped.sender)
-    # A visit another channel described too is merged with it, not replaced (visits.py);
-    # only for sources that share visits with another (their adapter ranks them).
-    if visit_priority(message.source):
-        visits.reconcile(writer, bundle, message.source, visit_priority)
+    bundle = _prepared(writer, mapped, message, checksum)
     response = transaction.process(writer, bundle, base_url=base_url, get=lambda url: (400, None))
     for merge in mapped.merges:
         apply_merge(writer, merge, f"source {message.source}/{mapped.sender or message.sender}")
@@ -79,19 +65,7 @@ def store_together(
             first_mapped.sender,
             first_mapped.organization,
         )
-        bundle = mapped.bundle
-        provenance.stamp(
-            bundle,
-            message_id=message.id,
-            source=message.source,
-            sender=mapped.sender or message.sender,
-            organization=mapped.organization,
-            checksum=checksum,
-            now=now_us(),
-        )
-        as_facility(writer, bundle, message, mapped.sender)
-        if visit_priority(message.source):
-            visits.reconcile(writer, bundle, message.source, visit_priority)
+        bundle = _prepared(writer, mapped, message, checksum)
         counts.append(len(bundle["entry"]))
         entries.extend(bundle["entry"])
     together = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -108,6 +82,28 @@ def store_together(
                     routed.owner[(location[0], location[1])] = i
     writer.finish(status=200)  # with each message's AuditEvent
     return responses
+
+
+def _prepared(writer: Writer, mapped: Mapped, message: Message, checksum: str) -> dict[str, Any]:
+    """The message's Bundle as it is written: stamped with its provenance and (from an
+    authenticated facility) as the facility's own, its visits merged with those another channel
+    described."""
+    bundle = mapped.bundle
+    provenance.stamp(
+        bundle,
+        message_id=message.id,
+        source=message.source,
+        sender=mapped.sender or message.sender,
+        organization=mapped.organization,
+        checksum=checksum,
+        now=now_us(),
+    )
+    as_facility(writer, bundle, message, mapped.sender)
+    # A visit another channel described too is merged with it, not replaced (visits.py);
+    # only for sources that share visits with another (their adapter ranks them).
+    if visit_priority(message.source):
+        visits.reconcile(writer, bundle, message.source, visit_priority)
+    return bundle
 
 
 class _Routed(audit.Trail):
