@@ -149,9 +149,9 @@ class Listener:
     # Each connection waits for its message's ACK before it sends the next, so a connection
     # has one message in hand at a time; the messages of all connections that arrive while a
     # batch is being stored make the next batch: one transaction keeps them in the inbox, one
-    # claims them, one stores them (each in a savepoint of its own), and every ACK of the
-    # batch is sent after that commit. Under load a commit (a WAL flush) serves several
-    # messages, and they are written as one where they may be (storing.store_together). A
+    # claims them, one stores them, and every ACK of the batch is sent after that commit. Under
+    # load a commit (a WAL flush) serves several messages, and they are written as one where
+    # they may be (storing.store_together), else each in a savepoint of its own. A
     # batch waits a moment (``linger_seconds``) for the connections that have no message in
     # it yet: without it, 4 busy connections made batches of 3 and 1 in turn.
 
