@@ -54,8 +54,8 @@ def store_together(
     merges: then writing them together stores what writing them one after the other would. A
     FhirError leaves the caller to roll back and store them one by one."""
     first_mapped, first, _, _ = items[0]
-    trails = [trail for _, _, _, trail in items]
-    routed = _Routed(trails) if all(t is not None for t in trails) else None
+    trails = [trail for _, _, _, trail in items if trail is not None]
+    routed = _Routed(trails) if len(trails) == len(items) else None  # else audit is off
     writer = Writer(ResourceRepository(conn), trail=routed)
     entries: list[Any] = []
     counts: list[int] = []
@@ -112,9 +112,9 @@ class _Routed(audit.Trail):
     (``owner``, known before the events are made); the patient index's own writes are named by
     none, as when a message that wrote something is stored alone."""
 
-    def __init__(self, trails: Sequence[audit.Trail | None]) -> None:
-        self.trails = [t for t in trails if t is not None]
-        super().__init__(self.trails[0].context, kind="ingest")
+    def __init__(self, trails: Sequence[audit.Trail]) -> None:
+        self.trails = trails  # one a message, in the order of their responses
+        super().__init__(trails[0].context, kind="ingest")
         self.notes: list[tuple[str, str, int, str, Any, bool]] = []
         self.owner: dict[tuple[str, str], int] = {}  # resource -> the message that wrote it
 
