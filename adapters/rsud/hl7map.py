@@ -131,6 +131,13 @@ class Mapper:
             return int(v) if v.isdigit() and int(v) < 2**31 else None
         if t == "CX":
             return self.identifier(rep, where)
+        if t == "CX-external":
+            # PID-2 (2.3, 2.4): without a type or an assigning authority it is nobody's known
+            # number, least of all the sender's record number: kept without a system
+            if rep.get(4).strip() or rep.get(5).strip():
+                return self.identifier(rep, where)
+            value = rep.get(1).strip()
+            return {"value": value} if value else None
         if t == "SSN":
             return self.identifier(Rep([[rep.get(1)], [], [], ["DUKCAPIL"], ["NNIDN"]]), where)
         if t == "EI":
@@ -331,6 +338,8 @@ class Mapper:
             if fm.many:
                 existing = _get(resource, fm.to) or []
                 _set(resource, fm.to, _unique([*existing, *values]))
+                if fm.to == "identifier":
+                    _set(resource, fm.to, _without_echoes(_get(resource, fm.to)))
             else:
                 _set(resource, fm.to, values[0])
         return resource
@@ -457,6 +466,12 @@ def _unique(items: list[Any]) -> list[Any]:
         if item not in out:
             out.append(item)
     return out
+
+
+def _without_echoes(identifiers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Identifiers less those without a system whose value another one gives with its system."""
+    known = {i.get("value") for i in identifiers if i.get("system")}
+    return [i for i in identifiers if i.get("system") or i.get("value") not in known]
 
 
 def _get(node: dict[str, Any], path: str) -> Any:

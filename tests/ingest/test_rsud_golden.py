@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mllp_client import message
 
 from fhirhub.errors import FhirError
 from fhirhub.ingest import Message
@@ -290,3 +291,30 @@ def test_merge_without_mrg_is_an_error_at_mrg() -> None:
     with pytest.raises(FhirError) as caught:
         canonical(payload)
     assert caught.value.issues[0].expression == ("MRG",)
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.4"])
+def test_a_bare_external_id_in_pid_2_is_no_record_number_of_the_sender(version: str) -> None:
+    # PID-2 (external id, 2.3/2.4) without type or assigning authority says nothing of whose
+    # number it is: kept without a system, not taken for the hospital's record number (which
+    # the patient index would treat as naming a citizen), and left out where it only repeats
+    # a value PID-3 already gives.
+    pid = "PID|1|{pid2}|000123^^^RSUD01^MR~7472011505800001^^^DUKCAPIL^NNIDN||DOE^JOHN||19800101|M"
+    for pid2, expected in [
+        ("EXT-55", [{"value": "EXT-55"}]),
+        ("7472011505800001", []),  # the NIK of PID-3 again
+        ("X9^^^RSUDLAMA^MR", [{"system": "urn:hl7v2:mrn:rsudlama", "value": "X9"}]),
+    ]:
+        payload = message(version=version, trigger="A08", pid_extra="").replace(
+            b"PID|1||000123^^^RSUD01^MR||DOE^JOHN||19800101|M", pid.format(pid2=pid2).encode()
+        )
+        patient = one(canonical(payload), "Patient")
+        assert ids(patient)[MRN] == "000123"
+        assert ids(patient)[NIK] == "7472011505800001"
+        rest = [
+            {k: v for k, v in i.items() if k in ("system", "value")}
+            for i in patient["identifier"]
+            if i.get("system") not in (MRN, NIK)
+        ]
+        assert rest == expected, pid2
+        assert [i["value"] for i in patient["identifier"] if i.get("system") == MRN] == ["000123"]
