@@ -8,7 +8,8 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
 - ADT A28/A31 -> Patient (and RelatedPerson);
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
 - ORU R01 -> DiagnosticReport (OBR) and Observation (OBX), the Patient created if new;
-- VXU V04 -> Immunization (RXA), the Patient created if new.
+- VXU V04 -> Immunization (RXA, with the route and site of the RXR after it), the Patient
+  created if new.
 
 Problems in a message are collected, each with the HL7 location of the field (``PID[1]-3``)
 as its expression; the MLLP listener turns them into the ERR segments of its ``AE``. A message
@@ -593,6 +594,9 @@ def _vaccinations(
     for rxa in rxas:
         imm: dict[str, Any] = {"resourceType": "Immunization"}
         mapper.apply(rxa, imm)
+        rxr = _following(parsed, rxa, "RXR", "RXA")
+        if rxr is not None:
+            mapper.apply(rxr, imm)
         code_reps = rxa.reps(5)
         if not code_reps:
             mapper.issue("required", "RXA-5 (the vaccine) is empty", rxa.where(5))
@@ -641,6 +645,18 @@ def _vaccinations(
             }
         )
     return out
+
+
+def _following(parsed: Parsed, segment: Segment, name: str, until: str) -> Segment | None:
+    """The first ``name`` segment after ``segment`` and before the next ``until`` (the RXR of
+    an RXA)."""
+    after = next(i for i, seg in enumerate(parsed.segments) if seg is segment) + 1
+    for seg in parsed.segments[after:]:
+        if seg.name == until:
+            return None
+        if seg.name == name:
+            return seg
+    return None
 
 
 # --- merge (ADT^A40) -------------------------------------------------------------------------

@@ -348,6 +348,20 @@ class Mapper:
 # --- structural datatype maps ----------------------------------------------------------------
 
 
+# XPN-7 (HL7 table 0200) -> HumanName.use, after the v2-to-FHIR guide's ConceptMap: an alias or
+# assigned name (A), a name at birth (B) and the others it leaves unmapped get no use.
+NAME_USE = {
+    "L": "official",
+    "D": "usual",
+    "M": "maiden",
+    "N": "nickname",
+    "S": "anonymous",
+    "TEMP": "temp",
+    "BAD": "old",
+    "NOUSE": "old",
+}
+
+
 def human_name(rep: Rep) -> dict[str, Any] | None:
     family, given, middle = rep.get(1), rep.get(2), rep.get(3)
     out: dict[str, Any] = {}
@@ -365,9 +379,7 @@ def human_name(rep: Rep) -> dict[str, Any] | None:
     text = " ".join([*names, family] if family else names)
     if text:
         out["text"] = text
-    use = {"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "anonymous"}.get(
-        rep.get(7).upper()
-    )
+    use = NAME_USE.get(rep.get(7).upper())
     if use:
         out["use"] = use
     return out
