@@ -548,6 +548,9 @@ def _unit(obx: Segment) -> dict[str, Any] | None:
     return unit
 
 
+_COMPARATOR = re.compile(r"[<>]=?")  # before an NM value: see _quantity_value
+
+
 def _quantity_value(
     mapper: Mapper, obx: Segment, rep: Any, value_type: str, unit: dict[str, Any] | None
 ) -> dict[str, Any] | None:
@@ -570,11 +573,16 @@ def _quantity_value(
             q["comparator"] = comparator
         return {"valueQuantity": q}
     raw = rep.get(1)
-    value = number(raw)
+    # "<5" in an NM field (a comparator belongs in SN, but laboratory systems write it here)
+    comparator = _COMPARATOR.match(raw.strip())
+    value = number(raw[comparator.end() :] if comparator else raw)
     if value is None:
         mapper.issue("value", f"'{raw[:30]}' is not a number (OBX-2 is {value_type})", obx.where(5))
         return None
-    return {"valueQuantity": {"value": value, **(unit or {})}}
+    quantity: dict[str, Any] = {"value": value, **(unit or {})}
+    if comparator:
+        quantity["comparator"] = comparator.group()
+    return {"valueQuantity": quantity}
 
 
 # --- vaccinations ----------------------------------------------------------------------------

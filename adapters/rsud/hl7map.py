@@ -407,10 +407,16 @@ def address(rep: Rep) -> dict[str, Any] | None:
     out["text"] = ", ".join(
         x for x in (*lines, rep.get(8) and f"Kel. {rep.get(8)}", rep.get(3), rep.get(4)) if x
     )
-    use = {"H": "home", "O": "work", "C": "temp", "B": "work", "M": "home"}.get(rep.get(7).upper())
-    if use:
-        out["use"] = use
+    kind = rep.get(7).upper()
+    if kind in ADDRESS_USE:
+        out["use"] = ADDRESS_USE[kind]
+    if kind in ("M", "SH"):  # mailing, shipping
+        out["type"] = "postal"
     return out
+
+
+# XAD-7 (HL7 table 0190) -> Address.use, after the v2-to-FHIR guide's ConceptMap
+ADDRESS_USE = {"H": "home", "O": "work", "B": "work", "C": "temp", "BA": "old", "BI": "billing"}
 
 
 def contact_point(rep: Rep, use: str | None) -> dict[str, Any] | None:

@@ -31,7 +31,8 @@ EHR_ADMIT = _message(
     "EVN|A01|20240105120000",
     "PID|1|EXT-4471|99887766^^^RSUD01^MR^RSUD01~7472011505800002^^^DUKCAPIL^NNIDN||"
     "SMITH^JOHN^Q^JR^DR^MD^L~JOHNNY^JOHN^^^^^A||19600101|M||2106-3|"
-    "123 MAIN ST^APT 4^BAUBAU^SULTRA^93711^IDN^H||(021)555-1234^PRN^PH|(021)555-9999^WPN^PH|"
+    "123 MAIN ST^APT 4^BAUBAU^SULTRA^93711^IDN^H~PO BOX 9^^BAUBAU^^93711^IDN^M|"
+    "|(021)555-1234^PRN^PH|(021)555-9999^WPN^PH|"
     "EN^English|M|CHR|ACCT001^^^RSUD01^AN",
     "NK1|1|SMITH^JANE|SPO^Spouse^HL70063|123 MAIN ST^^BAUBAU^^93711|0812333444",
     _segment(
@@ -67,6 +68,7 @@ LAB_RESULTS = _message(
     "OBR|2|ORD124|FIL457|58410-2^CBC panel^LN|||202401050800||||||||||||||||||F",
     "OBX|1|NM|6690-2^WBC^LN||7.2|10*3/uL|4.5-11.0||||F",
     "OBX|2|NM|789-8^RBC^LN||4.1|10*6/uL|4.5-5.9|L|||C",
+    "OBX|3|NM|26515-7^Platelets^LN||<5|10*3/uL|150-400|LL|||F",
 )
 
 REGISTRY_VACCINATION = _message(
@@ -164,6 +166,10 @@ def test_an_ehrs_admission_with_its_extra_segments(client: TestClient) -> None:
         {k: v for k, v in i.items() if k != "use"} for i in patient["identifier"]
     ]
     assert [n.get("use") for n in patient["name"]] == ["official", None]  # XPN-7 L, A
+    assert [(a.get("use"), a.get("type")) for a in patient["address"]] == [
+        ("home", None),
+        (None, "postal"),  # XAD-7 M, mailing
+    ]
     (encounter,) = _search(client, f"Encounter?subject=Patient/{patient['id']}")
     assert encounter["status"] == "in-progress"
     assert encounter["class"]["code"] == "IMP"
@@ -178,7 +184,7 @@ def test_a_laboratory_systems_two_order_groups(client: TestClient) -> None:
     reports = _search(
         client, "DiagnosticReport?code=http://loinc.org|24331-1,http://loinc.org|58410-2"
     )
-    assert sorted(len(r["result"]) for r in reports) == [2, 3]
+    assert sorted(len(r["result"]) for r in reports) == [3, 3]
     observations = _search(client, "Observation?_count=50")
     by_code = {
         (o["code"].get("coding") or [{"code": o["code"].get("text")}])[0]["code"]: o
@@ -188,6 +194,9 @@ def test_a_laboratory_systems_two_order_groups(client: TestClient) -> None:
     assert by_code["2571-8"]["interpretation"][0]["coding"][0]["code"] == "H"
     assert by_code["789-8"]["status"] == "corrected"
     assert by_code["Comment"]["valueString"] == "Sample slightly hemolyzed"
+    # a comparator written into an NM value, as laboratory systems do
+    assert by_code["26515-7"]["valueQuantity"]["comparator"] == "<"
+    assert by_code["26515-7"]["valueQuantity"]["value"] == 5
 
 
 def test_a_registry_style_vaccination_message(client: TestClient) -> None:
