@@ -23,6 +23,7 @@ writes a new MSH-7 but keeps MSH-10.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import Any
@@ -474,8 +475,12 @@ def _observation(
         rep = obx.reps(5)[0] if obx.reps(5) else None
         if rep is not None and report is not None:
             media = "/".join(x for x in (rep.get(2).lower(), rep.get(3).lower()) if x)
+            data = _base64(rep.get(4), rep.get(5))
+            if data is None:
+                mapper.issue("value", "OBX-5 (ED) data does not match its encoding", obx.where(5))
+                return None
             report.setdefault("presentedForm", []).append(
-                {"contentType": media or "application/octet-stream", "data": rep.get(5)}
+                {"contentType": media or "application/octet-stream", "data": data}
             )
         return None
     mapper.apply(obx, obs)
@@ -546,6 +551,19 @@ def _unit(obx: Segment) -> dict[str, Any] | None:
         unit["system"] = UCUM
         unit["code"] = code
     return unit
+
+
+def _base64(encoding: str, data: str) -> str | None:
+    """ED data (HL7 table 0299: Base64, Hex, A for ASCII text) as FHIR's base64Binary."""
+    kind = encoding.strip().upper()
+    try:
+        if kind == "HEX":
+            return base64.b64encode(bytes.fromhex(data)).decode()
+        if kind == "A":
+            return base64.b64encode(data.encode()).decode()
+        return base64.b64encode(base64.b64decode(data, validate=True)).decode()
+    except ValueError:  # binascii.Error is one
+        return None
 
 
 _COMPARATOR = re.compile(r"[<>]=?")  # before an NM value: see _quantity_value

@@ -69,6 +69,8 @@ LAB_RESULTS = _message(
     "OBX|1|NM|6690-2^WBC^LN||7.2|10*3/uL|4.5-11.0||||F",
     "OBX|2|NM|789-8^RBC^LN||4.1|10*6/uL|4.5-5.9|L|||C",
     "OBX|3|NM|26515-7^Platelets^LN||<5|10*3/uL|150-400|LL|||F",
+    "OBX|4|ED|18748-4^Report^LN||^text^plain^Hex^48656c6c6f||||||F",
+    "OBX|5|ED|18748-4^Report^LN||^application^pdf^Base64^JVBERi0=||||||F",
 )
 
 REGISTRY_VACCINATION = _message(
@@ -185,6 +187,11 @@ def test_a_laboratory_systems_two_order_groups(client: TestClient) -> None:
         client, "DiagnosticReport?code=http://loinc.org|24331-1,http://loinc.org|58410-2"
     )
     assert sorted(len(r["result"]) for r in reports) == [3, 3]
+    (cbc,) = [r for r in reports if r["code"]["coding"][0]["code"] == "58410-2"]
+    assert cbc["presentedForm"] == [  # the embedded documents (ED), base64 whatever was sent
+        {"contentType": "text/plain", "data": "SGVsbG8="},
+        {"contentType": "application/pdf", "data": "JVBERi0="},
+    ]
     observations = _search(client, "Observation?_count=50")
     by_code = {
         (o["code"].get("coding") or [{"code": o["code"].get("text")}])[0]["code"]: o
