@@ -318,3 +318,20 @@ def test_a_bare_external_id_in_pid_2_is_no_record_number_of_the_sender(version: 
         ]
         assert rest == expected, pid2
         assert [i["value"] for i in patient["identifier"] if i.get("system") == MRN] == ["000123"]
+
+
+@pytest.mark.parametrize("pid3_nik", [True, False])
+def test_a_nik_in_pid_19_joins_the_identifiers(pid3_nik: bool) -> None:
+    # PID-19 (SSN number, where old senders put the NIK) adds to PID-3's identifiers; it had
+    # replaced the whole list with itself, and the mapping then failed on it
+    pid3 = "000123^^^RSUD01^MR" + ("~7472011505800001^^^DUKCAPIL^NNIDN" if pid3_nik else "")
+    fields = ["PID", "1", "", pid3, "", "DOE^JOHN", "", "19800101", "M", *[""] * 11]
+    fields[19] = "7472011505800001"
+    payload = message(trigger="A08").replace(
+        b"PID|1||000123^^^RSUD01^MR||DOE^JOHN||19800101|M", "|".join(fields).encode()
+    )
+    patient = one(canonical(payload), "Patient")
+    assert [(i.get("system"), i["value"]) for i in patient["identifier"]] == [
+        (MRN, "000123"),
+        (NIK, "7472011505800001"),
+    ]
