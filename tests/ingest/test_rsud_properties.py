@@ -155,6 +155,54 @@ def test_any_input_is_mapped_or_refused_with_an_outcome(payload: bytes) -> None:
     assert bundle["type"] == "transaction"
 
 
+# Values a field may hold: codes, numbers, dates, components, repetitions, escapes, blanks
+_atoms = st.one_of(
+    st.sampled_from(["", "Y", "N", "F", "M", "U", "A", "D", "P", "C", "X", "H", "L", "MR"]),
+    st.sampled_from(["19800515", "20240105083000", "2024", "202401", "999", "0", "-1", "<5"]),
+    st.sampled_from(["RSUD01", "DUKCAPIL", "NNIDN", "BPJS", "LN", "I10", "CVX", "UCUM", "L"]),
+    st.text(alphabet=string.ascii_letters + string.digits + " .-/\\", max_size=12),
+)
+_components = st.lists(_atoms, min_size=1, max_size=6).map("^".join)
+_field_values = st.lists(_components, min_size=1, max_size=3).map("~".join)
+
+
+@st.composite
+def shuffled_fields(draw: st.DrawFn) -> bytes:
+    """A message of a mapped type whose segments hold random values at random positions (a
+    field where the mapping expects another kind of value, or one the mapping does not
+    expect at all)."""
+    kind = draw(st.sampled_from(["ADT^A01", "ADT^A08", "ADT^A28", "ADT^A40", "ORU^R01", "VXU^V04"]))
+    by_type = {"ADT": ["EVN", "NK1", "PV1", "DG1", "MRG"], "ORU": ["PV1", "OBR", "OBX", "NTE"]}
+    pool = by_type.get(kind[:3], ["NK1", "ORC", "RXA", "RXR", "OBX"])
+    segments = [
+        f"MSH|^~\\&|APP|RSUD01|FHIRHUB|DINKES|20240105083000||{kind}|F1|P|"
+        + draw(st.sampled_from(VERSIONS))
+    ]
+    # the PID mostly names its record, so that the mapping goes on past it
+    pid = {1: "1", 3: "000123^^^RSUD01^MR", 5: "DOE^JOHN", 7: "19800101", 8: "M"}
+    names = ["PID", *(draw(st.sampled_from(pool)) for _ in range(draw(st.integers(1, 6))))]
+    for n, name in enumerate(names):
+        fields = draw(st.dictionaries(st.integers(1, 45), _field_values, max_size=8))
+        if n == 0:
+            fields = {**pid, **fields} if draw(st.booleans()) else {**fields, **pid}
+        width = max(fields, default=1)
+        segments.append("|".join([name, *(fields.get(i, "") for i in range(1, width + 1))]))
+    return "\r".join(segments).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(shuffled_fields())
+def test_any_value_in_any_field_is_mapped_or_refused_with_an_outcome(payload: bytes) -> None:
+    try:
+        bundle = canonical(payload)
+    except FhirError as err:
+        assert err.issues
+        return
+    assert bundle["type"] == "transaction"
+    patient = bundle["entry"][0]["resource"]
+    assert isinstance(patient.get("identifier", []), list)
+
+
 frames = st.one_of(
     mutated(),
     st.binary(max_size=200),
