@@ -275,6 +275,11 @@ def _definition(name: str, version: str) -> _SegmentDefinition:
     return _SegmentDefinition(references, bool(segment.allow_infinite_children), defined)
 
 
+# Values longer than this are read without the memo: an embedded document (ED, megabytes of
+# base64) never repeats, and a feed of them would fill the memo's 65,536 places.
+_MEMO_CHARS = 256
+
+
 @lru_cache(maxsize=65536)
 def _field(text: str, name: str, version: str, encoding: tuple[str, str, str, str, str]) -> Comps:
     """One repetition of a field read by hl7apy (``parse_field``, as ``parse_segment`` calls
@@ -333,7 +338,8 @@ def _segment_fields(
             if known and text and text.strip() == text and not any(c in text for c in plain):
                 reps.append(Rep([[text]]))  # one value, as hl7apy reads it
                 continue
-            comps = _field(text, f"{name}_{pos}", version, encoding)
+            read = _field if len(text) <= _MEMO_CHARS else _field.__wrapped__
+            comps = read(text, f"{name}_{pos}", version, encoding)
             if comps or known:
                 reps.append(Rep([list(c) for c in comps]))
         if reps:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 import time
@@ -292,3 +293,35 @@ def test_a_control_id_reused_for_other_content_is_stored_not_lost(
         client.close()
     assert len(inbox(engine)) == 2
     assert counts(engine)["Encounter"] == 2
+
+
+def test_a_5_mb_result_with_an_embedded_pdf_in_small_pieces(
+    service: IngestService, engine: Engine
+) -> None:
+    # field-reports.md: a listener must take frames of several MB (a 5 MB ORU with its PDF),
+    # however the network cuts them
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 14_500
+    data = base64.b64encode(pdf).decode()
+    payload = (
+        "MSH|^~\\&|LIS|RSUD01|FHIRHUB|DINKES7472|20240105083000||ORU^R01^ORU_R01|BIGPDF|P|2.5\r"
+        "PID|1||000123^^^RSUD01^MR||DOE^JOHN||19800101|M\r"
+        "OBR|1|R-PDF||11502-2^Laboratory report^LN|||20240105083000\r"
+        "OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|70-140|N|||F\r"
+        f"OBX|2|ED|11502-2^Laboratory report^LN||^application^pdf^Base64^{data}||||||F"
+    ).encode()
+    assert len(payload) > 4_900_000
+    framed = b"\x0b" + payload + b"\x1c\r"
+    with running(service.pipeline) as (_, port):
+        client = Client(port)
+        for i in range(0, len(framed), 1400):  # a TCP segment at a time
+            client.send_raw(framed[i : i + 1400])
+        ack = client.receive()
+        client.close()
+    assert (ack.code, ack.control_id) == ("AA", "BIGPDF")
+    with engine.connect() as conn:
+        (content,) = conn.execute(
+            text("SELECT content FROM resources WHERE res_type = 'DiagnosticReport'")
+        ).one()
+    report = orjson.loads(content) if isinstance(content, str | bytes) else content
+    assert report["presentedForm"] == [{"contentType": "application/pdf", "data": data}]
+    assert counts(engine)["Observation"] == 1

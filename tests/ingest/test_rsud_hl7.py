@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from adapters.rsud import hl7
 from adapters.rsud.hl7 import parse_payload
 from fhirhub.errors import FhirError
 from fhirhub.ingest import hl7ack
@@ -112,3 +115,20 @@ def test_enhanced_mode_choices() -> None:
 def test_reject_or_error() -> None:
     assert hl7ack.rejection_code([ErrorItem("not-supported", "")]) == "AR"
     assert hl7ack.rejection_code([ErrorItem("required", ""), ErrorItem("structure", "")]) == "AE"
+
+
+def test_long_values_are_not_kept_by_the_readers_memo() -> None:
+    # The reader memoises field values (codes, units and ranges repeat); an embedded document
+    # (ED, megabytes of base64) never repeats, and a feed of them must not pile up in memory.
+    sizes = []
+    for i in range(3):
+        data = base64.b64encode(bytes([i]) * 300_000).decode()
+        text = (
+            "MSH|^~\\&|LIS|RSUD01|FHIRHUB|DINKES|20240105083000||ORU^R01|C1|P|2.5\r"
+            f"OBX|1|ED|11502-2^Report^LN||^application^pdf^Base64^{data}||||||F"
+        )
+        (parsed,) = parse_payload(text.encode())
+        (obx,) = parsed.all("OBX")
+        assert obx.get(5, 5) == data
+        sizes.append(hl7._field.cache_info().currsize)
+    assert sizes[0] == sizes[1] == sizes[2]
