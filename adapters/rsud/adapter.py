@@ -7,7 +7,8 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
   the event, its status and location history), RelatedPerson (NK1), Condition (DG1);
 - ADT A28/A31 -> Patient (and RelatedPerson);
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
-- ORU R01 -> DiagnosticReport (OBR) and Observation (OBX), the Patient created if new;
+- ORU R01 -> DiagnosticReport (OBR) and Observation (OBX, with the comments of the NTEs
+  after it), the Patient created if new;
 - VXU V04 -> Immunization (RXA, with the route and site of the RXR after it), the Patient
   created if new.
 
@@ -76,7 +77,7 @@ class RsudAdapter:
 
     def map(self, message: Message, context: Context) -> Mapped:
         mappings = load_mappings(context.mappings_dir / "rsud")
-        read = frozenset(mappings.segments) | {"EVN", "PID", "PV1", "MRG", "OBX"}
+        read = frozenset(mappings.segments) | {"EVN", "PID", "PV1", "MRG", "OBX", "NTE"}
         parsed_messages = parse_payload(message.payload, read)
         entries: list[dict[str, Any]] = []
         issues: list[Issue] = []
@@ -433,6 +434,9 @@ def _results(
             obs = _observation(mapper, obx, obr, report)
             if obs is None:
                 continue
+            notes = _notes(parsed, obx)
+            if notes:
+                obs["note"] = notes
             set_id = obx.get(1) or str(k + 1)
             oid = derived_id(order_key, "Observation", set_id)
             obs.update({"id": oid, "subject": subject})
@@ -464,6 +468,20 @@ def _results(
             )
         out.extend(observations)
     return out
+
+
+def _notes(parsed: Parsed, obx: Segment) -> list[dict[str, str]]:
+    """The comments (NTE-3, its repetitions as lines) of the NTE segments right after an OBX:
+    the Observation's notes, as the v2-to-FHIR guide maps them."""
+    after = next(i for i, seg in enumerate(parsed.segments) if seg is obx) + 1
+    notes: list[dict[str, str]] = []
+    for seg in parsed.segments[after:]:
+        if seg.name != "NTE":
+            break
+        lines = [rep.get(1) for rep in seg.reps(3)]
+        if any(lines):
+            notes.append({"text": "\n".join(lines)})
+    return notes
 
 
 def _observation(

@@ -192,6 +192,8 @@ def check_oru(b: dict[str, Any]) -> None:
     assert egfr["valueQuantity"]["comparator"] == ">"
     assert egfr["referenceRange"][0]["low"]["value"] == 60
     assert text["valueString"] == "Pusing\nmual"
+    assert text["note"] == [{"text": "free text note"}]  # the NTE after its OBX
+    assert "note" not in egfr
 
 
 def check_vxu(b: dict[str, Any]) -> None:

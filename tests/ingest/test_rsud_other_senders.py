@@ -64,7 +64,8 @@ LAB_RESULTS = _message(
     "OBX|1|NM|2093-3^Cholesterol^LN||196|mg/dL|<200|N|||F",
     "OBX|2|NM|2571-8^Triglyceride^LN||250|mg/dL|<150|H|||F",
     "OBX|3|TX|^Comment||Sample slightly hemolyzed||||||F",
-    "NTE|1||Fasting 10 h",
+    "NTE|1||Fasting 10 h~since 20:00",
+    "NTE|2|L|Repeat advised",
     "OBR|2|ORD124|FIL457|58410-2^CBC panel^LN|||202401050800||||||||||||||||||F",
     "OBX|1|NM|6690-2^WBC^LN||7.2|10*3/uL|4.5-11.0||||F",
     "OBX|2|NM|789-8^RBC^LN||4.1|10*6/uL|4.5-5.9|L|||C",
@@ -201,6 +202,11 @@ def test_a_laboratory_systems_two_order_groups(client: TestClient) -> None:
     assert by_code["2571-8"]["interpretation"][0]["coding"][0]["code"] == "H"
     assert by_code["789-8"]["status"] == "corrected"
     assert by_code["Comment"]["valueString"] == "Sample slightly hemolyzed"
+    assert by_code["Comment"]["note"] == [  # the NTEs after its OBX
+        {"text": "Fasting 10 h\nsince 20:00"},
+        {"text": "Repeat advised"},
+    ]
+    assert "note" not in by_code["2571-8"]
     # a comparator written into an NM value, as laboratory systems do
     assert by_code["26515-7"]["valueQuantity"]["comparator"] == "<"
     assert by_code["26515-7"]["valueQuantity"]["value"] == 5
