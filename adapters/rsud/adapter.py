@@ -4,7 +4,8 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
 
 - ADT A01/A02/A03/A04/A05/A08/A11/A13 -> Patient (a conditional update on the hospital's record
   number, PID-3), Encounter (PV1; its id derived from the visit number PV1-19, its status from
-  the event, its status and location history), RelatedPerson (NK1), Condition (DG1);
+  the event, its status and location history), RelatedPerson (NK1), Condition (DG1),
+  Procedure (PR1);
 - ADT A28/A31 -> Patient (and RelatedPerson);
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
 - ORU R01 -> DiagnosticReport (OBR) and Observation (OBX, with the comments of the NTEs
@@ -233,6 +234,8 @@ def _message(mapper: Mapper, parsed: Parsed, spec: dict[str, Any]) -> list[dict[
             )
     if spec.get("conditions") and visit_key and encounter_ref:
         entries.extend(_conditions(mapper, parsed, visit_key, subject, encounter_ref, entries))
+    if spec.get("procedures") and visit_key and encounter_ref:
+        entries.extend(_procedures(mapper, parsed, visit_key, subject, encounter_ref))
     if spec.get("results"):
         entries.extend(_results(mapper, parsed, patient_key, visit_key, subject, encounter_ref))
     if spec.get("vaccinations"):
@@ -386,6 +389,36 @@ def _conditions(
         for entry in entries:
             if entry["resource"].get("resourceType") == "Encounter":
                 entry["resource"]["diagnosis"] = diagnoses
+    return out
+
+
+def _procedures(
+    mapper: Mapper,
+    parsed: Parsed,
+    visit_key: str,
+    subject: dict[str, str],
+    encounter_ref: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The visit's PR1 segments as Procedures, numbered in the order sent, as the Khanza channel
+    numbers the visit's ``prosedur_pasien`` rows (the same ids)."""
+    out: list[dict[str, Any]] = []
+    for n, pr1 in enumerate(parsed.all("PR1")):
+        procedure: dict[str, Any] = {"resourceType": "Procedure"}
+        mapper.apply(pr1, procedure)
+        if "code" not in procedure:
+            mapper.issue("required", "PR1-3 (the procedure code) is empty", pr1.where(3))
+            continue
+        pid = derived_id(visit_key, "Procedure", str(n))
+        procedure.update(
+            {"id": pid, "status": "completed", "subject": subject, "encounter": encounter_ref}
+        )
+        out.append(
+            {
+                "fullUrl": f"urn:uuid:{pid}",
+                "resource": procedure,
+                "request": {"method": "PUT", "url": f"Procedure/{pid}"},
+            }
+        )
     return out
 
 

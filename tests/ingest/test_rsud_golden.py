@@ -33,6 +33,7 @@ VISIT = "http://sys-ids.kemkes.go.id/encounter/10085099"
 LOINC = "http://loinc.org"
 CVX = "http://hl7.org/fhir/sid/cvx"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
+ICD9 = "http://hl7.org/fhir/sid/icd-9-cm"
 
 
 def canonical(payload: bytes, mappings: Path = ROOT / "mappings") -> dict[str, Any]:
@@ -337,3 +338,35 @@ def test_a_nik_in_pid_19_joins_the_identifiers(pid3_nik: bool) -> None:
         (MRN, "000123"),
         (NIK, "7472011505800001"),
     ]
+
+
+def test_pr1_segments_are_the_visits_procedures_under_the_khanza_channels_ids() -> None:
+    from fhirhub.ingest.visits import child_id
+
+    payload = message(trigger="A03") + (
+        b"\rPR1|1||99.04^Transfusion of packed cells^I9CP||20240105120000"
+        b"\rPR1|2||88.38^CT abdomen^I9C||20240105130000"
+    )
+    bundle = canonical(payload)
+    procedures = resources(bundle, "Procedure")
+    assert [p["code"]["coding"][0] for p in procedures] == [
+        {"system": ICD9, "code": "99.04", "display": "Transfusion of packed cells"},
+        {"system": ICD9, "code": "88.38", "display": "CT abdomen"},
+    ]
+    assert [p["performedDateTime"] for p in procedures] == [
+        "2024-01-05T12:00:00+08:00",
+        "2024-01-05T13:00:00+08:00",
+    ]
+    encounter = one(bundle, "Encounter")
+    assert {p["status"] for p in procedures} == {"completed"}
+    assert {p["encounter"]["reference"] for p in procedures} == {f"Encounter/{encounter['id']}"}
+    # the same visit's prosedur_pasien rows pulled from Khanza are the same resources
+    assert [p["id"] for p in procedures] == [
+        child_id(VISIT, "2024/01/05/000001", "Procedure", n) for n in (0, 1)
+    ]
+
+
+def test_a_pr1_without_a_code_is_an_error_at_pr1_3() -> None:
+    with pytest.raises(FhirError) as caught:
+        canonical(message(trigger="A03") + b"\rPR1|1||||20240105120000")
+    assert caught.value.issues[0].expression == ("PR1[1]-3",)

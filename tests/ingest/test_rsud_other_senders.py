@@ -52,6 +52,7 @@ EHR_ADMIT = _message(
     "PV2|||^CHEST PAIN",
     "AL1|1||^PENICILLIN||RASH",
     "DG1|1|I10|R07.9^Chest pain, unspecified^I10||20240105|A",
+    "PR1|1|I9C|89.52^Electrocardiogram^I9C||20240105121500",
     "IN1|1|BPJS|BPJS01|BPJS KESEHATAN",
 )
 
@@ -178,6 +179,9 @@ def test_an_ehrs_admission_with_its_extra_segments(client: TestClient) -> None:
     assert encounter["class"]["code"] == "IMP"
     (condition,) = _search(client, f"Condition?subject=Patient/{patient['id']}")
     assert condition["code"]["coding"][0]["code"] == "R07.9"
+    (procedure,) = _search(client, f"Procedure?subject=Patient/{patient['id']}")
+    assert procedure["code"]["coding"][0]["code"] == "89.52"
+    assert procedure["encounter"]["reference"] == f"Encounter/{encounter['id']}"
     (person,) = _search(client, f"Person?link=Patient/{patient['id']}")
     assert person["link"][0]["target"]["reference"] == f"Patient/{patient['id']}"
 
