@@ -5,7 +5,7 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
 - ADT A01/A02/A03/A04/A05/A08/A11/A13 -> Patient (a conditional update on the hospital's record
   number, PID-3), Encounter (PV1; its id derived from the visit number PV1-19, its status from
   the event, its status and location history), RelatedPerson (NK1), Condition (DG1),
-  Procedure (PR1);
+  Procedure (PR1), AllergyIntolerance (AL1);
 - ADT A28/A31 -> Patient (and RelatedPerson);
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
 - ORU R01 -> DiagnosticReport (OBR) and Observation (OBX, with the comments of the NTEs
@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 from adapters.rsud.hl7 import Hl7Error, Parsed, Segment, parse_payload
 from adapters.rsud.hl7map import (
+    ALLERGY_CLINICAL,
     CATEGORY_OBS,
     CONDITION_CATEGORY,
     CONDITION_CLINICAL,
@@ -236,6 +237,8 @@ def _message(mapper: Mapper, parsed: Parsed, spec: dict[str, Any]) -> list[dict[
         entries.extend(_conditions(mapper, parsed, visit_key, subject, encounter_ref, entries))
     if spec.get("procedures") and visit_key and encounter_ref:
         entries.extend(_procedures(mapper, parsed, visit_key, subject, encounter_ref))
+    if spec.get("allergies"):
+        entries.extend(_allergies(mapper, parsed, patient_key, subject))
     if spec.get("results"):
         entries.extend(_results(mapper, parsed, patient_key, visit_key, subject, encounter_ref))
     if spec.get("vaccinations"):
@@ -417,6 +420,42 @@ def _procedures(
                 "fullUrl": f"urn:uuid:{pid}",
                 "resource": procedure,
                 "request": {"method": "PUT", "url": f"Procedure/{pid}"},
+            }
+        )
+    return out
+
+
+def _allergies(
+    mapper: Mapper, parsed: Parsed, patient_key: str, subject: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The AL1 segments as the patient's AllergyIntolerances, each under an id derived from
+    the patient and the allergen, so that every message naming it again updates the one."""
+    out: list[dict[str, Any]] = []
+    for al1 in parsed.all("AL1"):
+        allergy: dict[str, Any] = {"resourceType": "AllergyIntolerance"}
+        mapper.apply(al1, allergy)
+        code = allergy.get("code")
+        if not code:
+            mapper.issue("required", "AL1-3 (the allergen) is empty", al1.where(3))
+            continue
+        reactions = [{"text": r.get(1)} for r in al1.reps(5) if r.get(1)]
+        if reactions:
+            allergy["reaction"] = [{"manifestation": reactions}]
+        coding = (code.get("coding") or [{}])[0]
+        allergen = f"{coding.get('system', '')}|{coding.get('code', '')}|{code.get('text', '')}"
+        aid = derived_id(patient_key, "AllergyIntolerance", allergen)
+        allergy.update(
+            {
+                "id": aid,
+                "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+                "patient": subject,
+            }
+        )
+        out.append(
+            {
+                "fullUrl": f"urn:uuid:{aid}",
+                "resource": allergy,
+                "request": {"method": "PUT", "url": f"AllergyIntolerance/{aid}"},
             }
         )
     return out

@@ -370,3 +370,33 @@ def test_a_pr1_without_a_code_is_an_error_at_pr1_3() -> None:
     with pytest.raises(FhirError) as caught:
         canonical(message(trigger="A03") + b"\rPR1|1||||20240105120000")
     assert caught.value.issues[0].expression == ("PR1[1]-3",)
+
+
+def test_al1_segments_are_the_patients_allergies_once_however_often_sent() -> None:
+    payload = message(trigger="A08") + (
+        b"\rAL1|1|DA|70618^Penicillin^RXNORM|SV|Ruam~Sesak napas|20230101\rAL1|2|FA|^Udang|MI"
+    )
+    bundle = canonical(payload)
+    allergies = resources(bundle, "AllergyIntolerance")
+    penicillin, shrimp = allergies
+    assert penicillin["code"]["coding"][0]["code"] == "70618"
+    assert penicillin["category"] == ["medication"]
+    assert penicillin["criticality"] == "high"
+    assert penicillin["reaction"] == [
+        {"manifestation": [{"text": "Ruam"}, {"text": "Sesak napas"}]}
+    ]
+    assert penicillin["recordedDate"] == "2023-01-01"
+    assert shrimp["code"] == {"text": "Udang"}
+    assert (shrimp["category"], shrimp["criticality"]) == (["food"], "low")
+    patient_url = bundle["entry"][0]["fullUrl"]
+    assert penicillin["patient"] == shrimp["patient"] == {"reference": patient_url}
+    # the same allergens in another order and another message: the same resources
+    again = message("C2", trigger="A31") + (
+        b"\rAL1|1|FA|^Udang|MI\rAL1|2|DA|70618^Penicillin^RXNORM|SV|Ruam~Sesak napas|20230101"
+    )
+    assert {a["id"] for a in resources(canonical(again), "AllergyIntolerance")} == {
+        a["id"] for a in allergies
+    }
+    with pytest.raises(FhirError) as caught:
+        canonical(message(trigger="A08") + b"\rAL1|1|DA||SV")
+    assert caught.value.issues[0].expression == ("AL1[1]-3",)

@@ -182,6 +182,9 @@ def test_an_ehrs_admission_with_its_extra_segments(client: TestClient) -> None:
     (procedure,) = _search(client, f"Procedure?subject=Patient/{patient['id']}")
     assert procedure["code"]["coding"][0]["code"] == "89.52"
     assert procedure["encounter"]["reference"] == f"Encounter/{encounter['id']}"
+    (allergy,) = _search(client, f"AllergyIntolerance?patient=Patient/{patient['id']}")
+    assert allergy["code"] == {"text": "PENICILLIN"}
+    assert allergy["reaction"][0]["manifestation"] == [{"text": "RASH"}]
     (person,) = _search(client, f"Person?link=Patient/{patient['id']}")
     assert person["link"][0]["target"]["reference"] == f"Patient/{patient['id']}"
 
