@@ -5,7 +5,7 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
 - ADT A01/A02/A03/A04/A05/A08/A11/A13 -> Patient (a conditional update on the hospital's record
   number, PID-3), Encounter (PV1; its id derived from the visit number PV1-19, its status from
   the event, its status and location history), RelatedPerson (NK1), Condition (DG1),
-  Procedure (PR1), AllergyIntolerance (AL1);
+  Procedure (PR1), AllergyIntolerance (AL1), Coverage (an IN1 of BPJS);
 - ADT A28/A31 -> Patient (and RelatedPerson);
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
 - ORU R01 -> DiagnosticReport (OBR) and Observation (OBX, with the comments of the NTEs
@@ -50,6 +50,8 @@ from adapters.rsud.hl7map import (
 from adapters.rsud.mapping import Mappings, load_mappings
 from fhirhub.errors import FhirError, Issue
 from fhirhub.ingest import Context, Mapped, Merge, Message
+from fhirhub.ingest.canonical import BPJS_CARD, bpjs_card
+from fhirhub.ingest.visits import bpjs_coverage_entry
 
 MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7")
 
@@ -79,7 +81,7 @@ class RsudAdapter:
 
     def map(self, message: Message, context: Context) -> Mapped:
         mappings = load_mappings(context.mappings_dir / "rsud")
-        read = frozenset(mappings.segments) | {"EVN", "PID", "PV1", "MRG", "OBX", "NTE"}
+        read = frozenset(mappings.segments) | {"EVN", "PID", "PV1", "MRG", "OBX", "NTE", "IN1"}
         parsed_messages = parse_payload(message.payload, read)
         entries: list[dict[str, Any]] = []
         issues: list[Issue] = []
@@ -239,6 +241,8 @@ def _message(mapper: Mapper, parsed: Parsed, spec: dict[str, Any]) -> list[dict[
         entries.extend(_procedures(mapper, parsed, visit_key, subject, encounter_ref))
     if spec.get("allergies"):
         entries.extend(_allergies(mapper, parsed, patient_key, subject))
+    if spec.get("coverage"):
+        entries.extend(_coverage(parsed, subject, patient))
     if spec.get("results"):
         entries.extend(_results(mapper, parsed, patient_key, visit_key, subject, encounter_ref))
     if spec.get("vaccinations"):
@@ -459,6 +463,24 @@ def _allergies(
             }
         )
     return out
+
+
+def _coverage(
+    parsed: Parsed, subject: dict[str, str], patient: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The Coverage on the patient's BPJS card when an IN1 names BPJS (or JKN) as the insurer
+    or the plan: the card from IN1-36 (policy number), else IN1-49 (insured's id), else the
+    PID's BPJS identifier. The Khanza channel writes the same entry for the visit."""
+    for in1 in parsed.all("IN1"):
+        names = " ".join((in1.get(2), in1.get(2, 2), in1.get(3), in1.get(4))).upper()
+        if "BPJS" not in names and "JKN" not in names:
+            continue
+        ids = {i.get("system"): i.get("value") for i in patient.get("identifier") or []}
+        raw = in1.get(36) or in1.get(49) or ids.get(BPJS_CARD) or ""
+        card = bpjs_card(raw) or raw.strip()
+        if card:
+            return [bpjs_coverage_entry(card, subject, in1.get(4) or "BPJS Kesehatan")]
+    return []
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -42,7 +42,12 @@ from fhirhub.ingest import Context, Mapped, Message
 from fhirhub.ingest import canonical as c
 from fhirhub.ingest.regions import administrative_code
 from fhirhub.ingest.stamps import file_stamps
-from fhirhub.ingest.visits import child_id, encounter_id, encounter_system
+from fhirhub.ingest.visits import (
+    bpjs_coverage_entry,
+    child_id,
+    encounter_id,
+    encounter_system,
+)
 
 NAME = "khanza"
 CONTENT_TYPE = "application/json"
@@ -319,18 +324,7 @@ def visit_bundle(visit: dict[str, Any], table: KhanzaMapping, context: Context) 
     entries.extend(_put(r) for r in procedures)
     coverage = _coverage(visit, table, subject)
     if coverage is not None:
-        card = coverage["identifier"][0]["value"]
-        entries.append(
-            {
-                "fullUrl": f"urn:uuid:{uuid.uuid5(_URN, f'{c.BPJS_CARD}|{card}')}",
-                "resource": coverage,
-                "request": {
-                    "method": "POST",
-                    "url": "Coverage",
-                    "ifNoneExist": f"identifier={c.BPJS_CARD}|{card}",
-                },
-            }
-        )
+        entries.append(coverage)
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -502,7 +496,8 @@ def _encounter(
 def _coverage(
     visit: dict[str, Any], table: KhanzaMapping, subject: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """A Coverage on the BPJS card when the visit's payer is BPJS and the patient has a card."""
+    """The Coverage on the BPJS card (its transaction entry) when the visit's payer is BPJS and
+    the patient has a card."""
     reg, pasien = visit["reg_periksa"], visit["pasien"]
     payer = _text(reg.get("kd_pj")) or _text(pasien.get("kd_pj"))
     if payer is None or table.payers.get(payer) != "bpjs":
@@ -511,21 +506,5 @@ def _coverage(
     card = (c.bpjs_card(raw) or raw) if raw else None
     if not card:
         return None
-    payor: dict[str, Any] = {"display": _name_of(visit, "penjab", "png_jawab") or "BPJS Kesehatan"}
-    return {
-        "resourceType": "Coverage",
-        "identifier": [{"system": c.BPJS_CARD, "value": card}],
-        "status": "active",
-        "type": {
-            "coding": [
-                {
-                    "system": _ACT,
-                    "code": "PUBLICPOL",
-                    "display": "public healthcare",
-                }
-            ]
-        },
-        "subscriberId": card,
-        "beneficiary": subject,
-        "payor": [payor],
-    }
+    payor = _name_of(visit, "penjab", "png_jawab") or "BPJS Kesehatan"
+    return bpjs_coverage_entry(card, subject, payor)

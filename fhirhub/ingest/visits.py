@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fhirhub.ingest.provenance import SOURCE_BASE
+from fhirhub.model.systems import BPJS_CARD
 
 if TYPE_CHECKING:
     from fhirhub.services.writes import Writer
@@ -43,6 +44,43 @@ def encounter_id(system: str, value: str) -> str:
 def child_id(system: str, value: str, resource_type: str, n: int) -> str:
     """The id of the ``n``-th (from 0) resource of ``resource_type`` of that visit."""
     return str(uuid.uuid5(_IDS, f"{visit_key(system, value)}|{resource_type}|{n}"))
+
+
+# --- the visit's payer -----------------------------------------------------------------------
+
+_COVERAGES = uuid.UUID("0c7f3a4e-9b1d-4e59-8d5a-6f2e1b7c9a30")  # fullUrls of their creates
+
+
+def bpjs_coverage_entry(card: str, beneficiary: dict[str, Any], payor: str) -> dict[str, Any]:
+    """The transaction entry every channel writes for a visit that BPJS pays: a conditional
+    create of the Coverage on the patient's card (one Coverage a card, whichever channel and
+    visit names it first)."""
+    coverage = {
+        "resourceType": "Coverage",
+        "identifier": [{"system": BPJS_CARD, "value": card}],
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "PUBLICPOL",
+                    "display": "public healthcare",
+                }
+            ]
+        },
+        "subscriberId": card,
+        "beneficiary": beneficiary,
+        "payor": [{"display": payor}],
+    }
+    return {
+        "fullUrl": f"urn:uuid:{uuid.uuid5(_COVERAGES, f'{BPJS_CARD}|{card}')}",
+        "resource": coverage,
+        "request": {
+            "method": "POST",
+            "url": "Coverage",
+            "ifNoneExist": f"identifier={BPJS_CARD}|{card}",
+        },
+    }
 
 
 # --- one visit, several channels ---------------------------------------------------------------

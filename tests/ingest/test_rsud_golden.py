@@ -400,3 +400,33 @@ def test_al1_segments_are_the_patients_allergies_once_however_often_sent() -> No
     with pytest.raises(FhirError) as caught:
         canonical(message(trigger="A08") + b"\rAL1|1|DA||SV")
     assert caught.value.issues[0].expression == ("AL1[1]-3",)
+
+
+def test_an_in1_of_bpjs_is_the_coverage_on_the_card_as_the_khanza_channel_writes_it() -> None:
+    from fhirhub.ingest.visits import bpjs_coverage_entry
+
+    def with_in1(in1: str) -> dict[str, Any]:
+        return canonical(message(trigger="A04") + b"\r" + in1.encode())
+
+    fields = ["IN1", "1", "JKN^Jaminan Kesehatan Nasional", "BPJS01", "BPJS KESEHATAN"]
+    in1 = "|".join([*fields, *[""] * 31, "0001234567890"])  # IN1-36, the card
+    bundle = with_in1(in1)
+    (entry,) = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Coverage"]
+    subject = one(bundle, "Encounter")["subject"]
+    assert entry == bpjs_coverage_entry("0001234567890", subject, "BPJS KESEHATAN")
+    assert entry["request"]["ifNoneExist"].endswith("|0001234567890")
+    # the card's leading zeros put back; the PID's BPJS identifier when IN1 has no number
+    short = with_in1("|".join([*fields, *[""] * 31, "1234567890"]))
+    assert [c["subscriberId"] for c in resources(short, "Coverage")] == ["0001234567890"]
+    pid_card = message(trigger="A04").replace(
+        b"000123^^^RSUD01^MR", b"000123^^^RSUD01^MR~0009876543210^^^BPJS^SN"
+    )
+    bundle = canonical(pid_card + b"\r" + "|".join(fields).encode())
+    assert [
+        e["resource"]["subscriberId"]
+        for e in bundle["entry"][1:]
+        if "subscriberId" in e["resource"]
+    ] == ["0009876543210"]
+    # another insurer: no Coverage
+    other = with_in1("|".join(["IN1", "1", "ASURANSI", "ADM01", "PT ASURANSI MANDIRI"]))
+    assert not resources(other, "Coverage")
