@@ -51,7 +51,7 @@ from adapters.rsud.mapping import Mappings, load_mappings
 from fhirhub.errors import FhirError, Issue
 from fhirhub.ingest import Context, Mapped, Merge, Message
 from fhirhub.ingest.canonical import BPJS_CARD, bpjs_card
-from fhirhub.ingest.visits import bpjs_coverage_entry
+from fhirhub.ingest.visits import bpjs_coverage_entry, put_entry
 
 MEDIA_TYPES = ("application/hl7-v2", "x-application/hl7-v2+er7", "application/edi-hl7")
 
@@ -228,13 +228,7 @@ def _message(mapper: Mapper, parsed: Parsed, spec: dict[str, Any]) -> list[dict[
             person["patient"] = subject
             rid = derived_id(patient_key, "RelatedPerson", str(n))
             person["id"] = rid
-            entries.append(
-                {
-                    "fullUrl": f"urn:uuid:{rid}",
-                    "resource": person,
-                    "request": {"method": "PUT", "url": f"RelatedPerson/{rid}"},
-                }
-            )
+            entries.append(put_entry(person))
     if spec.get("conditions") and visit_key and encounter_ref:
         entries.extend(_conditions(mapper, parsed, visit_key, subject, encounter_ref, entries))
     if spec.get("procedures") and visit_key and encounter_ref:
@@ -332,11 +326,7 @@ def _encounter(
     enc["serviceProvider"] = {"reference": fac.organization, "display": fac.name}
     if enc.get("period") == {}:
         enc.pop("period")
-    return {
-        "fullUrl": f"urn:uuid:{enc_id}",
-        "resource": enc,
-        "request": {"method": "PUT", "url": f"Encounter/{enc_id}"},
-    }
+    return put_entry(enc)
 
 
 def _event_time(mapper: Mapper, parsed: Parsed) -> str | None:
@@ -378,13 +368,7 @@ def _conditions(
                 "encounter": encounter_ref,
             }
         )
-        out.append(
-            {
-                "fullUrl": f"urn:uuid:{cid}",
-                "resource": condition,
-                "request": {"method": "PUT", "url": f"Condition/{cid}"},
-            }
-        )
+        out.append(put_entry(condition))
         use = mapper.table_concept("diagnosis-use", dg1.get(6) or "F")
         rank = dg1.get(15)
         diagnosis: dict[str, Any] = {"condition": {"reference": f"urn:uuid:{cid}"}}
@@ -419,13 +403,7 @@ def _procedures(
         procedure.update(
             {"id": pid, "status": "completed", "subject": subject, "encounter": encounter_ref}
         )
-        out.append(
-            {
-                "fullUrl": f"urn:uuid:{pid}",
-                "resource": procedure,
-                "request": {"method": "PUT", "url": f"Procedure/{pid}"},
-            }
-        )
+        out.append(put_entry(procedure))
     return out
 
 
@@ -455,13 +433,7 @@ def _allergies(
                 "patient": subject,
             }
         )
-        out.append(
-            {
-                "fullUrl": f"urn:uuid:{aid}",
-                "resource": allergy,
-                "request": {"method": "PUT", "url": f"AllergyIntolerance/{aid}"},
-            }
-        )
+        out.append(put_entry(allergy))
     return out
 
 
@@ -536,13 +508,7 @@ def _results(
             obs.update({"id": oid, "subject": subject})
             if encounter_ref:
                 obs["encounter"] = encounter_ref
-            observations.append(
-                {
-                    "fullUrl": f"urn:uuid:{oid}",
-                    "resource": obs,
-                    "request": {"method": "PUT", "url": f"Observation/{oid}"},
-                }
-            )
+            observations.append(put_entry(obs))
         if report is not None:
             rid = derived_id(order_key, "DiagnosticReport")
             report.update({"id": rid, "subject": subject})
@@ -553,13 +519,7 @@ def _results(
             report["performer"] = [
                 {"reference": mapper.facility.organization, "display": mapper.facility.name}
             ]
-            out.append(
-                {
-                    "fullUrl": f"urn:uuid:{rid}",
-                    "resource": report,
-                    "request": {"method": "PUT", "url": f"DiagnosticReport/{rid}"},
-                }
-            )
+            out.append(put_entry(report))
         out.extend(observations)
     return out
 
@@ -775,13 +735,7 @@ def _vaccinations(
         )
         iid = derived_id(patient_key, "Immunization", imm["occurrenceDateTime"], codes)
         imm["id"] = iid
-        out.append(
-            {
-                "fullUrl": f"urn:uuid:{iid}",
-                "resource": imm,
-                "request": {"method": "PUT", "url": f"Immunization/{iid}"},
-            }
-        )
+        out.append(put_entry(imm))
     return out
 
 

@@ -47,6 +47,7 @@ from fhirhub.ingest.visits import (
     child_id,
     encounter_id,
     encounter_system,
+    put_entry,
 )
 
 NAME = "khanza"
@@ -319,22 +320,13 @@ def visit_bundle(visit: dict[str, Any], table: KhanzaMapping, context: Context) 
 
     assert start is not None
     encounter = _encounter(visit, table, no_rawat, start, subject, conditions)
-    entries.append(_put(encounter))
-    entries.extend(_put(r) for r in conditions)
-    entries.extend(_put(r) for r in procedures)
+    entries.append(put_entry(encounter))
+    entries.extend(put_entry(r) for r in conditions)
+    entries.extend(put_entry(r) for r in procedures)
     coverage = _coverage(visit, table, subject)
     if coverage is not None:
         entries.append(coverage)
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-
-
-def _put(resource: dict[str, Any]) -> dict[str, Any]:
-    rtype, res_id = resource["resourceType"], resource["id"]
-    return {
-        "fullUrl": f"urn:uuid:{res_id}",
-        "resource": resource,
-        "request": {"method": "PUT", "url": f"{rtype}/{res_id}"},
-    }
 
 
 def _start(reg: dict[str, Any], clock: str) -> str | None:

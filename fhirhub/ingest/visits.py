@@ -46,6 +46,16 @@ def child_id(system: str, value: str, resource_type: str, n: int) -> str:
     return str(uuid.uuid5(_IDS, f"{visit_key(system, value)}|{resource_type}|{n}"))
 
 
+def put_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    """The transaction entry that stores ``resource`` under its (derived) id."""
+    rtype, res_id = resource["resourceType"], resource["id"]
+    return {
+        "fullUrl": f"urn:uuid:{res_id}",
+        "resource": resource,
+        "request": {"method": "PUT", "url": f"{rtype}/{res_id}"},
+    }
+
+
 # --- the visit's payer -----------------------------------------------------------------------
 
 _COVERAGES = uuid.UUID("0c7f3a4e-9b1d-4e59-8d5a-6f2e1b7c9a30")  # fullUrls of their creates

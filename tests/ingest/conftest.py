@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from ingest_factories import load_reference
 from sqlalchemy import Engine
 
+from fhirhub.api.app import create_app
 from fhirhub.config import Settings
 from fhirhub.ingest.service import IngestService
 
@@ -40,3 +42,14 @@ def service(engine: Engine, settings: Settings) -> Iterator[IngestService]:
     svc = IngestService.from_settings(engine, settings)
     yield svc
     svc.dispatcher.close()
+
+
+@pytest.fixture
+def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    """The app on the test database, its reference data loaded."""
+    load_reference(engine)
+    app = create_app(settings, run_migrations=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+    app.state.ingest.dispatcher.close()
+    app.state.database.engine.dispose()

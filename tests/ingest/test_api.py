@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import orjson
-import pytest
 import yaml
 from fastapi.testclient import TestClient
-from ingest_factories import city, facility_of, load_reference, per_patient
+from ingest_factories import city, facility_of, per_patient
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
@@ -29,16 +27,6 @@ def with_unknown_code() -> bytes:
         if e["resource"]["resourceType"] == "Condition":
             e["resource"]["code"]["coding"][0]["code"] = "BARU"
     return orjson.dumps(b)
-
-
-@pytest.fixture
-def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
-    load_reference(engine)
-    app = create_app(settings, run_migrations=False)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-    app.state.ingest.dispatcher.close()
-    app.state.database.engine.dispose()
 
 
 def wait_status(client: TestClient, url: str, status: str) -> dict:

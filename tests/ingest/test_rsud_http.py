@@ -4,33 +4,18 @@ the synthetic city's RSUD feed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from ingest_factories import load_reference
 from mllp_client import message
-from sqlalchemy import Engine
 
-from fhirhub.api.app import create_app
-from fhirhub.config import Settings
 from fhirhub.errors import FhirError
 from fhirhub.ingest import Message
 from fhirhub.ingest.adapters import Context
 from fhirhub.ingest.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
-    load_reference(engine)
-    app = create_app(settings, run_migrations=False)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-    app.state.ingest.dispatcher.close()
-    app.state.database.engine.dispose()
 
 
 @pytest.mark.parametrize("ctype", ["application/hl7-v2", "x-application/hl7-v2+er7"])

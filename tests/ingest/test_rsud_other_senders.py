@@ -7,15 +7,7 @@ stored; the patient index places each Patient."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
-from ingest_factories import load_reference
-from sqlalchemy import Engine
-
-from fhirhub.api.app import create_app
-from fhirhub.config import Settings
 
 
 def _segment(name: str, fields: dict[int, str]) -> str:
@@ -133,16 +125,6 @@ TRUNCATION_CHARACTER = _message(
         {1: "1", 2: "O", 3: "POLI-ANAK^^^RSUD01", 19: "V777^^^RSUD01^VN", 44: "20240105083000"},
     ),
 )
-
-
-@pytest.fixture
-def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
-    load_reference(engine)
-    app = create_app(settings, run_migrations=False)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-    app.state.ingest.dispatcher.close()
-    app.state.database.engine.dispose()
 
 
 def _post(client: TestClient, payload: bytes) -> None:
