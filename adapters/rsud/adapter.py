@@ -527,9 +527,8 @@ def _results(
 def _notes(parsed: Parsed, obx: Segment) -> list[dict[str, str]]:
     """The comments (NTE-3, its repetitions as lines) of the NTE segments right after an OBX:
     the Observation's notes, as the v2-to-FHIR guide maps them."""
-    after = next(i for i, seg in enumerate(parsed.segments) if seg is obx) + 1
     notes: list[dict[str, str]] = []
-    for seg in parsed.segments[after:]:
+    for seg in parsed.after(obx):
         if seg.name != "NTE":
             break
         lines = [rep.get(1) for rep in seg.reps(3)]
@@ -742,8 +741,7 @@ def _vaccinations(
 def _following(parsed: Parsed, segment: Segment, name: str, until: str) -> Segment | None:
     """The first ``name`` segment after ``segment`` and before the next ``until`` (the RXR of
     an RXA)."""
-    after = next(i for i, seg in enumerate(parsed.segments) if seg is segment) + 1
-    for seg in parsed.segments[after:]:
+    for seg in parsed.after(segment):
         if seg.name == until:
             return None
         if seg.name == name:

@@ -115,6 +115,11 @@ class Parsed:
     def all(self, name: str) -> list[Segment]:
         return [s for s in self.segments if s.name == name]
 
+    def after(self, segment: Segment) -> list[Segment]:
+        """The segments that follow ``segment`` (this very one, not an equal one)."""
+        at = next(i for i, s in enumerate(self.segments) if s is segment)
+        return self.segments[at + 1 :]
+
 
 # --- bytes to text -----------------------------------------------------------------------------
 
