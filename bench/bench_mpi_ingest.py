@@ -56,6 +56,7 @@ def main() -> None:
     modes = {"on": args.port, "off": args.port + 1}
     rates: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}  # ms per Bundle
+    split: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}  # (server, PostgreSQL)
     servers, names = {}, {m: f"{args.db}_mpi_{m}" for m in modes}
     with ExitStack() as stack:
         for mode, port in modes.items():
@@ -76,6 +77,9 @@ def main() -> None:
                 got[mode] = len(bodies) * 100 / elapsed
                 rates[mode].append(got[mode])
                 cpu[mode].append((meter.server + meter.postgres) / len(bodies) * 1000)
+                split[mode].append(
+                    (meter.server / len(bodies) * 1000, meter.postgres / len(bodies) * 1000)
+                )
             print(
                 f"{i:>5} {got['on']:>15,.0f} {got['off']:>16,.0f} {got['on'] / got['off']:>7.2f}"
                 f" {cpu['on'][-1]:>17.1f} {cpu['off'][-1]:>6.1f}"
@@ -93,6 +97,10 @@ def main() -> None:
         f"ms, off {common.median(cpu['off']):.1f} ms; median of per-round ratios off/on "
         f"{cpu_ratio:.2f}"
     )
+    for mode in modes:
+        server = common.median([s for s, _ in split[mode]])
+        postgres = common.median([p for _, p in split[mode]])
+        print(f"  index {mode}: server workers {server:.1f} ms, PostgreSQL {postgres:.1f} ms")
     if ratio < TARGET_RATIO:
         common.failure(f"the index costs more than it may: ratio {ratio:.2f} < {TARGET_RATIO}")
     common.finish()
