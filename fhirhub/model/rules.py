@@ -1,15 +1,15 @@
-"""The checks of a resource's JSON that fhir.resources' R4B models do not make, in one walk
-over the parsed JSON, following the committed tables built from the R4 definitions by
-``scripts/build_model_tables.py``:
+"""Structural validation of a resource against its R4 definition, in one walk over the parsed
+JSON, following the committed tables built from the official R4 StructureDefinitions by
+``scripts/build_model_tables.py`` (docs/adr/0008):
 
+- the R4 shape: unknown elements, arrays where an element repeats and single values where it
+  does not, required elements, one type of a choice, a contained resource's own type;
+- primitives: their JSON kinds (a boolean is ``true``, not ``"yes"``), their formats (the R4
+  regexes; a date that is no calendar date; integers of 32 bits, positiveInt at least 1), and
+  the codes of required bindings (``Patient.gender`` is ``male``, not ``L``);
 - FHIR's JSON rules (http://hl7.org/fhir/R4/json.html): no ``null`` (except where it pads a
   primitive array beside its ``_name`` array), no empty array, no empty object, no empty string;
-- primitives' JSON kinds (a boolean is ``true``, not ``"yes"``) and the codes of required
-  bindings (``Patient.gender`` is ``male``, not ``L``);
-- ext-1: an extension has a value or extensions, one of them and not both;
-- the R4 shape (unknown elements, arrays, required elements, one choice, primitive formats) of
-  the types whose R4 and R4B definitions differ (``checkedAgainstR4`` in the table). Such a
-  type's subtree is listed in ``Walk.r4_roots``: what the R4B model says below it is not R4.
+- ext-1: an extension has a value or extensions, one of them and not both.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from fhirhub.errors import Issue
+from fhirhub.model.resource_types import is_resource_type
 
 _DIR = Path(__file__).resolve().parent / "data"
 # Types that constrain Quantity rather than specialise it: they have Quantity's properties.
@@ -29,6 +31,8 @@ _QUANTITY_PROFILES = ("Age", "Count", "Distance", "Duration", "MoneyQuantity", "
 # Regexes not worth running: base64 backtracks on long bodies and xhtml has none.
 _UNCHECKED_FORMATS = frozenset({"base64Binary", "xhtml"})
 _MINIMUM = {"positiveInt": 1, "unsignedInt": 0}
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # FHIR's integer is 32 bits
+_DATED = frozenset({"date", "dateTime", "instant"})
 _JSON_NAMES = {
     bool: "a boolean",
     int: "a number",
@@ -55,17 +59,10 @@ class _Shape:
     props: dict[str, _Prop]
     required: tuple[str, ...]  # required elements that are not choices
     required_choices: tuple[tuple[str, tuple[str, ...]], ...]  # (choice, its keys)
-    r4: bool  # checked against R4 rather than the R4B model
-
-
-@dataclass(frozen=True, slots=True)
-class _Tables:
-    shapes: dict[str, _Shape]
-    r4_resources: frozenset[str]
 
 
 @cache
-def _tables() -> _Tables:
+def _shapes() -> dict[str, _Shape]:
     raw = json.loads((_DIR / "r4_elements.json").read_text())
     elements: dict[str, dict[str, list[Any]]] = raw["elements"]
     elements["Element"] = {
@@ -85,7 +82,6 @@ def _tables() -> _Tables:
     bindings: dict[str, dict[str, str]] = required_codes["bindings"]
     for name in _QUANTITY_PROFILES:
         bindings.setdefault(name, bindings["Quantity"])
-    r4_types = set(raw["checkedAgainstR4"]["dataTypes"]) | set(raw["checkedAgainstR4"]["resources"])
     shapes: dict[str, _Shape] = {}
     for parent, spec in elements.items():
         bound = bindings.get(parent, {})
@@ -110,29 +106,34 @@ def _tables() -> _Tables:
             props,
             tuple(k for k, (_t, _r, required, choice) in spec.items() if required and not choice),
             tuple((c, tuple(keys)) for c, keys in choices.items()),
-            parent.split(".")[0] in r4_types,
         )
-    return _Tables(shapes, frozenset(raw["checkedAgainstR4"]["resources"]))
+    return shapes
 
 
-def checked_against_r4(resource_type: str) -> bool:
-    """Whether ``resource_type`` is checked against R4's definition instead of R4B's model."""
-    return resource_type in _tables().r4_resources
+def _real_date(value: str) -> bool:
+    """Whether the calendar date a date, dateTime or instant starts with exists (the format
+    allows 2025-02-30)."""
+    if len(value) < 10:
+        return True  # a year, or a year and month: the format said enough
+    try:
+        date(int(value[:4]), int(value[5:7]), int(value[8:10]))
+    except ValueError:
+        return False
+    return True
 
 
 class Walk:
-    """The issues of one resource, and the paths below which the R4B model is not the judge."""
+    """The issues of one resource against its R4 definition."""
 
-    __slots__ = ("_shapes", "issues", "r4_roots")
+    __slots__ = ("_shapes", "issues")
 
     def __init__(self, resource: dict[str, Any], path: str) -> None:
         self.issues: list[Issue] = []
-        self.r4_roots: list[str] = []
-        self._shapes = _tables().shapes
+        self._shapes = _shapes()
         rtype = resource.get("resourceType")
-        self._object(resource, str(rtype), path, False)
+        self._object(resource, str(rtype), path)
 
-    def _object(self, obj: dict[str, Any], type_name: str, path: str, r4: bool) -> None:
+    def _object(self, obj: dict[str, Any], type_name: str, path: str) -> None:
         shape = self._shapes.get(type_name)
         if shape is None:
             return
@@ -141,23 +142,20 @@ class Walk:
                 "structure", "An element must have content (json.html: no empty objects)", path
             )
             return
-        if shape.r4 and not r4:
-            r4 = True
-            self.r4_roots.append(path)
         props = shape.props
         chosen: dict[str, str] | None = None
         for key, value in obj.items():
             prop = props.get(key)
             if prop is None:
                 if key.startswith("_"):
-                    self._primitive_extension(obj, key, value, props.get(key[1:]), path, r4)
-                elif r4 and key != "resourceType":
+                    self._primitive_extension(obj, key, value, props.get(key[1:]), path)
+                elif key != "resourceType":
                     self._add("structure", "Unknown element", f"{path}.{key}")
                 continue
             if value is None:
                 self._null(f"{path}.{key}")
                 continue
-            if r4 and prop.choice:
+            if prop.choice:
                 chosen = chosen if chosen is not None else {}
                 if chosen.setdefault(prop.choice, key) != key:
                     self._add(
@@ -169,8 +167,7 @@ class Walk:
             if isinstance(value, list):
                 where = f"{path}.{key}"
                 if not prop.repeats:
-                    if r4:
-                        self._add("structure", "Expected one value, found an array", where)
+                    self._add("structure", "Expected one value, found an array", where)
                     continue
                 if not value:
                     self._add("structure", "An array may not be empty (json.html)", where)
@@ -181,36 +178,33 @@ class Walk:
                         if not _padded(pads, i):
                             self._null(f"{where}[{i}]")
                         continue
-                    self._value(item, prop, f"{where}[{i}]", r4)
-            elif prop.repeats and r4:
+                    self._value(item, prop, f"{where}[{i}]")
+            elif prop.repeats:
                 self._add("structure", "Expected an array", f"{path}.{key}")
             elif (  # the common case, a good string, without a call or a path
                 kind == "string"
                 and type(value) is str
+                and prop.pattern is None
                 and value
                 and not value.isspace()
                 and (prop.codes is None or value in prop.codes)
-                and (not r4 or prop.pattern is None)
             ) or (kind == "boolean" and type(value) is bool):
                 continue
             else:
-                self._value(value, prop, f"{path}.{key}", r4)
-        if r4:
-            self._required(obj, shape, path)
+                self._value(value, prop, f"{path}.{key}")
+        self._required(obj, shape, path)
         if type_name == "Extension":
             self._ext_1(obj, path)
 
-    def _value(self, value: Any, prop: _Prop, path: str, r4: bool) -> None:
+    def _value(self, value: Any, prop: _Prop, path: str) -> None:
         kind = prop.kind
         if kind is None:
-            if isinstance(value, dict):
-                if prop.type == "Resource":
-                    rtype = str(value.get("resourceType"))
-                    self._object(value, rtype, path, r4)
-                else:
-                    self._object(value, prop.type, path, r4)
-            elif r4:
+            if not isinstance(value, dict):
                 self._wrong(value, "an object", path)
+            elif prop.type == "Resource":
+                self._resource(value, path)
+            else:
+                self._object(value, prop.type, path)
         elif kind == "string":
             if not isinstance(value, str):
                 self._wrong(value, "a string", path)
@@ -218,7 +212,10 @@ class Walk:
                 self._add("value", "A string may not be empty or only whitespace", path)
             elif prop.codes is not None and value not in prop.codes:
                 self._not_in(value, prop, path)
-            elif r4 and prop.pattern is not None and prop.pattern.fullmatch(value) is None:
+            elif prop.pattern is not None and (
+                prop.pattern.fullmatch(value) is None
+                or (prop.type in _DATED and not _real_date(value))
+            ):
                 self._add("value", f"Not a valid {prop.type}", path)
         elif kind == "boolean":
             if not isinstance(value, bool):
@@ -226,26 +223,39 @@ class Walk:
         elif kind == "integer":
             if not isinstance(value, int) or isinstance(value, bool):
                 self._wrong(value, "a whole number", path)
-            elif r4 and value < _MINIMUM.get(prop.type, value):
-                self._add("value", f"Not a valid {prop.type}", path)
+            elif not _MINIMUM.get(prop.type, _INT_MIN) <= value <= _INT_MAX:
+                self._add("value", f"Not a valid {prop.type} (out of range)", path)
         elif not isinstance(value, int | float) or isinstance(value, bool):
             self._wrong(value, "a number", path)
 
+    def _resource(self, value: dict[str, Any], path: str) -> None:
+        """A resource inside another (``contained``, ``Bundle.entry.resource``, a Parameters'
+        ``resource``): its own type's definition, which it must name."""
+        rtype = value.get("resourceType")
+        if not isinstance(rtype, str) or not rtype:
+            self._add("required", "resourceType is missing", f"{path}.resourceType")
+        elif not is_resource_type(rtype):
+            self._add(
+                "not-supported",
+                f"Unknown resource type '{rtype}' (not a FHIR R4 resource)",
+                f"{path}.resourceType",
+            )
+        else:
+            self._object(value, rtype, path)
+
     def _primitive_extension(
-        self, obj: dict[str, Any], key: str, value: Any, prop: _Prop | None, path: str, r4: bool
+        self, obj: dict[str, Any], key: str, value: Any, prop: _Prop | None, path: str
     ) -> None:
         """``_birthDate``: the id and extensions of the primitive ``birthDate``."""
         where = f"{path}.{key}"
         if prop is None or prop.kind is None:
-            if r4:
-                self._add("structure", "Unknown element", where)
+            self._add("structure", "Unknown element", where)
             return
         if value is None:
             self._null(where)
         elif isinstance(value, list):
             if not prop.repeats:
-                if r4:
-                    self._add("structure", "Expected one value, found an array", where)
+                self._add("structure", "Expected one value, found an array", where)
                 return
             if not value:
                 self._add("structure", "An array may not be empty (json.html)", where)
@@ -256,12 +266,12 @@ class Walk:
                     if not _padded(values, i):
                         self._null(f"{where}[{i}]")
                 elif isinstance(item, dict):
-                    self._object(item, "Element", f"{where}[{i}]", r4)
-                elif r4:
+                    self._object(item, "Element", f"{where}[{i}]")
+                else:
                     self._wrong(item, "an object", f"{where}[{i}]")
         elif isinstance(value, dict):
-            self._object(value, "Element", where, r4)
-        elif r4:
+            self._object(value, "Element", where)
+        else:
             self._wrong(value, "an object", where)
 
     def _required(self, obj: dict[str, Any], shape: _Shape, path: str) -> None:
