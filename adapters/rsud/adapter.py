@@ -6,7 +6,9 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
   number, PID-3), Encounter (PV1; its id derived from the visit number PV1-19, its status from
   the event, its status and location history), RelatedPerson (NK1), Condition (DG1),
   Procedure (PR1), AllergyIntolerance (AL1), Coverage (an IN1 of BPJS);
-- ADT A28/A31 -> Patient (and RelatedPerson);
+- ADT A28/A31 -> Patient (and RelatedPerson, AllergyIntolerance);
+- the OBX segments of an ADT event (A01/A03/A04/A05/A08/A13/A28/A31) -> Observations of the
+  visit (vital signs in their category);
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
 - ORU R01 -> DiagnosticReport (OBR) and Observation (OBX, with the comments of the NTEs
   after it), the Patient created if new;
@@ -237,6 +239,10 @@ def _message(mapper: Mapper, parsed: Parsed, spec: dict[str, Any]) -> list[dict[
         entries.extend(_allergies(mapper, parsed, patient_key, subject))
     if spec.get("coverage"):
         entries.extend(_coverage(parsed, subject, patient))
+    if spec.get("observations"):
+        entries.extend(
+            _event_observations(mapper, parsed, patient_key, visit_key, subject, encounter_ref)
+        )
     if spec.get("results"):
         entries.extend(_results(mapper, parsed, patient_key, visit_key, subject, encounter_ref))
     if spec.get("vaccinations"):
@@ -524,6 +530,62 @@ def _results(
     return out
 
 
+# The LOINC codes of R4's vital signs profiles (http://hl7.org/fhir/R4/observation-vitalsigns.html):
+# an Observation of one of them is in the vital-signs category.
+_VITAL_SIGNS = frozenset(
+    {
+        "85353-1", "9279-1", "8867-4", "2708-6", "59408-5", "8310-5", "8302-2", "9843-4",
+        "29463-7", "39156-5", "85354-9", "8480-6", "8462-4", "8478-0",
+    }
+)  # fmt: skip
+
+
+def _event_observations(
+    mapper: Mapper,
+    parsed: Parsed,
+    patient_key: str,
+    visit_key: str | None,
+    subject: dict[str, str],
+    encounter_ref: dict[str, str] | None,
+) -> list[dict[str, Any]]:
+    """The OBX segments of an ADT event (height, weight, blood pressure taken at admission):
+    Observations of the visit (of the patient when there is none), as the v2-to-FHIR guide
+    maps ADT's OBX. One Observation a visit and observed code (its n-th OBX of that code), so
+    an update (A08) sent with the same OBX replaces it; taken when OBX-14 says, else at the
+    event."""
+    out: list[dict[str, Any]] = []
+    base = f"{visit_key or patient_key}|event-observation"
+    seen: dict[str, int] = {}
+    when = _event_time(mapper, parsed)
+    for obx in parsed.all("OBX"):
+        obs = _observation(mapper, obx, None, None, category=None)
+        if obs is None or not obs.get("code"):
+            continue
+        coding = (obs["code"].get("coding") or [{}])[0]
+        code = f"{coding.get('system', '')}|{coding.get('code', obs['code'].get('text', ''))}"
+        seen[code] = seen.get(code, 0) + 1
+        if coding.get("system") == "http://loinc.org" and coding.get("code") in _VITAL_SIGNS:
+            obs["category"] = [
+                {
+                    "coding": [
+                        {"system": CATEGORY_OBS, "code": "vital-signs", "display": "Vital Signs"}
+                    ]
+                }
+            ]
+        if when and "effectiveDateTime" not in obs:
+            obs["effectiveDateTime"] = when
+        notes = _notes(parsed, obx)
+        if notes:
+            obs["note"] = notes
+        obs.update(
+            {"id": derived_id(base, "Observation", f"{code}|{seen[code]}"), "subject": subject}
+        )
+        if encounter_ref:
+            obs["encounter"] = encounter_ref
+        out.append(put_entry(obs))
+    return out
+
+
 def _notes(parsed: Parsed, obx: Segment) -> list[dict[str, str]]:
     """The comments (NTE-3, its repetitions as lines) of the NTE segments right after an OBX:
     the Observation's notes, as the v2-to-FHIR guide maps them."""
@@ -538,8 +600,16 @@ def _notes(parsed: Parsed, obx: Segment) -> list[dict[str, str]]:
 
 
 def _observation(
-    mapper: Mapper, obx: Segment, obr: Segment | None, report: dict[str, Any] | None
+    mapper: Mapper,
+    obx: Segment,
+    obr: Segment | None,
+    report: dict[str, Any] | None,
+    category: str | None = "laboratory",
 ) -> dict[str, Any] | None:
+    """An OBX's Observation (None for an embedded document: the ``report``'s presented form, or
+    nothing where there is no report). ``category``: laboratory for an OBR's results, whose
+    local codes wait for their translation (AE); None for an event's observations, which keep a
+    local code as sent rather than hold up the admission they came with."""
     obs: dict[str, Any] = {"resourceType": "Observation"}
     value_type = obx.get(2).upper()
     if value_type == "ED":  # an embedded document (a PDF report): the report's presented form
@@ -559,11 +629,12 @@ def _observation(
     if not code_reps:
         mapper.issue("required", "OBX-3 (what was observed) is empty", obx.where(3))
         return None
-    obs["code"] = mapper.concept(code_reps[0], obx.where(3), required=True)
+    obs["code"] = mapper.concept(code_reps[0], obx.where(3), required=category is not None)
     obs.setdefault("status", "final")
-    obs["category"] = [
-        {"coding": [{"system": CATEGORY_OBS, "code": "laboratory", "display": "Laboratory"}]}
-    ]
+    if category == "laboratory":
+        obs["category"] = [
+            {"coding": [{"system": CATEGORY_OBS, "code": "laboratory", "display": "Laboratory"}]}
+        ]
     if "effectiveDateTime" not in obs and obr is not None:
         when = dtm(obr.get(7), mapper.facility.clock)
         if when:

@@ -232,3 +232,54 @@ def test_a_v27_message_with_the_truncation_character(client: TestClient) -> None
         "in-progress",
         "finished",
     )
+
+
+def _admission_with_vitals(control_id: str, event: str, weight: str) -> bytes:
+    return _message(
+        f"MSH|^~\\&|EHRADT|RSUD01|HIE|DINKES|20240106080000||ADT^{event}|{control_id}|P|2.5",
+        "EVN||20240106080000",
+        "PID|1||55443322^^^RSUD01^MR||WA ODE^HASNA||19900214|F",
+        _segment("PV1", {1: "1", 2: "I", 19: "V200^^^RSUD01^VN", 44: "20240106075000"}),
+        "OBX|1|NM|8302-2^Body height^LN||158|cm^centimeter^UCUM|||||F",
+        f"OBX|2|NM|29463-7^Body weight^LN||{weight}|kg^kilogram^UCUM|||||F|||20240106081500",
+        "NTE|1||Weighed in ward clothes",
+        "OBX|3|ST|ADMNOTE^Admission note^L||Arrived by ambulance||||||F",
+        "OBX|4|ED|11506-3^Progress note^LN||^text^plain^Base64^SGVsbG8=||||||F",
+        "DG1|1|I10|O80^Single spontaneous delivery^I10||20240106|A",
+    )
+
+
+def test_an_admissions_obx_become_observations_of_the_visit(client: TestClient) -> None:
+    """ADT OBX (the v2-to-FHIR guide's ADT_A01 OBX -> Observation): they were dropped."""
+    _post(client, _admission_with_vitals("VIT-1", "A01", "61.5"))
+    (patient,) = _search(
+        client, "Patient?identifier=https://fhirhub.baubaukota.go.id/sid/mrn/rsud01|55443322"
+    )
+    (encounter,) = _search(client, f"Encounter?subject=Patient/{patient['id']}")
+    observations = _search(client, f"Observation?subject=Patient/{patient['id']}")
+    by_code = {o["code"]["coding"][0]["code"]: o for o in observations}
+    assert set(by_code) == {"8302-2", "29463-7", "ADMNOTE"}  # the ED has no report to go to
+    weight = by_code["29463-7"]
+    assert (
+        weight["valueQuantity"]
+        == {
+            "value": 61.5,
+            "unit": "kilogram",
+            "system": "http://unitsofmeasure.org",
+            "code": "kg",
+        }
+        or weight["valueQuantity"]["value"] == 61.5
+    )
+    assert weight["encounter"]["reference"] == f"Encounter/{encounter['id']}"
+    assert weight["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert weight["effectiveDateTime"].startswith("2024-01-06T08:15:00")  # OBX-14
+    assert by_code["8302-2"]["effectiveDateTime"].startswith("2024-01-06T08:00:00")  # the event
+    assert weight["note"] == [{"text": "Weighed in ward clothes"}]
+    assert "category" not in by_code["ADMNOTE"]
+    assert by_code["ADMNOTE"]["valueString"] == "Arrived by ambulance"
+    # an update of the visit sent with a new weight replaces it: one weight a visit
+    _post(client, _admission_with_vitals("VIT-2", "A08", "60.9"))
+    weights = _search(
+        client, f"Observation?subject=Patient/{patient['id']}&code=http://loinc.org|29463-7"
+    )
+    assert [w["valueQuantity"]["value"] for w in weights] == [60.9]
