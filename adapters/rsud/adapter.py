@@ -11,7 +11,7 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
   visit (vital signs in their category);
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
 - ORU R01 -> DiagnosticReport (OBR) and Observation (OBX, with the comments of the NTEs
-  after it), the Patient created if new;
+  after it), Specimen (SPM), the Patient created if new;
 - VXU V04 -> Immunization (RXA, with the route and site of the RXR after it), the Patient
   created if new.
 
@@ -42,6 +42,7 @@ from adapters.rsud.hl7map import (
     ENCOUNTER_SYSTEM,
     MERGE,
     UCUM,
+    V2_0203,
     Mapper,
     derived_id,
     dtm,
@@ -477,23 +478,25 @@ def _results(
     subject: dict[str, str],
     encounter_ref: dict[str, str] | None,
 ) -> list[dict[str, Any]]:
-    """OBR/OBX groups, in the order sent: an OBX belongs to the OBR before it (an OBX before any
-    OBR stands alone)."""
-    groups: list[tuple[Segment | None, list[Segment]]] = []
+    """OBR/OBX groups, in the order sent: an OBX (or SPM) belongs to the OBR before it (an OBX
+    before any OBR stands alone)."""
+    groups: list[tuple[Segment | None, list[Segment], list[Segment]]] = []
     for seg in parsed.segments:
         if seg.name == "OBR":
-            groups.append((seg, []))
-        elif seg.name == "OBX":
+            groups.append((seg, [], []))
+        elif seg.name in ("OBX", "SPM"):
             if not groups:
-                groups.append((None, []))
-            groups[-1][1].append(seg)
+                groups.append((None, [], []))
+            (groups[-1][1] if seg.name == "OBX" else groups[-1][2]).append(seg)
     if not groups:
         mapper.issue("required", "The ORU has no OBR or OBX segment", "OBR")
     out: list[dict[str, Any]] = []
     base = visit_key or patient_key
-    for g, (obr, obxs) in enumerate(groups):
+    for g, (obr, obxs, spms) in enumerate(groups):
         order = (obr.get(3) or obr.get(2)) if obr is not None else ""
         order_key = f"{base}|order|{order or g}"
+        specimens = [_specimen(mapper, spm, order_key, n, subject) for n, spm in enumerate(spms)]
+        out.extend(specimens)
         observations: list[dict[str, Any]] = []
         report: dict[str, Any] | None = None
         if obr is not None:
@@ -514,6 +517,8 @@ def _results(
             obs.update({"id": oid, "subject": subject})
             if encounter_ref:
                 obs["encounter"] = encounter_ref
+            if len(specimens) == 1:
+                obs["specimen"] = {"reference": specimens[0]["fullUrl"]}
             observations.append(put_entry(obs))
         if report is not None:
             rid = derived_id(order_key, "DiagnosticReport")
@@ -522,12 +527,42 @@ def _results(
                 report["encounter"] = encounter_ref
             if observations:
                 report["result"] = [{"reference": o["fullUrl"]} for o in observations]
+            if specimens:
+                report["specimen"] = [{"reference": s["fullUrl"]} for s in specimens]
             report["performer"] = [
                 {"reference": mapper.facility.organization, "display": mapper.facility.name}
             ]
             out.append(put_entry(report))
         out.extend(observations)
     return out
+
+
+def _specimen(
+    mapper: Mapper, spm: Segment, order_key: str, n: int, subject: dict[str, str]
+) -> dict[str, Any]:
+    """An SPM's Specimen, its id the order group's and the SPM's place in it; SPM-2's placer
+    and filler ids (EIP: each an EI, its value and namespace as subcomponents) as identifiers."""
+    specimen = mapper.apply(spm, {"resourceType": "Specimen"})
+    identifiers = []
+    for rep in spm.reps(2):
+        for component, role in ((1, "PLAC"), (2, "FILL")):
+            value = rep.get(component)
+            if not value:
+                continue
+            authority = rep.get(component, 2) or rep.get(component, 3) or mapper.facility.code
+            identifiers.append(
+                {
+                    "type": {"coding": [{"system": V2_0203, "code": role}]},
+                    "system": f"urn:hl7v2:specimen:{authority.lower()}",
+                    "value": value,
+                }
+            )
+    if identifiers:
+        specimen["identifier"] = identifiers
+    specimen.update(
+        {"id": derived_id(order_key, "Specimen", spm.get(1) or str(n + 1)), "subject": subject}
+    )
+    return put_entry(specimen)
 
 
 # The LOINC codes of R4's vital signs profiles (http://hl7.org/fhir/R4/observation-vitalsigns.html):

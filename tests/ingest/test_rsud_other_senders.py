@@ -283,3 +283,42 @@ def test_an_admissions_obx_become_observations_of_the_visit(client: TestClient) 
         client, f"Observation?subject=Patient/{patient['id']}&code=http://loinc.org|29463-7"
     )
     assert [w["valueQuantity"]["value"] for w in weights] == [60.9]
+
+
+ELR_WITH_SPECIMEN = _message(
+    "MSH|^~\\&|LIS|RSUD01|HIE|DINKES|20240107100000+0800||ORU^R01^ORU_R01|ELR-0001|P|2.5.1",
+    "PID|1||77665544^^^RSUD01^MR||LA ODE^KAIMUDDIN||19850520|M",
+    "ORC|RE|PLC-9|FIL-9",
+    "OBR|1|PLC-9|FIL-9|57021-8^CBC W Auto Differential panel^LN|||20240107073000|||||||||||||||"
+    "20240107095500|||F",
+    "OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|13.5-17.5|L|||F",
+    "OBX|2|NM|4544-3^Hematocrit^LN||40|%^^UCUM|41-53|L|||F",
+    "SPM|1|SP-001&LIS&2.16.360.1&ISO^FL-001&LAB||119297000^Blood specimen^SCT|||"
+    "28520004^Venipuncture^SCT|368208006^Left upper arm^SCT|||||||||20240107073000|"
+    "20240107080000",
+)
+
+
+def test_a_specimen_segment_becomes_the_reports_specimen(client: TestClient) -> None:
+    """SPM (v2.5+ laboratory results): the Specimen of its order group (it was dropped)."""
+    _post(client, ELR_WITH_SPECIMEN)
+    (report,) = _search(client, "DiagnosticReport?code=http://loinc.org|57021-8")
+    (specimen,) = _search(client, "Specimen?_count=10")
+    assert report["specimen"] == [{"reference": f"Specimen/{specimen['id']}"}]
+    assert specimen["subject"] == report["subject"]
+    assert specimen["type"]["coding"][0]["code"] == "119297000"
+    assert specimen["collection"]["method"]["coding"][0]["code"] == "28520004"
+    assert specimen["collection"]["bodySite"]["coding"][0]["code"] == "368208006"
+    assert specimen["collection"]["collectedDateTime"].startswith("2024-01-07T07:30:00")
+    assert specimen["receivedTime"].startswith("2024-01-07T08:00:00")
+    assert [(i["type"]["coding"][0]["code"], i["value"]) for i in specimen["identifier"]] == [
+        ("PLAC", "SP-001"),
+        ("FILL", "FL-001"),
+    ]
+    assert specimen["identifier"][0]["system"] == "urn:hl7v2:specimen:lis"
+    observations = _search(client, f"Observation?subject={report['subject']['reference']}")
+    assert len(observations) == 2
+    assert all(o["specimen"] == {"reference": f"Specimen/{specimen['id']}"} for o in observations)
+    # sent again (a resend with a new control id): the same Specimen, not a second one
+    _post(client, ELR_WITH_SPECIMEN.replace(b"ELR-0001", b"ELR-0002"))
+    assert len(_search(client, "Specimen?_count=10")) == 1
