@@ -12,8 +12,9 @@ What each message type becomes is the message map (``mappings/rsud/messages.yaml
 - ADT A40 -> a merge instruction for the patient index (:func:`merge_parameters`), see below;
 - ORU R01 -> DiagnosticReport (OBR) and Observation (OBX, with the comments of the NTEs
   after it), Specimen (SPM), the Patient created if new;
-- VXU V04 -> Immunization (RXA, with the route and site of the RXR after it), the Patient
-  created if new.
+- VXU V04 -> Immunization (RXA, with the route and site of the RXR after it, and the
+  eligibility, funding and information statements of the OBX after it), the Patient created if
+  new.
 
 Problems in a message are collected, each with the HL7 location of the field (``PID[1]-3``)
 as its expression; the MLLP listener turns them into the ERR segments of its ``AE``. A message
@@ -800,6 +801,7 @@ def _vaccinations(
         rxr = _following(parsed, rxa, "RXR", "RXA")
         if rxr is not None:
             mapper.apply(rxr, imm)
+        _vaccination_details(mapper, parsed, rxa, imm)
         code_reps = rxa.reps(5)
         if not code_reps:
             mapper.issue("required", "RXA-5 (the vaccine) is empty", rxa.where(5))
@@ -842,6 +844,42 @@ def _vaccinations(
         imm["id"] = iid
         out.append(put_entry(imm))
     return out
+
+
+# What the OBX segments after an RXA say about the dose (the CDC immunization guide's LOINC
+# codes, mapped as the v2-to-FHIR guide's VXU map does): eligibility, funding, and the
+# vaccine information statements given (VIS: document, published, presented; OBX-4 groups them).
+_ELIGIBILITY, _FUNDING = "64994-7", "30963-3"
+_VIS = {"69764-9": "documentType", "29768-9": "publicationDate", "29769-7": "presentationDate"}
+
+
+def _vaccination_details(mapper: Mapper, parsed: Parsed, rxa: Segment, imm: dict[str, Any]) -> None:
+    statements: dict[str, dict[str, str]] = {}
+    for obx in parsed.after(rxa):
+        if obx.name in ("RXA", "ORC"):
+            break
+        if obx.name != "OBX" or not obx.reps(5):
+            continue
+        code, value = obx.get(3), obx.reps(5)[0]
+        if code in (_ELIGIBILITY, _FUNDING):
+            concept = mapper.concept(value, obx.where(5), required=False)
+            if concept and code == _ELIGIBILITY:
+                imm.setdefault("programEligibility", []).append(concept)
+            elif concept:
+                imm["fundingSource"] = concept
+        elif code in _VIS:
+            element = _VIS[code]
+            text = (
+                value.get(2) or value.get(1)
+                if element == "documentType"
+                else dtm(value.get(1), mapper.facility.clock)
+            )
+            if text:
+                statements.setdefault(obx.get(4) or "", {})[element] = text
+    # imm-1: a statement given names its document
+    education = [s for s in statements.values() if "documentType" in s]
+    if education:
+        imm["education"] = education
 
 
 def _following(parsed: Parsed, segment: Segment, name: str, until: str) -> Segment | None:

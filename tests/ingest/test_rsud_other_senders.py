@@ -97,6 +97,9 @@ REGISTRY_VACCINATION = _message(
     "RXR|C28161^Intramuscular^NCIT|RT^Right Thigh^HL70163",
     "OBX|1|CE|64994-7^Vaccine funding program eligibility category^LN|1|V02^VFC eligible^HL70064"
     "||||||F|||20240101",
+    "OBX|2|CE|30963-3^Vaccine funding source^LN|2|VXC50^Public^CDCPHINVS||||||F",
+    "OBX|3|CE|69764-9^Document type^LN|3|253088698300003711160607^Hepatitis B VIS^cdcgs1vis||||||F",
+    "OBX|4|DT|29769-7^Date Vis Presented^LN|3|20240101||||||F",
     "ORC|RE||197024^IIS",
     _segment(
         "RXA",
@@ -216,8 +219,15 @@ def test_a_registry_style_vaccination_message(client: TestClient) -> None:
         "code": "RT",
         "display": "Right Thigh",
     }
+    # the OBX after its RXA: eligibility, funding, the information statement given
+    assert by_code["08"]["programEligibility"][0]["coding"][0]["code"] == "V02"
+    assert by_code["08"]["fundingSource"]["coding"][0]["code"] == "VXC50"
+    assert by_code["08"]["education"] == [
+        {"documentType": "Hepatitis B VIS", "presentationDate": "2024-01-01"}
+    ]
     assert by_code["19"]["primarySource"] is False
     assert "route" not in by_code["19"]  # the RXR before it is the first RXA's
+    assert "programEligibility" not in by_code["19"]  # nor are its OBX
     assert "doseQuantity" not in by_code["19"]  # 999: the amount is not known
 
 
