@@ -507,25 +507,17 @@ def _results(
             if "code" not in report:
                 mapper.issue("required", "OBR-4 (the service) is empty", obr.where(4))
         for k, obx in enumerate(obxs):
-            obs = _observation(mapper, obx, obr, report)
+            obs = _observation(mapper, parsed, obx, obr, report)
             if obs is None:
                 continue
-            notes = _notes(parsed, obx)
-            if notes:
-                obs["note"] = notes
             set_id = obx.get(1) or str(k + 1)
-            oid = derived_id(order_key, "Observation", set_id)
-            obs.update({"id": oid, "subject": subject})
-            if encounter_ref:
-                obs["encounter"] = encounter_ref
+            _of_visit(obs, derived_id(order_key, "Observation", set_id), subject, encounter_ref)
             if len(specimens) == 1:
                 obs["specimen"] = {"reference": specimens[0]["fullUrl"]}
             observations.append(put_entry(obs))
         if report is not None:
             rid = derived_id(order_key, "DiagnosticReport")
-            report.update({"id": rid, "subject": subject})
-            if encounter_ref:
-                report["encounter"] = encounter_ref
+            _of_visit(report, rid, subject, encounter_ref)
             if observations:
                 report["result"] = [{"reference": o["fullUrl"]} for o in observations]
             if specimens:
@@ -594,7 +586,7 @@ def _event_observations(
     seen: dict[str, int] = {}
     when = _event_time(mapper, parsed)
     for obx in parsed.all("OBX"):
-        obs = _observation(mapper, obx, None, None, category=None)
+        obs = _observation(mapper, parsed, obx, None, None, category=None)
         if obs is None or not obs.get("code"):
             continue
         coding = (obs["code"].get("coding") or [{}])[0]
@@ -610,16 +602,23 @@ def _event_observations(
             ]
         if when and "effectiveDateTime" not in obs:
             obs["effectiveDateTime"] = when
-        notes = _notes(parsed, obx)
-        if notes:
-            obs["note"] = notes
-        obs.update(
-            {"id": derived_id(base, "Observation", f"{code}|{seen[code]}"), "subject": subject}
+        _of_visit(
+            obs, derived_id(base, "Observation", f"{code}|{seen[code]}"), subject, encounter_ref
         )
-        if encounter_ref:
-            obs["encounter"] = encounter_ref
         out.append(put_entry(obs))
     return out
+
+
+def _of_visit(
+    resource: dict[str, Any],
+    rid: str,
+    subject: dict[str, str],
+    encounter_ref: dict[str, str] | None,
+) -> None:
+    """Give a result its id, its patient and its visit (where the message names one)."""
+    resource.update({"id": rid, "subject": subject})
+    if encounter_ref:
+        resource["encounter"] = encounter_ref
 
 
 def _notes(parsed: Parsed, obx: Segment) -> list[dict[str, str]]:
@@ -637,6 +636,7 @@ def _notes(parsed: Parsed, obx: Segment) -> list[dict[str, str]]:
 
 def _observation(
     mapper: Mapper,
+    parsed: Parsed,
     obx: Segment,
     obr: Segment | None,
     report: dict[str, Any] | None,
@@ -645,7 +645,8 @@ def _observation(
     """An OBX's Observation (None for an embedded document: the ``report``'s presented form, or
     nothing where there is no report). ``category``: laboratory for an OBR's results, whose
     local codes wait for their translation (AE); None for an event's observations, which keep a
-    local code as sent rather than hold up the admission they came with."""
+    local code as sent rather than hold up the admission they came with. The comments of the
+    NTEs after the OBX are its notes."""
     obs: dict[str, Any] = {"resourceType": "Observation"}
     value_type = obx.get(2).upper()
     if value_type == "ED":  # an embedded document (a PDF report): the report's presented form
@@ -714,6 +715,9 @@ def _observation(
     ranges = [r for r in ranges if r]
     if ranges:
         obs["referenceRange"] = ranges
+    notes = _notes(parsed, obx)
+    if notes:
+        obs["note"] = notes
     return obs
 
 
