@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -358,12 +359,7 @@ def _conditions(
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     diagnoses: list[dict[str, Any]] = []
-    for n, dg1 in enumerate(parsed.all("DG1")):
-        condition: dict[str, Any] = {"resourceType": "Condition"}
-        mapper.apply(dg1, condition)
-        if "code" not in condition:
-            mapper.issue("required", "DG1-3 (the diagnosis code) is empty", dg1.where(3))
-            continue
+    for n, dg1, condition in _coded(mapper, parsed, "DG1", "Condition", "the diagnosis code"):
         cid = derived_id(visit_key, "Condition", str(n))
         condition.update(
             {
@@ -391,6 +387,19 @@ def _conditions(
     return out
 
 
+def _coded(
+    mapper: Mapper, parsed: Parsed, name: str, resource_type: str, what: str
+) -> Iterator[tuple[int, Segment, dict[str, Any]]]:
+    """Each ``name`` segment (DG1, PR1, AL1) mapped to a ``resource_type``, with its place
+    among them; one whose code (field 3) is empty is an issue, and left out."""
+    for n, seg in enumerate(parsed.all(name)):
+        resource = mapper.apply(seg, {"resourceType": resource_type})
+        if not resource.get("code"):
+            mapper.issue("required", f"{name}-3 ({what}) is empty", seg.where(3))
+            continue
+        yield n, seg, resource
+
+
 def _procedures(
     mapper: Mapper,
     parsed: Parsed,
@@ -401,12 +410,7 @@ def _procedures(
     """The visit's PR1 segments as Procedures, numbered in the order sent, as the Khanza channel
     numbers the visit's ``prosedur_pasien`` rows (the same ids)."""
     out: list[dict[str, Any]] = []
-    for n, pr1 in enumerate(parsed.all("PR1")):
-        procedure: dict[str, Any] = {"resourceType": "Procedure"}
-        mapper.apply(pr1, procedure)
-        if "code" not in procedure:
-            mapper.issue("required", "PR1-3 (the procedure code) is empty", pr1.where(3))
-            continue
+    for n, _, procedure in _coded(mapper, parsed, "PR1", "Procedure", "the procedure code"):
         pid = derived_id(visit_key, "Procedure", str(n))
         procedure.update(
             {"id": pid, "status": "completed", "subject": subject, "encounter": encounter_ref}
@@ -421,13 +425,8 @@ def _allergies(
     """The AL1 segments as the patient's AllergyIntolerances, each under an id derived from
     the patient and the allergen, so that every message naming it again updates the one."""
     out: list[dict[str, Any]] = []
-    for al1 in parsed.all("AL1"):
-        allergy: dict[str, Any] = {"resourceType": "AllergyIntolerance"}
-        mapper.apply(al1, allergy)
-        code = allergy.get("code")
-        if not code:
-            mapper.issue("required", "AL1-3 (the allergen) is empty", al1.where(3))
-            continue
+    for _, al1, allergy in _coded(mapper, parsed, "AL1", "AllergyIntolerance", "the allergen"):
+        code = allergy["code"]
         reactions = [{"text": r.get(1)} for r in al1.reps(5) if r.get(1)]
         if reactions:
             allergy["reaction"] = [{"manifestation": reactions}]
