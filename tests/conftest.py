@@ -187,3 +187,12 @@ SOURCES_ONLY = (
     "(res_type <> 'AuditEvent' "
     "AND (content IS NULL OR CAST(content AS TEXT) NOT LIKE '%/source/patient-index%'))"
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_crowded_sightings() -> None:
+    """Forget the blocks the patient index saw crowded (``store.CROWDED``, trusted for a few
+    minutes): they were another test's database."""
+    from fhirhub.mpi import store
+
+    store.CROWDED.clear()

@@ -5,6 +5,7 @@ Statements take and return ids only; the records' demographics stay in the resou
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,16 +74,28 @@ _INDEX_LOCK = "mpi|*"  # held shared beside key locks; alone and exclusive for a
 # (blocks only grow, but for deleted and changed records), so no writer finds a candidate
 # through it and there is nothing to take turns for. Without this, every two writers of a
 # "MUHAMMAD" in one postcode waited for each other: a fifth of the time of two concurrent
-# Bundles went to it. Only keys this process has seen over their cap (CROWDED) get a crowd:
-# counting every key cost as much as reading the blocks.
+# Bundles went to it. Only keys this process saw over their cap a while ago (CROWDED) get a
+# crowd: counting every key cost as much as reading the blocks. The statement returns the keys
+# given a crowd that it found under it (and so locked), as one separated text: the others are
+# full, and the block read need not read them again (gather).
 _LOCK_SQL = (
-    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
-    "UNION ALL SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended('mpi|' || k.key, 0) "
-    f"AS h FROM unnest({TEXTS}, {INTS}) AS k(key, crowd) WHERE k.crowd IS NULL "
+    "SELECT string_agg(l.key, E'\\x1f') FILTER (WHERE l.crowd IS NOT NULL) FROM ("
+    "SELECT NULL::text AS key, NULL::int AS crowd, "
+    "pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
+    "UNION ALL SELECT s.key, s.crowd, pg_advisory_xact_lock(s.h) FROM (SELECT k.key, k.crowd, "
+    "hashtextextended('mpi|' || k.key, 0) AS h "
+    f"FROM unnest({TEXTS}, {INTS}) AS k(key, crowd) WHERE k.crowd IS NULL "
     "OR (SELECT count(*) FROM (SELECT 1 FROM mpi_blocks WHERE mpi_blocks.key = k.key "
-    "LIMIT k.crowd) AS c) < k.crowd ORDER BY h) AS s) AS locks"
+    "LIMIT k.crowd) AS c) < k.crowd ORDER BY h) AS s) AS l"
 )
-CROWDED: set[str] = set()  # weak keys whose block a read found full: a hint, checked by the lock
+# Weak keys whose block a read or the lock's count found full, with when (time.monotonic()).
+# For CROWDED_TRUSTED seconds after, the key is taken as crowded still: neither locked, counted
+# nor read (counting a crowded block reads its limit of rows, most of what the lock cost).
+# After, the lock counts it again. A block shrinks only as its records are deleted or change
+# the name, date or address it was keyed on: such a block, under its limit again, is missed by
+# a process that saw it crowded for at most that long.
+CROWDED: dict[str, float] = {}
+CROWDED_TRUSTED = 300.0
 _CROWDED_KEPT = 200_000
 
 
@@ -390,9 +403,18 @@ def gather(
     # binary parameters: psycopg dumps a list of strings as text three times slower
     weak = set(weak)
     with raw.pipeline() as pipeline, raw.cursor(binary=True) as writes:
-        statement = lock_statement(all_keys, {k: limits[k] for k in weak & CROWDED})
+        # Keys this process saw crowded: lately, taken as crowded still; before, counted by the
+        # lock. Past MAX_KEY_LOCKS the whole index is locked, and every block is read.
+        now = time.monotonic()
+        sighted = {k: CROWDED[k] for k in weak & CROWDED.keys() if limits[k] > len(members[k])}
+        if len(all_keys) > MAX_KEY_LOCKS:
+            sighted = {}
+        seen = {k for k, at in sighted.items() if now - at < CROWDED_TRUSTED}
+        crowd = {k: limits[k] for k in sighted if k not in seen}
+        statement = lock_statement([k for k in all_keys if k not in seen], crowd)
+        locks = raw.cursor(binary=True)
         if statement is not None:  # planned each time, as the reads below
-            writes.execute(*statement, prepare=False)
+            locks.execute(*statement, prepare=False)
         if replace and kept:
             writes.execute(
                 f"DELETE FROM mpi_blocks WHERE patient_id = ANY({TEXTS}) AND (key, patient_id) "
@@ -414,38 +436,12 @@ def gather(
             writes.execute(
                 f"DELETE FROM mpi_blocks WHERE patient_id = ANY({TEXTS})", (texts(sorted(deleted)),)
             )
-        stamp, stamp_join = ("r.last_updated", _STAMP_JOIN) if stamped else ("NULL", "")
-        # with the stamp, the features stored from the candidate's current version, if any
-        features_sql = (
-            "CASE WHEN m.features_at = r.last_updated THEN m.features END" if stamped else "NULL"
-        )
         # The batch's own records are left out of the block reads: which keys each holds is
         # known here, and they were most of the rows read (each new record meets itself in
         # every one of its blocks). A block's limit counts them, as it counts every record.
-        read = [k for k in all_keys if limits[k] > len(members[k])]
-        met = raw.cursor(binary=True)
-        # The reads are planned each time (prepare=False): a plan psycopg kept from the first
-        # Bundles (PostgreSQL keeps it until statistics change, never without autovacuum)
-        # joined every Patient of the store to the blocks (tests/mpi/test_index_plans.py).
-        # The lateral lookups stay index probes whatever the planner believes of the tables.
-        # A block read to its limit is over its cap: its records are no one's candidates, so
-        # it comes back as one row, its record NULL, with no Person or version looked up.
-        met.execute(
-            "WITH b AS (SELECT k.key, b.patient_id, "
-            "count(*) OVER (PARTITION BY k.key) < k.n AS open, "
-            "row_number() OVER (PARTITION BY k.key) AS i "
-            f"FROM unnest({TEXTS}, {INTS}) AS k(key, n) "
-            "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
-            f"WHERE mpi_blocks.key = k.key AND patient_id <> ALL({TEXTS}) LIMIT k.n) AS b) "
-            "SELECT b.key, CASE WHEN b.open THEN b.patient_id END, m.person_id, m.assurance, "
-            f"{stamp}, {features_sql} FROM b "
-            "LEFT JOIN LATERAL (SELECT person_id, assurance, features, features_at "
-            "FROM mpi_records WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) "
-            "AS m ON true"
-            f"{stamp_join} WHERE b.open OR b.i = 1",
-            (texts(read), ints(limits[k] - len(members[k]) for k in read), texts(sorted(keys))),
-            prepare=False,
-        )
+        # A key the lock counts (crowd) is not read: the lock tells whether it is still full.
+        read = [k for k in all_keys if limits[k] > len(members[k]) and k not in sighted]
+        met = _read_blocks(raw, read, limits, members, sorted(keys), stamped)
         # A record created in this transaction has no Person and no decision yet: only the
         # others' are read (a Bundle of new Patients reads none).
         stored = sorted(set(own) - fresh)
@@ -467,21 +463,37 @@ def gather(
             )
         pipeline.sync()
         found = met.fetchall()
+        # the keys the lock found under their crowd after all (a record of theirs deleted or
+        # changed): read now, in a second round trip
+        reopened: set[str] = set()
+        if crowd and statement is not None:
+            reopened = set((locks.fetchone()[0] or "").split(SEPARATOR)) - {""}
+        if reopened:
+            again = _read_blocks(raw, sorted(reopened), limits, members, sorted(keys), stamped)
+            found += again.fetchall()
+            again.close()
         where: dict[str, Membership] = {}
         if stored:
             where = {p: Membership(person, level) for p, person, level in mine.fetchall()}
         decided: dict[str, dict[str, bool]] = defaultdict(dict)
         for a, b, same in people.fetchall() if kept else ():
             decided[a][b] = decided[b][a] = same
-        for cur in (met, mine, people):
+        for cur in (locks, met, mine, people):
             cur.close()
     blocks: dict[str, list[str]] = defaultdict(list)
     full: set[str] = {k for k in all_keys if limits[k] <= len(members[k])}
+    counted = set(crowd) - reopened  # its committed block at its limit, by the lock's count
+    full.update(seen | counted)
+    # A block read to its limit beside one record of the batch holds more than its cap of
+    # others, committed: a sighting. Beside several, the batch itself may be what fills it.
+    sightings = counted
     stamps: dict[str, int] = {}
     features: dict[str, str] = {}
     for key, pid, person, level, updated, encoded in found:
         if pid is None:
             full.add(key)
+            if key in weak and len(members[key]) == 1:
+                sightings.add(key)
             continue
         blocks[key].append(pid)
         if person is not None:
@@ -493,12 +505,55 @@ def gather(
     for key in all_keys:
         if key not in full:
             blocks[key].extend(members[key])
-    crowded = full & weak
-    if crowded - CROWDED:
+    if sightings:
         if len(CROWDED) >= _CROWDED_KEPT:
             CROWDED.clear()
-        CROWDED.update(crowded)
+        CROWDED.update(dict.fromkeys(sightings, now))
     return Gathered(blocks, full, where, decided, stamps, features)
+
+
+def _read_blocks(
+    raw: Any,
+    read: list[str],
+    limits: dict[str, int],
+    members: dict[str, list[str]],
+    own: list[str],
+    stamped: bool,
+) -> Any:
+    """Start reading the blocks of ``read`` (each to its limit, less the batch's own ``members``
+    of it, which are left out) with the Person of each record met and, ``stamped``, its
+    lastUpdated and the features stored from that version: a cursor whose rows are ``(key,
+    record, person, assurance, lastUpdated, features)``, one row with no record for a block
+    read to its limit."""
+    stamp, stamp_join = ("r.last_updated", _STAMP_JOIN) if stamped else ("NULL", "")
+    # with the stamp, the features stored from the candidate's current version, if any
+    features_sql = (
+        "CASE WHEN m.features_at = r.last_updated THEN m.features END" if stamped else "NULL"
+    )
+    met = raw.cursor(binary=True)
+    # The reads are planned each time (prepare=False): a plan psycopg kept from the first
+    # Bundles (PostgreSQL keeps it until statistics change, never without autovacuum)
+    # joined every Patient of the store to the blocks (tests/mpi/test_index_plans.py).
+    # The lateral lookups stay index probes whatever the planner believes of the tables.
+    # A block read to its limit is over its cap: its records are no one's candidates, so
+    # it comes back as one row, its record NULL, with no Person or version looked up.
+    met.execute(
+        "WITH b AS (SELECT k.key, b.patient_id, "
+        "count(*) OVER (PARTITION BY k.key) < k.n AS open, "
+        "row_number() OVER (PARTITION BY k.key) AS i "
+        f"FROM unnest({TEXTS}, {INTS}) AS k(key, n) "
+        "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
+        f"WHERE mpi_blocks.key = k.key AND patient_id <> ALL({TEXTS}) LIMIT k.n) AS b) "
+        "SELECT b.key, CASE WHEN b.open THEN b.patient_id END, m.person_id, m.assurance, "
+        f"{stamp}, {features_sql} FROM b "
+        "LEFT JOIN LATERAL (SELECT person_id, assurance, features, features_at "
+        "FROM mpi_records WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) "
+        "AS m ON true"
+        f"{stamp_join} WHERE b.open OR b.i = 1",
+        (texts(read), ints(limits[k] - len(members[k]) for k in read), texts(own)),
+        prepare=False,
+    )
+    return met
 
 
 def _gather_statements(
