@@ -232,6 +232,18 @@ def set_features(conn: Connection, features: Mapping[str, Stored]) -> None:
     )
 
 
+def forget_features(conn: Connection, patient_ids: Iterable[str]) -> None:
+    """Drop the stored features of records written without the index placing them (it was
+    off): they are no longer their current version's, and a block read takes stored features
+    for current ones."""
+    for chunk in _chunks(sorted(set(patient_ids))):
+        conn.execute(
+            update(M)
+            .where(M.c.patient_id.in_(chunk), M.c.features.is_not(None))
+            .values(features=None, features_at=None)
+        )
+
+
 def drop_membership(conn: Connection, patient_id: str) -> None:
     conn.execute(delete(M).where(M.c.patient_id == patient_id))
 
@@ -346,13 +358,6 @@ def blocks(conn: Connection, keys: Iterable[str], cap: int) -> dict[str, list[st
     return out
 
 
-# when a block's record was last updated (the block read's, when its caller asks)
-_STAMP_JOIN = (
-    " LEFT JOIN LATERAL (SELECT last_updated FROM resources WHERE b.open "
-    "AND res_type = 'Patient' AND res_id = b.patient_id AND NOT deleted LIMIT 1) AS r ON true"
-)
-
-
 @dataclass
 class Gathered:
     """What placing a batch of records needs to read, gathered by :func:`gather`."""
@@ -361,7 +366,8 @@ class Gathered:
     full: set[str]  # keys whose block holds its limit of records or more: nobody's way in
     where: dict[str, Membership]  # the batch's records, the deleted ones, the candidates
     decided: dict[str, dict[str, bool]]  # the batch's records' decisions by a person
-    stamps: dict[str, int]  # current candidate Patient -> its lastUpdated (for features)
+    # candidate -> the lastUpdated of its current version, where the index stored its features
+    stamps: dict[str, int]
     # candidate -> its encoded features, where they were stored from its current version
     features: dict[str, str] = field(default_factory=dict)
 
@@ -521,15 +527,13 @@ def _read_blocks(
     stamped: bool,
 ) -> Any:
     """Start reading the blocks of ``read`` (each to its limit, less the batch's own ``members``
-    of it, which are left out) with the Person of each record met and, ``stamped``, its
-    lastUpdated and the features stored from that version: a cursor whose rows are ``(key,
-    record, person, assurance, lastUpdated, features)``, one row with no record for a block
-    read to its limit."""
-    stamp, stamp_join = ("r.last_updated", _STAMP_JOIN) if stamped else ("NULL", "")
-    # with the stamp, the features stored from the candidate's current version, if any
-    features_sql = (
-        "CASE WHEN m.features_at = r.last_updated THEN m.features END" if stamped else "NULL"
-    )
+    of it, which are left out) with the Person of each record met and, ``stamped``, the
+    features the index stored for it, with the lastUpdated of the version they were taken from:
+    a cursor whose rows are ``(key, record, person, assurance, lastUpdated, features)``, one
+    row with no record for a block read to its limit."""
+    # A record's stored features are its current version's: every write that does not place
+    # the record drops them (forget_features). Where there are none, no stamp either.
+    stamp, features_sql = ("m.features_at", "m.features") if stamped else ("NULL", "NULL")
     met = raw.cursor(binary=True)
     # The reads are planned each time (prepare=False): a plan psycopg kept from the first
     # Bundles (PostgreSQL keeps it until statistics change, never without autovacuum)
@@ -545,11 +549,10 @@ def _read_blocks(
         "CROSS JOIN LATERAL (SELECT patient_id FROM mpi_blocks "
         f"WHERE mpi_blocks.key = k.key AND patient_id <> ALL({TEXTS}) LIMIT k.n) AS b) "
         "SELECT b.key, CASE WHEN b.open THEN b.patient_id END, m.person_id, m.assurance, "
-        f"{stamp}, {features_sql} FROM b "
+        f"CASE WHEN m.features IS NOT NULL THEN {stamp} END, {features_sql} FROM b "
         "LEFT JOIN LATERAL (SELECT person_id, assurance, features, features_at "
         "FROM mpi_records WHERE b.open AND mpi_records.patient_id = b.patient_id LIMIT 1) "
-        "AS m ON true"
-        f"{stamp_join} WHERE b.open OR b.i = 1",
+        "AS m ON true WHERE b.open OR b.i = 1",
         (texts(read), ints(limits[k] - len(members[k]) for k in read), texts(own)),
         prepare=False,
     )

@@ -217,10 +217,18 @@ class PatientIndex:
         stamps: dict[str, int] | None = None,
     ) -> int:
         """Place existing records again (``fhirhub mpi rebuild``, after the blocking keys were
-        rebuilt; ``known``: features it extracted already, from the versions of ``stamps``,
-        which are stored with the records); returns how many moved to another Person."""
-        bodies = {p: _as_dict(b) for p, b in store.patient_bodies(w.conn, patient_ids).items()}
-        at = {p: stamps[p] for p in bodies if p in stamps} if stamps else None
+        rebuilt; ``known``: features it extracted already, from the versions of ``stamps``; both
+        are brought to the current version of a record written since); returns how many moved
+        to another Person. The features of each record's current version are stored with it."""
+        current = store.patient_versions(w.conn, patient_ids)
+        bodies = {p: _as_dict(b) for p, (_, b) in current.items()}
+        at = {p: v for p, (v, _) in current.items()}
+        if known is not None and stamps is not None:
+            # a record written since the rebuild read it: placed, and its features stored, as
+            # it is now (a block read takes stored features for the current version's)
+            for p in bodies:
+                if stamps.get(p, at[p]) != at[p]:
+                    known[p], stamps[p] = extract(bodies[p]), at[p]
         return self._process(w, bodies, [], changed=False, stamps=at, known=known)
 
     def _process(

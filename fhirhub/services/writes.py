@@ -23,6 +23,7 @@ from fhirhub.model.instant import now_us, to_instant
 from fhirhub.model.json import dumps_str, loads
 from fhirhub.model.resource_types import is_resource_type, is_valid_id
 from fhirhub.model.validation import validate_resource
+from fhirhub.mpi.store import forget_features
 from fhirhub.search import find_matches
 from fhirhub.search.access import Access, forbidden
 from fhirhub.search.indexing import index_rows
@@ -146,11 +147,12 @@ class Writer:
         goes with its last round of writes (:meth:`finish`)."""
         while self._pending or self._rows:
             batch, self._pending = self._pending, []
-            if self.patient_index is not None:
-                patients = [w for w in batch if w.res_type == "Patient"]
-                if patients:
-                    self.patient_index.on_patients(self, patients)
-                    batch, self._pending = batch + self._pending, []
+            patients = [w for w in batch if w.res_type == "Patient"]
+            if patients and self.patient_index is not None:
+                self.patient_index.on_patients(self, patients)
+                batch, self._pending = batch + self._pending, []
+            elif patients:  # the index is off: what it stored of these records is stale now
+                forget_features(self.conn, {w.res_id for w in patients if w.version > 1})
             if with_audit and self.trail is not None and not self._audited:
                 self._stage_audit_event(status)
                 batch, self._pending = batch + self._pending, []

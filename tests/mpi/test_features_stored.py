@@ -146,3 +146,99 @@ def test_a_process_that_never_saw_a_candidate_compares_it_without_reading_its_bo
     with engine.connect() as conn:
         where = store.memberships(conn, ["first", "second"])
     assert where["first"].person_id == where["second"].person_id
+
+
+def _writer(conn, on: bool):
+    from fhirhub.services.patient_index import PatientIndex
+    from fhirhub.services.writes import Writer
+    from fhirhub.storage.repository import ResourceRepository
+
+    return Writer(ResourceRepository(conn), patient_index=PatientIndex() if on else False)
+
+
+def _stored(engine, pid: str):
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT features, features_at FROM mpi_records WHERE patient_id = :p"), {"p": pid}
+        ).one()
+
+
+def test_a_record_written_while_the_index_is_off_is_compared_as_it_is_now(engine) -> None:
+    """Stored features are taken for the current version's without looking it up: a write the
+    index does not place (it is off) drops them, and a candidate without them is read."""
+    from fhirhub.mpi import store
+    from fhirhub.services import patient_index
+
+    old = {**SAMPLES[1], "id": "p"}
+    # her NIK corrected: the old one and hers, two valid NIKs, forbid a link
+    now = {**old, "identifier": [{"system": NIK, "value": "7472014501900002"}]}
+    with engine.begin() as conn:
+        w = _writer(conn, on=True)
+        w.update("Patient", "p", old)
+        w.flush()
+    assert _stored(engine, "p").features is not None
+    with engine.begin() as conn:  # the index off: the record's NIK is corrected
+        w = _writer(conn, on=False)
+        w.update("Patient", "p", now)
+        w.flush()
+    assert tuple(_stored(engine, "p")) == (None, None)
+    patient_index._FEATURES.clear()  # as in another worker process
+    with engine.begin() as conn:  # the same woman, as the record now says
+        w = _writer(conn, on=True)
+        w.update("Patient", "q", {**now, "id": "q"})
+        w.flush()
+    with engine.connect() as conn:
+        where = store.memberships(conn, ["p", "q"])
+    assert where["q"].person_id == where["p"].person_id
+    stored = _stored(engine, "q")
+    assert stored.features is not None and decode(stored.features) == extract({**now, "id": "q"})
+
+
+def test_a_record_deleted_while_the_index_is_off_is_nobodys_candidate(engine) -> None:
+    from fhirhub.mpi import store
+
+    body = {**SAMPLES[1], "id": "gone"}
+    with engine.begin() as conn:
+        w = _writer(conn, on=True)
+        w.update("Patient", "gone", body)
+        w.flush()
+    with engine.begin() as conn:
+        w = _writer(conn, on=False)
+        w.delete("Patient", "gone")
+        w.flush()
+    assert tuple(_stored(engine, "gone")) == (None, None)
+    with engine.begin() as conn:
+        w = _writer(conn, on=True)
+        w.update("Patient", "again", {**body, "id": "again"})
+        w.flush()
+    with engine.connect() as conn:
+        where = store.memberships(conn, ["gone", "again"])
+    assert where["again"].person_id != where["gone"].person_id
+
+
+def test_a_rebuild_stores_the_features_of_the_version_it_places(engine) -> None:
+    """A record written after the rebuild read every record is placed, and its features stored,
+    as it is now, not as the rebuild first read it."""
+    from fhirhub.services.patient_index import PatientIndex
+
+    first = {**SAMPLES[1], "id": "r", "name": [{"text": "Wa Ode Ani"}]}
+    with engine.begin() as conn:
+        w = _writer(conn, on=True)
+        w.update("Patient", "r", first)
+        w.flush()
+    read_then = _stored(engine, "r").features_at
+    known, stamps = {"r": extract(first)}, {"r": read_then}
+    changed = {**first, "name": [{"text": "Wa Ode Sitti Aminah"}]}
+    with engine.begin() as conn:
+        w = _writer(conn, on=True)
+        w.update("Patient", "r", changed)
+        w.flush()
+    with engine.begin() as conn:
+        w = _writer(conn, on=True)
+        PatientIndex().rematch(w, ["r"], known=known, stamps=stamps)
+        w.flush()
+    stored = _stored(engine, "r")
+    assert stored.features_at != read_then and stamps["r"] == stored.features_at
+    assert decode(stored.features) == extract(changed) == known["r"]
