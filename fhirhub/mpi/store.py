@@ -88,6 +88,13 @@ _LOCK_SQL = (
     "OR (SELECT count(*) FROM (SELECT 1 FROM mpi_blocks WHERE mpi_blocks.key = k.key "
     "LIMIT k.crowd) AS c) < k.crowd ORDER BY h) AS s) AS l"
 )
+# The same without crowds: it reads no table, so its plan may be kept (prepared) whatever the
+# tables become; planning the statement above cost as much as running it.
+_LOCK_KEYS_SQL = (
+    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
+    "UNION ALL SELECT pg_advisory_xact_lock(s.h) FROM (SELECT hashtextextended('mpi|' || k, 0) "
+    f"AS h FROM unnest({TEXTS}) AS k ORDER BY h) AS s) AS l"
+)
 # Weak keys whose block a read or the lock's count found full, with when (time.monotonic()).
 # For CROWDED_TRUSTED seconds after, the key is taken as crowded still: neither locked, counted
 # nor read (counting a crowded block reads its limit of rows, most of what the lock cost).
@@ -124,8 +131,9 @@ def lock_statement(
         return None
     if len(wanted) > MAX_KEY_LOCKS:
         return "SELECT pg_advisory_xact_lock(hashtextextended(%b, 0))", (_INDEX_LOCK,)
-    crowds = [crowd.get(k) for k in wanted] if crowd else [None] * len(wanted)
-    return _LOCK_SQL, (_INDEX_LOCK, texts(wanted), ints(crowds))
+    if not crowd:
+        return _LOCK_KEYS_SQL, (_INDEX_LOCK, texts(wanted))
+    return _LOCK_SQL, (_INDEX_LOCK, texts(wanted), ints(crowd.get(k) for k in wanted))
 
 
 # --- records -------------------------------------------------------------------------------
@@ -419,8 +427,8 @@ def gather(
         crowd = {k: limits[k] for k in sighted if k not in seen}
         statement = lock_statement([k for k in all_keys if k not in seen], crowd)
         locks = raw.cursor(binary=True)
-        if statement is not None:  # planned each time, as the reads below
-            locks.execute(*statement, prepare=False)
+        if statement is not None:  # counting blocks, planned each time, as the reads below
+            locks.execute(*statement, prepare=None if not crowd else False)
         if replace and kept:
             writes.execute(
                 f"DELETE FROM mpi_blocks WHERE patient_id = ANY({TEXTS}) AND (key, patient_id) "
