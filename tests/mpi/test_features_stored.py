@@ -121,18 +121,9 @@ def test_a_process_that_never_saw_a_candidate_compares_it_without_reading_its_bo
 ) -> None:
     from fhirhub.mpi import store
     from fhirhub.services import patient_index
-    from fhirhub.services.patient_index import PatientIndex
-    from fhirhub.services.writes import Writer
-    from fhirhub.storage.repository import ResourceRepository
-
-    index = PatientIndex()
 
     def write(pid: str, name: str) -> None:
-        body = {**SAMPLES[1], "id": pid, "name": [{"text": name}]}
-        with engine.begin() as conn:
-            w = Writer(ResourceRepository(conn), patient_index=index)
-            w.update("Patient", pid, body)
-            w.flush()
+        _write(engine, pid, {**SAMPLES[1], "id": pid, "name": [{"text": name}]})
 
     write("first", "Wa Ode Sitti Aminah")
     write("first", "Wa Ode Siti Aminah")  # an update: the stored features follow it
@@ -148,12 +139,19 @@ def test_a_process_that_never_saw_a_candidate_compares_it_without_reading_its_bo
     assert where["first"].person_id == where["second"].person_id
 
 
-def _writer(conn, on: bool):
+def _write(engine, pid: str, body: dict | None, on: bool = True) -> None:
+    """Write (``body``) or delete (None) a Patient, with the index ``on`` or off."""
     from fhirhub.services.patient_index import PatientIndex
     from fhirhub.services.writes import Writer
     from fhirhub.storage.repository import ResourceRepository
 
-    return Writer(ResourceRepository(conn), patient_index=PatientIndex() if on else False)
+    with engine.begin() as conn:
+        w = Writer(ResourceRepository(conn), patient_index=PatientIndex() if on else False)
+        if body is None:
+            w.delete("Patient", pid)
+        else:
+            w.update("Patient", pid, body)
+        w.flush()
 
 
 def _stored(engine, pid: str):
@@ -174,21 +172,12 @@ def test_a_record_written_while_the_index_is_off_is_compared_as_it_is_now(engine
     old = {**SAMPLES[1], "id": "p"}
     # her NIK corrected: the old one and hers, two valid NIKs, forbid a link
     now = {**old, "identifier": [{"system": NIK, "value": "7472014501900002"}]}
-    with engine.begin() as conn:
-        w = _writer(conn, on=True)
-        w.update("Patient", "p", old)
-        w.flush()
+    _write(engine, "p", old)
     assert _stored(engine, "p").features is not None
-    with engine.begin() as conn:  # the index off: the record's NIK is corrected
-        w = _writer(conn, on=False)
-        w.update("Patient", "p", now)
-        w.flush()
+    _write(engine, "p", now, on=False)  # the index off: the record's NIK is corrected
     assert tuple(_stored(engine, "p")) == (None, None)
     patient_index._FEATURES.clear()  # as in another worker process
-    with engine.begin() as conn:  # the same woman, as the record now says
-        w = _writer(conn, on=True)
-        w.update("Patient", "q", {**now, "id": "q"})
-        w.flush()
+    _write(engine, "q", {**now, "id": "q"})  # the same woman, as the record now says
     with engine.connect() as conn:
         where = store.memberships(conn, ["p", "q"])
     assert where["q"].person_id == where["p"].person_id
@@ -200,19 +189,10 @@ def test_a_record_deleted_while_the_index_is_off_is_nobodys_candidate(engine) ->
     from fhirhub.mpi import store
 
     body = {**SAMPLES[1], "id": "gone"}
-    with engine.begin() as conn:
-        w = _writer(conn, on=True)
-        w.update("Patient", "gone", body)
-        w.flush()
-    with engine.begin() as conn:
-        w = _writer(conn, on=False)
-        w.delete("Patient", "gone")
-        w.flush()
+    _write(engine, "gone", body)
+    _write(engine, "gone", None, on=False)
     assert tuple(_stored(engine, "gone")) == (None, None)
-    with engine.begin() as conn:
-        w = _writer(conn, on=True)
-        w.update("Patient", "again", {**body, "id": "again"})
-        w.flush()
+    _write(engine, "again", {**body, "id": "again"})
     with engine.connect() as conn:
         where = store.memberships(conn, ["gone", "again"])
     assert where["again"].person_id != where["gone"].person_id
@@ -222,22 +202,19 @@ def test_a_rebuild_stores_the_features_of_the_version_it_places(engine) -> None:
     """A record written after the rebuild read every record is placed, and its features stored,
     as it is now, not as the rebuild first read it."""
     from fhirhub.services.patient_index import PatientIndex
+    from fhirhub.services.writes import Writer
+    from fhirhub.storage.repository import ResourceRepository
 
     first = {**SAMPLES[1], "id": "r", "name": [{"text": "Wa Ode Ani"}]}
-    with engine.begin() as conn:
-        w = _writer(conn, on=True)
-        w.update("Patient", "r", first)
-        w.flush()
+    _write(engine, "r", first)
     read_then = _stored(engine, "r").features_at
     known, stamps = {"r": extract(first)}, {"r": read_then}
     changed = {**first, "name": [{"text": "Wa Ode Sitti Aminah"}]}
+    _write(engine, "r", changed)
     with engine.begin() as conn:
-        w = _writer(conn, on=True)
-        w.update("Patient", "r", changed)
-        w.flush()
-    with engine.begin() as conn:
-        w = _writer(conn, on=True)
-        PatientIndex().rematch(w, ["r"], known=known, stamps=stamps)
+        index = PatientIndex()
+        w = Writer(ResourceRepository(conn), patient_index=index)
+        index.rematch(w, ["r"], known=known, stamps=stamps)
         w.flush()
     stored = _stored(engine, "r")
     assert stored.features_at != read_then and stamps["r"] == stored.features_at
