@@ -453,7 +453,7 @@ def gather(
         # The batch's own records are left out of the block reads: which keys each holds is
         # known here, and they were most of the rows read (each new record meets itself in
         # every one of its blocks). A block's limit counts them, as it counts every record.
-        # A key the lock counts (crowd) is not read: the lock tells whether it is still full.
+        # A key sighted crowded is not read: taken as crowded still, or counted by the lock.
         read = [k for k in all_keys if limits[k] > len(members[k]) and k not in sighted]
         met = _read_blocks(raw, read, limits, members, sorted(keys), stamped)
         # A record created in this transaction has no Person and no decision yet: only the
@@ -548,7 +548,7 @@ def _read_blocks(
     # joined every Patient of the store to the blocks (tests/mpi/test_index_plans.py).
     # The lateral lookups stay index probes whatever the planner believes of the tables.
     # A block read to its limit is over its cap: its records are no one's candidates, so
-    # it comes back as one row, its record NULL, with no Person or version looked up.
+    # it comes back as one row, its record NULL, with no Person looked up.
     met.execute(
         "WITH b AS (SELECT k.key, b.patient_id, "
         "count(*) OVER (PARTITION BY k.key) < k.n AS open, "
