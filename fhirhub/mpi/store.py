@@ -510,8 +510,8 @@ def gather(
                 sightings.add(key)
             continue
         blocks[key].append(pid)
-        if person is not None:
-            where.setdefault(pid, Membership(person, level))
+        if person is not None and pid not in where:  # a record met in several blocks
+            where[pid] = Membership(person, level)
         if updated is not None:
             stamps[pid] = updated
         if encoded is not None:
