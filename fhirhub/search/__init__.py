@@ -13,4 +13,12 @@ def find_matches(conn: Any, res_type: str, query: str, access: Any = None) -> li
     return _find(conn, res_type, query, access)
 
 
-__all__ = ["find_matches"]
+def find_matches_many(conn: Any, conditions: Any, access: Any = None) -> list[Any]:
+    """:func:`find_matches` of each (type, query) of ``conditions`` in one statement: each a
+    list of matches, or the FhirError saying why it cannot be searched."""
+    from fhirhub.search.query import find_matches_many as _find_many
+
+    return _find_many(conn, conditions, access)
+
+
+__all__ = ["find_matches", "find_matches_many"]

@@ -11,13 +11,14 @@ criterion; the condition of one value is built in :mod:`fhirhub.search.clauses` 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, false, func, literal, or_, select, true, union_all
 
-from fhirhub.errors import bad_request
+from fhirhub.errors import FhirError, bad_request
 from fhirhub.search import chains, registry
 from fhirhub.search.access import Access
 from fhirhub.search.clauses import (
@@ -338,15 +339,56 @@ def find_matches(
 ) -> list[tuple[int, str]]:
     """(resources.pk, res_id) of current ``res_type`` resources matching a URL query string
     (of those ``access`` reaches, when given)."""
+    found = find_matches_many(conn, [(res_type, query)], access)[0]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def find_matches_many(
+    conn: Any, conditions: Sequence[tuple[str, str]], access: Access | None = None
+) -> list[list[tuple[int, str]] | FhirError]:
+    """:func:`find_matches` for each (type, query) of ``conditions``, in one statement (one
+    round trip, not one a condition); a condition that cannot be searched gets its error."""
+    out: list[list[tuple[int, str]] | FhirError] = []
+    built: list[tuple[int, Select]] = []
+    with custom_plans(conn):
+        for i, (res_type, query) in enumerate(conditions):
+            out.append([])
+            try:
+                built.append((i, _matching(conn, res_type, query, access)))
+            except FhirError as err:
+                out[i] = err
+        r = resources
+        for chunk in _chunks(built, _MATCHED_AT_ONCE):
+            parts = [
+                select(literal(i).label("i"), r.c.pk, r.c.res_id).where(r.c.pk.in_(pks))
+                for i, pks in chunk
+            ]
+            both = union_all(*parts).subquery()
+            rows = conn.execute(select(both).order_by(both.c.i, both.c.pk))
+            for i, pk, rid in rows:
+                found = out[i]
+                assert isinstance(found, list)
+                found.append((int(pk), str(rid)))
+    return out
+
+
+# SQLite takes at most 500 parts in a compound SELECT
+_MATCHED_AT_ONCE = 200
+
+
+def _matching(conn: Any, res_type: str, query: str, access: Access | None) -> Select:
     if not registry.is_resource_type(res_type):
         raise bad_request(f"unknown resource type '{res_type}'")
     params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
-    with custom_plans(conn):
-        crit = Criteria(strict=True, conn=conn, access=access)
-        pks = crit.pks(res_type, [(k, v) for k, v in params if k not in RESULT_PARAMS])
-        r = resources
-        q = select(r.c.pk, r.c.res_id).where(r.c.pk.in_(pks)).order_by(r.c.pk)
-        return [(int(pk), str(rid)) for pk, rid in conn.execute(q)]
+    crit = Criteria(strict=True, conn=conn, access=access)
+    return crit.pks(res_type, [(k, v) for k, v in params if k not in RESULT_PARAMS])
 
 
-__all__ = ["Criteria", "find_matches"]
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for at in range(0, len(items), size):
+        yield items[at : at + size]
+
+
+__all__ = ["Criteria", "find_matches", "find_matches_many"]

@@ -157,34 +157,37 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
     """fullUrl -> "Type/id" for every entry that creates or updates, before any is written.
 
     Conditional creates are matched here (and locked), so references to them point at the
-    resource that exists, if one does.
+    resource that exists, if one does: all of them at once (one lock statement and one search
+    for a Bundle, not one each).
     """
+    conditional = [
+        e for e in ordered if e.method == "POST" and e.resource is not None and e.if_none_exist
+    ]
+    found = writer.matches_many(
+        [(e.path, str(e.if_none_exist), f"{e.where}.request.ifNoneExist") for e in conditional],
+        lock=True,
+        what="ifNoneExist",
+    )
+    matched = dict(zip((e.index for e in conditional), found, strict=True))
     ids: dict[str, str] = {}
     for entry in ordered:
         if entry.method == "POST" and entry.resource is not None:
             res_type = entry.path
             existing = None
             if entry.if_none_exist:
-                try:
-                    found = writer.matches(
-                        res_type,
-                        entry.if_none_exist,
-                        lock=True,
-                        what="ifNoneExist",
-                        expression=f"{entry.where}.request.ifNoneExist",
-                    )
-                except FhirError as err:
-                    raise _at_entry(err, entry) from None
-                if len(found) > 1:
+                hits = matched[entry.index]
+                if isinstance(hits, FhirError):
+                    raise _at_entry(hits, entry)
+                if len(hits) > 1:
                     raise _at_entry(
                         FhirError.single(
                             412,
                             "multiple-matches",
-                            f"ifNoneExist '{entry.if_none_exist}' matches {len(found)} resources",
+                            f"ifNoneExist '{entry.if_none_exist}' matches {len(hits)} resources",
                         ),
                         entry,
                     )
-                existing = found[0][1] if found else None
+                existing = hits[0][1] if hits else None
             new_id = existing or str(uuid.uuid4())
             entry.resource = {**entry.resource, "id": new_id}
             entry.if_none_exist = None if existing is None else entry.if_none_exist

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -24,7 +24,7 @@ from fhirhub.model.json import dumps_str, loads
 from fhirhub.model.resource_types import is_resource_type, is_valid_id
 from fhirhub.model.validation import validate_resource
 from fhirhub.mpi.store import forget_features
-from fhirhub.search import find_matches
+from fhirhub.search import find_matches_many
 from fhirhub.search.access import Access, forbidden
 from fhirhub.search.indexing import index_rows
 from fhirhub.search.query import RESULT_PARAMS
@@ -222,11 +222,42 @@ class Writer:
         expression: str | None = None,
     ) -> list[tuple[int, str]]:
         """Current resources matching a conditional query, seeing this transaction's writes."""
-        require_criteria(res_type, query, what, expression)
+        found = self.matches_many([(res_type, query, expression)], lock=lock, what=what)[0]
+        if isinstance(found, FhirError):
+            raise found
+        return found
+
+    def matches_many(
+        self,
+        conditions: Sequence[tuple[str, str, str | None]],
+        *,
+        lock: bool,
+        what: str = "The condition",
+    ) -> list[list[tuple[int, str]] | FhirError]:
+        """:meth:`matches` of each (type, query, expression) of ``conditions``, all locked in
+        one statement and searched in one: each its matches, or the error saying why it
+        cannot be searched (raised by the caller, which knows where the condition came from)."""
+        if not conditions:
+            return []
+        out: list[list[tuple[int, str]] | FhirError] = []
+        wanted: list[int] = []
+        for i, (res_type, query, expression) in enumerate(conditions):
+            try:
+                require_criteria(res_type, query, what, expression)
+            except FhirError as err:
+                out.append(err)
+                continue
+            out.append([])
+            wanted.append(i)
         if lock:
-            self.repo.lock(f"{res_type}?{normalise_query(query)}")
+            self.repo.lock_many(
+                f"{conditions[i][0]}?{normalise_query(conditions[i][1])}" for i in wanted
+            )
         self.flush()
-        return find_matches(self.repo.conn, res_type, query, self.access)
+        found = find_matches_many(self.repo.conn, [conditions[i][:2] for i in wanted], self.access)
+        for i, matched in zip(wanted, found, strict=True):
+            out[i] = matched
+        return out
 
     # --- interactions ------------------------------------------------------------------------
 

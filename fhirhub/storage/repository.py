@@ -143,6 +143,14 @@ def lost_race(exc: BaseException) -> bool:
     return isinstance(cause, _RACE_ERRORS)
 
 
+# The keys' locks in the order of their hashes (the subquery's order is the order the outer
+# query calls the function in).
+_LOCK_KEYS = text(
+    "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(s.h) FROM (SELECT "
+    "hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s) AS l"
+)
+
+
 class ResourceRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -278,10 +286,14 @@ class ResourceRepository:
         PostgreSQL: a transaction-scoped advisory lock. SQLite: every writer already holds the
         database's write lock (BEGIN IMMEDIATE), so nothing more is needed.
         """
-        if self.postgres:
-            self.conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-            )
+        self.lock_many([key])
+
+    def lock_many(self, keys: Iterable[str]) -> None:
+        """:meth:`lock` for every key, in one statement, taken in one global order (their
+        hashes): two writers of the same keys never wait for each other."""
+        wanted = sorted(set(keys))
+        if self.postgres and wanted:
+            self.conn.execute(_LOCK_KEYS, {"keys": wanted})
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from factories import NIK, patient
 from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 H = {"content-type": "application/fhir+json"}
 
@@ -70,3 +72,62 @@ def test_a_head_entry_of_a_batch_answers_without_a_body(client: TestClient) -> N
     assert get["response"]["status"].startswith("200") and get["resource"]["id"] == "p1"
     assert head["response"]["status"].startswith("200") and "resource" not in head
     assert missing["response"]["status"].startswith("404") and "resource" not in missing
+
+
+def _conditional(nik: str, condition: str | None = None) -> dict:
+    return {
+        "resource": patient(nik=nik),
+        "request": {
+            "method": "POST",
+            "url": "Patient",
+            "ifNoneExist": condition or f"identifier={NIK}|{nik}",
+        },
+    }
+
+
+def test_the_conditional_creates_of_a_transaction_are_locked_and_matched_at_once(
+    client: TestClient, db_url: str
+) -> None:
+    """Five ifNoneExist conditions: one lock statement (PostgreSQL) and one search for all of
+    them, not one each; each entry still gets its own answer."""
+    niks = [f"747201450190{i:04d}" for i in range(5)]
+    known = {}
+    for nik in niks[:2]:  # two exist already
+        made = client.post("/fhir/Patient", json=patient(nik=nik), headers=H)
+        known[nik] = made.json()["id"]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        r = client.post(
+            "/fhir", json=_bundle("transaction", *(_conditional(n) for n in niks)), headers=H
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert r.status_code == 200, r.text
+    statuses = [e["response"]["status"] for e in r.json()["entry"]]
+    assert statuses == ["200 OK", "200 OK", "201 Created", "201 Created", "201 Created"]
+    ids = [e["response"]["location"].split("/")[1] for e in r.json()["entry"]]
+    assert ids[:2] == [known[n] for n in niks[:2]]
+    assert len(set(ids)) == 5
+    assert sum("UNION ALL" in s for s in statements) == 1
+    locks = sum("hashtextextended(k, 0)" in s for s in statements)
+    assert locks == (1 if db_url.startswith("postgresql") else 0)
+    total = client.get("/fhir/Patient", params={"_summary": "count"}).json()["total"]
+    assert total == 5
+
+
+def test_a_bad_condition_among_many_is_reported_at_its_own_entry(client: TestClient) -> None:
+    entries = [
+        _conditional("7472014501900001"),
+        _conditional("7472014501900002"),
+        _conditional("7472014501900003", "no-such-parameter=1"),
+    ]
+    r = client.post("/fhir", json=_bundle("transaction", *entries), headers=H)
+    assert r.status_code == 400, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert any("Bundle.entry[2]" in x for i in r.json()["issue"] for x in i.get("expression", []))
+    assert client.get("/fhir/Patient", params={"_summary": "count"}).json()["total"] == 0
