@@ -365,9 +365,7 @@ def find_matches_many(
                 select(literal(i).label("i"), r.c.pk, r.c.res_id).where(r.c.pk.in_(pks))
                 for i, pks in chunk
             ]
-            both = union_all(*parts).subquery()
-            rows = conn.execute(select(both).order_by(both.c.i, both.c.pk))
-            for i, pk, rid in rows:
+            for i, pk, rid in sorted(conn.execute(union_all(*parts)).all()):
                 found = out[i]
                 assert isinstance(found, list)
                 found.append((int(pk), str(rid)))
