@@ -306,11 +306,11 @@ class Pipeline:
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
             ids = [claim.id for claim in claimed]
-            rows = repo.get_many(ids, for_update=True)
-            payloads = repo.payloads(ids)
+            read = repo.with_payloads(ids, for_update=True)
+            payloads = {i: payload for i, (_, payload) in read.items()}
             live: list[InboxRow] = []
             for claim in claimed:
-                row = rows.get(claim.id)
+                row = read[claim.id][0] if claim.id in read else None
                 if row is None or row.status != "processing":
                     outcomes[claim.id] = row.status if row else "failed"
                 else:

@@ -100,11 +100,20 @@ class InboxRepository:
             stmt = stmt.with_for_update()
         return {int(r.id): _row(r) for r in self.conn.execute(stmt)}
 
-    def payloads(self, message_ids: Sequence[int]) -> dict[int, bytes]:
+    def with_payloads(
+        self, message_ids: Sequence[int], *, for_update: bool = False
+    ) -> dict[int, tuple[InboxRow, bytes]]:
+        """``get_many`` with each message's payload, in the same statement."""
         if not message_ids:
             return {}
-        stmt = select(M.c.id, M.c.payload).where(M.c.id.in_(sorted(set(message_ids))))
-        return {int(i): zlib.decompress(raw) for i, raw in self.conn.execute(stmt)}
+        stmt = (
+            select(*_COLUMNS, M.c.payload)
+            .where(M.c.id.in_(sorted(set(message_ids))))
+            .order_by(M.c.id)
+        )
+        if for_update and self.postgres:
+            stmt = stmt.with_for_update()
+        return {int(r.id): (_row(r), zlib.decompress(r.payload)) for r in self.conn.execute(stmt)}
 
     def payload(self, message_id: int) -> bytes | None:
         raw = self.conn.execute(select(M.c.payload).where(M.c.id == message_id)).scalar()
