@@ -340,7 +340,7 @@ def find_matches(
     """(resources.pk, res_id) of current ``res_type`` resources matching a URL query string
     (of those ``access`` reaches, when given)."""
     found = find_matches_many(conn, [(res_type, query)], access)[0]
-    if isinstance(found, Exception):
+    if isinstance(found, FhirError):
         raise found
     return found
 
