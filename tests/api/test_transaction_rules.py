@@ -97,7 +97,7 @@ def test_the_conditional_creates_of_a_transaction_are_locked_and_matched_at_once
         known[nik] = made.json()["id"]
     statements: list[str] = []
 
-    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
         statements.append(statement)
 
     event.listen(Engine, "before_cursor_execute", seen)
