@@ -2,7 +2,8 @@
 
 32 clients, each on its own HTTP connection to a real server process (two workers, so the
 race crosses processes as well as threads), send the same conditional create at the same
-moment: exactly one resource is created and every client is given that one.
+moment: exactly one resource is created and every client is given that one. Transactions
+that create the same two resources conditionally, named in either order, all succeed.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def test_concurrent_conditional_creates_make_one_resource(
     server = live_server_factory(workers=2)
     _rest_conditional_creates(server, db_url)
     _transaction_conditional_creates(server, db_url)
+    _crossed_conditional_creates(server, db_url)
 
 
 def _rest_conditional_creates(server: LiveServer, db_url: str) -> None:
@@ -147,3 +149,35 @@ def _transaction_conditional_creates(server: LiveServer, db_url: str) -> None:
     assert subjects == {f"Patient/{patient_id}"}
     assert set(_stored(db_url, "Patient")) - known == {patient_id}
     assert len(_stored(db_url, "Observation")) == CLIENTS
+
+
+def _crossed_conditional_creates(server: LiveServer, db_url: str) -> None:
+    """32 transaction bundles at once, each creating the same two Patients by ifNoneExist, half
+    of them naming the two in the other order: one Patient each, and every client answered 200.
+    A transaction's conditions are locked in one order, whatever its entries' (locked in the
+    entries' order, two such transactions deadlocked, and clients got 409 and 503)."""
+    known = set(_stored(db_url, "Patient"))
+    niks = [f"7472014501{uuid.uuid4().int % 10**6:06}" for _ in range(2)]
+
+    def entry(nik: str) -> dict[str, Any]:
+        return {
+            "resource": patient(nik=nik),
+            "request": {
+                "method": "POST",
+                "url": "Patient",
+                "ifNoneExist": f"identifier={NIK}|{nik}",
+            },
+        }
+
+    def bundle(i: int) -> bytes:
+        ordered = niks if i % 2 else niks[::-1]
+        entries = [entry(n) for n in ordered]
+        return json.dumps(
+            {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        ).encode()
+
+    headers = {"Content-Type": "application/fhir+json"}
+    results = _all_at_once(server, [("POST", "/fhir", bundle(i), headers) for i in range(CLIENTS)])
+
+    assert {status for status, _, _ in results} == {200}
+    assert len(set(_stored(db_url, "Patient")) - known) == 2
