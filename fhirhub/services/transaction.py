@@ -163,9 +163,20 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
     conditional = [
         e for e in ordered if e.method == "POST" and e.resource is not None and e.if_none_exist
     ]
+    # Every condition of the transaction is locked here, at once and in one order whatever
+    # the entries' (locked entry by entry, two Bundles naming the same resources in opposite
+    # orders deadlocked); each is locked again, at no cost, where it is searched.
+    writer.lock_conditions(
+        [(e.path, str(e.if_none_exist)) for e in conditional]
+        + [
+            (e.path, e.query)
+            for e in ordered
+            if e.query is not None and e.method in ("PUT", "PATCH", "DELETE")
+        ]
+    )
     found = writer.matches_many(
         [(e.path, str(e.if_none_exist), f"{e.where}.request.ifNoneExist") for e in conditional],
-        lock=True,
+        lock=False,  # locked above
         what="ifNoneExist",
     )
     matched = dict(zip((e.index for e in conditional), found, strict=True))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -250,14 +250,17 @@ class Writer:
             out.append([])
             wanted.append(i)
         if lock:
-            self.repo.lock_many(
-                f"{conditions[i][0]}?{normalise_query(conditions[i][1])}" for i in wanted
-            )
+            self.lock_conditions(conditions[i][:2] for i in wanted)
         self.flush()
         found = find_matches_many(self.repo.conn, [conditions[i][:2] for i in wanted], self.access)
         for i, matched in zip(wanted, found, strict=True):
             out[i] = matched
         return out
+
+    def lock_conditions(self, conditions: Iterable[tuple[str, str]]) -> None:
+        """Lock each (type, query) condition until the commit, all in one statement, in one
+        order whatever the order given: two writers of the same conditions never deadlock."""
+        self.repo.lock_many(f"{res_type}?{normalise_query(q)}" for res_type, q in conditions)
 
     # --- interactions ------------------------------------------------------------------------
 

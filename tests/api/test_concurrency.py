@@ -76,7 +76,8 @@ def test_concurrent_conditional_creates_make_one_resource(
     server = live_server_factory(workers=2)
     _rest_conditional_creates(server, db_url)
     _transaction_conditional_creates(server, db_url)
-    _crossed_conditional_creates(server, db_url)
+    _crossed_conditions(server, db_url, "POST")
+    _crossed_conditions(server, db_url, "PUT")
 
 
 def _rest_conditional_creates(server: LiveServer, db_url: str) -> None:
@@ -151,23 +152,22 @@ def _transaction_conditional_creates(server: LiveServer, db_url: str) -> None:
     assert len(_stored(db_url, "Observation")) == CLIENTS
 
 
-def _crossed_conditional_creates(server: LiveServer, db_url: str) -> None:
-    """32 transaction bundles at once, each creating the same two Patients by ifNoneExist, half
-    of them naming the two in the other order: one Patient each, and every client answered 200.
-    A transaction's conditions are locked in one order, whatever its entries' (locked in the
-    entries' order, two such transactions deadlocked, and clients got 409 and 503)."""
+def _crossed_conditions(server: LiveServer, db_url: str, method: str) -> None:
+    """32 transaction bundles at once, each writing the same two Patients by a condition (a
+    conditional create, or a conditional update), half of them naming the two in the other
+    order: one Patient each, and every client answered 200. A transaction's conditions are
+    locked in one order, whatever its entries' (locked in the entries' order, two such
+    transactions deadlocked, and clients got 409 and 503)."""
     known = set(_stored(db_url, "Patient"))
     niks = [f"7472014501{uuid.uuid4().int % 10**6:06}" for _ in range(2)]
 
     def entry(nik: str) -> dict[str, Any]:
-        return {
-            "resource": patient(nik=nik),
-            "request": {
-                "method": "POST",
-                "url": "Patient",
-                "ifNoneExist": f"identifier={NIK}|{nik}",
-            },
-        }
+        condition = f"identifier={NIK}|{nik}"
+        if method == "POST":
+            request = {"method": "POST", "url": "Patient", "ifNoneExist": condition}
+        else:
+            request = {"method": "PUT", "url": f"Patient?{condition}"}
+        return {"resource": patient(nik=nik), "request": request}
 
     def bundle(i: int) -> bytes:
         ordered = niks if i % 2 else niks[::-1]
@@ -179,5 +179,5 @@ def _crossed_conditional_creates(server: LiveServer, db_url: str) -> None:
     headers = {"Content-Type": "application/fhir+json"}
     results = _all_at_once(server, [("POST", "/fhir", bundle(i), headers) for i in range(CLIENTS)])
 
-    assert {status for status, _, _ in results} == {200}
+    assert {status for status, _, _ in results} == {200}, method
     assert len(set(_stored(db_url, "Patient")) - known) == 2
