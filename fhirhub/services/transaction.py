@@ -165,7 +165,8 @@ def _assign_ids(writer: Writer, ordered: list[Entry], base_url: str) -> dict[str
     ]
     # Every condition of the transaction is locked here, at once and in one order whatever
     # the entries' (locked entry by entry, two Bundles naming the same resources in opposite
-    # orders deadlocked); each is locked again, at no cost, where it is searched.
+    # orders deadlocked); a conditional update or delete takes its lock again where it is
+    # searched, already held (no wait).
     writer.lock_conditions(
         [(e.path, str(e.if_none_exist)) for e in conditional]
         + [
