@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from fhirhub.storage.engine import is_postgres
+from fhirhub.storage.engine import chunks, is_postgres
 from fhirhub.storage.models import resources as R
 from fhirhub.storage.mpi_models import mpi_blocks as B
 from fhirhub.storage.mpi_models import mpi_decisions as D
@@ -141,7 +141,7 @@ def lock_statement(
 
 def memberships(conn: Connection, patient_ids: Iterable[str]) -> dict[str, Membership]:
     out: dict[str, Membership] = {}
-    for chunk in _chunks(sorted(set(patient_ids))):
+    for chunk in chunks(sorted(set(patient_ids)), _CHUNK):
         rows = conn.execute(
             select(M.c.patient_id, M.c.person_id, M.c.assurance).where(M.c.patient_id.in_(chunk))
         )
@@ -192,7 +192,7 @@ def membership_rows(
     new ``features`` keeps those it had (they are read only while its version is theirs)."""
     ids = sorted(set(records) - set(fresh))
     known = dict(features or {})
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, _CHUNK):
         gone = conn.execute(
             delete(M)
             .where(M.c.patient_id.in_(chunk))
@@ -244,7 +244,7 @@ def forget_features(conn: Connection, patient_ids: Iterable[str]) -> None:
     """Drop the stored features of records written without the index placing them (it was
     off): they are no longer their current version's, and a block read takes stored features
     for current ones."""
-    for chunk in _chunks(sorted(set(patient_ids))):
+    for chunk in chunks(sorted(set(patient_ids)), _CHUNK):
         conn.execute(
             update(M)
             .where(M.c.patient_id.in_(chunk), M.c.features.is_not(None))
@@ -267,7 +267,7 @@ def replace_blocks_many(
     if not keys:
         return
     have: dict[str, set[str]] = defaultdict(set)
-    for chunk in _chunks(sorted(set(keys) - set(created))):
+    for chunk in chunks(sorted(set(keys) - set(created)), _CHUNK):
         for r in conn.execute(select(B.c.key, B.c.patient_id).where(B.c.patient_id.in_(chunk))):
             have[r.patient_id].add(r.key)
     gone = [(k, pid) for pid, ks in have.items() for k in ks - keys[pid]]
@@ -349,7 +349,7 @@ def blocks(conn: Connection, keys: Iterable[str], cap: int) -> dict[str, list[st
         for r in rows:
             out[r.key].append(r.patient_id)
         return out
-    for chunk in _chunks(wanted):
+    for chunk in chunks(wanted, _CHUNK):
         ranked = (
             select(
                 B.c.key,
@@ -598,7 +598,7 @@ def kept_features(conn: Connection, stamps: dict[str, int]) -> dict[str, str]:
     """The encoded features stored for records (``stamps``: id -> current lastUpdated), where
     they were taken from that version."""
     out: dict[str, str] = {}
-    for chunk in _chunks(sorted(stamps)):
+    for chunk in chunks(sorted(stamps), _CHUNK):
         rows = conn.execute(
             select(M.c.patient_id, M.c.features, M.c.features_at).where(
                 M.c.patient_id.in_(chunk), M.c.features.is_not(None)
@@ -651,7 +651,7 @@ def patient_stamps(conn: Connection, patient_ids: Iterable[str]) -> dict[str, in
 def decisions_many(conn: Connection, patient_ids: Iterable[str]) -> dict[str, dict[str, bool]]:
     """:func:`decisions` of many records."""
     out: dict[str, dict[str, bool]] = defaultdict(dict)
-    for chunk in _chunks(sorted(set(patient_ids))):
+    for chunk in chunks(sorted(set(patient_ids)), _CHUNK):
         rows = conn.execute(
             select(D.c.patient_a, D.c.patient_b, D.c.same).where(
                 D.c.patient_a.in_(chunk) | D.c.patient_b.in_(chunk)
@@ -666,7 +666,7 @@ def decisions_many(conn: Connection, patient_ids: Iterable[str]) -> dict[str, di
 def members_many(conn: Connection, person_ids: Iterable[str]) -> dict[str, dict[str, str]]:
     """:func:`members` of many Persons."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
-    for chunk in _chunks(sorted(set(person_ids))):
+    for chunk in chunks(sorted(set(person_ids)), _CHUNK):
         rows = conn.execute(
             select(M.c.person_id, M.c.patient_id, M.c.assurance).where(M.c.person_id.in_(chunk))
         )
@@ -715,7 +715,7 @@ def patient_versions(conn: Connection, patient_ids: Iterable[str]) -> dict[str, 
 
 def _current(conn: Connection, patient_ids: Iterable[str], *columns: Any) -> Iterator[Any]:
     """Rows (``res_id`` and ``columns``) of the current Patients of ``patient_ids``."""
-    for chunk in _chunks(sorted(set(patient_ids))):
+    for chunk in chunks(sorted(set(patient_ids)), _CHUNK):
         yield from conn.execute(
             select(R.c.res_id, *columns).where(
                 R.c.res_type == "Patient", R.c.res_id.in_(chunk), R.c.deleted.is_(False)
@@ -785,8 +785,3 @@ def all_memberships(conn: Connection) -> Iterable[tuple[str, str, str]]:
     query = select(M.c.patient_id, M.c.person_id, M.c.assurance)
     rows = conn.execute(query.order_by(M.c.person_id, M.c.patient_id))
     yield from ((r.patient_id, r.person_id, r.assurance) for r in rows)
-
-
-def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

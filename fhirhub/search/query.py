@@ -11,7 +11,7 @@ criterion; the condition of one value is built in :mod:`fhirhub.search.clauses` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -36,6 +36,7 @@ from fhirhub.search.engine import custom_plans
 from fhirhub.search.prefixes import date_clause, number_clause, quantity_clause
 from fhirhub.search.tables import TABLE_OF_TYPE, param_scope, resources, search_token
 from fhirhub.search.values import split_values
+from fhirhub.storage.engine import chunks
 
 # Parameters that shape the result rather than select resources.
 RESULT_PARAMS = {
@@ -360,7 +361,7 @@ def find_matches_many(
             except FhirError as err:
                 out[i] = err
         r = resources
-        for chunk in _chunks(built, _MATCHED_AT_ONCE):
+        for chunk in chunks(built, _MATCHED_AT_ONCE):
             parts = [
                 select(literal(i).label("i"), r.c.pk, r.c.res_id).where(r.c.pk.in_(pks))
                 for i, pks in chunk
@@ -382,11 +383,6 @@ def _matching(conn: Any, res_type: str, query: str, access: Access | None) -> Se
     params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
     crit = Criteria(strict=True, conn=conn, access=access)
     return crit.pks(res_type, [(k, v) for k, v in params if k not in RESULT_PARAMS])
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for at in range(0, len(items), size):
-        yield items[at : at + size]
 
 
 __all__ = ["Criteria", "find_matches", "find_matches_many"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
 
 # The migrations live at the top of the project (docs/architecture.md, "Where things live").
 ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
@@ -91,6 +94,13 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 def is_postgres(engine_or_conn: Any) -> bool:
     return bool(engine_or_conn.dialect.name == "postgresql")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """``items`` in slices of at most ``size``: the values one statement takes (SQLite binds
+    at most 32,766 parameters, and takes at most 500 parts of a compound SELECT)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def migrate(url: str, revision: str = "head") -> None:

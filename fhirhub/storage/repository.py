@@ -30,7 +30,7 @@ from sqlalchemy import tuple_ as sql_tuple
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
-from fhirhub.storage.engine import is_postgres
+from fhirhub.storage.engine import chunks, is_postgres
 from fhirhub.storage.index_models import INDEX_TABLES
 from fhirhub.storage.models import resource_versions as V
 from fhirhub.storage.models import resources as R
@@ -193,7 +193,7 @@ class ResourceRepository:
             by_type[res_type].append(res_id)
         found: dict[tuple[str, str], StoredVersion] = {}
         for res_type, ids in by_type.items():
-            for chunk in _chunks(ids, 900):
+            for chunk in chunks(ids, 900):
                 stmt = (
                     select(*_CURRENT_COLUMNS, V.c.content)
                     .join(V, and_(V.c.resource_pk == R.c.pk, V.c.version == R.c.version))
@@ -415,7 +415,7 @@ class ResourceRepository:
                         (list(pks),),
                     )
             return
-        for chunk in _chunks(list(pks), 900):
+        for chunk in chunks(list(pks), 900):
             for table in INDEX_TABLES.values():
                 index_table = cast(Table, table)
                 self.conn.execute(delete(index_table).where(index_table.c.resource_pk.in_(chunk)))
@@ -423,7 +423,7 @@ class ResourceRepository:
     def ids_exist(self, res_type: str, res_ids: Sequence[str]) -> set[str]:
         """Which of ``res_ids`` exist (not deleted) as ``res_type``."""
         found: set[str] = set()
-        for chunk in _chunks(list(res_ids), 900):
+        for chunk in chunks(list(res_ids), 900):
             stmt = select(R.c.res_id).where(
                 R.c.res_type == res_type, R.c.res_id.in_(chunk), R.c.deleted.is_(False)
             )
@@ -497,8 +497,3 @@ def _as_kind(kind: type, values: list[Any]) -> list[Any]:
     if kind in (int, float):
         return [None if v is None else kind(v) for v in values]
     return values
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
