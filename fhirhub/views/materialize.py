@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,11 @@ def _columns(select_: Select) -> list[ViewColumn]:
     if select_.union_all:
         found.extend(_columns(select_.union_all[0]))
     return found
+
+
+def column_names(view: View) -> list[str]:
+    """The view's column names, in the order of its rows' values."""
+    return [c.name for c in _columns(view.root)]
 
 
 def _sql_type(column: ViewColumn) -> Any:
@@ -267,6 +272,19 @@ def stream_materialised(
 ) -> Generator[Row] | None:
     """The rows of the view ``data`` read from its table, or None when it has no table built
     from this definition (the caller runs the view over the store instead)."""
+    found = stream_materialised_tuples(conn, data, batch=batch)
+    if found is None:
+        return None
+    names, rows = found
+    return (dict(zip(names, values, strict=True)) for values in rows)
+
+
+def stream_materialised_tuples(
+    conn: Connection, data: Mapping[str, Any], *, batch: int = CHUNK
+) -> tuple[list[str], Generator[tuple[Any, ...]]] | None:
+    """As :func:`stream_materialised`, each row a tuple in the order of the column names given
+    with them (millions of rows: no dict a row). Rows may share their decoded collections:
+    read them, never change them."""
     view = parse_view(data)
     table = view_table(view)
     mark = conn.execute(
@@ -274,12 +292,17 @@ def stream_materialised(
     ).first()
     if mark is None or mark.definition_sha256 != definition_hash(data):
         return None
-    return _materialised(conn, view, table, mark.last_updated - OVERLAP_US, batch)
+    return column_names(view), _materialised(
+        conn, view, table, mark.last_updated - OVERLAP_US, batch
+    )
+
+
+_DECODED_KEPT = 50_000  # distinct collection texts remembered while reading a table
 
 
 def _materialised(
     conn: Connection, view: View, table: Table, since: int, batch: int
-) -> Generator[Row]:
+) -> Generator[tuple[Any, ...]]:
     columns = _columns(view.root)
     names = [c.name for c in columns]
     decode = [i for i, c in enumerate(columns) if c.collection]  # kept as JSON text
@@ -288,23 +311,53 @@ def _materialised(
         resources.c.res_type == view.resource, resources.c.last_updated > since
     )
     prepare(conn)
-    result = conn.execute(
-        select(*(table.c[n] for n in names)).where(table.c._resource_pk.not_in(changed)),
-        execution_options={"stream_results": True, "yield_per": batch},
-    )
-    try:
-        # a batch at a time: fetching row by row cost more than building the rows
-        for part in result.partitions():
-            for found in part:
-                values = list(found)
-                for i in decode:
-                    if values[i] is not None:
-                        values[i] = loads(values[i])
-                yield dict(zip(names, values, strict=True))
-    finally:
-        result.close()
+    query = select(*(table.c[n] for n in names)).where(table.c._resource_pk.not_in(changed))
+    # a collection's text decoded once: a few distinct code lists fill millions of rows
+    decoded: dict[str, Any] = {}
+    for part in _table_rows(conn, query, batch):
+        if not decode:
+            yield from part
+            continue
+        for found in part:
+            values = list(found)
+            for i in decode:
+                raw = values[i]
+                if raw is not None:
+                    value = decoded.get(raw)
+                    if value is None:
+                        if len(decoded) >= _DECODED_KEPT:
+                            decoded.clear()
+                        value = decoded[raw] = loads(raw)
+                    values[i] = value
+            yield tuple(values)
     live = stream_rows(conn, view, Scope(since_us=since + 1), batch=batch)
     try:
-        yield from live
+        for row in live:
+            yield tuple(row.get(n) for n in names)
     finally:
         live.close()
+
+
+def _table_rows(conn: Connection, query: Any, batch: int) -> Generator[Sequence[tuple[Any, ...]]]:
+    """The rows of ``query``, a batch at a time. On PostgreSQL from psycopg's server-side
+    cursor, as tuples: SQLAlchemy's result rows cost more than reading them (millions of rows
+    for a large city's indicators). Elsewhere through SQLAlchemy, which types SQLite's
+    booleans."""
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(query, execution_options={"stream_results": True, "yield_per": batch})
+        try:
+            yield from result.partitions()
+        finally:
+            result.close()
+        return
+    from psycopg.rows import tuple_row
+
+    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+    dbapi: Any = conn.connection.dbapi_connection
+    cursor = dbapi.cursor(name="fhirhub_view_table", row_factory=tuple_row)
+    try:
+        cursor.execute(sql)
+        while part := cursor.fetchmany(batch):
+            yield part
+    finally:
+        cursor.close()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from fhirhub.services.measures.catalogue import (
     BASE,
     POPULATION_SYSTEM,
     Catalogue,
+    CatalogueError,
     MeasureDef,
     load_catalogue,
 )
@@ -40,7 +42,7 @@ from fhirhub.services.measures.people import (
 from fhirhub.services.measures.period import Period, age_years, parse_period
 from fhirhub.services.measures.population import PopRow, stratum_filter, table_for
 from fhirhub.services.measures.rules import PERSON_RULES
-from fhirhub.services.measures.source import view_rows
+from fhirhub.services.measures.source import Tuples, view_rows
 
 ALLOWED = {"periodStart", "periodEnd", "reportType", "subject", "organization"}
 IGNORED = {"_format", "_pretty"}
@@ -110,7 +112,7 @@ class Dataset:
     def __init__(
         self,
         catalogue: Catalogue,
-        rows: Callable[[Mapping[str, Any]], Iterable[Mapping[str, Any]]],
+        rows: Callable[[Mapping[str, Any]], Tuples],
     ) -> None:
         self.catalogue = catalogue
         self._read = rows
@@ -134,17 +136,23 @@ class Dataset:
             ]
         return self._residents[resident]
 
-    def rows(self, name: str) -> Iterator[Mapping[str, Any]]:
-        """The rows of the catalogue's view ``name``, streamed: each consumer (persons, events,
-        measurements, doses, organisations) reads a view once, to the end, and keeps only what
-        it builds from the rows (a large city's rows would not fit in memory as dicts)."""
-        rows = iter(self._read(self.catalogue.view_named(name)))
+    def rows(self, name: str, *columns: str) -> Iterator[tuple[Any, ...]]:
+        """The values of ``columns`` (two or more) in each row of the catalogue's view ``name``,
+        streamed: each consumer (persons, events, measurements, doses, organisations) reads a
+        view once, to the end, and keeps only what it builds from the rows (a large city's
+        rows would not fit in memory)."""
+        names, rows = self._read(self.catalogue.view_named(name))
         try:
-            yield from rows
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise CatalogueError(
+                    f"the view {name} has no column {missing[0]!r}", f"ViewDefinition/{name}"
+                )
+            pick = itemgetter(*(names.index(c) for c in columns))
+            for row in rows:
+                yield pick(row)
         finally:
-            close = getattr(rows, "close", None)
-            if close is not None:
-                close()
+            rows.close()
 
     def people(self, resident: str) -> People:
         if self._people is None:
@@ -168,8 +176,10 @@ class Dataset:
         """Organization key -> (facility code, is a health care provider)."""
         if self._orgs is None:
             self._orgs = {
-                r["key"]: (r.get("facility"), bool(r.get("provider")))
-                for r in self.rows("measure_organization")
+                key: (facility, bool(provider))
+                for key, facility, provider in self.rows(
+                    "measure_organization", "key", "facility", "provider"
+                )
             }
         return self._orgs
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from fhirhub.services.measures.period import local_date, local_moment
 
-Rows = Callable[[str], Iterable[Mapping[str, Any]]]  # view name -> its rows
+Rows = Callable[..., Iterable[tuple[Any, ...]]]  # (view name, *columns) -> their values a row
 
 
 @dataclass(slots=True)
@@ -81,41 +81,42 @@ class People:
         self.resident = resident
         self.persons: dict[str, Person] = {}
         self.of_record: dict[str, Person] = {}
-        patients: dict[str, Mapping[str, Any]] = {}
-        for row in rows("measure_patient"):
-            patients[row["key"]] = row
-        person_rows: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        for row in rows("measure_person"):
-            if row.get("active") is False:
+        # Patient key -> (gender, birth date, kelurahan codes, deceased at)
+        patients: dict[str, tuple[Any, ...]] = {}
+        for key, *demographics in rows(
+            "measure_patient", "key", "gender", "birth_date", "kelurahan", "deceased_at"
+        ):
+            patients[key] = tuple(demographics)
+        person_rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for key, active, *rest in rows(
+            "measure_person", "key", "active", "gender", "birth_date", "kelurahan", "patient"
+        ):
+            if active is False:
                 continue
-            person_rows[row["key"]].append(row)
+            person_rows[key].append(tuple(rest))
         for key in sorted(person_rows):
             person = Person(key)
             first = person_rows[key][0]
-            for row in person_rows[key]:
-                target = row.get("patient")
+            for *_, target in person_rows[key]:
                 if target and target not in self.of_record:  # a record counts for one person
                     person.records.append(target)
                     self.of_record[target] = person
             recs = [patients[r] for r in person.records if r in patients]
-            person.gender = first.get("gender") or _agreed(r.get("gender") for r in recs)
-            person.birth = local_date(first.get("birth_date")) or _agreed(
-                local_date(r.get("birth_date")) for r in recs
-            )
-            person.kelurahan = self._village(first.get("kelurahan")) or _agreed(
-                self._village(r.get("kelurahan")) for r in recs
-            )
+            gender, birth, village = first[0], first[1], first[2]
+            person.gender = gender or _agreed(r[0] for r in recs)
+            person.birth = local_date(birth) or _agreed(local_date(r[1]) for r in recs)
+            person.kelurahan = self._village(village) or _agreed(self._village(r[2]) for r in recs)
             person.death = self._death(recs)
             self.persons[key] = person
-        for key, row in patients.items():
+        for key, (gender, birth, village, _) in patients.items():
             if key in self.of_record:
                 continue
             person = Person(
                 key,
-                gender=row.get("gender"),
-                birth=local_date(row.get("birth_date")),
-                kelurahan=self._village(row.get("kelurahan")),
-                death=self._death([row]),
+                gender=gender,
+                birth=local_date(birth),
+                kelurahan=self._village(village),
+                death=self._death([patients[key]]),
                 records=[key],
             )
             self.persons[key] = person
@@ -126,8 +127,8 @@ class People:
         return next((c for c in codes if self.resident.fullmatch(c)), codes[0] if codes else None)
 
     @staticmethod
-    def _death(records: list[Mapping[str, Any]]) -> date | None:
-        days = [d for d in (local_date(r.get("deceased_at")) for r in records) if d is not None]
+    def _death(records: list[tuple[Any, ...]]) -> date | None:
+        days = [d for d in (local_date(r[3]) for r in records) if d is not None]
         return min(days) if days else None
 
     def person_of(self, patient: str | None) -> Person | None:
@@ -143,30 +144,28 @@ def load_events(people: People, rows: Rows) -> list[Event]:
     # key -> (codes, subject, when): only what is used, not the row (1.5 million in a large city)
     conditions: dict[str, tuple[list[Any], str | None, Any]] = {}
     in_encounter: dict[str, list[str]] = defaultdict(list)
-    for row in rows("measure_condition"):
-        conditions[row["key"]] = (
-            row.get("codes") or [],
-            row.get("subject"),
-            row.get("recorded") or row.get("onset"),
-        )
-        if row.get("encounter"):
-            in_encounter[row["encounter"]].append(row["key"])
+    for key, codes, subject, recorded, onset, encounter in rows(
+        "measure_condition", "key", "codes", "subject", "recorded", "onset", "encounter"
+    ):
+        conditions[key] = (codes or [], subject, recorded or onset)
+        if encounter:
+            in_encounter[encounter].append(key)
     listed: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-    for i, row in enumerate(rows("measure_encounter_diagnosis")):
-        if row.get("condition"):
-            rank = row.get("rank")
-            listed[row["encounter"]].append(
-                (rank if isinstance(rank, int) else 1 << 30, i, row["condition"])
-            )
+    for i, (encounter, condition, rank) in enumerate(
+        rows("measure_encounter_diagnosis", "encounter", "condition", "rank")
+    ):
+        if condition:
+            listed[encounter].append((rank if isinstance(rank, int) else 1 << 30, i, condition))
     encounters: list[Event] = []
     seen_conditions: set[str] = set()
     no_diagnoses: list[tuple[int, int, str]] = []
-    for row in rows("measure_encounter"):
-        moment = local_moment(row.get("start"))
+    for key, subject, start, provider, reasons in rows(
+        "measure_encounter", "key", "subject", "start", "provider", "reason_codes"
+    ):
+        moment = local_moment(start)
         if moment is None:
             continue
-        key = row["key"]
-        codes = {c for c in row.get("reason_codes") or [] if isinstance(c, str)}
+        codes = {c for c in reasons or [] if isinstance(c, str)}
         first_dx = None
         diagnoses = listed.get(key, no_diagnoses)
         if len(diagnoses) > 1:
@@ -180,11 +179,11 @@ def load_events(people: People, rows: Rows) -> list[Event]:
         for cond in in_encounter.get(key, []):
             codes.update(conditions[cond][0])
             seen_conditions.add(cond)
-        if first_dx is None and row.get("reason_codes"):
-            first_dx = row["reason_codes"][0]
-        event = Event(key, *moment, codes, True, row.get("provider"), first_dx)
+        if first_dx is None and reasons:
+            first_dx = reasons[0]
+        event = Event(key, *moment, codes, True, provider, first_dx)
         encounters.append(event)
-        person = people.person_of(row.get("subject"))
+        person = people.person_of(subject)
         if person is not None:
             person.events.append(event)
     for key, (cond_codes, subject, when) in conditions.items():
@@ -202,21 +201,22 @@ def load_events(people: People, rows: Rows) -> list[Event]:
 
 def load_measurements(people: People, rows: Rows) -> None:
     code_sets: dict[tuple[Any, ...], frozenset[str]] = {}  # a few dozen distinct code lists
-    for row in rows("measure_observation"):
-        person = people.person_of(row.get("subject"))
+    for key, subject, effective, codes, value, encounter in rows(
+        "measure_observation", "key", "subject", "effective", "codes", "value", "encounter"
+    ):
+        person = people.person_of(subject)
         if person is None:
             continue
-        moment = local_moment(row.get("effective"))
+        moment = local_moment(effective)
         if moment is None:
             continue
-        value = row.get("value")
         person.measurements.append(
             Measurement(
-                row["key"],
+                key,
                 *moment,
-                _codes(code_sets, row.get("codes")),
+                _codes(code_sets, codes),
                 float(value) if isinstance(value, int | float) else None,
-                row.get("encounter"),
+                encounter,
             )
         )
     for person in people:
@@ -232,9 +232,9 @@ def _codes(known: dict[tuple[Any, ...], frozenset[str]], codes: Any) -> frozense
 
 
 def load_doses(people: People, rows: Rows) -> None:
-    for row in rows("measure_immunization"):
-        person = people.person_of(row.get("patient"))
-        day = local_date(row.get("occurrence"))
+    for patient, occurrence, cvx in rows("measure_immunization", "patient", "occurrence", "cvx"):
+        person = people.person_of(patient)
+        day = local_date(occurrence)
         if person is None or day is None:
             continue
-        person.doses.append(Dose(day, frozenset(row.get("cvx") or [])))
+        person.doses.append(Dose(day, frozenset(cvx or [])))

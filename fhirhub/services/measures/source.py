@@ -10,22 +10,34 @@ runner gives (the official SQL on FHIR suite holds both to that).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 from sqlalchemy import Connection
 
-from fhirhub.views.definition import parse_view
-from fhirhub.views.materialize import stream_materialised
-from fhirhub.views.run import Row
+from fhirhub.views.definition import View, parse_view
+from fhirhub.views.materialize import column_names, stream_materialised_tuples
 from fhirhub.views.sql_run import stream_rows
 
 BATCH = 1000
+Tuples = tuple[list[str], Generator[tuple[Any, ...]]]  # column names, rows in their order
 
 
-def view_rows(conn: Connection, view: Mapping[str, Any]) -> Iterator[Row]:
-    """The rows of ``view`` over the current (not deleted) resources of its type."""
-    kept = stream_materialised(conn, view, batch=BATCH)
+def view_rows(conn: Connection, view: Mapping[str, Any]) -> Tuples:
+    """The rows of ``view`` over the current (not deleted) resources of its type, each a tuple
+    in the order of the column names given with them."""
+    kept = stream_materialised_tuples(conn, view, batch=BATCH)
     if kept is not None:
         return kept
-    return stream_rows(conn, parse_view(view), batch=BATCH)
+    parsed = parse_view(view)
+    names = column_names(parsed)
+    return names, _live(conn, parsed, names)
+
+
+def _live(conn: Connection, view: View, names: list[str]) -> Generator[tuple[Any, ...]]:
+    rows = stream_rows(conn, view, batch=BATCH)
+    try:
+        for row in rows:
+            yield tuple(row.get(n) for n in names)
+    finally:
+        rows.close()
