@@ -22,9 +22,12 @@ behind still gives current rows, and a fresh one gives them at the speed of a ta
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import queue
 import re
+import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -297,6 +300,7 @@ def stream_materialised_tuples(
     )
 
 
+_AHEAD = 4  # batches a table read fetches ahead of its reader
 _DECODED_KEPT = 50_000  # distinct collection texts remembered while reading a table
 
 
@@ -340,9 +344,10 @@ def _materialised(
 
 def _table_rows(conn: Connection, query: Any, batch: int) -> Generator[Sequence[tuple[Any, ...]]]:
     """The rows of ``query``, a batch at a time. On PostgreSQL from psycopg's server-side
-    cursor, as tuples: SQLAlchemy's result rows cost more than reading them (millions of rows
-    for a large city's indicators). Elsewhere through SQLAlchemy, which types SQLite's
-    booleans."""
+    cursor, as tuples (SQLAlchemy's result rows cost more than reading them: millions of rows
+    for a large city's indicators), the next batches fetched by a thread while the caller
+    works on this one, so that PostgreSQL reads the table while Python builds from it.
+    Elsewhere through SQLAlchemy, which types SQLite's booleans."""
     if conn.dialect.name != "postgresql":
         result = conn.execute(query, execution_options={"stream_results": True, "yield_per": batch})
         try:
@@ -355,9 +360,36 @@ def _table_rows(conn: Connection, query: Any, batch: int) -> Generator[Sequence[
     sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
     dbapi: Any = conn.connection.dbapi_connection
     cursor = dbapi.cursor(name="fhirhub_view_table", row_factory=tuple_row)
+    parts: queue.Queue[Sequence[tuple[Any, ...]] | BaseException | None] = queue.Queue(
+        maxsize=_AHEAD
+    )
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            cursor.execute(sql)
+            while not stop.is_set():
+                part = cursor.fetchmany(batch)
+                parts.put(part or None)
+                if not part:
+                    return
+        except BaseException as exc:  # handed to the reader, raised there
+            parts.put(exc)
+
+    fetcher = threading.Thread(target=fetch, name="fhirhub-view-table", daemon=True)
+    fetcher.start()
     try:
-        cursor.execute(sql)
-        while part := cursor.fetchmany(batch):
-            yield part
+        while True:
+            found = parts.get()
+            if found is None:
+                return
+            if isinstance(found, BaseException):
+                raise found
+            yield found
     finally:
+        stop.set()
+        while fetcher.is_alive():  # a reader that stopped early: let the fetcher finish
+            with contextlib.suppress(queue.Empty):
+                parts.get(timeout=0.1)
+        fetcher.join()
         cursor.close()

@@ -214,3 +214,27 @@ def test_a_streamed_read_plans_for_every_row(engine: Engine) -> None:
         assert conn.execute(text("SHOW jit")).scalar_one() == "off"
     with engine.connect() as conn:  # for that transaction only
         assert conn.execute(text("SHOW cursor_tuple_fraction")).scalar_one() == "0.1"
+
+
+def test_a_table_read_as_tuples_stopped_early_leaves_the_connection_usable(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows come as tuples in the order of the names given with them; on PostgreSQL the
+    next batches are fetched ahead by a thread, which a reader that stops early must not leave
+    holding the connection."""
+    monkeypatch.setattr(materialize, "OVERLAP_US", 0)
+    _put(engine, *({"id": f"p{i}", "active": i % 2 == 0} for i in range(7)))
+    refresh(engine, VIEW)
+    with engine.connect() as conn:
+        found = materialize.stream_materialised_tuples(conn, VIEW, batch=2)
+        assert found is not None
+        names, rows = found
+        assert names == ["id", "active", "births", "family"]
+        every = sorted(rows)
+        assert every == sorted((f"p{i}", i % 2 == 0, None, None) for i in range(7))
+        found = materialize.stream_materialised_tuples(conn, VIEW, batch=2)
+        assert found is not None
+        first = next(found[1])
+        assert len(first) == 4
+        found[1].close()  # stopped after one row of four batches
+        assert conn.execute(text("SELECT count(*) FROM view_patient_names")).scalar_one() == 7
