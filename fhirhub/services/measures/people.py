@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 
 from fhirhub.services.measures.period import local_date, local_moment
@@ -195,12 +196,12 @@ def load_events(people: People, rows: Rows) -> list[Event]:
             continue
         person.events.append(Event(key, *moment, set(cond_codes), False))
     for person in people:
-        person.events.sort(key=lambda e: (e.day, e.instant, e.key))
+        person.events.sort(key=_ORDER)
     return encounters
 
 
 def load_measurements(people: People, rows: Rows) -> None:
-    code_sets: dict[tuple[Any, ...], frozenset[str]] = {}  # a few dozen distinct code lists
+    code_sets: dict[int, tuple[Any, frozenset[str]]] = {}
     for key, subject, effective, codes, value, encounter in rows(
         "measure_observation", "key", "subject", "effective", "codes", "value", "encounter"
     ):
@@ -220,15 +221,27 @@ def load_measurements(people: People, rows: Rows) -> None:
             )
         )
     for person in people:
-        person.measurements.sort(key=lambda m: (m.day, m.instant, m.key))
+        person.measurements.sort(key=_ORDER)
 
 
-def _codes(known: dict[tuple[Any, ...], frozenset[str]], codes: Any) -> frozenset[str]:
-    key = tuple(c for c in codes or () if isinstance(c, str))
-    found = known.get(key)
-    if found is None:
-        found = known[key] = frozenset(key)
-    return found
+_ORDER = attrgetter("day", "instant", "key")  # of a person's events and measurements
+
+
+def _codes(known: dict[int, tuple[Any, frozenset[str]]], codes: Any) -> frozenset[str]:
+    """The codes of a row as a set shared by the rows with the same list: the view's rows share
+    the list decoded from the same text (a few dozen distinct lists in millions of rows), so
+    the list itself is the key, kept beside its set so that its id is not reused."""
+    found = known.get(id(codes))
+    if found is not None and found[0] is codes:
+        return found[1]
+    if len(known) >= _CODES_KEPT:
+        known.clear()
+    made = frozenset(c for c in codes or () if isinstance(c, str))
+    known[id(codes)] = (codes, made)
+    return made
+
+
+_CODES_KEPT = 100_000
 
 
 def load_doses(people: People, rows: Rows) -> None:
