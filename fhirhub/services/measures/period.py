@@ -154,6 +154,7 @@ def _week1_start(year: int) -> date:
     return jan4 - timedelta(days=(jan4.weekday() + 1) % 7)
 
 
+@lru_cache(maxsize=8192)  # a few hundred days, asked for by a million encounters
 def epi_week(d: date) -> tuple[int, int]:
     for year in (d.year + 1, d.year, d.year - 1):
         start = _week1_start(year)
