@@ -159,36 +159,38 @@ def load_events(people: People, rows: Rows) -> list[Event]:
             listed[encounter].append((rank if isinstance(rank, int) else 1 << 30, i, condition))
     encounters: list[Event] = []
     seen_conditions: set[str] = set()
-    no_diagnoses: list[tuple[int, int, str]] = []
+    none: tuple[Any, ...] = ()
+    person_of = people.of_record.get
     for key, subject, start, provider, reasons in rows(
         "measure_encounter", "key", "subject", "start", "provider", "reason_codes"
     ):
         moment = local_moment(start)
         if moment is None:
             continue
-        codes = {c for c in reasons or [] if isinstance(c, str)}
+        codes = {c for c in reasons if isinstance(c, str)} if reasons else set()
         first_dx = None
-        diagnoses = listed.get(key, no_diagnoses)
+        diagnoses = listed.get(key, none)
         if len(diagnoses) > 1:
             diagnoses = sorted(diagnoses)
         for _, _, cond in diagnoses:
-            cond_codes = conditions[cond][0] if cond in conditions else []
+            found = conditions.get(cond)
+            cond_codes = found[0] if found is not None else none
             codes.update(cond_codes)
             seen_conditions.add(cond)
             if first_dx is None and cond_codes:
                 first_dx = cond_codes[0]
-        for cond in in_encounter.get(key, []):
+        for cond in in_encounter.get(key, none):
             codes.update(conditions[cond][0])
             seen_conditions.add(cond)
         if first_dx is None and reasons:
             first_dx = reasons[0]
         event = Event(key, *moment, codes, True, provider, first_dx)
         encounters.append(event)
-        person = people.person_of(subject)
+        person = person_of(subject) if subject else None
         if person is not None:
             person.events.append(event)
     for key, (cond_codes, subject, when) in conditions.items():
-        if key in seen_conditions or not cond_codes:
+        if not cond_codes or key in seen_conditions:
             continue
         moment = local_moment(when)
         person = people.person_of(subject)
