@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from psycopg.rows import tuple_row
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -278,8 +279,15 @@ def stream_materialised(
     found = stream_materialised_tuples(conn, data, batch=batch)
     if found is None:
         return None
-    names, rows = found
-    return (dict(zip(names, values, strict=True)) for values in rows)
+    return _as_dicts(*found)
+
+
+def _as_dicts(names: list[str], rows: Generator[tuple[Any, ...]]) -> Generator[Row]:
+    try:
+        for values in rows:
+            yield dict(zip(names, values, strict=True))
+    finally:
+        rows.close()
 
 
 def stream_materialised_tuples(
@@ -355,8 +363,6 @@ def _table_rows(conn: Connection, query: Any, batch: int) -> Generator[Sequence[
         finally:
             result.close()
         return
-    from psycopg.rows import tuple_row
-
     sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
     dbapi: Any = conn.connection.dbapi_connection
     cursor = dbapi.cursor(name="fhirhub_view_table", row_factory=tuple_row)
