@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import queue
 import re
@@ -309,6 +310,7 @@ def stream_materialised_tuples(
 
 
 _AHEAD = 4  # batches a table read fetches ahead of its reader
+_READS = itertools.count()  # names each read's cursor: two reads may share a connection
 _DECODED_KEPT = 50_000  # distinct collection texts remembered while reading a table
 
 
@@ -365,7 +367,7 @@ def _table_rows(conn: Connection, query: Any, batch: int) -> Generator[Sequence[
         return
     sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
     dbapi: Any = conn.connection.dbapi_connection
-    cursor = dbapi.cursor(name="fhirhub_view_table", row_factory=tuple_row)
+    cursor = dbapi.cursor(name=f"fhirhub_view_table_{next(_READS)}", row_factory=tuple_row)
     parts: queue.Queue[Sequence[tuple[Any, ...]] | BaseException | None] = queue.Queue(
         maxsize=_AHEAD
     )
