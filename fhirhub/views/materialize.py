@@ -344,12 +344,21 @@ def _materialised(
                         value = decoded[raw] = loads(raw)
                     values[i] = value
             yield tuple(values)
-    live = stream_rows(conn, view, Scope(since_us=since + 1), batch=batch)
+    yield from live_tuples(conn, view, Scope(since_us=since + 1), batch=batch)
+
+
+def live_tuples(
+    conn: Connection, view: View, scope: Scope | None = None, *, batch: int = CHUNK
+) -> Generator[tuple[Any, ...]]:
+    """The rows :func:`~fhirhub.views.sql_run.stream_rows` runs over the store, each a tuple in
+    the order of :func:`column_names`."""
+    names = column_names(view)
+    rows = stream_rows(conn, view, scope, batch=batch)
     try:
-        for row in live:
+        for row in rows:
             yield tuple(row.get(n) for n in names)
     finally:
-        live.close()
+        rows.close()
 
 
 def _table_rows(conn: Connection, query: Any, batch: int) -> Generator[Sequence[tuple[Any, ...]]]:

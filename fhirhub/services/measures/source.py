@@ -15,9 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from fhirhub.views.definition import View, parse_view
-from fhirhub.views.materialize import column_names, stream_materialised_tuples
-from fhirhub.views.sql_run import stream_rows
+from fhirhub.views.definition import parse_view
+from fhirhub.views.materialize import column_names, live_tuples, stream_materialised_tuples
 
 BATCH = 1000
 Tuples = tuple[list[str], Generator[tuple[Any, ...]]]  # column names, rows in their order
@@ -30,14 +29,4 @@ def view_rows(conn: Connection, view: Mapping[str, Any]) -> Tuples:
     if kept is not None:
         return kept
     parsed = parse_view(view)
-    names = column_names(parsed)
-    return names, _live(conn, parsed, names)
-
-
-def _live(conn: Connection, view: View, names: list[str]) -> Generator[tuple[Any, ...]]:
-    rows = stream_rows(conn, view, batch=BATCH)
-    try:
-        for row in rows:
-            yield tuple(row.get(n) for n in names)
-    finally:
-        rows.close()
+    return column_names(parsed), live_tuples(conn, parsed, batch=BATCH)
