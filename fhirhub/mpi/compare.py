@@ -161,6 +161,15 @@ def own_nik(f: Features) -> str | None:
     return f.nik.value if f.nik is not None and not f.nik_foreign else None
 
 
+def nik_guard(f: Features) -> str | None:
+    """The NIK the ``different-nik`` rule holds a record to: its own, unless the record is a
+    newborn's placeholder beside the mother's NIK. Two records whose guards are more than one
+    typo apart (``compare_nik`` 2) never link, whatever else they share."""
+    if f.newborn_placeholder and f.nik_ibu:
+        return None
+    return own_nik(f)
+
+
 def compare_nik(a: str | None, b: str | None) -> int:
     """same / one digit changed or two adjacent digits swapped / different / missing."""
     if a is None or b is None:

@@ -276,6 +276,16 @@ def blocking_keys(f: Features) -> set[str]:
     return {k for k in keys if _CONTROL.search(k) is None}
 
 
+def nik_neighbourhood(nik: str) -> set[str]:
+    """Keys any two NIKs one typo apart share (one digit changed or two adjacent swapped:
+    ``compare.compare_nik``'s level 1), and NIKs further apart almost never: the NIK with each
+    window of four digits, at steps of two, masked. A changed digit or a swapped pair lies
+    within one window. Only locked (``store.gather``'s ``guards``), never stored."""
+    width = min(4, len(nik))
+    starts = set(range(0, len(nik) - width + 1, 2)) | {len(nik) - width}
+    return {f"nik~:{nik[:i]}{'_' * width}{nik[i + width :]}" for i in starts}
+
+
 def _identifiers(patient: Mapping[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for ident in patient.get("identifier") or []:

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare, compare_nik, own_nik
+from fhirhub.mpi.compare import FIELDS, LEVELS, MISSING, Comparison, compare, compare_nik, nik_guard
 from fhirhub.mpi.dates import CLOSE
 from fhirhub.mpi.features import Features, blocking_keys
 
@@ -378,8 +378,7 @@ def rules(
 
 def _different_niks(a: Features, b: Features) -> bool:
     """The ``different-nik`` rule of :func:`rules`, without the rest of the comparison."""
-    placeholder = (a.newborn_placeholder and a.nik_ibu) or (b.newborn_placeholder and b.nik_ibu)
-    return not placeholder and compare_nik(own_nik(a), own_nik(b)) == 2
+    return compare_nik(nik_guard(a), nik_guard(b)) == 2
 
 
 def _near_identifier(a: Features, b: Features, c: Comparison) -> bool:

@@ -69,22 +69,27 @@ def ints(values: Iterable[int | None]) -> str:
 MAX_KEY_LOCKS = 500
 _INDEX_LOCK = "mpi|*"  # held shared beside key locks; alone and exclusive for a large batch
 # The index's lock shared first, then the keys' in the order of their hashes (an Append runs
-# its parts in order). A key with a ``crowd`` is not locked once its committed block already
-# holds that many records: a block that full is over its cap for every writer from now on
-# (blocks only grow, but for deleted and changed records), so no writer finds a candidate
-# through it and there is nothing to take turns for. Without this, every two writers of a
-# "MUHAMMAD" in one postcode waited for each other: a fifth of the time of two concurrent
-# Bundles went to it. Only keys this process saw over their cap a while ago (CROWDED) get a
-# crowd: counting every key cost as much as reading the blocks. The statement returns the keys
-# given a crowd that it found under it (and so locked), as one separated text: the others are
-# full, and the block read need not read them again (gather).
+# its parts in order), each exclusive or, where ``shared`` (see gather), shared. A key with a
+# ``crowd`` is not locked once its committed block already holds that many records: a block
+# that full is over its cap for every writer from now on (blocks only grow, but for deleted and
+# changed records), so no writer finds a candidate through it and there is nothing to take
+# turns for. Without this, every two writers of a "MUHAMMAD" in one postcode waited for each
+# other: a fifth of the time of two concurrent Bundles went to it. Only keys this process saw
+# over their cap a while ago (CROWDED) get a crowd: counting every key cost as much as reading
+# the blocks. The statement returns the keys given a crowd that it found under it (and so
+# locked), as one separated text: the others are full, and the block read need not read them
+# again (gather).
+_KEY_LOCK = (
+    "CASE WHEN s.shared THEN pg_advisory_xact_lock_shared(s.h) ELSE pg_advisory_xact_lock(s.h) END"
+)
+_SHARED = "string_to_array(%b, ',')::bool[]"
 _LOCK_SQL = (
     "SELECT string_agg(l.key, E'\\x1f') FILTER (WHERE l.crowd IS NOT NULL) FROM ("
     "SELECT NULL::text AS key, NULL::int AS crowd, "
     "pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
-    "UNION ALL SELECT s.key, s.crowd, pg_advisory_xact_lock(s.h) FROM (SELECT k.key, k.crowd, "
+    f"UNION ALL SELECT s.key, s.crowd, {_KEY_LOCK} FROM (SELECT k.key, k.crowd, k.shared, "
     "hashtextextended('mpi|' || k.key, 0) AS h "
-    f"FROM unnest({TEXTS}, {INTS}) AS k(key, crowd) WHERE k.crowd IS NULL "
+    f"FROM unnest({TEXTS}, {INTS}, {_SHARED}) AS k(key, crowd, shared) WHERE k.crowd IS NULL "
     "OR (SELECT count(*) FROM (SELECT 1 FROM mpi_blocks WHERE mpi_blocks.key = k.key "
     "LIMIT k.crowd) AS c) < k.crowd ORDER BY h) AS s) AS l"
 )
@@ -92,8 +97,8 @@ _LOCK_SQL = (
 # tables become; planning the statement above cost as much as running it.
 _LOCK_KEYS_SQL = (
     "SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(%b, 0)) "
-    "UNION ALL SELECT pg_advisory_xact_lock(s.h) FROM (SELECT hashtextextended('mpi|' || k, 0) "
-    f"AS h FROM unnest({TEXTS}) AS k ORDER BY h) AS s) AS l"
+    f"UNION ALL SELECT {_KEY_LOCK} FROM (SELECT k.shared, hashtextextended('mpi|' || k.key, 0) "
+    f"AS h FROM unnest({TEXTS}, {_SHARED}) AS k(key, shared) ORDER BY h) AS s) AS l"
 )
 # Weak keys whose block a read or the lock's count found full, with when (time.monotonic()).
 # For CROWDED_TRUSTED seconds after, the key is taken as crowded still: neither locked, counted
@@ -108,8 +113,8 @@ _CROWDED_KEPT = 200_000
 
 def lock(conn: Connection, keys: Iterable[str]) -> None:
     """Serialise index writers that share any of ``keys`` until the transaction ends, taking
-    the locks in one global order (so two writers never wait for each other). SQLite writers
-    already hold the database's write lock."""
+    the locks (exclusive) in one global order (so two writers never wait for each other in a
+    circle). SQLite writers already hold the database's write lock."""
     if not is_postgres(conn):
         return
     statement = lock_statement(keys)
@@ -120,20 +125,24 @@ def lock(conn: Connection, keys: Iterable[str]) -> None:
 
 
 def lock_statement(
-    keys: Iterable[str], crowd: dict[str, int] | None = None
+    keys: Iterable[str],
+    crowd: dict[str, int] | None = None,
+    shared: Iterable[str] = (),
 ) -> tuple[str, tuple[Any, ...]] | None:
     """The statement :func:`lock` runs (PostgreSQL), None when there is nothing to lock. Every
     key lock goes with the whole index's lock held shared; past MAX_KEY_LOCKS keys the whole
     index is locked alone, exclusive. ``crowd``: blocking keys left unlocked once their block
-    holds that many records (see _LOCK_SQL)."""
+    holds that many records (see _LOCK_SQL); ``shared``: keys locked shared."""
     wanted = sorted(set(keys))
     if not wanted:
         return None
     if len(wanted) > MAX_KEY_LOCKS:
         return "SELECT pg_advisory_xact_lock(hashtextextended(%b, 0))", (_INDEX_LOCK,)
+    shared = set(shared)
+    modes = ",".join("t" if k in shared else "f" for k in wanted)
     if not crowd:
-        return _LOCK_KEYS_SQL, (_INDEX_LOCK, texts(wanted))
-    return _LOCK_SQL, (_INDEX_LOCK, texts(wanted), ints(crowd.get(k) for k in wanted))
+        return _LOCK_KEYS_SQL, (_INDEX_LOCK, texts(wanted), modes)
+    return _LOCK_SQL, (_INDEX_LOCK, texts(wanted), ints(crowd.get(k) for k in wanted), modes)
 
 
 # --- records -------------------------------------------------------------------------------
@@ -389,11 +398,16 @@ def gather(
     created: Iterable[str] = (),
     deleted: Sequence[str] = (),
     weak: Iterable[str] = (),
+    shared: Iterable[str] = (),
+    guards: Iterable[str] = (),
     stamped: bool = True,
 ) -> Gathered:
     """For a batch of records (``keys``: record -> its blocking keys): lock the keys (so two
     writers of one citizen take turns; a ``weak`` key only while its block is under its limit:
-    past it, it is nobody's way to a candidate), replace the records' stored keys when ``replace``
+    past it, it is nobody's way to a candidate; a ``shared`` key shared, so that writers of
+    records that can never link take no turns on it: only against a writer locking it
+    exclusive; ``guards``: keys only locked, exclusive, never stored nor read), replace the
+    records' stored keys when ``replace``
     (``created`` records have none yet) and drop those of ``deleted`` records, then read each
     key's block (at most ``limits[key]`` records), the Person of every record met, the
     decisions people made about the batch's records, and (``stamped``) when each candidate was
@@ -421,11 +435,12 @@ def gather(
         # lock. Past MAX_KEY_LOCKS the whole index is locked, and every block is read.
         now = time.monotonic()
         sighted = {k: CROWDED[k] for k in weak & CROWDED.keys() if limits[k] > len(members[k])}
-        if len(all_keys) > MAX_KEY_LOCKS:
+        guards = sorted(set(guards))
+        if len(all_keys) + len(guards) > MAX_KEY_LOCKS:
             sighted = {}
         seen = {k for k, at in sighted.items() if now - at < CROWDED_TRUSTED}
         crowd = {k: limits[k] for k in sighted if k not in seen}
-        statement = lock_statement([k for k in all_keys if k not in seen], crowd)
+        statement = lock_statement([k for k in all_keys if k not in seen] + guards, crowd, shared)
         locks = raw.cursor(binary=True)
         if statement is not None:  # counting blocks, planned each time, as the reads below
             locks.execute(*statement, prepare=None if not crowd else False)

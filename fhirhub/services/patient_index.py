@@ -40,7 +40,15 @@ from fhirhub.errors import FhirError
 from fhirhub.model.instant import to_instant
 from fhirhub.model.json import loads
 from fhirhub.mpi import store
-from fhirhub.mpi.features import Features, blocking_keys, decode, encode, extract
+from fhirhub.mpi.compare import nik_guard
+from fhirhub.mpi.features import (
+    Features,
+    blocking_keys,
+    decode,
+    encode,
+    extract,
+    nik_neighbourhood,
+)
 from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide, train
 from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
 from fhirhub.search.indexing import index_rows_borrowing
@@ -255,6 +263,13 @@ class PatientIndex:
         # one record more than a block's cap beside the record itself tells a crowded block
         limits = {k: cap_of(k) + 2 for ks in keys.values() for k in ks}
         weak = {k for k in limits if not names_a_citizen(k)}
+        # Two records held to NIKs more than one typo apart never link (the different-nik
+        # rule): their writers need not take turns on a name, date or address key they share,
+        # only against a writer of a record without one. Records one typo apart share a key of
+        # their NIKs' neighbourhood, locked exclusive.
+        niks = {pid: nik_guard(f) for pid, f in features.items()}
+        unguarded = {k for pid, ks in keys.items() if niks[pid] is None for k in ks}
+        guards = {g for n in niks.values() if n is not None for g in nik_neighbourhood(n)}
         got = store.gather(
             conn,
             keys,
@@ -263,6 +278,8 @@ class PatientIndex:
             created=created,
             deleted=deleted,
             weak=weak,
+            shared=weak - unguarded,
+            guards=guards,
             stamped=not known,  # a rebuild knows every record's features
         )
         found: dict[str, set[str]] = {}

@@ -79,7 +79,9 @@ def test_a_key_seen_crowded_lately_is_neither_locked_nor_read(
     locked: list[str] = []
     real = store.lock_statement
     monkeypatch.setattr(
-        store, "lock_statement", lambda keys, crowd=None: locked.extend(keys) or real(keys, crowd)
+        store,
+        "lock_statement",
+        lambda keys, crowd=None, shared=(): locked.extend(keys) or real(keys, crowd, shared),
     )
     with engine.begin() as conn:
         store.insert_blocks(conn, [(KEY, "old0")])

@@ -6,13 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 from mpi_invariants import check
+from psycopg.errors import LockNotAvailable
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from fhirhub.mpi import store
+from fhirhub.mpi.compare import compare_nik, nik_guard
+from fhirhub.mpi.features import extract, nik_neighbourhood
 from fhirhub.services.patient_index import PatientIndex
 from fhirhub.services.writes import Writer
 from fhirhub.storage.engine import make_engine
 from fhirhub.storage.repository import ResourceRepository
+from tests.api import factories
 from tests.conftest import _empty_postgres, postgres_url
 
 
@@ -132,3 +137,78 @@ def test_an_identifier_key_is_locked_even_when_crowded(pg: Engine):
     key = "nik:7472010101800001"  # a crowded NIK is a review, made by one writer at a time
     _fill(pg, key, 5)
     assert _waits(pg, key, weak=set())
+
+
+# --- which writers of records take turns -----------------------------------------------------
+
+CITIZEN = "7472014501900001"
+
+
+def _record(pid: str, nik: str | None) -> dict[str, object]:
+    """One woman's record as a clinic sends it: name, birth date, phone and street all alike;
+    her NIK, another, or none."""
+    body = factories.patient(
+        nik or "", id=pid, telecom=[{"system": "phone", "value": "081234567890"}],
+        address=[{"line": ["Jl. Betoambari No. 7"], "postalCode": "93724"}],
+    )  # fmt: skip
+    if nik is None:
+        del body["identifier"]
+    return body
+
+
+def _writer_waits(pg: Engine, first: dict[str, object], second: dict[str, object]) -> bool:
+    """Whether the index's write of ``second`` waits for a writer of ``first`` still in its
+    transaction."""
+    with pg.connect() as one, pg.connect() as two:
+        one.begin()
+        w = Writer(ResourceRepository(one), patient_index=PatientIndex())
+        w.update("Patient", str(first["id"]), first)
+        w.flush()
+        two.execute(text("SET lock_timeout = '300ms'"))
+        try:
+            w = Writer(ResourceRepository(two), patient_index=PatientIndex())
+            w.update("Patient", str(second["id"]), second)
+            w.flush()
+        except (LockNotAvailable, OperationalError) as exc:  # raw, or wrapped by SQLAlchemy
+            assert "lock timeout" in str(exc)
+            return True
+        finally:
+            two.rollback()
+            one.rollback()
+        return False
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "waits"),
+    [
+        (CITIZEN, "7472024501900002", False),  # another woman's NIK, the rest alike
+        (CITIZEN, None, True),  # a record without a NIK may be hers
+        (None, CITIZEN, True),
+        (None, None, True),
+        (CITIZEN, CITIZEN, True),
+        (CITIZEN, "7472014501900011", True),  # one digit off: a clerk's typo may be hers
+        (CITIZEN, "7472014510900001", True),  # two adjacent digits swapped
+    ],
+)
+def test_writers_take_turns_only_for_records_that_may_link(
+    pg: Engine, first: str | None, second: str | None, waits: bool
+):
+    """Records held to NIKs more than one typo apart never link (the different-nik rule), so
+    their writers lock the name, date, address and phone keys they share shared; a record
+    without a NIK locks them exclusive, and NIKs one typo apart share a neighbourhood key."""
+    a, b = _record("a", first), _record("b", second)
+    if first and second:  # the cases are what their comments say
+        held = [nik_guard(extract(r)) for r in (a, b)]
+        assert None not in held
+        assert (compare_nik(*held) == 2) is not waits
+    assert _writer_waits(pg, a, b) is waits
+
+
+def test_any_two_niks_one_typo_apart_share_a_neighbourhood_key():
+    nik = "7472014501900001"
+    for i in range(len(nik)):
+        for digit in "0123456789":
+            other = nik[:i] + digit + nik[i + 1 :]
+            assert nik_neighbourhood(nik) & nik_neighbourhood(other)
+        swapped = nik[:i] + nik[i + 1 : i + 2] + nik[i : i + 1] + nik[i + 2 :]
+        assert nik_neighbourhood(nik) & nik_neighbourhood(swapped)
