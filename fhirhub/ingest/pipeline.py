@@ -53,6 +53,14 @@ class TransientError(Exception):
     """Processing failed for a reason that may pass; the message is ``failed`` and retryable."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A message a batch claimed: its id and source."""
+
+    id: int
+    source: str
+
+
 @dataclass(frozen=True)
 class Receipt:
     id: int
@@ -120,18 +128,16 @@ class Pipeline:
         receipts: list[Receipt] = []
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)
-            now = now_us()
-            for payload, sender in payloads:
-                message_id, new = repo.add(
-                    source=source,
-                    sender=sender,
-                    content_type=content_type,
-                    received_at=now,
-                    checksum=_checksum(adapter, payload),
-                    payload=payload,
-                )
-                row = None if new else repo.get(message_id)
-                receipts.append(Receipt(message_id, row.status if row else "received", not new))
+            kept = repo.add_many(
+                source=source,
+                content_type=content_type,
+                received_at=now_us(),
+                items=[(sender, _checksum(adapter, p), p) for p, sender in payloads],
+            )
+            again = repo.get_many([message_id for message_id, new in kept if not new])
+            for message_id, new in kept:
+                status = "received" if new else again[message_id].status
+                receipts.append(Receipt(message_id, status, not new))
         for receipt in receipts:
             metrics.RECEIVED.labels(source, str(receipt.duplicate).lower()).inc()
         log.info(
@@ -233,26 +239,16 @@ class Pipeline:
         kept and each claimed message is stored alone, so that one bad message never costs the
         others theirs."""
         rows: dict[int, InboxRow] = {}
-        claimed: list[InboxRow] = []
-        alone: list[int] = []
         with self.engine.begin() as conn:  # the attempts count even if the worker then dies
-            repo = InboxRepository(conn)
             now = now_us()
-            lease_until = now + self.lease_seconds * 1_000_000
-            found = repo.get_many(message_ids, for_update=True)  # locked in the order of ids
-            claimable = [
-                i
-                for i, row in found.items()
-                if row.status in ("received", "failed") and row.attempts < self.max_attempts
-            ]
-            taken = repo.claim_many(
-                claimable, now=now, lease_until=lease_until, max_attempts=self.max_attempts
+            taken = InboxRepository(conn).claim_many(
+                message_ids,
+                now=now,
+                lease_until=now + self.lease_seconds * 1_000_000,
+                max_attempts=self.max_attempts,
             )
-            for message_id in sorted(set(message_ids)):
-                if message_id in taken:
-                    claimed.append(found[message_id])
-                else:
-                    alone.append(message_id)
+        claimed = [_Claim(i, taken[i]) for i in sorted(taken)]
+        alone = [i for i in sorted(set(message_ids)) if i not in taken]
         if claimed:
             started = time.perf_counter()
             try:
@@ -301,7 +297,7 @@ class Pipeline:
             raise not_found(f"No inbox message {message_id}")
         return row
 
-    def _process_batch(self, claimed: list[InboxRow]) -> dict[int, str]:
+    def _process_batch(self, claimed: list[_Claim]) -> dict[int, str]:
         outcomes: dict[int, str] = {}
         with self.engine.begin() as conn:
             repo = InboxRepository(conn)

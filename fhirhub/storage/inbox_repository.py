@@ -82,6 +82,62 @@ class InboxRepository:
         ).scalar_one()
         return int(found), False
 
+    def add_many(
+        self,
+        *,
+        source: str,
+        content_type: str | None,
+        received_at: int,
+        items: Sequence[tuple[str | None, str, bytes]],
+    ) -> list[tuple[int, bool]]:
+        """:meth:`add` for several payloads ((sender, checksum, payload) each) in one INSERT
+        and, for those already stored, one SELECT: (id, newly added) of each, in order. Of two
+        equal payloads of the batch the second is the first's duplicate, as when added one
+        after the other."""
+        if not items:
+            return []
+        rows = [
+            {
+                "source": source,
+                "sender": sender,
+                "content_type": content_type,
+                "received_at": received_at,
+                "checksum": checksum,
+                "size": len(payload),
+                "payload": zlib.compress(payload, 6),
+                "status": "received",
+                "attempts": 0,
+            }
+            for sender, checksum, payload in items
+        ]
+        dialect_insert = pg_insert if self.postgres else sqlite_insert
+        stmt = (
+            dialect_insert(M)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["source", "checksum"])
+            .returning(M.c.id, M.c.checksum)
+        )
+        added = {checksum: int(i) for i, checksum in self.conn.execute(stmt)}
+        known = {c for _, c, _ in items} - set(added)
+        found: dict[str, int] = {}
+        if known:
+            found = {
+                checksum: int(i)
+                for i, checksum in self.conn.execute(
+                    select(M.c.id, M.c.checksum).where(
+                        M.c.source == source, M.c.checksum.in_(sorted(known))
+                    )
+                )
+            }
+        out: list[tuple[int, bool]] = []
+        for _, checksum, _ in items:
+            if checksum in added:
+                out.append((added.pop(checksum), True))
+                found[checksum] = out[-1][0]  # a second one in the batch is its duplicate
+            else:
+                out.append((found[checksum], False))
+        return out
+
     def get(self, message_id: int, *, for_update: bool = False) -> InboxRow | None:
         stmt = select(*_COLUMNS).where(M.c.id == message_id)
         if for_update and self.postgres:
@@ -136,18 +192,25 @@ class InboxRepository:
 
     def claim_many(
         self, message_ids: Sequence[int], *, now: int, lease_until: int, max_attempts: int
-    ) -> set[int]:
-        """``claim`` for several messages in one guarded UPDATE: the ids it took."""
+    ) -> dict[int, str]:
+        """``claim`` for several messages in one guarded UPDATE, their rows locked in the order
+        of their ids (so two workers claiming overlapping batches never wait for each other in
+        a circle): the id and source of each message it took."""
         if not message_ids:
-            return set()
-        claimable = _claimable(now)
+            return {}
+        ids = sorted(set(message_ids))
+        taken = select(M.c.id).where(M.c.id.in_(ids)).order_by(M.c.id)
+        if self.postgres:
+            taken = taken.with_for_update()
         result = self.conn.execute(
             update(M)
-            .where(M.c.id.in_(sorted(set(message_ids))), M.c.attempts < max_attempts, claimable)
+            .where(
+                M.c.id.in_(taken.scalar_subquery()), M.c.attempts < max_attempts, _claimable(now)
+            )
             .values(status="processing", attempts=M.c.attempts + 1, lease_until=lease_until)
-            .returning(M.c.id)
+            .returning(M.c.id, M.c.source)
         )
-        return {int(i) for (i,) in result}
+        return {int(i): source for i, source in result}
 
     def finish(
         self,

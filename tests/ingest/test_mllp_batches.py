@@ -10,7 +10,7 @@ import time
 
 import pytest
 from mllp_client import Client, message, oru, running
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from fhirhub.ingest.pipeline import Pipeline
 from fhirhub.ingest.service import IngestService
@@ -127,3 +127,53 @@ def test_a_batch_waits_a_moment_for_the_other_connections_messages(
         finally:
             alone.close()
     assert observations(engine) == 4
+
+
+def test_a_batch_is_kept_in_one_insert_its_duplicates_known(
+    service: IngestService, engine: Engine
+) -> None:
+    """``receive_many`` keeps a batch with one INSERT (and one SELECT for what was kept
+    before); a message sent twice in the batch, or kept by an earlier batch, is a duplicate
+    with the first one's id and status."""
+    pipeline = service.pipeline
+    earlier = oru("D0", obx=1)
+    [first] = keep(pipeline, earlier)
+    pipeline.process_many([first])
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0])
+
+    one, two = oru("D1", obx=1), oru("D2", obx=1)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        receipts = pipeline.receive_many(
+            "rsud", [(p, "RSUD01") for p in (one, two, one, earlier)], content_type=HL7
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements.count("INSERT") == 1
+    assert [r.duplicate for r in receipts] == [False, False, True, True]
+    assert receipts[2].id == receipts[0].id and receipts[2].status == "received"
+    assert receipts[3].id == first and receipts[3].status == "processed"
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT COUNT(*) FROM inbox_messages")).scalar_one()
+    assert kept == 3
+
+
+def test_a_batch_claims_what_waits_and_leaves_the_rest_to_process_alone(
+    service: IngestService, engine: Engine
+) -> None:
+    """One guarded UPDATE claims a batch's waiting messages; one finished already (a
+    duplicate sent again) is left to ``process``, which stores nothing twice."""
+    pipeline = service.pipeline
+    [done] = keep(pipeline, oru("C0", obx=2))
+    pipeline.process_many([done])
+    stored = observations(engine)
+    fresh = keep(pipeline, oru("C1", obx=1), oru("C2", obx=1))
+    rows = pipeline.process_many([fresh[0], done, fresh[1]])
+    assert {i: r.status for i, r in rows.items()} == dict.fromkeys([*fresh, done], "processed")
+    assert observations(engine) == stored + 2
+    with engine.connect() as conn:
+        attempts = dict(conn.execute(text("SELECT id, attempts FROM inbox_messages")).all())
+    assert attempts == {done: 1, fresh[0]: 1, fresh[1]: 1}
