@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from fhirhub.errors import FhirError, Issue, not_found, operation_outcome
-from fhirhub.ingest import adapters, metrics, storing
+from fhirhub.ingest import adapters, metrics, stamps, storing
 from fhirhub.ingest.adapters import Context, Mapped, Message
 from fhirhub.ingest.normalise import canonicalise_bundle, unresolved_references
 from fhirhub.model.instant import now_us
@@ -252,7 +252,8 @@ class Pipeline:
         if claimed:
             started = time.perf_counter()
             try:
-                outcomes = self._process_batch(claimed)
+                with stamps.held():  # the batch mapped with the tables of its start
+                    outcomes = self._process_batch(claimed)
             except Exception as exc:  # nothing of the batch is kept; each is stored alone
                 log.warning(
                     "batch of messages=%s failed error=%s; storing them one by one",

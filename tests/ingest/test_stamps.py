@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fhirhub.ingest.stamps import file_stamps
+from fhirhub.ingest.stamps import file_stamps, held
 
 
 def test_stamps_follow_edits_new_files_and_folders(tmp_path: Path) -> None:
@@ -27,3 +27,16 @@ def test_stamps_follow_edits_new_files_and_folders(tmp_path: Path) -> None:
     os.utime(tmp_path / "a.yaml", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # same size
     assert file_stamps(tmp_path, ".yaml", recursive=True) != edited
     assert file_stamps(tmp_path / "missing", ".yaml") == ()
+
+
+def test_a_batch_takes_each_directorys_stamps_once(tmp_path: Path) -> None:
+    """Within ``held`` (a batch of messages) the first stamps of a directory are kept: the
+    batch is mapped with one version of the tables, and an edit is seen by the next batch."""
+    (tmp_path / "a.yaml").write_text("a: 1\n")
+    before = file_stamps(tmp_path, ".yaml")
+    with held():
+        assert file_stamps(tmp_path, ".yaml") == before
+        (tmp_path / "a.yaml").write_text("a: 22\n")
+        assert file_stamps(tmp_path, ".yaml") == before
+        assert file_stamps(tmp_path, ".yaml", recursive=True) != before  # another look
+    assert file_stamps(tmp_path, ".yaml") != before
