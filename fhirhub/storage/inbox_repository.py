@@ -56,31 +56,13 @@ class InboxRepository:
         payload: bytes,
     ) -> tuple[int, bool]:
         """Store a payload unless ``(source, checksum)`` is stored; return (id, newly added)."""
-        values = {
-            "source": source,
-            "sender": sender,
-            "content_type": content_type,
-            "received_at": received_at,
-            "checksum": checksum,
-            "size": len(payload),
-            "payload": zlib.compress(payload, 6),
-            "status": "received",
-            "attempts": 0,
-        }
-        dialect_insert = pg_insert if self.postgres else sqlite_insert
-        stmt = (
-            dialect_insert(M)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["source", "checksum"])
-            .returning(M.c.id)
+        [kept] = self.add_many(
+            source=source,
+            content_type=content_type,
+            received_at=received_at,
+            items=[(sender, checksum, payload)],
         )
-        new_id = self.conn.execute(stmt).scalar()
-        if new_id is not None:
-            return int(new_id), True
-        found = self.conn.execute(
-            select(M.c.id).where(M.c.source == source, M.c.checksum == checksum)
-        ).scalar_one()
-        return int(found), False
+        return kept
 
     def add_many(
         self,
