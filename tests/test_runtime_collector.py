@@ -1,11 +1,13 @@
-"""collector_paused: the cycle collector is off inside, back as it was after the last caller."""
+"""collector_paused: the cycle collector is off inside, back as it was after the last caller.
+collector_frozen: what is alive at its start is frozen inside, given back after unless something
+was frozen before."""
 
 from __future__ import annotations
 
 import gc
 import threading
 
-from fhirhub.runtime import collector_paused
+from fhirhub.runtime import collector_frozen, collector_paused
 
 
 def test_paused_inside_and_restored_after() -> None:
@@ -57,3 +59,41 @@ def test_threads_overlapping() -> None:
     t.join()
     assert seen == [True]
     assert gc.isenabled()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+def test_frozen_inside_and_given_back_after() -> None:
+    gc.unfreeze()
+    kept = _Node()
+    with collector_frozen():
+        assert gc.get_freeze_count() > 0
+        assert not any(o is kept for o in gc.get_objects())  # out of the collector's sight
+        made = _Node()  # made inside: collected as usual
+        assert any(o is made for o in gc.get_objects())
+    assert gc.get_freeze_count() == 0
+    assert any(o is kept for o in gc.get_objects())
+
+
+def test_frozen_before_stays_frozen() -> None:
+    gc.unfreeze()
+    gc.freeze()  # as tune_collector leaves a server's worker
+    try:
+        with collector_frozen():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_given_back_after_an_error() -> None:
+    gc.unfreeze()
+    try:
+        with collector_frozen():
+            raise ValueError
+    except ValueError:
+        pass
+    assert gc.get_freeze_count() == 0

@@ -51,6 +51,7 @@ from fhirhub.mpi.features import (
 )
 from fhirhub.mpi.score import LINK, NO_LINK, REVIEW, Decision, Model, decide, train
 from fhirhub.mpi.store import LEVEL3, LEVEL4, Membership
+from fhirhub.runtime import collector_frozen, collector_paused
 from fhirhub.search.indexing import index_rows_borrowing
 from fhirhub.storage.repository import Write
 
@@ -934,21 +935,38 @@ def rebuild(
     once, not made by the first record and rewritten for the second in a later batch (a
     tenth fewer Person versions at 200,000 records, 11 % less time placing them). Records
     stored since the rebuild read them were placed by the write path, as any write."""
-    index = PatientIndex()
-    report = RebuildReport()
     with engine.begin() as conn:
         state = store.get_state(conn, "rebuild")
     features: dict[str, Features] = {}  # kept for the placing: every record's features
     stamps: dict[str, int] = {}  # and the versions they were taken from
-    with engine.connect() as conn:
-        for pid, at, body in store.all_patient_versions(conn):
-            features[pid] = extract(_as_dict(body))
-            stamps[pid] = at
+    # Millions of objects, none in a cycle, kept to the end: the cycle collector would walk
+    # them again in every full collection (27 s of a 281 s rebuild of 200,000 records).
+    with collector_paused():
+        with engine.connect() as conn:
+            for pid, at, body in store.all_patient_versions(conn):
+                features[pid] = extract(_as_dict(body))
+                stamps[pid] = at
+        if state is None:
+            _new_keys_and_model(engine, features, retrain)
+            store.refresh_statistics(engine)
+    with collector_frozen():  # and out of its sight while the records are placed
+        return _place_all(engine, features, stamps, state, batch, progress)
+
+
+def _place_all(
+    engine: Engine,
+    features: dict[str, Features],
+    stamps: dict[str, int],
+    state: str | None,
+    batch: int,
+    progress: Callable[[int, int], None] | None,
+) -> RebuildReport:
+    """:func:`rebuild`'s placing, in batches, from where ``state`` says an earlier one
+    stopped (None: from the first record)."""
+    index = PatientIndex()
+    report = RebuildReport()
     cursor: tuple[str, str] | None = None
-    if state is None:
-        _new_keys_and_model(engine, features, retrain)
-        store.refresh_statistics(engine)
-    else:
+    if state is not None:
         after = json.loads(state)["after"]
         # a rebuild of an older version stored a record id: it starts placing again
         cursor = (after[0], after[1]) if isinstance(after, list) and len(after) == 2 else None
