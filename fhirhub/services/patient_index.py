@@ -200,6 +200,9 @@ class _Batch:
     overflow: dict[str, list[str]]  # record -> its keys whose block is over the cap
     human: dict[str, dict[str, bool]]  # record -> other record -> "same" decided by a person
     where: dict[str, Membership]  # record -> its Person now (kept current by _move)
+    # Person -> its records as stored, read for the Persons of all the batch's records when
+    # :meth:`PatientIndex._others` is first asked (None until then)
+    members: dict[str, dict[str, str]] | None = None
 
 
 class PatientIndex:
@@ -342,7 +345,7 @@ class PatientIndex:
         stay = cur is not None and (
             cur.assurance == LEVEL4
             or (target is not None and target.person_id == cur.person_id)
-            or (target is None and not self._others(w, cur.person_id, pid, todo))
+            or (target is None and not self._others(w, cur.person_id, pid, batch, todo))
         )
         if stay:
             assert cur is not None
@@ -542,10 +545,28 @@ class PatientIndex:
         store.set_features(w.conn, rest)
         todo.stored.update(rest)
 
-    def _others(self, w: IndexWriter, person_id: str, pid: str, todo: _Flush) -> bool:
-        """Whether the Person has records other than ``pid`` (this batch's moves included)."""
-        self._write_memberships(w, todo)
-        return any(p != pid for p in store.members(w.conn, person_id))
+    def _others(
+        self, w: IndexWriter, person_id: str, pid: str, batch: _Batch, todo: _Flush
+    ) -> bool:
+        """Whether the Person has records other than ``pid`` (this batch's moves included).
+        The first question reads the records of the Persons of all the batch's records, in one
+        statement: a record updated without a new candidate (most updates) asked once a
+        record before."""
+        if batch.members is None:
+            persons = {batch.where[p].person_id for p in todo.bodies if p in batch.where}
+            found = store.members_many(w.conn, persons)
+            batch.members = {person: found.get(person, {}) for person in persons}
+        stored = batch.members.get(person_id)
+        if stored is None:  # a Person another one was joined into: as stored now
+            self._write_memberships(w, todo)
+            return any(p != pid for p in store.members(w.conn, person_id))
+        # as stored (whichever of the batch's moves were written), then the batch's moves
+        if any(
+            p != pid and (p not in todo.moves or todo.moves[p].person_id == person_id)
+            for p in stored
+        ):
+            return True
+        return any(p != pid and m.person_id == person_id for p, m in todo.moves.items())
 
     def _write_reviews(self, w: IndexWriter, todo: _Flush) -> None:
         """An open ``mpi-review`` Task for each pair the batch found, unless one exists (open

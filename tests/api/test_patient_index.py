@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from factories import NIK, patient
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
 
 FHIR = {"Content-Type": "application/fhir+json"}
 MRN = "https://fhirhub.baubaukota.go.id/sid/mrn/"
@@ -114,6 +115,50 @@ def test_an_update_that_changes_the_nik_moves_the_record_out(client: TestClient)
     assert client.put(f"/fhir/Patient/{b}", json=b_body, headers=FHIR).status_code == 200
     assert person_of(client, a)["id"] != person_of(client, b)["id"]
     assert linked(person_of(client, a)) == {a: "level3"}
+
+
+def test_records_updated_together_ask_once_which_records_their_persons_hold(
+    client: TestClient,
+) -> None:
+    # four citizens, each one record and one Person; one transaction updates every record,
+    # none finding a new candidate: each stays in its Person, and whether the Person holds
+    # other records is read for all four in one statement (it was one a record)
+    people = [
+        ("7472014501900001", "Wa Ode Sitti"),
+        ("7472021208850002", "La Ode Baharudin"),
+        ("7472035503770003", "Nur Aisyah"),
+        ("7472041010660004", "Muhammad Arif"),
+    ]
+    ids = [
+        create(client, record("clinic-a", str(i), nik=nik, family=name))
+        for i, (nik, name) in enumerate(people)
+    ]
+    before = {pid: person_of(client, pid)["id"] for pid in ids}
+    assert len(set(before.values())) == 4
+    entries = []
+    for pid in ids:
+        body = client.get(f"/fhir/Patient/{pid}").json()
+        body["telecom"] = [{"system": "phone", "value": f"+62812345678{len(entries)}"}]
+        entries.append({"resource": body, "request": {"method": "PUT", "url": f"Patient/{pid}"}})
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        r = client.post(
+            "/fhir",
+            json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+            headers=FHIR,
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert r.status_code == 200, r.text
+    assert {pid: person_of(client, pid)["id"] for pid in ids} == before
+    by_person = [s for s in statements if "WHERE mpi_records.person_id" in s]
+    # one for the question, one for the Persons' rewrite under their locks
+    assert len(by_person) == 2, by_person
 
 
 def test_a_client_cannot_write_a_person(client: TestClient):
