@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from factories import NIK, patient
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sql_statements import statements_run
 
 FHIR = {"Content-Type": "application/fhir+json"}
 MRN = "https://fhirhub.baubaukota.go.id/sid/mrn/"
@@ -140,20 +140,12 @@ def test_records_updated_together_ask_once_which_records_their_persons_hold(
         body = client.get(f"/fhir/Patient/{pid}").json()
         body["telecom"] = [{"system": "phone", "value": f"+62812345678{len(entries)}"}]
         entries.append({"resource": body, "request": {"method": "PUT", "url": f"Patient/{pid}"}})
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_run() as statements:
         r = client.post(
             "/fhir",
             json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
             headers=FHIR,
         )
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
     assert r.status_code == 200, r.text
     assert {pid: person_of(client, pid)["id"] for pid in ids} == before
     by_person = [s for s in statements if "WHERE mpi_records.person_id" in s]

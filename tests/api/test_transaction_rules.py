@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from factories import NIK, patient
 from fastapi.testclient import TestClient
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sql_statements import statements_run
 
 H = {"content-type": "application/fhir+json"}
 
@@ -95,18 +94,10 @@ def test_the_conditional_creates_of_a_transaction_are_locked_and_matched_at_once
     for nik in niks[:2]:  # two exist already
         made = client.post("/fhir/Patient", json=patient(nik=nik), headers=H)
         known[nik] = made.json()["id"]
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_run() as statements:
         r = client.post(
             "/fhir", json=_bundle("transaction", *(_conditional(n) for n in niks)), headers=H
         )
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
     assert r.status_code == 200, r.text
     statuses = [e["response"]["status"] for e in r.json()["entry"]]
     assert statuses == ["200 OK", "200 OK", "201 Created", "201 Created", "201 Created"]

@@ -10,7 +10,8 @@ import time
 
 import pytest
 from mllp_client import Client, message, oru, running
-from sqlalchemy import Engine, event, text
+from sql_statements import statements_run
+from sqlalchemy import Engine, text
 
 from fhirhub.ingest.pipeline import Pipeline
 from fhirhub.ingest.service import IngestService
@@ -139,19 +140,12 @@ def test_a_batch_is_kept_in_one_insert_its_duplicates_known(
     earlier = oru("D0", obx=1)
     [first] = keep(pipeline, earlier)
     pipeline.process_many([first])
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement.split()[0])
-
     one, two = oru("D1", obx=1), oru("D2", obx=1)
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(engine) as run:
         receipts = pipeline.receive_many(
             "rsud", [(p, "RSUD01") for p in (one, two, one, earlier)], content_type=HL7
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    statements = [s.split()[0] for s in run]
     assert statements.count("INSERT") == 1
     assert [r.duplicate for r in receipts] == [False, False, True, True]
     assert receipts[2].id == receipts[0].id and receipts[2].status == "received"
