@@ -219,3 +219,26 @@ def test_a_rebuild_stores_the_features_of_the_version_it_places(engine) -> None:
     stored = _stored(engine, "r")
     assert stored.features_at != read_then and stamps["r"] == stored.features_at
     assert decode(stored.features) == extract(changed) == known["r"]
+
+
+def test_an_update_that_leaves_its_record_in_its_person_stores_its_new_features(engine) -> None:
+    """On PostgreSQL the features of a record that has a Person are written with the gather's
+    reads; the record staying where it is, nothing else writes them."""
+    from sqlalchemy import text
+
+    from fhirhub.mpi import store
+
+    first = {**SAMPLES[1], "id": "u"}
+    _write(engine, "u", first)
+    with engine.connect() as conn:
+        before = store.memberships(conn, ["u"])["u"]
+    changed = {**first, "telecom": [{"system": "phone", "value": "+62 813-1111-2222"}]}
+    _write(engine, "u", changed)
+    with engine.connect() as conn:
+        assert store.memberships(conn, ["u"])["u"] == before
+        current = conn.execute(
+            text("SELECT last_updated FROM resources WHERE res_type = 'Patient' AND res_id = 'u'")
+        ).scalar_one()
+    stored = _stored(engine, "u")
+    assert stored.features_at == current
+    assert decode(stored.features) == extract(changed) != extract(first)
