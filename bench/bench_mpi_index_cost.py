@@ -125,24 +125,23 @@ def main() -> None:
         conn.close()
     for engine in engines.values():
         engine.dispose()
+    report(f"{args.groups} groups of {args.size} Bundles (100 entries, 10 new Patients each)", cpu)
+    if args.updates:
+        title = "updates: the same groups' Patients again, a new phone each (10 PUTs a Bundle)"
+        report(title, updated)
+    common.finish()
+
+
+def report(title: str, cpu: dict[str, list[float]]) -> None:
+    """The median CPU a Bundle in each mode (ms), and the median of the per-group ratios."""
     on, off = common.median(cpu["on"]), common.median(cpu["off"])
     ratio = common.median([b / a for a, b in zip(cpu["on"], cpu["off"], strict=True)])
     print(
-        f"{args.groups} groups of {args.size} Bundles (100 entries, 10 new Patients each)\n"
+        f"{title}\n"
         f"CPU per Bundle (Python + PostgreSQL): index on {on:.2f} ms, off (baseline) "
         f"{off:.2f} ms; the index {on - off:.2f} ms\n"
         f"median of per-group ratios off/on: {ratio:.3f}"
     )
-    if args.updates:
-        on, off = common.median(updated["on"]), common.median(updated["off"])
-        ratio = common.median([b / a for a, b in zip(updated["on"], updated["off"], strict=True)])
-        print(
-            f"updates: the same groups' Patients again, a new phone each (10 PUTs a Bundle)\n"
-            f"CPU per Bundle (Python + PostgreSQL): index on {on:.2f} ms, off (baseline) "
-            f"{off:.2f} ms; the index {on - off:.2f} ms\n"
-            f"median of per-group ratios off/on: {ratio:.3f}"
-        )
-    common.finish()
 
 
 if __name__ == "__main__":
